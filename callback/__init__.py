@@ -1,0 +1,39 @@
+"""callback: let callers in a queue ask to be called back, and call them back agent first."""
+import os
+
+import click
+from flask import Flask
+
+from . import logs
+from .config import Config
+from .services import build_services
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+
+
+def create_app(overrides=None):
+    """Application factory: configuration from the environment, then `overrides`."""
+    config = Config.from_env(**(overrides or {}))
+    logs.install(config.LOG_LEVEL)
+    app = Flask(__name__, template_folder=TEMPLATES)
+    app.config.update(
+        SECRET_KEY=config.SECRET_KEY or os.urandom(32).hex(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.SESSION_COOKIE_SECURE,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.extensions["callback"] = build_services(config)
+
+    from . import api, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the DynamoDB tables (idempotent)."""
+        created = app.extensions["callback"].storage.create_tables()
+        click.echo("created: " + (", ".join(created) if created else "nothing, all tables exist"))
+
+    return app

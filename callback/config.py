@@ -1,0 +1,75 @@
+"""Configuration: one object, read from the environment once."""
+import os
+from dataclasses import dataclass, field, fields, replace
+
+
+def _bool(value):
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the app reads from its environment; tests pass overrides."""
+
+    TWILIO_ACCOUNT_SID: str = "AC00000000000000000000000000000000"
+    TWILIO_AUTH_TOKEN: str = ""
+    TWILIO_API_BASE_URL: str = "https://api.twilio.com"
+    TWILIO_REST_TIMEOUT_SECONDS: float = 5.0
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    CALLBACK_TABLE_PREFIX: str = "callback-"
+    AWS_REGION: str = "us-east-1"
+    AWS_ENDPOINT_URL_DYNAMODB: str = ""
+    # Seconds an agent's phone rings before the attempt to reach them is abandoned.
+    AGENT_RING_TIMEOUT_SECONDS: int = 20
+    # Routing configuration (IVRs, queues, numbers) is cached per Lambda container for this
+    # long, so the hold loop costs at most one DynamoDB read and usually none.
+    CONFIG_CACHE_SECONDS: float = 30.0
+    HOLD_MUSIC_URL: str = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+    VALIDATE_TWILIO_SIGNATURE: bool = True
+    ADMIN_API_TOKEN: str = ""
+    ADMIN_USERNAME: str = "admin"
+    ADMIN_PASSWORD_HASH: str = ""
+    SECRET_KEY: str = ""
+    SESSION_COOKIE_SECURE: bool = True
+    # Local runs only: how much faster than real time the app's clock runs.
+    LOCAL_CLOCK_SPEED: float = 1.0
+    LOG_LEVEL: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides):
+        """Build the configuration from environment variables, then apply overrides."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            if f.name == "extra" or f.name not in environ:
+                continue
+            raw = environ[f.name]
+            if f.type in (bool, "bool"):
+                values[f.name] = _bool(raw)
+            elif f.type in (int, "int"):
+                values[f.name] = int(raw)
+            elif f.type in (float, "float"):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        config = cls(**values)
+        return config.with_overrides(overrides)
+
+    def with_overrides(self, overrides):
+        """A copy with some fields replaced (unknown keys land in `extra`)."""
+        known = {f.name for f in fields(self)}
+        direct = {k: v for k, v in (overrides or {}).items() if k in known}
+        extra = {k: v for k, v in (overrides or {}).items() if k not in known}
+        config = replace(self, **direct)
+        if extra:
+            config = replace(config, extra={**config.extra, **extra})
+        return config
+
+    def public_url(self, path, **query):
+        """An absolute URL under PUBLIC_BASE_URL, as every URL handed to Twilio must be."""
+        from urllib.parse import urlencode
+
+        url = self.PUBLIC_BASE_URL.rstrip("/") + path
+        query = {k: v for k, v in query.items() if v is not None}
+        return f"{url}?{urlencode(query)}" if query else url

@@ -1,0 +1,142 @@
+"""The app's records as plain dataclasses: what storage returns and the domain reads."""
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from .settings import CallbackSettings
+
+# Callback lifecycle.
+PENDING = "pending"
+DIALING = "dialing"
+CONNECTED = "connected"
+COMPLETED = "completed"
+EXPIRED = "expired"
+CANCELED = "canceled"
+CALLBACK_STATUSES = (PENDING, DIALING, CONNECTED, COMPLETED, EXPIRED, CANCELED)
+OPEN_STATUSES = (PENDING, DIALING, CONNECTED)
+
+# Which leg of a callback attempt is ringing.
+PHASE_AGENT = "agent"
+PHASE_CUSTOMER = "customer"
+
+# Agent presence.
+OFFLINE = "offline"
+AVAILABLE = "available"
+RESERVED = "reserved"
+BUSY = "busy"
+AGENT_STATUSES = (OFFLINE, AVAILABLE, RESERVED, BUSY)
+
+# Waiting calls.
+WAITING = "waiting"
+CONNECTING = "connecting"
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A named Twilio queue of an IVR."""
+
+    name: str
+    ivr_name: str
+    priority: int = 0
+    callback_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Ivr:
+    """An entry point: the numbers that reach it, its greeting, queues and settings."""
+
+    name: str
+    numbers: tuple = ()
+    greeting: str = ""
+    queues: tuple = ()
+    settings: CallbackSettings = field(default_factory=CallbackSettings)
+    version: int | None = None
+
+    @property
+    def caller_id(self):
+        """The number the app calls out from on this IVR's behalf."""
+        return self.numbers[0] if self.numbers else None
+
+    def queue(self, name):
+        """One of this IVR's queues by name, or None."""
+        return next((q for q in self.queues if q.name == name), None)
+
+    def evolve(self, **changes):
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A person who takes calls, and where they are in their day."""
+
+    agent_id: str
+    name: str
+    phone: str
+    queues: tuple = ()
+    status: str = OFFLINE
+    status_changed_at: datetime | None = None
+    work_kind: str | None = None
+    work_key: str | None = None
+    call_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class WaitingCall:
+    """A caller holding in a Twilio queue, with their place in line."""
+
+    call_sid: str
+    ivr_name: str
+    queue_name: str
+    caller: str
+    joined_at: datetime
+    status: str = WAITING
+    agent_id: str | None = None
+    agent_call_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at connecting a callback: when, who, how it ended."""
+
+    attempt_id: str
+    started_at: datetime
+    agent_id: str | None
+    outcome: str | None = None
+    ended_at: datetime | None = None
+    counted: bool = False
+    agent_call_sid: str | None = None
+    customer_call_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A caller's request to be called back, and everything that happened to it."""
+
+    callback_id: str
+    number: str
+    ivr_name: str
+    queue_name: str
+    requested_at: datetime
+    place_in_line: datetime
+    priority: int
+    due_at: datetime
+    expires_at: datetime
+    status: str = PENDING
+    attempts: int = 0
+    attempt_id: str | None = None
+    phase: str | None = None
+    agent_id: str | None = None
+    agent_call_sid: str | None = None
+    customer_call_sid: str | None = None
+    history: tuple = ()
+    ended_reason: str | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def conference_name(self):
+        """The conference agent and customer meet in for the current attempt."""
+        return f"callback-{self.callback_id}-{self.attempt_id}"
+
+    def attempt(self, attempt_id):
+        """The history entry of one attempt, or None."""
+        return next((a for a in self.history if a.attempt_id == attempt_id), None)

@@ -1,0 +1,37 @@
+"""Wiring: the services one app (or one sweep run) works with."""
+from dataclasses import dataclass
+
+from .clock import ScaledClock, SystemClock
+from .directory import Directory
+from .dispatch import Dispatcher
+from .storage import Storage
+from .telephony import Telephony
+
+
+@dataclass
+class Services:
+    """Everything a handler or the sweep needs, built once per process."""
+
+    config: object
+    clock: object
+    storage: Storage
+    telephony: Telephony
+    directory: Directory
+    dispatcher: Dispatcher
+
+
+def default_clock(config):
+    """Real time, or sped-up time in a local run that asked for it."""
+    if config.LOCAL_CLOCK_SPEED and config.LOCAL_CLOCK_SPEED != 1.0:
+        return ScaledClock(config.LOCAL_CLOCK_SPEED)
+    return SystemClock()
+
+
+def build_services(config):
+    """Storage, telephony, directory and dispatcher for this configuration."""
+    clock = config.extra.get("clock") or default_clock(config)
+    storage = Storage(config)
+    telephony = Telephony(config)
+    directory = Directory(storage, config.CONFIG_CACHE_SECONDS)
+    dispatcher = Dispatcher(storage, telephony, directory, clock, config)
+    return Services(config, clock, storage, telephony, directory, dispatcher)

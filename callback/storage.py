@@ -1,0 +1,817 @@
+"""DynamoDB storage through PynamoDB: the only module that knows tables exist.
+
+Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
+- `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
+  one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN").
+  All IVRs share one partition so the whole routing directory loads with one Query.
+- `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
+- `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
+  the sweep must look at, by status and time; listing indexes for the admin.
+
+Every state change is a conditional write; failed conditions become `Conflict`.
+"""
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import (
+    DeleteError,
+    DoesNotExist,
+    PutError,
+    PynamoDBException,
+    TransactWriteError,
+    UpdateError,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from . import models as m
+from .settings import CallbackSettings
+
+log = logging.getLogger(__name__)
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+# Twilio ends every call after four hours, so a waiting-call record older than that is stale.
+WAITING_CALL_LIFETIME = timedelta(hours=4, minutes=10)
+
+
+class StorageError(Exception):
+    """DynamoDB could not be reached or refused the request."""
+
+
+class Conflict(StorageError):
+    """A conditional write lost: the record was not in the expected state."""
+
+
+class NotFound(StorageError):
+    """No such record."""
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """How storing a callback request went."""
+
+    outcome: str  # "created", "same-call" (already stored), "number-pending" (another one)
+    callback: m.Callback | None
+
+
+class _QueueMap(MapAttribute):
+    name = UnicodeAttribute()
+    priority = NumberAttribute(default=0)
+    callback_enabled = BooleanAttribute(default=True)
+
+
+class _SettingsMap(MapAttribute):
+    callback_enabled = BooleanAttribute(default=True)
+    offer_after_seconds = NumberAttribute(default=60)
+    expiration_minutes = NumberAttribute(default=120)
+    max_retries = NumberAttribute(default=3)
+    priority = NumberAttribute(null=True)
+    retry_minutes = NumberAttribute(default=5)
+    transfer_timeout_seconds = NumberAttribute(default=30)
+    entry_attempts = NumberAttribute(default=3)
+
+
+class _AttemptMap(MapAttribute):
+    attempt_id = UnicodeAttribute()
+    started_at = UTCDateTimeAttribute()
+    agent_id = UnicodeAttribute(null=True)
+    outcome = UnicodeAttribute(null=True)
+    ended_at = UTCDateTimeAttribute(null=True)
+    counted = BooleanAttribute(default=False)
+    agent_call_sid = UnicodeAttribute(null=True)
+    customer_call_sid = UnicodeAttribute(null=True)
+
+
+def _meta(table_name, config):
+    attrs = {
+        "table_name": table_name,
+        "region": config.AWS_REGION,
+        "billing_mode": "PAY_PER_REQUEST",
+        # Webhooks have seconds, not minutes: fail fast and let the caller-safe path run.
+        "connect_timeout_seconds": 2,
+        "read_timeout_seconds": 4,
+        "max_retry_attempts": 2,
+    }
+    if config.AWS_ENDPOINT_URL_DYNAMODB:
+        attrs["host"] = config.AWS_ENDPOINT_URL_DYNAMODB
+    return type("Meta", (), attrs)
+
+
+def _build_models(config):
+    """Model classes bound to this configuration's table names and endpoint."""
+    prefix = config.CALLBACK_TABLE_PREFIX
+
+    class IvrRecord(Model):
+        Meta = _meta(prefix + "config", config)
+        pk = UnicodeAttribute(hash_key=True, default="IVR")
+        sk = UnicodeAttribute(range_key=True)
+        numbers = ListAttribute(of=UnicodeAttribute, default=list)
+        greeting = UnicodeAttribute(default="")
+        queues = ListAttribute(of=_QueueMap, default=list)
+        settings = _SettingsMap(default=_SettingsMap)
+        version = VersionAttribute()
+
+    class AgentRecord(Model):
+        Meta = _meta(prefix + "config", config)
+        pk = UnicodeAttribute(hash_key=True, default="AGENT")
+        sk = UnicodeAttribute(range_key=True)
+        name = UnicodeAttribute()
+        phone = UnicodeAttribute()
+        queues = ListAttribute(of=UnicodeAttribute, default=list)
+        status = UnicodeAttribute(default=m.OFFLINE)
+        status_changed_at = UTCDateTimeAttribute(null=True)
+        work_kind = UnicodeAttribute(null=True)
+        work_key = UnicodeAttribute(null=True)
+        call_sid = UnicodeAttribute(null=True)
+
+    class GuardRecord(Model):
+        Meta = _meta(prefix + "config", config)
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        owner = UnicodeAttribute(null=True)
+        count = NumberAttribute(default=0)
+        expires_ttl = TTLAttribute(null=True)
+
+    class WaitingByQueue(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "waiting-by-queue"
+            projection = AllProjection()
+
+        waiting_queue = UnicodeAttribute(hash_key=True)
+        joined_at = UTCDateTimeAttribute(range_key=True)
+
+    class WaitingCallRecord(Model):
+        Meta = _meta(prefix + "waiting-calls", config)
+        call_sid = UnicodeAttribute(hash_key=True)
+        ivr_name = UnicodeAttribute()
+        queue_name = UnicodeAttribute()
+        caller = UnicodeAttribute(default="")
+        joined_at = UTCDateTimeAttribute()
+        status = UnicodeAttribute(default=m.WAITING)
+        waiting_queue = UnicodeAttribute(null=True)
+        agent_id = UnicodeAttribute(null=True)
+        agent_call_sid = UnicodeAttribute(null=True)
+        expires_ttl = TTLAttribute(null=True)
+        by_queue = WaitingByQueue()
+
+    class PendingByQueue(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "pending-by-queue"
+            projection = AllProjection()
+
+        pending_queue = UnicodeAttribute(hash_key=True)
+        place_in_line = UTCDateTimeAttribute(range_key=True)
+
+    class SweepByStatus(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "sweep-by-status"
+            projection = AllProjection()
+
+        sweep_status = UnicodeAttribute(hash_key=True)
+        sweep_at = UTCDateTimeAttribute(range_key=True)
+
+    class ByStatus(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "by-status"
+            projection = AllProjection()
+
+        status = UnicodeAttribute(hash_key=True)
+        requested_at = UTCDateTimeAttribute(range_key=True)
+
+    class ByRequested(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "by-requested"
+            projection = AllProjection()
+
+        list_key = UnicodeAttribute(hash_key=True)
+        requested_at = UTCDateTimeAttribute(range_key=True)
+
+    class CallbackRecord(Model):
+        Meta = _meta(prefix + "callbacks", config)
+        callback_id = UnicodeAttribute(hash_key=True)
+        number = UnicodeAttribute()
+        ivr_name = UnicodeAttribute()
+        queue_name = UnicodeAttribute()
+        requested_at = UTCDateTimeAttribute()
+        place_in_line = UTCDateTimeAttribute()
+        priority = NumberAttribute()
+        due_at = UTCDateTimeAttribute()
+        expires_at = UTCDateTimeAttribute()
+        status = UnicodeAttribute()
+        attempts = NumberAttribute(default=0)
+        attempt_id = UnicodeAttribute(null=True)
+        phase = UnicodeAttribute(null=True)
+        agent_id = UnicodeAttribute(null=True)
+        agent_call_sid = UnicodeAttribute(null=True)
+        customer_call_sid = UnicodeAttribute(null=True)
+        history = ListAttribute(of=_AttemptMap, default=list)
+        ended_reason = UnicodeAttribute(null=True)
+        ended_at = UTCDateTimeAttribute(null=True)
+        list_key = UnicodeAttribute(default="CB")
+        pending_queue = UnicodeAttribute(null=True)
+        sweep_status = UnicodeAttribute(null=True)
+        sweep_at = UTCDateTimeAttribute(null=True)
+        by_pending = PendingByQueue()
+        by_sweep = SweepByStatus()
+        by_status = ByStatus()
+        by_requested = ByRequested()
+
+    return IvrRecord, AgentRecord, GuardRecord, WaitingCallRecord, CallbackRecord
+
+
+def _code(exc):
+    if isinstance(exc, PynamoDBException):
+        return exc.cause_response_code
+    return None
+
+
+def _cancel_codes(exc):
+    """Cancellation codes in PynamoDB's send order: condition checks, deletes, puts, updates."""
+    return [reason.code if reason else None for reason in exc.cancellation_reasons]
+
+
+def _failed(codes, index):
+    return len(codes) > index and codes[index] in (CONDITION_FAILED, "ConditionalCheckFailed")
+
+
+class Storage:
+    """Records in DynamoDB, read and changed only through keyed reads, index queries and
+    conditional writes."""
+
+    def __init__(self, config):
+        self.config = config
+        (self.Ivr, self.AgentRec, self.Guard, self.Waiting, self.CallbackRec) = _build_models(config)
+        self._connection = None
+
+    @property
+    def models(self):
+        """Every model class, one per table shape (config shares one table)."""
+        return (self.Ivr, self.Waiting, self.CallbackRec)
+
+    def _tx(self):
+        if self._connection is None:
+            self._connection = Connection(region=self.config.AWS_REGION,
+                                          host=self.config.AWS_ENDPOINT_URL_DYNAMODB or None)
+        return TransactWrite(connection=self._connection)
+
+    # -- infrastructure -------------------------------------------------------------
+
+    def create_tables(self):
+        """Create the tables that do not exist yet (idempotent); return their names."""
+        created = []
+        for model in self.models:
+            if not model.exists():
+                model.create_table(wait=True)
+                created.append(model.Meta.table_name)
+        self._enable_ttl()
+        return created
+
+    def _enable_ttl(self):
+        client = self.Ivr._get_connection().connection.client
+        for model in (self.Ivr, self.Waiting):
+            name = model.Meta.table_name
+            current = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                continue
+            client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_ttl"},
+            )
+
+    def table_names(self):
+        """The names of the tables this storage uses."""
+        return [model.Meta.table_name for model in self.models]
+
+    # -- IVRs --------------------------------------------------------------------------
+
+    @staticmethod
+    def _ivr_from(record):
+        s = record.settings
+        settings = CallbackSettings(
+            callback_enabled=bool(s.callback_enabled),
+            offer_after_seconds=int(s.offer_after_seconds),
+            expiration_minutes=int(s.expiration_minutes),
+            max_retries=int(s.max_retries),
+            priority=None if s.priority is None else int(s.priority),
+            retry_minutes=int(s.retry_minutes),
+            transfer_timeout_seconds=int(s.transfer_timeout_seconds),
+            entry_attempts=int(s.entry_attempts),
+        )
+        queues = tuple(
+            m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled)) for q in record.queues
+        )
+        return m.Ivr(record.sk, tuple(record.numbers), record.greeting, queues, settings, record.version)
+
+    def list_ivrs(self):
+        """Every IVR, alphabetically, in one Query."""
+        try:
+            return [self._ivr_from(r) for r in self.Ivr.query("IVR")]
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def get_ivr(self, name):
+        """One IVR by name."""
+        try:
+            return self._ivr_from(self.Ivr.get("IVR", name))
+        except DoesNotExist as exc:
+            raise NotFound(name) from exc
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def save_ivr(self, ivr):
+        """Create (version None) or update an IVR; a concurrent edit raises Conflict."""
+        record = self.Ivr(
+            "IVR",
+            ivr.name,
+            numbers=list(ivr.numbers),
+            greeting=ivr.greeting,
+            queues=[_QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled)
+                    for q in ivr.queues],
+            settings=_SettingsMap(**ivr.settings.as_dict()),
+        )
+        if ivr.version is not None:
+            record.version = ivr.version
+        try:
+            record.save()
+        except PutError as exc:
+            if _code(exc) == CONDITION_FAILED:
+                raise Conflict(f"IVR {ivr.name} was changed by someone else") from exc
+            raise StorageError(str(exc)) from exc
+        return self._ivr_from(record)
+
+    # -- agents ------------------------------------------------------------------------
+
+    @staticmethod
+    def _agent_from(r):
+        return m.Agent(r.sk, r.name, r.phone, tuple(r.queues), r.status, r.status_changed_at,
+                       r.work_kind, r.work_key, r.call_sid)
+
+    def list_agents(self):
+        """Every agent (one Query over the agents' partition)."""
+        try:
+            return [self._agent_from(r) for r in self.AgentRec.query("AGENT")]
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def get_agent(self, agent_id):
+        """One agent by id."""
+        try:
+            return self._agent_from(self.AgentRec.get("AGENT", agent_id))
+        except DoesNotExist as exc:
+            raise NotFound(agent_id) from exc
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def save_agent_profile(self, agent_id, *, name, phone, queues, now, create=False):
+        """Create an agent (offline) or change who they are, leaving their status alone."""
+        A = self.AgentRec
+        try:
+            if create:
+                A("AGENT", agent_id, name=name, phone=phone, queues=list(queues),
+                  status=m.OFFLINE, status_changed_at=now).save(condition=A.sk.does_not_exist())
+            else:
+                A("AGENT", agent_id).update(
+                    actions=[A.name.set(name), A.phone.set(phone), A.queues.set(list(queues))],
+                    condition=A.sk.exists())
+        except (PutError, UpdateError) as exc:
+            if _code(exc) == CONDITION_FAILED:
+                raise Conflict(agent_id) from exc
+            raise StorageError(str(exc)) from exc
+        return self.get_agent(agent_id)
+
+    def set_agent_presence(self, agent_id, status, now):
+        """Agent says available/offline; never while reserved or busy on a call."""
+        A = self.AgentRec
+        try:
+            A("AGENT", agent_id).update(
+                actions=[A.status.set(status), A.status_changed_at.set(now)],
+                condition=A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
+        except UpdateError as exc:
+            if _code(exc) == CONDITION_FAILED:
+                raise Conflict(agent_id) from exc
+            raise StorageError(str(exc)) from exc
+        return self.get_agent(agent_id)
+
+    def agent_answered(self, agent_id, call_sid, now):
+        """Reserved agent picked up: now busy on that call."""
+        A = self.AgentRec
+        self._update(A("AGENT", agent_id),
+                     [A.status.set(m.BUSY), A.status_changed_at.set(now)],
+                     (A.status == m.RESERVED) & (A.call_sid == call_sid))
+
+    def set_agent_call(self, agent_id, work_key, call_sid):
+        """Remember the call that is ringing a reserved agent."""
+        A = self.AgentRec
+        self._update(A("AGENT", agent_id), [A.call_sid.set(call_sid)],
+                     (A.status == m.RESERVED) & (A.work_key == work_key))
+
+    def release_agent(self, agent_id, *, now, status=m.AVAILABLE, work_key=None, call_sid=None):
+        """End an agent's reservation or call; guarded so a stale event cannot free the
+        agent from newer work. Returns True when this call released them."""
+        A = self.AgentRec
+        condition = A.status.is_in(m.RESERVED, m.BUSY)
+        if work_key is not None:
+            condition &= A.work_key == work_key
+        if call_sid is not None:
+            condition &= A.call_sid == call_sid
+        try:
+            self._update(A("AGENT", agent_id),
+                         [A.status.set(status), A.status_changed_at.set(now), A.work_kind.remove(),
+                          A.work_key.remove(), A.call_sid.remove()], condition)
+            return True
+        except Conflict:
+            return False
+
+    # -- waiting calls -----------------------------------------------------------------
+
+    @staticmethod
+    def _waiting_from(r):
+        return m.WaitingCall(r.call_sid, r.ivr_name, r.queue_name, r.caller, r.joined_at, r.status,
+                             r.agent_id, r.agent_call_sid)
+
+    def add_waiting_call(self, call_sid, *, ivr_name, queue_name, caller, joined_at):
+        """Record a caller joining a queue; a call already recorded keeps its first place."""
+        W = self.Waiting
+        record = W(call_sid, ivr_name=ivr_name, queue_name=queue_name, caller=caller,
+                   joined_at=joined_at, status=m.WAITING, waiting_queue=queue_name,
+                   expires_ttl=joined_at + WAITING_CALL_LIFETIME)
+        try:
+            record.save(condition=W.call_sid.does_not_exist())
+            return self._waiting_from(record)
+        except PutError as exc:
+            if _code(exc) != CONDITION_FAILED:
+                raise StorageError(str(exc)) from exc
+        return self.get_waiting_call(call_sid)
+
+    def get_waiting_call(self, call_sid):
+        """A waiting call by CallSid, or None."""
+        try:
+            return self._waiting_from(self.Waiting.get(call_sid))
+        except DoesNotExist:
+            return None
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def remove_waiting_call(self, call_sid):
+        """Forget a waiting call (hung up or served); absent is fine."""
+        try:
+            self.Waiting(call_sid).delete()
+        except (DeleteError, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def waiting_in_queue(self, queue_name, limit=10, joined_before=None):
+        """Callers waiting (not being connected) in a queue, earliest place first."""
+        W = self.Waiting
+        condition = W.joined_at <= joined_before if joined_before is not None else None
+        try:
+            return [self._waiting_from(r) for r in W.by_queue.query(
+                queue_name, range_key_condition=condition, limit=limit)]
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def count_waiting(self, queue_name):
+        """How many callers wait in a queue."""
+        try:
+            return self.Waiting.by_queue.count(queue_name)
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def waiting_call_back_in_line(self, call_sid, agent_id):
+        """The agent did not take the caller: back in the queue at the same place."""
+        W = self.Waiting
+        record = self.get_waiting_call(call_sid)
+        if record is None:
+            return False
+        try:
+            self._update(W(call_sid),
+                         [W.status.set(m.WAITING), W.waiting_queue.set(record.queue_name),
+                          W.agent_id.remove(), W.agent_call_sid.remove()],
+                         (W.status == m.CONNECTING) & (W.agent_id == agent_id))
+            return True
+        except Conflict:
+            return False
+
+    def set_waiting_call_agent_leg(self, call_sid, agent_id, agent_call_sid):
+        """Remember the call ringing the agent who will take this caller."""
+        W = self.Waiting
+        self._update(W(call_sid), [W.agent_call_sid.set(agent_call_sid)],
+                     (W.status == m.CONNECTING) & (W.agent_id == agent_id))
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    @staticmethod
+    def _callback_from(r):
+        history = tuple(
+            m.Attempt(a.attempt_id, a.started_at, a.agent_id, a.outcome, a.ended_at, bool(a.counted),
+                      a.agent_call_sid, a.customer_call_sid)
+            for a in (r.history or []))
+        return m.Callback(
+            r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
+            int(r.priority), r.due_at, r.expires_at, r.status, int(r.attempts or 0), r.attempt_id,
+            r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
+            r.ended_at)
+
+    def _guard_key(self, queue_name, number):
+        return self.Guard(f"PENDING#{queue_name}", number)
+
+    def create_callback(self, callback, waiting_call_sid):
+        """Store a new pending callback, claim its number's slot in the queue and take the
+        caller out of the waiting list, all or nothing."""
+        C, G, W = self.CallbackRec, self.Guard, self.Waiting
+        record = C(callback.callback_id, number=callback.number, ivr_name=callback.ivr_name,
+                   queue_name=callback.queue_name, requested_at=callback.requested_at,
+                   place_in_line=callback.place_in_line, priority=callback.priority,
+                   due_at=callback.due_at, expires_at=callback.expires_at, status=m.PENDING,
+                   attempts=0, history=[], pending_queue=callback.queue_name,
+                   sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at))
+        guard = self._guard_key(callback.queue_name, callback.number)
+        guard.owner = callback.callback_id
+        try:
+            with self._tx() as tx:
+                tx.save(record, condition=C.callback_id.does_not_exist())
+                tx.save(guard, condition=G.sk.does_not_exist())
+                tx.delete(W(waiting_call_sid))
+        except TransactWriteError as exc:
+            codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
+            if _failed(codes, 1):
+                return CreateResult("same-call", self.get_callback(callback.callback_id))
+            if _failed(codes, 2):
+                existing = self._pending_owner(callback.queue_name, callback.number)
+                self.remove_waiting_call(waiting_call_sid)
+                return CreateResult("number-pending", existing)
+            raise StorageError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+        return CreateResult("created", self._callback_from(record))
+
+    def _pending_owner(self, queue_name, number):
+        try:
+            guard = self.Guard.get(f"PENDING#{queue_name}", number)
+            return self.get_callback(guard.owner)
+        except (DoesNotExist, NotFound):
+            return None
+
+    def get_callback(self, callback_id):
+        """One callback by id."""
+        try:
+            return self._callback_from(self.CallbackRec.get(callback_id, consistent_read=True))
+        except DoesNotExist as exc:
+            raise NotFound(callback_id) from exc
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def due_callbacks(self, queue_name, now, limit=10):
+        """Pending callbacks of a queue that may be dialed now, earliest place first."""
+        C = self.CallbackRec
+        try:
+            return [self._callback_from(r) for r in C.by_pending.query(
+                queue_name, filter_condition=C.due_at <= now, limit=limit)]
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def count_pending(self, queue_name):
+        """How many callbacks of a queue are pending."""
+        try:
+            return self.CallbackRec.by_pending.count(queue_name)
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def needing_sweep(self, status, now, limit=100):
+        """Open callbacks of a status whose sweep time has come (index query, no Scan)."""
+        C = self.CallbackRec
+        try:
+            return [self._callback_from(r) for r in C.by_sweep.query(
+                status, range_key_condition=C.sweep_at <= now, limit=limit)]
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def list_callbacks(self, *, status=None, ivr_name=None, limit=25, start_key=None):
+        """Callbacks newest first, optionally of one status and IVR; returns (items, next key)."""
+        C = self.CallbackRec
+        flt = (C.ivr_name == ivr_name) if ivr_name else None
+        index, key = (C.by_status, status) if status else (C.by_requested, "CB")
+        try:
+            results = index.query(key, filter_condition=flt, scan_index_forward=False,
+                                  limit=limit, last_evaluated_key=start_key, page_size=limit)
+            items = [self._callback_from(r) for r in results]
+            return items, results.last_evaluated_key
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    # -- claiming work: agent and work change together or not at all --------------------
+
+    def claim_callback(self, agent, callback, attempt_id, now, dial_deadline):
+        """Reserve an available agent and move a due pending callback to dialing, atomically."""
+        A, C = self.AgentRec, self.CallbackRec
+        attempt = _AttemptMap(attempt_id=attempt_id, started_at=now, agent_id=agent.agent_id)
+        try:
+            with self._tx() as tx:
+                tx.update(A("AGENT", agent.agent_id),
+                          actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
+                                   A.work_kind.set("callback"), A.work_key.set(callback.callback_id),
+                                   A.call_sid.remove()],
+                          condition=A.status == m.AVAILABLE)
+                tx.update(C(callback.callback_id),
+                          actions=[C.status.set(m.DIALING), C.phase.set(m.PHASE_AGENT),
+                                   C.attempt_id.set(attempt_id), C.agent_id.set(agent.agent_id),
+                                   C.agent_call_sid.remove(), C.customer_call_sid.remove(),
+                                   C.pending_queue.remove(), C.sweep_status.set(m.DIALING),
+                                   C.sweep_at.set(dial_deadline),
+                                   C.history.set(C.history.append([attempt]))],
+                          condition=(C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
+        except TransactWriteError as exc:
+            if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
+                   for code in _cancel_codes(exc)):
+                raise Conflict("claim lost") from exc
+            raise StorageError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+
+    def claim_waiting_call(self, agent, call, now):
+        """Reserve an available agent and take a holding caller for them, atomically."""
+        A, W = self.AgentRec, self.Waiting
+        try:
+            with self._tx() as tx:
+                tx.update(A("AGENT", agent.agent_id),
+                          actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
+                                   A.work_kind.set("call"), A.work_key.set(call.call_sid),
+                                   A.call_sid.remove()],
+                          condition=A.status == m.AVAILABLE)
+                tx.update(W(call.call_sid),
+                          actions=[W.status.set(m.CONNECTING), W.waiting_queue.remove(),
+                                   W.agent_id.set(agent.agent_id)],
+                          condition=W.status == m.WAITING)
+        except TransactWriteError as exc:
+            if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
+                   for code in _cancel_codes(exc)):
+                raise Conflict("claim lost") from exc
+            raise StorageError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+
+    # -- callback attempt transitions (each guarded by the attempt it belongs to) --------
+
+    def _update(self, record, actions, condition):
+        try:
+            record.update(actions=actions, condition=condition, add_version_condition=False)
+        except UpdateError as exc:
+            if _code(exc) == CONDITION_FAILED:
+                raise Conflict(str(exc)) from exc
+            raise StorageError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+        return record
+
+    def _history_index(self, callback_id, attempt_id):
+        callback = self.get_callback(callback_id)
+        for i, attempt in enumerate(callback.history):
+            if attempt.attempt_id == attempt_id:
+                return callback, i
+        raise Conflict(f"attempt {attempt_id} not on callback {callback_id}")
+
+    def set_agent_leg(self, callback_id, attempt_id, agent_call_sid):
+        """Remember the call ringing the agent for this attempt."""
+        C = self.CallbackRec
+        callback, i = self._history_index(callback_id, attempt_id)
+        self._update(C(callback_id),
+                     [C.agent_call_sid.set(agent_call_sid),
+                      C.history[i].agent_call_sid.set(agent_call_sid)],
+                     (C.attempt_id == attempt_id) & (C.status == m.DIALING))
+
+    def start_customer_leg(self, callback_id, attempt_id, deadline):
+        """The agent is in the conference: the customer's leg may be dialed (once)."""
+        C = self.CallbackRec
+        self._update(C(callback_id),
+                     [C.phase.set(m.PHASE_CUSTOMER), C.sweep_at.set(deadline)],
+                     (C.attempt_id == attempt_id) & (C.status == m.DIALING)
+                     & (C.phase == m.PHASE_AGENT))
+
+    def set_customer_leg(self, callback_id, attempt_id, customer_call_sid):
+        """Remember the call ringing the customer for this attempt."""
+        C = self.CallbackRec
+        callback, i = self._history_index(callback_id, attempt_id)
+        self._update(C(callback_id),
+                     [C.customer_call_sid.set(customer_call_sid),
+                      C.history[i].customer_call_sid.set(customer_call_sid)],
+                     (C.attempt_id == attempt_id) & (C.status == m.DIALING))
+
+    def mark_connected(self, callback_id, attempt_id, now, stuck_after):
+        """The customer answered (a person): agent and customer are talking."""
+        C = self.CallbackRec
+        callback, i = self._history_index(callback_id, attempt_id)
+        self._update(C(callback_id),
+                     [C.status.set(m.CONNECTED), C.sweep_status.set(m.CONNECTED),
+                      C.sweep_at.set(stuck_after), C.history[i].outcome.set("connected")],
+                     (C.attempt_id == attempt_id) & (C.status == m.DIALING))
+
+    def mark_completed(self, callback_id, attempt_id, now):
+        """The conversation ended: the callback is done."""
+        C = self.CallbackRec
+        callback, i = self._history_index(callback_id, attempt_id)
+        self._update_ending(callback, [C.history[i].outcome.set("completed"),
+                                       C.history[i].ended_at.set(now)],
+                            (C.attempt_id == attempt_id) & (C.status == m.CONNECTED),
+                            status=m.COMPLETED, reason="completed", now=now)
+
+    def _update_ending(self, callback, actions, condition, *, status, reason, now):
+        """Final status: leave every work index and free the number's pending slot."""
+        C = self.CallbackRec
+        actions = actions + [C.status.set(status), C.ended_reason.set(reason), C.ended_at.set(now),
+                             C.pending_queue.remove(), C.sweep_status.remove(), C.sweep_at.remove()]
+        try:
+            with self._tx() as tx:
+                tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                tx.delete(self._guard_key(callback.queue_name, callback.number),
+                          condition=self.Guard.owner == callback.callback_id)
+        except TransactWriteError as exc:
+            codes = _cancel_codes(exc)  # [delete guard, update callback]
+            if _failed(codes, 1):
+                raise Conflict(f"callback {callback.callback_id} moved on") from exc
+            if _failed(codes, 0):
+                # The guard is gone or belongs to another callback: end this one regardless.
+                self._update(C(callback.callback_id), actions, condition)
+                return
+            raise StorageError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+
+    def fail_attempt(self, callback_id, attempt_id, *, outcome, counted, now, decision,
+                     from_statuses=(m.DIALING,)):
+        """Close the current attempt: back to pending at `decision.due_at`, or expired."""
+        C = self.CallbackRec
+        callback, i = self._history_index(callback_id, attempt_id)
+        attempts = callback.attempts + (1 if counted else 0)
+        closing = [C.history[i].outcome.set(outcome), C.history[i].ended_at.set(now),
+                   C.history[i].counted.set(counted), C.attempts.set(attempts)]
+        condition = (C.attempt_id == attempt_id) & C.status.is_in(*from_statuses)
+        if decision.expire:
+            self._update_ending(callback, closing, condition, status=m.EXPIRED,
+                                reason=decision.reason, now=now)
+            return m.EXPIRED
+        due = decision.due_at
+        self._update(C(callback_id),
+                     closing + [C.status.set(m.PENDING), C.due_at.set(due),
+                                C.pending_queue.set(callback.queue_name), C.phase.remove(),
+                                C.sweep_status.set(m.PENDING),
+                                C.sweep_at.set(min(due, callback.expires_at))],
+                     condition)
+        return m.PENDING
+
+    def expire_callback(self, callback, now, reason="expiration-time"):
+        """End a pending callback whose expiration time has come."""
+        C = self.CallbackRec
+        self._update_ending(callback, [], (C.status == m.PENDING) & (C.expires_at <= now),
+                            status=m.EXPIRED, reason=reason, now=now)
+
+    def cancel_callback(self, callback_id, now):
+        """An admin cancels a pending callback."""
+        C = self.CallbackRec
+        callback = self.get_callback(callback_id)
+        self._update_ending(callback, [], C.status == m.PENDING, status=m.CANCELED,
+                            reason="canceled by admin", now=now)
+        return self.get_callback(callback_id)
+
+    # -- login throttling --------------------------------------------------------------
+
+    def record_login_failure(self, username, now, window):
+        """Count a failed login for a user in the current window; returns the count."""
+        G = self.Guard
+        key = G("LOGIN", username.lower()[:64])
+        try:
+            key.update(actions=[G.count.add(1), G.expires_ttl.set(now + window)])
+            return int(key.count)
+        except (UpdateError, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    def login_failures(self, username, now):
+        """Failed logins for a user that have not yet expired."""
+        try:
+            guard = self.Guard.get("LOGIN", username.lower()[:64], consistent_read=True)
+        except DoesNotExist:
+            return 0
+        except (PynamoDBException, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+        if guard.expires_ttl and guard.expires_ttl <= now:
+            return 0
+        return int(guard.count or 0)
+
+    def clear_login_failures(self, username):
+        """Forget failed logins after a success."""
+        try:
+            self.Guard("LOGIN", username.lower()[:64]).delete()
+        except (DeleteError, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc

@@ -1,0 +1,191 @@
+"""Every TwiML document the app answers with: pure functions over VoiceResponse.
+
+URLs arrive already absolute (built from PUBLIC_BASE_URL by the caller of these functions).
+"""
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
+
+from .numbers import speakable
+
+VOICE = "Polly.Joanna"
+
+ENTRY_PROBLEMS = {
+    "empty": "I did not hear any digits.",
+    "not_digits": "Please use only the number keys.",
+    "leading_one": "Please do not dial a 1 first; start with the area code.",
+    "too_short": "That number is too short; I need all ten digits, starting with the area code.",
+    "too_long": "That number is too long; I need exactly ten digits, starting with the area code.",
+    "bad_area_code": "That area code is not valid; area codes do not start with 0 or 1.",
+    "bad_exchange": "That number is not valid; the three digits after the area code "
+                    "cannot start with 0 or 1.",
+}
+
+
+def _say(target, text):
+    target.say(text, voice=VOICE)
+
+
+def _xml(response):
+    return str(response)
+
+
+def goodbye(message="We are sorry, we cannot take your call right now. Please call again later. Goodbye."):
+    """A polite message and a hang-up: the safe end of any call."""
+    response = VoiceResponse()
+    _say(response, message)
+    response.hangup()
+    return _xml(response)
+
+
+def unknown_number():
+    """For a call to a number no IVR owns."""
+    return goodbye("Thank you for calling. This number is not in service for our contact "
+                   "center. Please check the number and call again. Goodbye.")
+
+
+def queue_menu(greeting, queue_names, action_url, problem=None):
+    """Greeting (first time only) and 'for Sales press 1…' as a one-digit Gather."""
+    response = VoiceResponse()
+    gather = Gather(input="dtmf", num_digits=1, timeout=6, action=action_url,
+                    action_on_empty_result=True)
+    if problem:
+        _say(gather, problem)
+    elif greeting:
+        _say(gather, greeting)
+    options = " ".join(f"For {name}, press {i}." for i, name in enumerate(queue_names, start=1))
+    _say(gather, options)
+    response.append(gather)
+    return _xml(response)
+
+
+def enqueue(queue_name, wait_url, action_url, greeting=None):
+    """Put the caller in the named Twilio queue, holding on our wait loop."""
+    response = VoiceResponse()
+    if greeting:
+        _say(response, greeting)
+    response.enqueue(queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url,
+                     method="POST")
+    return _xml(response)
+
+
+def hold(music_url, offer_url=None, loop_url=None):
+    """Hold TwiML for the wait loop, with the callback offer once it is due.
+
+    The offer Gather wraps the music so a caller can press 1 at any moment. `loop_url`
+    (offer withdrawn) ends with a Redirect to itself, so the loop keeps that URL instead of
+    going back to the waitUrl that would offer again.
+    """
+    response = VoiceResponse()
+    if offer_url:
+        gather = Gather(input="dtmf", num_digits=1, timeout=3, action=offer_url)
+        _say(gather, "Press 1 to be called back instead of waiting. You keep your place in line.")
+        gather.play(music_url)
+        response.append(gather)
+    else:
+        response.play(music_url)
+    if loop_url:
+        response.redirect(loop_url, method="POST")
+    return _xml(response)
+
+
+def hold_music_only(music_url):
+    """What a holding caller hears when anything went wrong: music, no database needed."""
+    response = VoiceResponse()
+    response.play(music_url)
+    return _xml(response)
+
+
+def back_to_hold(wait_url, message=None):
+    """Leave the offer or entry and go on holding (same queue, same place)."""
+    response = VoiceResponse()
+    if message:
+        _say(response, message)
+    response.redirect(wait_url, method="POST")
+    return _xml(response)
+
+
+def number_entry(action_url, problem=None, last_try=False):
+    """Ask for a ten-digit callback number, area code first, without a leading 1."""
+    response = VoiceResponse()
+    gather = Gather(input="dtmf", num_digits=10, finish_on_key="#", timeout=10,
+                    action=action_url, action_on_empty_result=True)
+    if problem:
+        _say(gather, ENTRY_PROBLEMS.get(problem, "That number is not valid."))
+    if last_try:
+        _say(gather, "Last try.")
+    _say(gather, "Please enter the ten digit phone number where we should call you back, "
+                 "starting with the area code. Do not dial a 1 first.")
+    response.append(gather)
+    return _xml(response)
+
+
+def entry_failed(problem, wait_url_without_offer):
+    """Third failed entry: say so, back to holding with the offer withdrawn."""
+    response = VoiceResponse()
+    _say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."))
+    _say(response, "I could not take a callback number. You are back on hold and you have "
+                   "kept your place in line.")
+    response.redirect(wait_url_without_offer, method="POST")
+    return _xml(response)
+
+
+def callback_stored(e164):
+    """After the caller left the queue: read the number back, reassure, hang up."""
+    response = VoiceResponse()
+    _say(response, f"Thank you. We will call you back at {speakable(e164)}.")
+    _say(response, "You keep your place in line: when it is your turn, an agent will call you. "
+                   "You may hang up now. Goodbye.")
+    response.hangup()
+    return _xml(response)
+
+
+def already_pending(e164):
+    """The number already has a callback in this queue: keep it, and leave the queue."""
+    response = VoiceResponse()
+    _say(response, f"You already have a callback requested to {speakable(e164)}. We will keep "
+                   "it, with its place in line, and call you when it is your turn.")
+    response.leave()
+    return _xml(response)
+
+
+def leave_queue():
+    """Take the caller out of the Twilio queue; the Enqueue action continues the call."""
+    response = VoiceResponse()
+    response.leave()
+    return _xml(response)
+
+
+def conference(conference_name, *, announcement=None, status_callback=None, end_on_exit=True,
+               wait_url=""):
+    """Say something, then join a conference (agent or customer side)."""
+    response = VoiceResponse()
+    if announcement:
+        _say(response, announcement)
+    dial = Dial()
+    attrs = dict(start_conference_on_enter=True, end_conference_on_exit=end_on_exit, beep=False,
+                 wait_url=wait_url)
+    if status_callback:
+        attrs.update(status_callback=status_callback, status_callback_method="POST",
+                     status_callback_event="start end join leave")
+    dial.conference(conference_name, **attrs)
+    response.append(dial)
+    return _xml(response)
+
+
+def notice(message):
+    """Tell someone what happened, then hang up."""
+    response = VoiceResponse()
+    _say(response, message)
+    response.hangup()
+    return _xml(response)
+
+
+def hangup():
+    """Just hang up."""
+    response = VoiceResponse()
+    response.hangup()
+    return _xml(response)
+
+
+def empty():
+    """An empty response: for status callbacks, which ignore TwiML."""
+    return _xml(VoiceResponse())

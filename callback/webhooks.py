@@ -1,0 +1,347 @@
+"""Twilio voice webhooks: thin handlers that read the request, call the domain, answer TwiML.
+
+Every route checks X-Twilio-Signature against the public URL Twilio requested, and every
+failure inside a route answers with TwiML that keeps the caller safe, never an HTML 500.
+"""
+import functools
+import logging
+from datetime import timedelta
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+from . import twiml
+from .dispatch import NOTICES
+from .models import Callback
+from .numbers import check_callback_entry, mask
+from .rules import CALL, CALLBACK
+from .storage import NotFound
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+MAX_PARAM_LENGTH = 256
+FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
+
+
+def services():
+    """The app's wired services (storage, directory, dispatcher, clock, config)."""
+    return current_app.extensions["callback"]
+
+
+def public_request_url():
+    """The URL Twilio requested, rebuilt from PUBLIC_BASE_URL (proxies and API Gateway
+    stages change what Flask sees)."""
+    config = services().config
+    url = config.PUBLIC_BASE_URL.rstrip("/") + request.path
+    query = request.query_string.decode("latin-1")
+    return f"{url}?{query}" if query else url
+
+
+def signature_is_valid():
+    """True when X-Twilio-Signature matches this request."""
+    config = services().config
+    if not config.VALIDATE_TWILIO_SIGNATURE:
+        return True
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not config.TWILIO_AUTH_TOKEN:
+        return False
+    validator = RequestValidator(config.TWILIO_AUTH_TOKEN)
+    return validator.validate(public_request_url(), request.form.to_dict(flat=True), signature)
+
+
+def param(name, default=""):
+    """A request parameter (form, then query string), trimmed and length-capped."""
+    value = request.form.get(name)
+    if value is None:
+        value = request.args.get(name, default)
+    return (value or "")[:MAX_PARAM_LENGTH].strip()
+
+
+def _xml(body):
+    return Response(body, mimetype="text/xml")
+
+
+def webhook(safe_twiml):
+    """Signature check, then the handler; any exception answers `safe_twiml()` instead."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapper(*args, **kwargs):
+            if not signature_is_valid():
+                log.warning("rejected unsigned or wrongly signed request to %s (CallSid %s)",
+                            request.path, param("CallSid") or "-")
+                abort(403)
+            try:
+                return _xml(handler(*args, **kwargs))
+            except Exception:
+                log.exception("webhook %s failed (CallSid %s, From %s)", request.path,
+                              param("CallSid") or "-", mask(param("From")))
+                try:
+                    return _xml(safe_twiml())
+                except Exception:
+                    log.exception("safe answer failed too (CallSid %s)", param("CallSid") or "-")
+                    return _xml(twiml.goodbye())
+
+        return wrapper
+
+    return decorate
+
+
+def _wait_url(ivr_name, queue_name, offer=True):
+    config = services().config
+    return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
+                             offer=None if offer else "off")
+
+
+def _hold_music():
+    return twiml.hold_music_only(services().config.HOLD_MUSIC_URL)
+
+
+def _after_response(step, *args, **kwargs):
+    """Run dispatch work after the caller's answer is decided; it never fails the caller."""
+    try:
+        step(*args, **kwargs)
+    except Exception:
+        log.exception("dispatch after %s failed (CallSid %s)", request.path, param("CallSid") or "-")
+
+
+# -- caller flow -------------------------------------------------------------------------
+
+@bp.post("/incoming")
+@webhook(safe_twiml=twiml.goodbye)
+def incoming():
+    """A call to one of an IVR's numbers: greeting, queue menu or straight to the queue."""
+    ivr = services().directory.ivr_for_number(param("To"))
+    if ivr is None or not ivr.queues:
+        log.info("call %s to a number with no IVR", param("CallSid") or "-")
+        return twiml.unknown_number()
+    if len(ivr.queues) == 1:
+        return _enqueue(ivr, ivr.queues[0], greeting=ivr.greeting)
+    return twiml.queue_menu(ivr.greeting, [q.name for q in ivr.queues],
+                            services().config.public_url("/voice/menu", ivr=ivr.name, attempt=1))
+
+
+@bp.post("/menu")
+@webhook(safe_twiml=twiml.goodbye)
+def menu():
+    """The caller picked a queue (or did not): enqueue, ask again, or take the first."""
+    ivr = services().directory.ivr(param("ivr"))
+    if ivr is None or not ivr.queues:
+        return twiml.unknown_number()
+    digits = param("Digits")
+    if digits.isdigit() and 1 <= int(digits) <= len(ivr.queues):
+        return _enqueue(ivr, ivr.queues[int(digits) - 1])
+    attempt = _int(param("attempt"), 1)
+    if attempt >= 3:
+        return _enqueue(ivr, ivr.queues[0],
+                        greeting=f"I will put you through to {ivr.queues[0].name}.")
+    problem = "Sorry, that is not one of the choices." if digits else "Sorry, I did not hear a choice."
+    return twiml.queue_menu(None, [q.name for q in ivr.queues],
+                            services().config.public_url("/voice/menu", ivr=ivr.name,
+                                                         attempt=attempt + 1), problem=problem)
+
+
+def _int(text, default):
+    return int(text) if text.isdigit() and len(text) < 4 else default
+
+
+def _enqueue(ivr, queue, greeting=None):
+    svc = services()
+    call_sid = param("CallSid")
+    if call_sid:
+        svc.storage.add_waiting_call(call_sid, ivr_name=ivr.name, queue_name=queue.name,
+                                     caller=param("From"), joined_at=svc.clock.now())
+        _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
+    action = svc.config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
+    return twiml.enqueue(queue.name, _wait_url(ivr.name, queue.name), action, greeting=greeting)
+
+
+@bp.post("/wait")
+@webhook(safe_twiml=_hold_music)
+def wait():
+    """The hold loop (hottest path): music, and the callback offer once it is due.
+
+    Reads only the cached directory: at most one DynamoDB Query per refresh, none otherwise.
+    """
+    svc = services()
+    ivr = svc.directory.ivr(param("ivr"))
+    queue = ivr.queue(param("queue")) if ivr else None
+    music = svc.config.HOLD_MUSIC_URL
+    if param("offer") == "off":
+        return twiml.hold(music, loop_url=_wait_url(param("ivr"), param("queue"), offer=False))
+    settings = ivr.settings if ivr else None
+    offer_due = (
+        queue is not None and queue.callback_enabled and settings.callback_enabled
+        and _int(param("QueueTime"), 0) >= settings.offer_after_seconds
+    )
+    if not offer_due:
+        return twiml.hold(music)
+    offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name)
+    return twiml.hold(music, offer_url=offer_url)
+
+
+@bp.post("/offer")
+@webhook(safe_twiml=_hold_music)
+def offer():
+    """The caller pressed a key during the offer: 1 starts number entry."""
+    ivr_name, queue_name = param("ivr"), param("queue")
+    if param("Digits") != "1":
+        return twiml.back_to_hold(_wait_url(ivr_name, queue_name))
+    # Entry runs inside the wait loop (this Gather's action keeps the waiting context):
+    # the caller stays in the Twilio queue while typing, so an agent who frees up meanwhile
+    # can still take them, and a failed entry just resumes holding. Leaving the queue
+    # would mean a re-enqueue and a window in which nobody could answer them.
+    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1))
+
+
+def _entry_url(ivr_name, queue_name, attempt):
+    return services().config.public_url("/voice/number", ivr=ivr_name, queue=queue_name,
+                                        attempt=attempt)
+
+
+@bp.post("/number")
+@webhook(safe_twiml=_hold_music)
+def number():
+    """Check the keyed-in number; store the callback, or ask again, or give up."""
+    svc = services()
+    ivr = svc.directory.ivr(param("ivr"))
+    queue = ivr.queue(param("queue")) if ivr else None
+    if queue is None:
+        return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+    attempt = _int(param("attempt"), 1)
+    # Read the raw value: the length cap of `param` must not turn junk into a valid number.
+    check = check_callback_entry(request.form.get("Digits", ""))
+    if not check.ok:
+        allowed = ivr.settings.entry_attempts
+        if attempt >= allowed:
+            return twiml.entry_failed(check.problem, _wait_url(ivr.name, queue.name, offer=False))
+        return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt + 1),
+                                  problem=check.problem, last_try=attempt + 1 == allowed)
+    call_sid = param("CallSid")
+    if not call_sid:
+        return twiml.back_to_hold(_wait_url(ivr.name, queue.name))
+    result = _store_callback(ivr, queue, call_sid, check.e164)
+    if result.outcome == "number-pending":
+        existing = result.callback.number if result.callback else check.e164
+        return twiml.already_pending(existing)
+    _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
+    return twiml.leave_queue()
+
+
+def _store_callback(ivr, queue, call_sid, e164):
+    svc = services()
+    now = svc.clock.now()
+    waiting = svc.storage.get_waiting_call(call_sid)
+    # Their place in line is when they first joined the queue, not when they asked.
+    place = waiting.joined_at if waiting else now
+    settings = ivr.settings
+    callback = Callback(
+        callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
+        requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
+        due_at=now, expires_at=now + timedelta(minutes=settings.expiration_minutes))
+    result = svc.storage.create_callback(callback, call_sid)
+    log.info("callback %s for %s in %s: %s", call_sid, mask(e164), queue.name, result.outcome)
+    return result
+
+
+@bp.post("/enqueue-done")
+@webhook(safe_twiml=twiml.goodbye)
+def enqueue_done():
+    """The caller left the queue: hung up, served, or left for a callback."""
+    svc = services()
+    call_sid = param("CallSid")
+    result = param("QueueResult")
+    if result == "leave":
+        try:
+            callback = svc.storage.get_callback(call_sid)
+        except NotFound:
+            return twiml.goodbye("Goodbye.")
+        return twiml.callback_stored(callback.number)
+    if call_sid and result in ("hangup", "bridged", "error", "system-error", "queue-full"):
+        svc.storage.remove_waiting_call(call_sid)
+    if result in ("error", "system-error", "queue-full"):
+        return twiml.goodbye()
+    return twiml.hangup() if result == "hangup" else twiml.empty()
+
+
+# -- agents, customers, conferences ----------------------------------------------------
+
+@bp.post("/agent/answer")
+@webhook(safe_twiml=lambda: twiml.notice("Sorry, this call could not be connected. Goodbye."))
+def agent_answer():
+    """The agent picked up: hear what is coming, then join the conference."""
+    svc = services()
+    kind = param("kind")
+    if kind not in (CALL, CALLBACK):
+        return twiml.hangup()
+    answer = svc.dispatcher.agent_answered(kind, param("key"), param("attempt"), param("agent"),
+                                           param("CallSid"))
+    if answer.conference is None:
+        return twiml.notice(answer.notice)
+    return twiml.conference(answer.conference, announcement=answer.announcement,
+                            status_callback=answer.status_callback)
+
+
+@bp.post("/agent/status")
+@webhook(safe_twiml=twiml.empty)
+def agent_status():
+    """Status of an agent's leg: on its final status, release the agent and fix the work."""
+    svc = services()
+    status = param("CallStatus")
+    if status not in FINAL_CALL_STATUSES or param("kind") not in (CALL, CALLBACK):
+        return twiml.empty()
+    agent_id = param("agent")
+    released = svc.dispatcher.agent_call_ended(param("kind"), param("key"), param("attempt"),
+                                               agent_id, param("CallSid"), status)
+    if released:
+        _after_response(svc.dispatcher.dispatch)
+    return twiml.empty()
+
+
+@bp.post("/customer/answer")
+@webhook(safe_twiml=lambda: twiml.goodbye("We are sorry, we could not connect your callback. "
+                                          "We will try again. Goodbye."))
+def customer_answer():
+    """The customer picked up (Twilio already ran answering-machine detection)."""
+    answer = services().dispatcher.customer_answered(param("callback"), param("attempt"),
+                                                     param("AnsweredBy"))
+    if answer.hang_up:
+        return twiml.notice(answer.announcement) if answer.announcement else twiml.hangup()
+    return twiml.conference(answer.conference, announcement=answer.announcement)
+
+
+@bp.post("/customer/status")
+@webhook(safe_twiml=twiml.empty)
+def customer_status():
+    """Status of the customer's leg: a final status ends the attempt, once."""
+    status = param("CallStatus")
+    if status in FINAL_CALL_STATUSES:
+        services().dispatcher.customer_call_ended(param("callback"), param("attempt"), status)
+    return twiml.empty()
+
+
+@bp.post("/conference")
+@webhook(safe_twiml=twiml.empty)
+def conference_event():
+    """Conference status: its end completes a connected callback."""
+    if param("StatusCallbackEvent") == "conference-end":
+        services().dispatcher.conference_ended(param("callback"), param("attempt"))
+    return twiml.empty()
+
+
+@bp.post("/caller/join")
+@webhook(safe_twiml=twiml.goodbye)
+def caller_join():
+    """A holding caller taken out of the queue: into the agent's conference."""
+    conference = param("conference")
+    if not conference.startswith("call-"):
+        return twiml.goodbye()
+    return twiml.conference(conference, announcement="Connecting you to an agent now.")
+
+
+@bp.post("/notice")
+@webhook(safe_twiml=twiml.hangup)
+def notice():
+    """Tell an agent what happened to their call, then hang up."""
+    return twiml.notice(NOTICES.get(param("message"), "Goodbye."))

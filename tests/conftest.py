@@ -1,0 +1,150 @@
+"""Fixtures: a real DynamoDB endpoint (moto server), the Twilio stand-in over HTTP, a
+controlled clock, the app, and a client that signs requests like Twilio does."""
+import os
+import uuid
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+import pytest
+from moto.server import ThreadedMotoServer
+from twilio.request_validator import RequestValidator
+
+from callback import create_app
+from callback.clock import FixedClock
+from callback.models import Ivr, Queue
+from callback.settings import CallbackSettings
+from callback.twilio_standin import StandInServer
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC = "https://callback.example.com/dev"
+IVR_NUMBER = "+15005550006"
+API_TOKEN = "api-token-for-tests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_credentials():
+    """Fake credentials, so nothing can ever reach a real AWS account."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(aws_credentials):
+    """moto in server mode: DynamoDB over real HTTP on loopback."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def standin_server():
+    """The Twilio REST stand-in over real HTTP on loopback."""
+    server = StandInServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio_standin(standin_server):
+    """The stand-in's state, reset for each test."""
+    standin_server.standin.reset()
+    return standin_server.standin
+
+
+@pytest.fixture
+def clock():
+    """A clock the test moves by hand."""
+    return FixedClock()
+
+
+@pytest.fixture
+def config_overrides(dynamodb_endpoint, standin_server, clock):
+    """Configuration of one test's app: its own tables, the stand-in, the fixed clock."""
+    return {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": standin_server.url,
+        "PUBLIC_BASE_URL": PUBLIC,
+        "CALLBACK_TABLE_PREFIX": f"t{uuid.uuid4().hex[:10]}-",
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "ADMIN_API_TOKEN": API_TOKEN,
+        "SECRET_KEY": "test-secret",
+        "SESSION_COOKIE_SECURE": False,
+        "CONFIG_CACHE_SECONDS": 0,
+        "clock": clock,
+    }
+
+
+@pytest.fixture
+def app(config_overrides):
+    """The app on fresh tables."""
+    app = create_app(config_overrides)
+    app.config["TESTING"] = True
+    app.extensions["callback"].storage.create_tables()
+    return app
+
+
+@pytest.fixture
+def svc(app):
+    """The app's services (storage, dispatcher, clock…)."""
+    return app.extensions["callback"]
+
+
+@pytest.fixture
+def main_line(svc):
+    """IVR 'Main Line' with queues Sales (priority 10) and Support (priority 5)."""
+    ivr = Ivr("Main Line", numbers=(IVR_NUMBER,), greeting="Thanks for calling Example Co.",
+              queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True)),
+              settings=CallbackSettings())
+    return svc.storage.save_ivr(ivr)
+
+
+class TwilioClient:
+    """Sends webhooks exactly as Twilio does: form POST, signed over the public URL."""
+
+    def __init__(self, client, token=AUTH_TOKEN):
+        self.client = client
+        self.validator = RequestValidator(token)
+
+    def post(self, path, params=None, query=None, signature=None, url=None):
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        qs = ("?" + urlencode(query)) if query else ""
+        public = url or PUBLIC + path + qs
+        if signature is None:
+            signature = self.validator.compute_signature(public, params)
+        headers = {"X-Twilio-Signature": signature} if signature else {}
+        return self.client.post(path + qs, data=params, headers=headers)
+
+    def post_url(self, absolute_url, params=None):
+        """POST to a URL the app handed to Twilio (absolute, public)."""
+        assert absolute_url.startswith(PUBLIC), absolute_url
+        rest = absolute_url[len(PUBLIC):]
+        path, _, qs = rest.partition("?")
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        signature = self.validator.compute_signature(absolute_url, params)
+        return self.client.post(path + ("?" + qs if qs else ""), data=params,
+                                headers={"X-Twilio-Signature": signature})
+
+
+@pytest.fixture
+def twilio(app):
+    """A Twilio-like webhook client for the app."""
+    return TwilioClient(app.test_client())
+
+
+def twiml(response):
+    """Parse a TwiML answer; fails the test unless it is 200 text/xml with <Response>."""
+    assert response.status_code == 200, response.data[:500]
+    assert response.mimetype == "text/xml"
+    root = ET.fromstring(response.data)
+    assert root.tag == "Response"
+    return root
+
+
+def said(root):
+    """All the text the caller hears, joined."""
+    return " ".join((e.text or "") for e in root.iter("Say"))

@@ -1,0 +1,59 @@
+"""Callback settings validation, shared by the form and the API."""
+import pytest
+
+from callback.models import Queue
+from callback.settings import CallbackSettings, priority_warnings, validate_settings
+
+VALID = {"callback_enabled": True, "offer_after_seconds": 60, "expiration_minutes": 120,
+         "max_retries": 3, "priority": 10, "retry_minutes": 5, "transfer_timeout_seconds": 30,
+         "entry_attempts": 3}
+
+
+def test_defaults_match_the_product():
+    s = CallbackSettings()
+    assert (s.callback_enabled, s.offer_after_seconds, s.expiration_minutes, s.max_retries,
+            s.priority, s.retry_minutes, s.transfer_timeout_seconds, s.entry_attempts) == (
+        True, 60, 120, 3, None, 5, 30, 3)
+    assert s.priority_for(7) == 7
+
+
+def test_valid_values_parse_from_json_and_form_strings():
+    settings, errors = validate_settings(VALID)
+    assert not errors and settings.priority == 10
+    form = {k: str(v) for k, v in VALID.items()}
+    form["callback_enabled"] = "on"
+    settings, errors = validate_settings(form, checkbox_form=True)
+    assert not errors and settings.max_retries == 3
+
+
+@pytest.mark.parametrize("field, value", [
+    ("max_retries", 0), ("max_retries", "three"), ("max_retries", True), ("max_retries", 2.5),
+    ("expiration_minutes", -1), ("retry_minutes", "99999999999999"), ("transfer_timeout_seconds", 1),
+    ("offer_after_seconds", None), ("callback_enabled", "maybe"), ("entry_attempts", 9),
+])
+def test_invalid_values_save_nothing_and_name_the_field(field, value):
+    settings, errors = validate_settings({**VALID, field: value})
+    assert settings is None and field in errors
+
+
+def test_unknown_fields_are_refused():
+    settings, errors = validate_settings({**VALID, "colour": "blue"})
+    assert settings is None and errors == {"colour": "unknown setting"}
+
+
+def test_partial_update_keeps_the_rest():
+    current = CallbackSettings(max_retries=5)
+    settings, errors = validate_settings({"retry_minutes": 10}, current, partial=True)
+    assert not errors and settings.retry_minutes == 10 and settings.max_retries == 5
+
+
+def test_blank_priority_means_the_queues_own():
+    settings, _ = validate_settings({**VALID, "priority": ""})
+    assert settings.priority is None
+
+
+def test_priority_warning_names_queues_that_outrank_callbacks():
+    queues = [Queue("Sales", "Main", 10), Queue("Support", "Main", 3)]
+    warned = priority_warnings(CallbackSettings(priority=5), queues)
+    assert [q.name for q in warned] == ["Sales"]
+    assert priority_warnings(CallbackSettings(), queues) == []
