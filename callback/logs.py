@@ -2,7 +2,7 @@
 import logging
 import re
 
-_PHONE = re.compile(r"\+?\d[\d\- ().]{8,}\d")
+_PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d\- ().]{8,}\d(?![A-Za-z0-9])")
 _SECRET_KEYS = re.compile(r"(?i)(auth_token|password|secret|authorization|token)(['\"]?\s*[:=]\s*['\"]?)[^\s,'\"}]+")
 
 
@@ -40,6 +40,8 @@ def install(level="INFO"):
         _installed = True
     logger = logging.getLogger("callback")
     logger.setLevel(level)
+    # The twilio client logs every request's headers at INFO: noise, and no use to on-call.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

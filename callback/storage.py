@@ -406,12 +406,12 @@ class Storage:
             raise StorageError(str(exc)) from exc
         return self.get_agent(agent_id)
 
-    def agent_answered(self, agent_id, call_sid, now):
-        """Reserved agent picked up: now busy on that call."""
+    def agent_answered(self, agent_id, work_key, call_sid, now):
+        """Reserved agent picked up the call for this work: now busy on it."""
         A = self.AgentRec
         self._update(A("AGENT", agent_id),
-                     [A.status.set(m.BUSY), A.status_changed_at.set(now)],
-                     (A.status == m.RESERVED) & (A.call_sid == call_sid))
+                     [A.status.set(m.BUSY), A.status_changed_at.set(now), A.call_sid.set(call_sid)],
+                     (A.status == m.RESERVED) & (A.work_key == work_key))
 
     def set_agent_call(self, agent_id, work_key, call_sid):
         """Remember the call that is ringing a reserved agent."""

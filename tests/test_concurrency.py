@@ -1,0 +1,83 @@
+"""Many dispatchers and sweeps at once against moto server: nothing twice, nothing lost."""
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from callback.models import Callback, Ivr, Queue
+from callback.sweep import sweep_once
+
+AGENTS = [f"agent{i}" for i in range(5)]
+
+
+def seed(svc, clock, callbacks):
+    svc.storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",),
+                             queues=(Queue("Sales", "Main Line", 10),)))
+    for i, agent_id in enumerate(AGENTS):
+        svc.storage.save_agent_profile(agent_id, name=agent_id, phone=f"+1415555{i:04d}",
+                                       queues=["Sales"], now=clock.now(), create=True)
+    now = clock.now()
+    for i in range(callbacks):
+        sid = f"CA{i:032d}"
+        cb = Callback(sid, f"+1212555{i:04d}", "Main Line", "Sales", now,
+                      now - timedelta(seconds=i), 10, now, now + timedelta(hours=2))
+        svc.storage.create_callback(cb, sid)
+    for agent_id in AGENTS:
+        svc.storage.set_agent_presence(agent_id, "available", now)
+
+
+def run_threads(count, target):
+    barrier = threading.Barrier(count)
+    errors = []
+
+    def worker(i):
+        try:
+            barrier.wait()
+            target(i)
+        except Exception as exc:  # collected so the test can fail on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+
+
+def test_two_dispatchers_racing_for_one_agent_and_one_callback(svc, clock, twilio_standin):
+    svc.storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",),
+                             queues=(Queue("Sales", "Main Line", 10),)))
+    svc.storage.save_agent_profile("solo", name="Solo", phone="+14155550199", queues=["Sales"],
+                                   now=clock.now(), create=True)
+    now = clock.now()
+    svc.storage.create_callback(Callback("CA" + "1" * 32, "+12125551234", "Main Line", "Sales",
+                                         now, now, 10, now, now + timedelta(hours=2)), "CA" + "1" * 32)
+    svc.storage.set_agent_presence("solo", "available", now)
+    offers = []
+    run_threads(2, lambda i: offers.extend(svc.dispatcher.dispatch()))
+    assert len(offers) == 1
+    assert len(twilio_standin.placed(to="+14155550199")) == 1
+    assert len(svc.storage.get_callback("CA" + "1" * 32).history) == 1
+
+
+def test_eight_threads_of_dispatch_and_sweep_over_hundreds_of_callbacks(svc, clock, twilio_standin):
+    seed(svc, clock, callbacks=200)
+    run_threads(8, lambda i: svc.dispatcher.dispatch() if i % 2 else sweep_once(svc))
+
+    placed = twilio_standin.placed()
+    rung = Counter(call.to for call in placed)
+    assert len(placed) == len(AGENTS), "each available agent gets exactly one piece of work"
+    assert all(count == 1 for count in rung.values()), rung
+    agents = svc.storage.list_agents()
+    assert {a.status for a in agents} == {"reserved"}
+    claimed = [a.work_key for a in agents]
+    assert len(set(claimed)) == len(AGENTS), "no callback went to two agents"
+
+    pending, dialing = [], []
+    for i in range(200):
+        cb = svc.storage.get_callback(f"CA{i:032d}")
+        assert len(cb.history) <= 1
+        (dialing if cb.status == "dialing" else pending).append(cb)
+    assert len(dialing) == len(AGENTS) and len(pending) == 200 - len(AGENTS)
+    # The earliest places in line were served first.
+    assert sorted(c.callback_id for c in dialing) == sorted(f"CA{i:032d}" for i in range(195, 200))

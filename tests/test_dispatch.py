@@ -1,0 +1,410 @@
+"""Dispatch journeys with a controlled clock: agents, agent-first callbacks, retries,
+expiration, the sweep, and Twilio answering through the stand-in over real HTTP."""
+from datetime import timedelta
+
+import pytest
+
+from callback import models as m
+from callback.models import Callback
+from callback.sweep import sweep_once
+from conftest import API_TOKEN, IVR_NUMBER, PUBLIC, said, twiml
+
+ALICE = "+14155550101"
+BOB = "+14155550102"
+CUSTOMER = "+12125551234"
+
+
+@pytest.fixture
+def agents(svc, main_line, clock):
+    """Alice serves Sales; Bob serves Sales and Support. Both start offline."""
+    svc.storage.save_agent_profile("alice", name="Alice", phone=ALICE, queues=["Sales"],
+                                   now=clock.now(), create=True)
+    svc.storage.save_agent_profile("bob", name="Bob", phone=BOB, queues=["Sales", "Support"],
+                                   now=clock.now(), create=True)
+
+
+@pytest.fixture
+def api(app):
+    client = app.test_client()
+
+    class Api:
+        def status(self, agent_id, status):
+            return client.put(f"/api/agents/{agent_id}/status", json={"status": status},
+                              headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+    return Api()
+
+
+def store_callback(svc, clock, call_sid="CA" + "c" * 32, number=CUSTOMER, queue="Sales",
+                   priority=10, joined_minutes_ago=2):
+    now = clock.now()
+    cb = Callback(call_sid, number, "Main Line", queue, now, now - timedelta(minutes=joined_minutes_ago),
+                  priority, now, now + timedelta(minutes=120))
+    svc.storage.add_waiting_call(call_sid, ivr_name="Main Line", queue_name=queue, caller=number,
+                                 joined_at=cb.place_in_line)
+    assert svc.storage.create_callback(cb, call_sid).outcome == "created"
+    return call_sid
+
+
+def ringing(standin, to):
+    calls = [c for c in standin.placed(to=to) if c.status not in ("completed",)]
+    assert calls, f"nothing ringing {to}"
+    return calls[-1]
+
+
+def answer(twilio, call, **extra):
+    """The callee picks up: Twilio fetches the call's Url."""
+    return twiml(twilio.post_url(call.url, {"CallSid": call.sid, "CallStatus": "in-progress",
+                                            "To": call.to, "From": call.from_, **extra}))
+
+
+def status(twilio, call, call_status, **extra):
+    """Twilio reports a call status to the call's StatusCallback."""
+    response = twilio.post_url(call.status_callback, {"CallSid": call.sid, "CallStatus": call_status,
+                                                      "To": call.to, "From": call.from_, **extra})
+    assert response.status_code == 200
+    return response
+
+
+def conference_end(twilio, agent_twiml):
+    conf = agent_twiml.find("Dial/Conference")
+    return twilio.post_url(conf.get("statusCallback"), {"StatusCallbackEvent": "conference-end",
+                                                         "FriendlyName": conf.text,
+                                                         "ConferenceSid": "CF" + "0" * 32})
+
+
+def test_agent_api_needs_the_bearer_token(app, agents):
+    client = app.test_client()
+    assert client.get("/api/agents").status_code == 401
+    assert client.get("/api/agents", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    listed = client.get("/api/agents", headers={"Authorization": f"Bearer {API_TOKEN}"}).get_json()
+    assert {a["id"]: a["status"] for a in listed["agents"]} == {"alice": "offline", "bob": "offline"}
+
+
+@pytest.mark.parametrize("body", [{"status": "busy"}, {"status": None}, {}, ["available"]])
+def test_agent_status_rejects_bad_bodies_with_json(api, agents, body, app):
+    response = app.test_client().put("/api/agents/alice/status", json=body,
+                                     headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 400 and "error" in response.get_json()
+
+
+def test_unknown_agent_is_404(api, agents):
+    assert api.status("nobody", "available").status_code == 404
+
+
+def test_callback_answered_on_the_first_attempt(twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    assert api.status("alice", "available").get_json()["agent"]["status"] == "reserved"
+
+    # The agent is rung first, from the IVR's number.
+    agent_leg = ringing(twilio_standin, ALICE)
+    assert agent_leg.from_ == IVR_NUMBER and agent_leg.timeout == 20
+    assert agent_leg.url.startswith(PUBLIC + "/voice/agent/answer?")
+    assert not twilio_standin.placed(to=CUSTOMER)
+
+    # Only when the agent answers is the customer dialed, for the Transfer Timeout.
+    agent_twiml = answer(twilio, agent_leg)
+    assert "Callback for Sales, to 2 1 2, 5 5 5, 1 2 3 4" in said(agent_twiml)
+    conference = agent_twiml.find("Dial/Conference")
+    assert conference.get("endConferenceOnExit") == "true"
+    customer_leg = ringing(twilio_standin, CUSTOMER)
+    assert customer_leg.timeout == 30 and customer_leg.machine_detection == "Enable"
+    assert svc.storage.get_agent("alice").status == "busy"
+
+    customer_twiml = answer(twilio, customer_leg, AnsweredBy="human")
+    assert customer_twiml.find("Dial/Conference").text == conference.text
+    assert svc.storage.get_callback(cb_id).status == "connected"
+
+    conference_end(twilio, agent_twiml)
+    status(twilio, customer_leg, "completed")
+    status(twilio, agent_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "completed" and cb.attempts == 0
+    [attempt] = cb.history
+    assert (attempt.agent_id, attempt.outcome) == ("alice", "completed")
+    assert (attempt.agent_call_sid, attempt.customer_call_sid) == (agent_leg.sid, customer_leg.sid)
+    assert svc.storage.get_agent("alice").status == "available"
+
+
+def run_attempt(twilio, standin, customer_status, agent=ALICE, answered_by=None):
+    agent_leg = ringing(standin, agent)
+    answer(twilio, agent_leg)
+    customer_leg = ringing(standin, CUSTOMER)
+    if answered_by:
+        answer(twilio, customer_leg, AnsweredBy=answered_by)
+    status(twilio, customer_leg, customer_status)
+    standin.end_call(customer_leg.sid)
+    status(twilio, agent_leg, "completed")
+    standin.end_call(agent_leg.sid)
+    return agent_leg, customer_leg
+
+
+def test_no_answer_twice_then_answered(twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    place = svc.storage.get_callback(cb_id).place_in_line
+    api.status("alice", "available")
+
+    agent_leg, _ = run_attempt(twilio, twilio_standin, "no-answer")
+    assert agent_leg.redirects == [f"{PUBLIC}/voice/notice?message=retry"]
+    notice = twiml(twilio.post_url(agent_leg.redirects[0], {"CallSid": agent_leg.sid}))
+    assert "will be retried" in said(notice)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.due_at) == ("pending", 1, clock.now() + timedelta(minutes=5))
+    assert cb.place_in_line == place
+    # Not due yet: the free agent is not rung again.
+    assert sweep_once(svc).offers == 0
+
+    clock.advance(minutes=5)
+    assert sweep_once(svc).offers == 1
+    run_attempt(twilio, twilio_standin, "busy")
+    assert svc.storage.get_callback(cb_id).attempts == 2
+
+    clock.advance(minutes=5)
+    sweep_once(svc)
+    agent_leg = ringing(twilio_standin, ALICE)
+    agent_twiml = answer(twilio, agent_leg)
+    answer(twilio, ringing(twilio_standin, CUSTOMER), AnsweredBy="human")
+    conference_end(twilio, agent_twiml)
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "completed"
+    assert [a.outcome for a in cb.history] == ["no-answer", "busy", "completed"]
+    assert [a.counted for a in cb.history] == [True, True, False]
+
+
+def test_max_retries_exhausted_expires_and_never_dials_again(twilio, svc, clock, agents, api,
+                                                            twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    run_attempt(twilio, twilio_standin, "no-answer")
+    clock.advance(minutes=5)
+    sweep_once(svc)
+    run_attempt(twilio, twilio_standin, "failed")
+    clock.advance(minutes=5)
+    sweep_once(svc)
+    agent_leg, _ = run_attempt(twilio, twilio_standin, "no-answer", answered_by=None)
+    assert agent_leg.redirects[-1].endswith("message=expired")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.ended_reason) == ("expired", 3, "max-retries")
+
+    dialed = len(twilio_standin.placed(to=CUSTOMER))
+    clock.advance(minutes=30)
+    sweep_once(svc)
+    assert len(twilio_standin.placed(to=CUSTOMER)) == dialed == 3
+
+
+def test_answering_machine_counts_as_a_failed_attempt(twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    answer(twilio, ringing(twilio_standin, ALICE))
+    customer_leg = ringing(twilio_standin, CUSTOMER)
+    root = answer(twilio, customer_leg, AnsweredBy="machine_end_beep")
+    assert root.find("Hangup") is not None and root.find("Dial") is None
+    status(twilio, customer_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 1, "machine")
+
+
+def test_expired_before_an_agent_was_free(svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    clock.advance(minutes=121)
+    report = sweep_once(svc)
+    assert report.expired == 1
+    api.status("alice", "available")
+    assert svc.storage.get_callback(cb_id).status == "expired"
+    assert not twilio_standin.placed()
+    assert svc.storage.get_agent("alice").status == "available"
+
+
+def test_agent_not_answering_goes_offline_and_the_callback_waits_uncounted(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    status(twilio, ringing(twilio_standin, ALICE), "no-answer")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "agent-no-answer")
+    assert svc.storage.get_agent("alice").status == "offline"
+    assert not twilio_standin.placed(to=CUSTOMER)
+    # Bob becomes available and gets it at once.
+    api.status("bob", "available")
+    assert ringing(twilio_standin, BOB)
+
+
+def test_equal_priority_callback_keeps_its_place_among_holding_callers(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller = "CA" + "d" * 32
+    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Sales", caller=BOB,
+                                 joined_at=clock.now() - timedelta(minutes=1))
+    cb_id = store_callback(svc, clock, joined_minutes_ago=3)
+    api.status("alice", "available")
+    assert f"key={cb_id}" in ringing(twilio_standin, ALICE).url
+
+
+def test_lower_priority_callback_waits_while_callers_hold(twilio, svc, clock, agents, api,
+                                                          twilio_standin):
+    caller = "CA" + "d" * 32
+    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Sales", caller=BOB,
+                                 joined_at=clock.now() - timedelta(minutes=1))
+    store_callback(svc, clock, priority=1, joined_minutes_ago=30)
+    api.status("alice", "available")
+    assert f"key={caller}" in ringing(twilio_standin, ALICE).url
+
+
+def test_holding_caller_is_moved_into_the_agents_conference(twilio, svc, clock, agents, api,
+                                                           twilio_standin):
+    caller = "CA" + "e" * 32
+    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Support",
+                                 caller=CUSTOMER, joined_at=clock.now())
+    api.status("bob", "available")
+    agent_leg = ringing(twilio_standin, BOB)
+    root = answer(twilio, agent_leg)
+    assert "Caller from Support" in said(root)
+    conference = root.find("Dial/Conference").text
+    moved = twilio_standin.calls[caller].redirects
+    assert moved == [f"{PUBLIC}/voice/caller/join?conference={conference}"]
+    joined = twiml(twilio.post_url(moved[0], {"CallSid": caller}))
+    assert joined.find("Dial/Conference").text == conference
+    assert svc.storage.get_waiting_call(caller) is None
+    status(twilio, agent_leg, "completed")
+    assert svc.storage.get_agent("bob").status == "available"
+
+
+def test_caller_who_hung_up_meanwhile_releases_the_agent(twilio, svc, clock, agents, api,
+                                                         twilio_standin):
+    caller = "CA" + "e" * 32
+    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Support",
+                                 caller=CUSTOMER, joined_at=clock.now())
+    api.status("bob", "available")
+    agent_leg = ringing(twilio_standin, BOB)
+    twilio_standin.end_call(caller)
+    root = answer(twilio, agent_leg)
+    assert "hung up" in said(root) and root.find("Hangup") is not None
+    status(twilio, agent_leg, "completed")
+    assert svc.storage.get_agent("bob").status == "available"
+    assert svc.storage.get_waiting_call(caller) is None
+
+
+def test_agent_not_answering_a_holding_caller_puts_them_back_in_line(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller = "CA" + "e" * 32
+    joined = clock.now()
+    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
+                                 joined_at=joined)
+    api.status("alice", "available")
+    status(twilio, ringing(twilio_standin, ALICE), "no-answer")
+    back = svc.storage.get_waiting_call(caller)
+    assert (back.status, back.joined_at) == ("waiting", joined)
+    assert [c.call_sid for c in svc.storage.waiting_in_queue("Sales")] == [caller]
+
+
+def test_duplicate_and_out_of_order_status_callbacks_count_once(twilio, svc, clock, agents, api,
+                                                                twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_leg = ringing(twilio_standin, ALICE)
+    agent_twiml = answer(twilio, agent_leg)
+    customer_leg = ringing(twilio_standin, CUSTOMER)
+    answer(twilio, customer_leg, AnsweredBy="human")
+    conference_end(twilio, agent_twiml)
+    status(twilio, customer_leg, "completed")
+    # Late and repeated: a no-answer after completion, and everything twice.
+    status(twilio, customer_leg, "no-answer")
+    status(twilio, customer_leg, "completed")
+    conference_end(twilio, agent_twiml)
+    status(twilio, agent_leg, "completed")
+    status(twilio, agent_leg, "no-answer")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, len(cb.history)) == ("completed", 0, 1)
+    assert svc.storage.get_agent("alice").status == "available"
+
+
+def test_repeated_failure_status_counts_one_attempt(twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    answer(twilio, ringing(twilio_standin, ALICE))
+    customer_leg = ringing(twilio_standin, CUSTOMER)
+    for _ in range(3):
+        status(twilio, customer_leg, "no-answer")
+    assert svc.storage.get_callback(cb_id).attempts == 1
+
+
+@pytest.mark.parametrize("http_status, code", [(500, 20500), (429, 20429), (400, 21210)])
+def test_twilio_failing_to_ring_the_agent_keeps_the_callback(svc, clock, agents, api,
+                                                            twilio_standin, http_status, code):
+    cb_id = store_callback(svc, clock)
+    twilio_standin.fail_next(http_status, code)
+    api.status("alice", "available")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
+    assert svc.storage.get_agent("alice").status == "available"
+    # The next sweep tries again, and this time Twilio answers.
+    sweep_once(svc)
+    assert ringing(twilio_standin, ALICE)
+    assert svc.storage.get_callback(cb_id).status == "dialing"
+
+
+def test_twilio_failing_to_dial_the_customer_keeps_the_callback(twilio, svc, clock, agents, api,
+                                                               twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_leg = ringing(twilio_standin, ALICE)
+    twilio_standin.fail_next(503, 20503)
+    root = answer(twilio, agent_leg)
+    assert "could not be dialed" in said(root)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts) == ("pending", 0)
+    # The agent hangs up after the notice, is free again, and is offered the callback anew.
+    status(twilio, agent_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.agent_id, len(cb.history)) == ("dialing", "alice", 2)
+    assert ringing(twilio_standin, ALICE).sid != agent_leg.sid
+
+
+def test_sweep_repairs_an_attempt_whose_status_never_came(twilio, svc, clock, agents, api,
+                                                          twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    answer(twilio, ringing(twilio_standin, ALICE))
+    assert ringing(twilio_standin, CUSTOMER)
+    clock.advance(minutes=3)
+    report = sweep_once(svc)
+    assert report.repaired_attempts == 1
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 1, "no-status")
+    assert svc.storage.get_agent("alice").status == "available"
+
+
+def test_sweep_frees_an_agent_reserved_with_no_live_call(svc, clock, agents, twilio_standin):
+    svc.storage.set_agent_presence("alice", "available", clock.now())
+    agent = svc.storage.get_agent("alice")
+    store_callback(svc, clock)
+    cb = svc.storage.due_callbacks("Sales", clock.now())[0]
+    # A dispatcher claimed the work and died before placing the call.
+    svc.storage.claim_callback(agent, cb, "lost", clock.now(), clock.now() + timedelta(minutes=3))
+    clock.advance(minutes=6)
+    report = sweep_once(svc)
+    assert report.repaired_attempts == 1
+    assert svc.storage.get_callback(cb.callback_id).status in ("pending", "dialing")
+    assert svc.storage.get_callback(cb.callback_id).history[0].outcome == "agent-leg-lost"
+
+
+def test_sweep_drops_stale_waiting_calls(svc, clock, main_line):
+    svc.storage.add_waiting_call("CA" + "9" * 32, ivr_name="Main Line", queue_name="Sales",
+                                 caller=CUSTOMER, joined_at=clock.now())
+    clock.advance(minutes=300)
+    assert sweep_once(svc).dropped_waiting == 1
+    assert svc.storage.get_waiting_call("CA" + "9" * 32) is None
+
+
+def test_sweep_is_idempotent(svc, clock, agents):
+    store_callback(svc, clock)
+    clock.advance(minutes=200)
+    first, second = sweep_once(svc), sweep_once(svc)
+    assert (first.expired, second.expired) == (1, 0)
+
+
+def test_an_agent_on_a_call_cannot_go_offline_mid_call(twilio, svc, clock, agents, api,
+                                                      twilio_standin):
+    store_callback(svc, clock)
+    api.status("alice", "available")
+    response = api.status("alice", "offline")
+    assert response.status_code == 409 and response.get_json()["fields"]["status"] == "reserved"
