@@ -148,3 +148,20 @@ def twiml(response):
 def said(root):
     """All the text the caller hears, joined."""
     return " ".join((e.text or "") for e in root.iter("Say"))
+
+
+@pytest.fixture(autouse=True)
+def no_scans(monkeypatch):
+    """Fail any test whose code path asks DynamoDB for a Scan: access is keyed or indexed."""
+    from pynamodb.connection.base import Connection
+
+    real = Connection._make_api_call
+    operations = []
+
+    def spy(self, operation_name, operation_kwargs):
+        assert operation_name != "Scan", f"Scan on {operation_kwargs.get('TableName')}"
+        operations.append(operation_name)
+        return real(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", spy)
+    return operations
