@@ -1,13 +1,17 @@
 """callback: let callers in a queue ask to be called back, and call them back agent first."""
 import os
 
+from datetime import timedelta
+
 import click
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from . import logs
 from .config import Config
 from .services import build_services
 
+csrf = CSRFProtect()
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
 
@@ -22,13 +26,21 @@ def create_app(overrides=None):
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.SESSION_COOKIE_SECURE,
         MAX_CONTENT_LENGTH=64 * 1024,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
     app.extensions["callback"] = build_services(config)
 
-    from . import api, webhooks
+    from . import admin, api, auth, webhooks
 
+    csrf.init_app(app)
+    # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
+    csrf.exempt(webhooks.bp)
+    csrf.exempt(api.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
 
     @app.cli.command("init-db")
     def init_db():

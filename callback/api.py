@@ -3,9 +3,12 @@ import functools
 import hmac
 
 from flask import Blueprint, current_app, jsonify, request
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from . import models as m
+from .settings import validate_settings
 from .storage import Conflict, NotFound, StorageError
+from .validation import check_agent, check_queue
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -108,3 +111,159 @@ def set_agent_status(agent_id):
         agent = svc.storage.get_agent(agent.agent_id)
     return jsonify(agent=agent_json(agent))
 
+
+
+def ivr_json(ivr):
+    """An IVR as the API shows it."""
+    return {"name": ivr.name, "numbers": list(ivr.numbers), "greeting": ivr.greeting,
+            "queues": [queue_json(q) for q in ivr.queues], "settings": ivr.settings.as_dict()}
+
+
+def queue_json(queue, waiting=None, pending=None):
+    """A queue as the API shows it."""
+    data = {"name": queue.name, "ivr": queue.ivr_name, "priority": queue.priority,
+            "callback_enabled": queue.callback_enabled}
+    if waiting is not None:
+        data.update(waiting=waiting, pending_callbacks=pending)
+    return data
+
+
+def callback_json(cb):
+    """A callback as the API shows it (the number in full: the API is for admins)."""
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    return {
+        "id": cb.callback_id, "status": cb.status, "number": cb.number, "ivr": cb.ivr_name,
+        "queue": cb.queue_name, "requested_at": iso(cb.requested_at),
+        "place_in_line": iso(cb.place_in_line), "priority": cb.priority, "attempts": cb.attempts,
+        "due_at": iso(cb.due_at), "expires_at": iso(cb.expires_at), "ended_reason": cb.ended_reason,
+        "history": [{"attempt_id": a.attempt_id, "started_at": iso(a.started_at), "agent": a.agent_id,
+                     "outcome": a.outcome, "counted": a.counted, "agent_call_sid": a.agent_call_sid,
+                     "customer_call_sid": a.customer_call_sid} for a in cb.history],
+    }
+
+
+def _ivr(name):
+    try:
+        return services().storage.get_ivr(name)
+    except NotFound as exc:
+        raise ApiError(404, "no such IVR") from exc
+
+
+@bp.get("/ivrs")
+@token_required
+def list_ivrs():
+    """Every IVR, alphabetically, with queues and settings."""
+    return jsonify(ivrs=[ivr_json(i) for i in services().storage.list_ivrs()])
+
+
+@bp.get("/ivrs/<name>/settings")
+@token_required
+def get_settings(name):
+    """One IVR's callback settings."""
+    return jsonify(settings=_ivr(name).settings.as_dict())
+
+
+@bp.put("/ivrs/<name>/settings")
+@token_required
+def put_settings(name):
+    """Change callback settings; fields left out keep their value, invalid input saves nothing."""
+    svc = services()
+    ivr = _ivr(name)
+    settings, errors = validate_settings(json_body(), ivr.settings, partial=True)
+    if errors:
+        raise ApiError(400, "invalid settings", errors)
+    try:
+        saved = svc.storage.save_ivr(ivr.evolve(settings=settings))
+    except Conflict as exc:
+        raise ApiError(409, "the IVR changed meanwhile; read it again") from exc
+    svc.directory.invalidate()
+    return jsonify(settings=saved.settings.as_dict())
+
+
+@bp.get("/queues")
+@token_required
+def list_queues():
+    """Every queue, with callers waiting and pending callbacks."""
+    storage = services().storage
+    return jsonify(queues=[queue_json(q, storage.count_waiting(q.name), storage.count_pending(q.name))
+                           for i in storage.list_ivrs() for q in i.queues])
+
+
+@bp.post("/queues")
+@token_required
+def create_queue():
+    """Add a queue to an IVR: {"name", "ivr", "priority", "callback_enabled"}."""
+    svc = services()
+    body = json_body()
+    ivr_name = body.get("ivr")
+    if not isinstance(ivr_name, str):
+        raise ApiError(400, "invalid queue", {"ivr": "is required"})
+    ivr = _ivr(ivr_name)
+    unknown = set(body) - {"name", "ivr", "priority", "callback_enabled"}
+    if unknown:
+        raise ApiError(400, "invalid queue", {k: "unknown field" for k in unknown})
+    taken = {q.name for i in svc.storage.list_ivrs() for q in i.queues}
+    queue, errors = check_queue(body, ivr.name, taken)
+    if errors:
+        status = 409 if "another IVR" in errors.get("name", "") else 400
+        raise ApiError(status, "invalid queue", errors)
+    try:
+        svc.storage.save_ivr(ivr.evolve(queues=ivr.queues + (queue,)))
+    except Conflict as exc:
+        raise ApiError(409, "the IVR changed meanwhile; try again") from exc
+    svc.directory.invalidate()
+    return jsonify(queue=queue_json(queue)), 201
+
+
+@bp.post("/agents")
+@token_required
+def create_agent():
+    """Add an agent (offline): {"id", "name", "phone", "queues"}."""
+    svc = services()
+    known = {q.name for i in svc.storage.list_ivrs() for q in i.queues}
+    fields, errors = check_agent(json_body(), known_queues=known, creating=True)
+    if errors:
+        raise ApiError(400, "invalid agent", errors)
+    try:
+        agent = svc.storage.save_agent_profile(fields["id"], name=fields["name"], phone=fields["phone"],
+                                               queues=fields["queues"], now=svc.clock.now(), create=True)
+    except Conflict as exc:
+        raise ApiError(409, "an agent with this id exists", {"id": "taken"}) from exc
+    return jsonify(agent=agent_json(agent)), 201
+
+
+@bp.get("/callbacks")
+@token_required
+def list_callbacks():
+    """Callbacks newest first: ?status=&ivr=&limit=&after= (an opaque cursor)."""
+    status = request.args.get("status") or None
+    if status and status not in m.CALLBACK_STATUSES:
+        raise ApiError(400, "invalid status", {"status": "one of " + ", ".join(m.CALLBACK_STATUSES)})
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        raise ApiError(400, "invalid limit", {"limit": "1 to 200"})
+    cursor = URLSafeSerializer(current_app.config["SECRET_KEY"], salt="api-callbacks")
+    start = None
+    if request.args.get("after"):
+        try:
+            start = cursor.loads(request.args["after"])
+        except BadSignature as exc:
+            raise ApiError(400, "invalid cursor", {"after": "use the value the API returned"}) from exc
+    items, last = services().storage.list_callbacks(status=status, ivr_name=request.args.get("ivr") or None,
+                                                    limit=int(limit), start_key=start)
+    return jsonify(callbacks=[callback_json(c) for c in items],
+                   after=cursor.dumps(last) if last else None)
+
+
+@bp.post("/callbacks/<callback_id>/cancel")
+@token_required
+def cancel_callback(callback_id):
+    """Cancel a pending callback (409 once it has moved on)."""
+    svc = services()
+    try:
+        cb = svc.storage.cancel_callback(callback_id[:64], svc.clock.now())
+    except NotFound as exc:
+        raise ApiError(404, "no such callback") from exc
+    except Conflict as exc:
+        raise ApiError(409, "only a pending callback can be canceled") from exc
+    return jsonify(callback=callback_json(cb))

@@ -788,14 +788,24 @@ class Storage:
     # -- login throttling --------------------------------------------------------------
 
     def record_login_failure(self, username, now, window):
-        """Count a failed login for a user in the current window; returns the count."""
+        """Count a failed login in the user's current window (which starts at the first
+        failure); returns the count."""
         G = self.Guard
-        key = G("LOGIN", username.lower()[:64])
+        key = username.lower()[:64]
         try:
-            key.update(actions=[G.count.add(1), G.expires_ttl.set(now + window)])
-            return int(key.count)
-        except (UpdateError, BotoCoreError) as exc:
+            record = G.get("LOGIN", key, consistent_read=True)
+            if record.expires_ttl and record.expires_ttl > now:
+                record.update(actions=[G.count.add(1)])
+                return int(record.count)
+        except DoesNotExist:
+            pass
+        except (PynamoDBException, BotoCoreError) as exc:
             raise StorageError(str(exc)) from exc
+        try:
+            G("LOGIN", key, count=1, expires_ttl=now + window).save()
+        except (PutError, BotoCoreError) as exc:
+            raise StorageError(str(exc)) from exc
+        return 1
 
     def login_failures(self, username, now):
         """Failed logins for a user that have not yet expired."""

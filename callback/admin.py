@@ -1,0 +1,305 @@
+"""Admin pages: IVRs and their callback settings, queues, agents, callbacks."""
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from . import models as m
+from .auth import login_required
+from .numbers import mask
+from .settings import BOOLEAN_FIELDS, INTEGER_FIELDS, priority_warnings, validate_settings
+from .storage import Conflict, NotFound
+from .validation import check_agent, check_ivr
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+PAGE_SIZE = 25
+BLANK_QUEUE_ROWS = 3
+
+
+def services():
+    """The app's wired services."""
+    return current_app.extensions["callback"]
+
+
+@bp.after_request
+def security_headers(response):
+    """Admin pages: no framing, no sniffing, no caching, only our own scripts and styles."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_template_filter("masked")
+def masked(number):
+    """A phone number with all but two digits hidden."""
+    return mask(number)
+
+
+@bp.app_template_filter("when")
+def when(moment):
+    """A UTC timestamp for people."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def _ivr_or_404(name):
+    try:
+        return services().storage.get_ivr(name)
+    except NotFound:
+        abort(404)
+
+
+# -- IVRs --------------------------------------------------------------------------------
+
+@bp.get("/ivrs")
+@login_required
+def ivrs():
+    """IVRs in alphabetical order, each with a Settings link on its right."""
+    items = sorted(services().storage.list_ivrs(), key=lambda i: i.name.lower())
+    return render_template("ivrs.html", ivrs=items)
+
+
+def _queue_rows(form):
+    count = form.get("queue_rows", "0")
+    count = min(int(count), 50) if count.isdigit() else 0
+    rows = []
+    for i in range(count):
+        name = form.get(f"queue_name_{i}", "").strip()
+        if name:
+            rows.append({"name": name, "priority": form.get(f"queue_priority_{i}", "0"),
+                         "callback_enabled": form.get(f"queue_callback_{i}", "") == "on"})
+    return rows
+
+
+@bp.route("/ivrs/new", methods=["GET", "POST"])
+@login_required
+def ivr_new():
+    """Create an IVR."""
+    return _ivr_form(None)
+
+
+@bp.route("/ivrs/<name>/edit", methods=["GET", "POST"])
+@login_required
+def ivr_edit(name):
+    """Edit an IVR's numbers, greeting and queues."""
+    return _ivr_form(_ivr_or_404(name))
+
+
+def _ivr_form(current):
+    svc = services()
+    errors = {}
+    if request.method == "POST":
+        raw = {"name": current.name if current else request.form.get("name", ""),
+               "numbers": request.form.get("numbers", ""),
+               "greeting": request.form.get("greeting", ""),
+               "queues": _queue_rows(request.form)}
+        others = [i for i in svc.storage.list_ivrs() if not current or i.name != current.name]
+        fields, errors = check_ivr(raw, other_ivrs=others, creating=current is None)
+        if not errors:
+            ivr = (current.evolve(numbers=fields["numbers"], greeting=fields["greeting"],
+                                  queues=fields["queues"]) if current
+                   else m.Ivr(fields["name"], fields["numbers"], fields["greeting"], fields["queues"]))
+            try:
+                svc.storage.save_ivr(ivr)
+            except Conflict:
+                errors = {"_": "Someone else changed this IVR meanwhile. Reload and try again."}
+            else:
+                svc.directory.invalidate()
+                flash(f"IVR {ivr.name} saved.", "ok")
+                return redirect(url_for("admin.ivrs"))
+        form = {"name": raw["name"], "numbers": raw["numbers"], "greeting": raw["greeting"],
+                "queues": raw["queues"]}
+        status = 400
+    else:
+        form = {"name": current.name if current else "",
+                "numbers": "\n".join(current.numbers) if current else "",
+                "greeting": current.greeting if current else "",
+                "queues": [{"name": q.name, "priority": q.priority,
+                            "callback_enabled": q.callback_enabled} for q in current.queues]
+                if current else []}
+        status = 200
+    rows = form["queues"] + [{"name": "", "priority": 0, "callback_enabled": True}] * BLANK_QUEUE_ROWS
+    return render_template("ivr_form.html", form=form, rows=rows, errors=errors,
+                           creating=current is None), status
+
+
+@bp.route("/ivrs/<name>/settings", methods=["GET", "POST"])
+@login_required
+def ivr_settings(name):
+    """The IVR's callback settings; invalid input saves nothing."""
+    svc = services()
+    ivr = _ivr_or_404(name)
+    errors, values, status = {}, ivr.settings.as_dict(), 200
+    if request.method == "POST":
+        raw = {k: request.form.get(k, "") for k in INTEGER_FIELDS}
+        if request.form.get("callback_enabled"):
+            raw["callback_enabled"] = request.form["callback_enabled"]
+        settings, errors = validate_settings(raw, ivr.settings, checkbox_form=True)
+        if not errors:
+            try:
+                svc.storage.save_ivr(ivr.evolve(settings=settings))
+            except Conflict:
+                errors = {"_": "Someone else changed this IVR meanwhile. Reload and try again."}
+            else:
+                svc.directory.invalidate()
+                flash(f"Callback settings of {ivr.name} saved.", "ok")
+                return redirect(url_for("admin.ivr_settings", name=ivr.name))
+        values = {**values, **raw, "callback_enabled": bool(request.form.get("callback_enabled"))}
+        status = 400
+    warnings = priority_warnings(ivr.settings, ivr.queues)
+    return render_template("ivr_settings.html", ivr=ivr, values=values, errors=errors,
+                           integer_fields=INTEGER_FIELDS, boolean_fields=BOOLEAN_FIELDS,
+                           warnings=warnings), status
+
+
+# -- queues --------------------------------------------------------------------------------
+
+@bp.get("/queues")
+@login_required
+def queues():
+    """Every queue with its priority, callback option and what waits in it now."""
+    storage = services().storage
+    rows = []
+    for ivr in sorted(storage.list_ivrs(), key=lambda i: i.name.lower()):
+        for queue in ivr.queues:
+            rows.append({"queue": queue, "ivr": ivr, "waiting": storage.count_waiting(queue.name),
+                         "pending": storage.count_pending(queue.name)})
+    return render_template("queues.html", rows=rows)
+
+
+# -- agents --------------------------------------------------------------------------------
+
+@bp.get("/agents")
+@login_required
+def agents():
+    """Agents with their phones, queues and status."""
+    items = sorted(services().storage.list_agents(), key=lambda a: a.name.lower())
+    return render_template("agents.html", agents=items)
+
+
+def _known_queues():
+    return {q.name for i in services().storage.list_ivrs() for q in i.queues}
+
+
+@bp.route("/agents/new", methods=["GET", "POST"])
+@login_required
+def agent_new():
+    """Add an agent."""
+    return _agent_form(None)
+
+
+@bp.route("/agents/<agent_id>/edit", methods=["GET", "POST"])
+@login_required
+def agent_edit(agent_id):
+    """Change an agent's name, phone or queues."""
+    try:
+        agent = services().storage.get_agent(agent_id)
+    except NotFound:
+        abort(404)
+    return _agent_form(agent)
+
+
+def _agent_form(agent):
+    svc = services()
+    known = sorted(_known_queues())
+    errors, status = {}, 200
+    if request.method == "POST":
+        raw = {"id": request.form.get("id", ""), "name": request.form.get("name", ""),
+               "phone": request.form.get("phone", ""), "queues": request.form.getlist("queues")}
+        fields, errors = check_agent(raw, known_queues=set(known), creating=agent is None)
+        if not errors:
+            agent_id = agent.agent_id if agent else fields["id"]
+            try:
+                svc.storage.save_agent_profile(agent_id, name=fields["name"], phone=fields["phone"],
+                                               queues=fields["queues"], now=svc.clock.now(),
+                                               create=agent is None)
+            except Conflict:
+                errors = {"id": "an agent with this id exists"}
+            else:
+                flash(f"Agent {fields['name']} saved.", "ok")
+                return redirect(url_for("admin.agents"))
+        form, status = raw, 400
+    else:
+        form = {"id": agent.agent_id if agent else "", "name": agent.name if agent else "",
+                "phone": agent.phone if agent else "", "queues": list(agent.queues) if agent else []}
+    return render_template("agent_form.html", form=form, errors=errors, known=known,
+                           creating=agent is None), status
+
+
+@bp.post("/agents/<agent_id>/status")
+@login_required
+def agent_status(agent_id):
+    """Set an agent available or offline from the portal."""
+    svc = services()
+    status = request.form.get("status")
+    if status not in (m.AVAILABLE, m.OFFLINE):
+        abort(400)
+    try:
+        svc.storage.set_agent_presence(agent_id, status, svc.clock.now())
+    except Conflict:
+        flash("That agent is on a call; their status changes when the call ends.", "error")
+        return redirect(url_for("admin.agents"))
+    if status == m.AVAILABLE:
+        try:
+            svc.dispatcher.dispatch(agent_id=agent_id)
+        except Exception:
+            current_app.logger.exception("dispatch for agent %s failed", agent_id)
+    return redirect(url_for("admin.agents"))
+
+
+# -- callbacks -------------------------------------------------------------------------
+
+def _cursor_serializer():
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="callbacks-page")
+
+
+@bp.get("/callbacks")
+@login_required
+def callbacks():
+    """Callbacks newest first, filtered by status and IVR, a page at a time."""
+    svc = services()
+    status = request.args.get("status", "")
+    ivr_name = request.args.get("ivr", "")
+    if status and status not in m.CALLBACK_STATUSES:
+        abort(400)
+    start = None
+    if request.args.get("after"):
+        try:
+            start = _cursor_serializer().loads(request.args["after"])
+        except BadSignature:
+            abort(400)
+    items, last_key = svc.storage.list_callbacks(status=status or None, ivr_name=ivr_name or None,
+                                                 limit=PAGE_SIZE, start_key=start)
+    after = _cursor_serializer().dumps(last_key) if last_key else None
+    return render_template("callbacks.html", callbacks=items, status=status, ivr=ivr_name,
+                           statuses=m.CALLBACK_STATUSES, ivrs=svc.storage.list_ivrs(), after=after)
+
+
+@bp.get("/callbacks/<callback_id>")
+@login_required
+def callback_detail(callback_id):
+    """One callback: its number in full, and every attempt."""
+    try:
+        callback = services().storage.get_callback(callback_id)
+    except NotFound:
+        abort(404)
+    agents = {a.agent_id: a.name for a in services().storage.list_agents()}
+    return render_template("callback_detail.html", cb=callback, agents=agents)
+
+
+@bp.post("/callbacks/<callback_id>/cancel")
+@login_required
+def callback_cancel(callback_id):
+    """Cancel a pending callback."""
+    svc = services()
+    try:
+        svc.storage.cancel_callback(callback_id, svc.clock.now())
+        flash("Callback canceled.", "ok")
+    except NotFound:
+        abort(404)
+    except Conflict:
+        flash("Only a pending callback can be canceled; this one has moved on.", "error")
+    return redirect(url_for("admin.callback_detail", callback_id=callback_id))

@@ -1,0 +1,249 @@
+"""Admin portal through the Flask test client: login, every page, form errors, permissions."""
+import re
+from html import unescape
+from datetime import timedelta
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from callback.models import Callback, Ivr, Queue
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def config_overrides(config_overrides):
+    return {**config_overrides, "ADMIN_USERNAME": "admin",
+            "ADMIN_PASSWORD_HASH": generate_password_hash(PASSWORD)}
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_of(html):
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def log_in(client, password=PASSWORD, username="admin"):
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def admin(client, main_line):
+    assert log_in(client).status_code == 302
+    return client
+
+
+def post_form(client, page, url, data):
+    token = csrf_of(client.get(page).get_data(as_text=True))
+    return client.post(url, data={**data, "csrf_token": token})
+
+
+ADMIN_PAGES = ["/admin/ivrs", "/admin/ivrs/new", "/admin/ivrs/Main%20Line/edit",
+               "/admin/ivrs/Main%20Line/settings", "/admin/queues", "/admin/agents",
+               "/admin/agents/new", "/admin/callbacks"]
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_anonymous_visitors_are_sent_to_login(client, main_line, page):
+    response = client.get(page)
+    assert response.status_code == 302 and response.location.startswith("/login")
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_every_page_renders_with_security_headers(admin, page):
+    response = admin.get(page)
+    assert response.status_code == 200, page
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_session_cookie_is_httponly_and_lax(client, main_line):
+    response = log_in(client)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_wrong_password_is_refused_and_repeated_failures_lock(client, main_line):
+    for _ in range(5):
+        assert log_in(client, password="nope").status_code == 401
+    locked = log_in(client)
+    assert locked.status_code == 429 and "Too many failed attempts" in locked.get_data(as_text=True)
+
+
+def test_unknown_user_is_refused(client, main_line):
+    assert log_in(client, username="root").status_code == 401
+
+
+def test_forms_without_csrf_token_are_refused(admin):
+    response = admin.post("/admin/ivrs/Main%20Line/settings", data={"max_retries": "4"})
+    assert response.status_code == 400
+    response = admin.post("/admin/ivrs/Main%20Line/settings",
+                          data={"max_retries": "4", "csrf_token": "forged"})
+    assert response.status_code == 400
+
+
+def test_login_redirect_never_leaves_the_site(client, main_line):
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": "admin", "password": PASSWORD,
+                                           "csrf_token": token, "next": "//evil.example.com/"})
+    assert response.location == "/admin/ivrs"
+
+
+def test_logout_ends_the_session(admin):
+    response = post_form(admin, "/admin/ivrs", "/logout", {})
+    assert response.status_code == 302
+    assert admin.get("/admin/ivrs").status_code == 302
+
+
+def test_ivrs_are_alphabetical_with_a_settings_link_on_the_right(admin, svc):
+    svc.storage.save_ivr(Ivr("after hours", numbers=("+15005550007",), queues=(Queue("Night", "after hours"),)))
+    svc.storage.save_ivr(Ivr("Billing", numbers=("+15005550008",), queues=(Queue("Bills", "Billing"),)))
+    html = admin.get("/admin/ivrs").get_data(as_text=True)
+    names = re.findall(r'<tr data-ivr="([^"]+)"', html)
+    assert names == ["after hours", "Billing", "Main Line"]
+    row = html[html.index('data-ivr="Main Line"'):]
+    row = row[:row.index("</tr>")]
+    assert row.rstrip().endswith('Settings</a></td>')
+
+
+SETTINGS_FORM = {"callback_enabled": "on", "offer_after_seconds": "45", "expiration_minutes": "90",
+                 "max_retries": "4", "priority": "10", "retry_minutes": "7",
+                 "transfer_timeout_seconds": "25", "entry_attempts": "3"}
+
+
+def test_settings_page_explains_each_field(admin):
+    html = unescape(admin.get("/admin/ivrs/Main%20Line/settings").get_data(as_text=True))
+    for label in ("Callback - Expiration Time (minutes)", "Callback - Max Retries",
+                  "Callback - Priority", "Callback - Retry Time (minutes)", "Transfer Timeout (seconds)"):
+        assert label in html
+    assert "The total time the system keeps trying" in html
+    assert "set it to the queue's priority so callers keep their place".lower() in html.lower()
+    assert 'href="/admin/queues"' in html
+
+
+def test_valid_settings_are_saved(admin, svc):
+    url = "/admin/ivrs/Main%20Line/settings"
+    response = post_form(admin, url, url, SETTINGS_FORM)
+    assert response.status_code == 302
+    s = svc.storage.get_ivr("Main Line").settings
+    assert (s.offer_after_seconds, s.expiration_minutes, s.max_retries, s.priority, s.retry_minutes,
+            s.transfer_timeout_seconds) == (45, 90, 4, 10, 7, 25)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("max_retries", "0", "must be between 1 and 20"),
+    ("expiration_minutes", "soon", "must be a whole number"),
+    ("retry_minutes", "", "must be a whole number"),
+    ("transfer_timeout_seconds", "9999", "must be between 5 and 120"),
+])
+def test_invalid_settings_show_a_message_and_save_nothing(admin, svc, field, value, message):
+    before = svc.storage.get_ivr("Main Line")
+    url = "/admin/ivrs/Main%20Line/settings"
+    response = post_form(admin, url, url, {**SETTINGS_FORM, field: value})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert message in html and "Nothing was saved" in html
+    assert svc.storage.get_ivr("Main Line") == before
+
+
+def test_settings_warn_when_callback_priority_is_below_a_queue(admin, svc):
+    url = "/admin/ivrs/Main%20Line/settings"
+    post_form(admin, url, url, {**SETTINGS_FORM, "priority": "7"})
+    html = admin.get(url).get_data(as_text=True)
+    assert "below the priority of" in html and "Sales (10)" in html and "Support (5)" not in html
+
+
+def test_create_and_edit_an_ivr(admin, svc):
+    data = {"name": "Support Line", "numbers": "+15005550009", "greeting": "Hi.",
+            "queue_rows": "2", "queue_name_0": "Tier 1", "queue_priority_0": "3",
+            "queue_callback_0": "on", "queue_name_1": ""}
+    assert post_form(admin, "/admin/ivrs/new", "/admin/ivrs/new", data).status_code == 302
+    ivr = svc.storage.get_ivr("Support Line")
+    assert ivr.numbers == ("+15005550009",) and ivr.queues[0].name == "Tier 1"
+    edit = "/admin/ivrs/Support%20Line/edit"
+    post_form(admin, edit, edit, {**data, "greeting": "Hello again.", "queue_priority_0": "4"})
+    ivr = svc.storage.get_ivr("Support Line")
+    assert ivr.greeting == "Hello again." and ivr.queues[0].priority == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"numbers": "4155550100"}, "not in E.164 form"),
+    ({"numbers": "+15005550006"}, "already used by another IVR"),
+    ({"queue_name_0": "Sales"}, "already belongs to another IVR"),
+    ({"queue_priority_0": "high"}, "must be a whole number"),
+    ({"name": "<script>"}, "IVR name must be"),
+    ({"name": "Main Line"}, "an IVR with this name exists"),
+])
+def test_invalid_ivr_forms_save_nothing(admin, svc, change, message):
+    data = {"name": "New One", "numbers": "+15005550010", "greeting": "", "queue_rows": "1",
+            "queue_name_0": "Fresh", "queue_priority_0": "1", **change}
+    response = post_form(admin, "/admin/ivrs/new", "/admin/ivrs/new", data)
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert [i.name for i in svc.storage.list_ivrs()] == ["Main Line"]
+
+
+def test_queues_page_shows_waiting_callers_and_pending_callbacks(admin, svc, clock):
+    now = clock.now()
+    svc.storage.add_waiting_call("CA1", ivr_name="Main Line", queue_name="Sales", caller="+1",
+                                 joined_at=now)
+    svc.storage.create_callback(Callback("CA2", "+12125551234", "Main Line", "Sales", now, now, 10, now,
+                                         now + timedelta(hours=1)), "CA2")
+    html = admin.get("/admin/queues").get_data(as_text=True)
+    row = html[html.index('data-queue="Sales"'):]
+    cells = re.findall(r"<td>([^<]*)</td>", row[:row.index("</tr>")])
+    assert cells[-2:] == ["1", "1"]
+
+
+def test_agents_can_be_added_and_set_available(admin, svc):
+    data = {"id": "carol", "name": "Carol", "phone": "+14155550103", "queues": ["Sales"]}
+    assert post_form(admin, "/admin/agents/new", "/admin/agents/new", data).status_code == 302
+    post_form(admin, "/admin/agents", "/admin/agents/carol/status", {"status": "available"})
+    assert svc.storage.get_agent("carol").status == "available"
+    bad = post_form(admin, "/admin/agents/new", "/admin/agents/new", {**data, "id": "dave", "phone": "555"})
+    assert bad.status_code == 400 and "phone must be E.164" in bad.get_data(as_text=True)
+
+
+def make_callbacks(svc, clock, count):
+    now = clock.now()
+    for i in range(count):
+        at = now + timedelta(minutes=i)
+        svc.storage.create_callback(Callback(f"CA{i:03d}", f"+1212555{i:04d}", "Main Line", "Sales",
+                                             at, at, 10, at, at + timedelta(hours=2)), f"CA{i:03d}")
+
+
+def test_callbacks_list_newest_first_masked_and_paginated(admin, svc, clock):
+    make_callbacks(svc, clock, 30)
+    html = admin.get("/admin/callbacks").get_data(as_text=True)
+    ids = re.findall(r'data-callback="([^"]+)"', html)
+    assert ids[:3] == ["CA029", "CA028", "CA027"] and len(ids) == 25
+    assert "+12125550029" not in html and "*********29" in html
+    after = re.search(r'href="([^"]*after=[^"]+)"', html).group(1).replace("&amp;", "&")
+    rest = re.findall(r'data-callback="([^"]+)"', admin.get(after).get_data(as_text=True))
+    assert rest == ["CA004", "CA003", "CA002", "CA001", "CA000"]
+    assert admin.get("/admin/callbacks?after=tampered").status_code == 400
+
+
+def test_callbacks_filter_by_status(admin, svc, clock):
+    make_callbacks(svc, clock, 3)
+    svc.storage.cancel_callback("CA001", clock.now())
+    html = admin.get("/admin/callbacks?status=canceled").get_data(as_text=True)
+    assert re.findall(r'data-callback="([^"]+)"', html) == ["CA001"]
+    assert admin.get("/admin/callbacks?status=bogus").status_code == 400
+
+
+def test_callback_detail_shows_the_number_and_cancels(admin, svc, clock):
+    make_callbacks(svc, clock, 1)
+    page = "/admin/callbacks/CA000"
+    html = admin.get(page).get_data(as_text=True)
+    assert "+12125550000" in html and "Cancel this callback" in html
+    post_form(admin, page, page + "/cancel", {})
+    assert svc.storage.get_callback("CA000").status == "canceled"
+    assert "Cancel this callback" not in admin.get(page).get_data(as_text=True)
+    assert admin.get("/admin/callbacks/CA-missing").status_code == 404

@@ -1,0 +1,95 @@
+"""The JSON API: bearer token, same validation as the forms, JSON errors only."""
+from datetime import timedelta
+
+import pytest
+
+from callback.models import Callback
+from conftest import API_TOKEN
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/api/ivrs"), ("get", "/api/ivrs/Main%20Line/settings"), ("put", "/api/ivrs/Main%20Line/settings"),
+    ("get", "/api/queues"), ("post", "/api/queues"), ("get", "/api/agents"), ("post", "/api/agents"),
+    ("put", "/api/agents/alice/status"), ("get", "/api/callbacks"), ("post", "/api/callbacks/CA1/cancel")])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": API_TOKEN}])
+def test_every_route_refuses_a_missing_or_wrong_token(client, main_line, method, path, headers):
+    response = getattr(client, method)(path, json={}, headers=headers)
+    assert response.status_code == 401 and response.get_json()["error"]
+
+
+def test_ivrs_and_settings(client, main_line):
+    ivrs = client.get("/api/ivrs", headers=AUTH).get_json()["ivrs"]
+    assert [i["name"] for i in ivrs] == ["Main Line"]
+    settings = client.get("/api/ivrs/Main%20Line/settings", headers=AUTH).get_json()["settings"]
+    assert settings["max_retries"] == 3 and settings["priority"] is None
+
+
+def test_put_settings_changes_only_what_it_names(client, svc, main_line):
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 5, "priority": 10},
+                          headers=AUTH)
+    assert response.status_code == 200
+    s = svc.storage.get_ivr("Main Line").settings
+    assert (s.max_retries, s.priority, s.retry_minutes) == (5, 10, 5)
+
+
+@pytest.mark.parametrize("body", [{"max_retries": 0}, {"max_retries": "x"}, {"retry_minutes": None},
+                                  {"colour": "blue"}, {"callback_enabled": "perhaps"}])
+def test_invalid_settings_answer_400_with_fields_and_save_nothing(client, svc, main_line, body):
+    before = svc.storage.get_ivr("Main Line")
+    response = client.put("/api/ivrs/Main%20Line/settings", json=body, headers=AUTH)
+    assert response.status_code == 400
+    assert set(response.get_json()["fields"]) == set(body)
+    assert svc.storage.get_ivr("Main Line") == before
+
+
+def test_non_json_and_unknown_ivr(client, main_line):
+    assert client.put("/api/ivrs/Main%20Line/settings", data="x", headers=AUTH).status_code == 400
+    response = client.get("/api/ivrs/Nope/settings", headers=AUTH)
+    assert response.status_code == 404 and response.is_json
+
+
+def test_queues_can_be_listed_and_added(client, main_line):
+    response = client.post("/api/queues", json={"name": "Billing", "ivr": "Main Line", "priority": 3},
+                           headers=AUTH)
+    assert response.status_code == 201
+    names = [q["name"] for q in client.get("/api/queues", headers=AUTH).get_json()["queues"]]
+    assert names == ["Sales", "Support", "Billing"]
+    dup = client.post("/api/queues", json={"name": "Sales", "ivr": "Main Line"}, headers=AUTH)
+    assert dup.status_code == 409
+    bad = client.post("/api/queues", json={"name": "", "ivr": "Main Line"}, headers=AUTH)
+    assert bad.status_code == 400 and "name" in bad.get_json()["fields"]
+
+
+def test_agents_can_be_added_once(client, main_line):
+    body = {"id": "carol", "name": "Carol", "phone": "sip:carol@pbx.example.com", "queues": ["Sales"]}
+    assert client.post("/api/agents", json=body, headers=AUTH).status_code == 201
+    assert client.post("/api/agents", json=body, headers=AUTH).status_code == 409
+    bad = client.post("/api/agents", json={**body, "id": "dave", "queues": ["Nowhere"]}, headers=AUTH)
+    assert bad.status_code == 400 and "queues" in bad.get_json()["fields"]
+
+
+def test_callbacks_list_and_cancel(client, svc, clock, main_line):
+    now = clock.now()
+    for i in range(3):
+        at = now + timedelta(minutes=i)
+        svc.storage.create_callback(Callback(f"CA{i}", f"+121255500{i:02d}", "Main Line", "Sales", at, at,
+                                             10, at, at + timedelta(hours=1)), f"CA{i}")
+    page = client.get("/api/callbacks?limit=2", headers=AUTH).get_json()
+    assert [c["id"] for c in page["callbacks"]] == ["CA2", "CA1"] and page["after"]
+    rest = client.get(f"/api/callbacks?limit=2&after={page['after']}", headers=AUTH).get_json()
+    assert [c["id"] for c in rest["callbacks"]] == ["CA0"]
+    assert client.post("/api/callbacks/CA1/cancel", headers=AUTH).get_json()["callback"]["status"] == "canceled"
+    assert client.post("/api/callbacks/CA1/cancel", headers=AUTH).status_code == 409
+    assert client.post("/api/callbacks/CA9/cancel", headers=AUTH).status_code == 404
+    canceled = client.get("/api/callbacks?status=canceled", headers=AUTH).get_json()["callbacks"]
+    assert [c["id"] for c in canceled] == ["CA1"]
+    for query in ("status=bogus", "limit=0", "limit=x", "after=forged"):
+        response = client.get(f"/api/callbacks?{query}", headers=AUTH)
+        assert response.status_code == 400 and response.is_json
