@@ -267,3 +267,13 @@ def cancel_callback(callback_id):
     except Conflict as exc:
         raise ApiError(409, "only a pending callback can be canceled") from exc
     return jsonify(callback=callback_json(cb))
+
+
+@bp.get("/callbacks/<callback_id>")
+@token_required
+def get_callback(callback_id):
+    """One callback with its history."""
+    try:
+        return jsonify(callback=callback_json(services().storage.get_callback(callback_id[:64])))
+    except NotFound as exc:
+        raise ApiError(404, "no such callback") from exc

@@ -35,11 +35,19 @@ class ScaledClock:
     """Real time sped up by a factor, for watching retries happen in local runs."""
 
     def __init__(self, speed):
+        self._lock = threading.Lock()
         self.speed = float(speed)
         self._origin_wall = time.time()
         self._origin = datetime.now(timezone.utc)
 
     def now(self):
         """Origin plus elapsed wall time times the speed."""
-        elapsed = (time.time() - self._origin_wall) * self.speed
-        return self._origin + timedelta(seconds=elapsed)
+        with self._lock:
+            elapsed = (time.time() - self._origin_wall) * self.speed
+            return self._origin + timedelta(seconds=elapsed)
+
+    def set_speed(self, speed):
+        """Change the speed from now on, without jumping."""
+        current = self.now()
+        with self._lock:
+            self._origin, self._origin_wall, self.speed = current, time.time(), float(speed)

@@ -22,7 +22,7 @@ class Services:
 
 def default_clock(config):
     """Real time, or sped-up time in a local run that asked for it."""
-    if config.LOCAL_CLOCK_SPEED and config.LOCAL_CLOCK_SPEED != 1.0:
+    if config.extra.get("local_run") or config.LOCAL_CLOCK_SPEED != 1.0:
         return ScaledClock(config.LOCAL_CLOCK_SPEED)
     return SystemClock()
 

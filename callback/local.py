@@ -1,0 +1,209 @@
+"""`make run`: the whole app on this machine, no AWS or Twilio account needed.
+
+DynamoDB is moto's server on loopback (unless AWS_ENDPOINT_URL_DYNAMODB points elsewhere),
+Twilio's REST API is the stand-in, demo data is loaded, and the sweep runs every (scaled)
+minute in the background, as CloudWatch would run it.
+"""
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+
+from werkzeug.security import generate_password_hash
+
+from .twilio_standin import StandInServer
+
+SESSION_FILE = os.path.join(".local-data", "session.json")
+DEMO_NUMBER = "+15005550006"
+DEMO_AGENTS = (("alice", "Alice", "+15005550101", ("Sales", "Support")),
+               ("bob", "Bob", "+15005550102", ("Support",)))
+
+
+def start_dynamodb():
+    """moto's DynamoDB server on loopback; returns (endpoint, server)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}", server
+
+
+def load_demo_data(svc):
+    """IVR 'Main Line' with Sales and Support, two agents (offline); idempotent."""
+    from .models import Ivr, Queue
+    from .storage import Conflict
+
+    try:
+        svc.storage.save_ivr(Ivr(
+            "Main Line", numbers=(DEMO_NUMBER,),
+            greeting="Thank you for calling Example Company.",
+            queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True))))
+    except Conflict:
+        pass
+    for agent_id, name, phone, queues in DEMO_AGENTS:
+        try:
+            svc.storage.save_agent_profile(agent_id, name=name, phone=phone, queues=queues,
+                                           now=svc.clock.now(), create=True)
+        except Conflict:
+            pass
+
+
+def export_tables(storage, path):
+    """Write every item of the app's tables to a JSON file (local persistence only)."""
+    client = storage.Ivr._get_connection().connection.client
+    data = {}
+    for name in storage.table_names():
+        items, kwargs = [], {"TableName": name}
+        while True:
+            page = client.scan(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        data[name] = items
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def import_tables(storage, path):
+    """Load items written by export_tables."""
+    if not os.path.exists(path):
+        return 0
+    client = storage.Ivr._get_connection().connection.client
+    with open(path) as f:
+        data = json.load(f)
+    count = 0
+    for name, items in data.items():
+        if name in storage.table_names():
+            for item in items:
+                client.put_item(TableName=name, Item=item)
+                count += 1
+    return count
+
+
+def local_controls(svc, api_token):
+    """Local-only endpoints (never in the deployed app): the simulator sets the clock speed."""
+    import hmac
+
+    from flask import Blueprint, abort, jsonify, request
+
+    bp = Blueprint("local", __name__, url_prefix="/_local")
+
+    @bp.post("/clock")
+    def clock_speed():
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), api_token.encode()):
+            abort(401)
+        speed = (request.get_json(silent=True) or {}).get("speed")
+        if not isinstance(speed, (int, float)) or not 0.1 <= speed <= 1000:
+            abort(400)
+        svc.clock.set_speed(speed)
+        return jsonify(speed=speed, now=svc.clock.now().isoformat())
+
+    from . import csrf
+
+    csrf.exempt(bp)
+    return bp
+
+
+def sweep_forever(svc, stop, speed_of):
+    """Run the sweep every minute of app time until told to stop."""
+    from .sweep import sweep_once
+
+    while not stop.wait(60.0 / max(speed_of(), 0.01)):
+        try:
+            sweep_once(svc)
+        except Exception:  # keep sweeping; the error is logged by the sweep
+            pass
+
+
+def main(argv=None):
+    """Start everything and serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(description="Run callback locally.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
+    parser.add_argument("--twilio-port", type=int, default=int(os.environ.get("TWILIO_STANDIN_PORT", 5001)))
+    parser.add_argument("--speed", type=float, default=float(os.environ.get("LOCAL_CLOCK_SPEED", 1)))
+    parser.add_argument("--session", default=SESSION_FILE,
+                        help="where to write URLs and tokens for the simulator")
+    parser.add_argument("--persist", default=os.environ.get("LOCAL_PERSIST_FILE", ""),
+                        help="keep the data in this JSON file between runs")
+    args = parser.parse_args(argv)
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.session)), exist_ok=True)
+    # moto and the stand-in log every request through werkzeug: keep the terminal readable.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, "local")
+    endpoint, dynamo = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"), None
+    if not endpoint:
+        endpoint, dynamo = start_dynamodb()
+    standin = StandInServer(port=args.twilio_port).start()
+    password = os.environ.get("LOCAL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    session = {
+        "app_url": f"http://127.0.0.1:{args.port}", "twilio_url": standin.url,
+        "auth_token": secrets.token_hex(16), "api_token": secrets.token_hex(16),
+        "ivr_number": DEMO_NUMBER, "speed": args.speed,
+    }
+    overrides = {
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": session["auth_token"],
+        "TWILIO_API_BASE_URL": standin.url, "PUBLIC_BASE_URL": session["app_url"],
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "ADMIN_API_TOKEN": session["api_token"],
+        "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": generate_password_hash(password),
+        "SECRET_KEY": secrets.token_hex(32), "SESSION_COOKIE_SECURE": False,
+        "LOCAL_CLOCK_SPEED": args.speed, "CONFIG_CACHE_SECONDS": 2, "local_run": True,
+    }
+    from . import create_app
+
+    app = create_app(overrides)
+    svc = app.extensions["callback"]
+    app.register_blueprint(local_controls(svc, session["api_token"]))
+    svc.storage.create_tables()
+    if args.persist:
+        import_tables(svc.storage, args.persist)
+    load_demo_data(svc)
+    with open(args.session, "w") as f:
+        json.dump(session, f)
+    os.chmod(args.session, 0o600)
+
+    stop = threading.Event()
+    threading.Thread(target=sweep_forever, args=(svc, stop, lambda: svc.clock.speed),
+                     daemon=True).start()
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    print(f"""
+callback is running.
+  Admin portal:   {session['app_url']}/admin  (user: admin, password: {password})
+  DynamoDB:       {endpoint}
+  Twilio stand-in: {standin.url}  (records the calls the app places)
+  Clock speed:    x{args.speed:g}
+Place a call:     make call            (or: python -m callback.simulator --help)
+Stop with Ctrl-C.
+""", flush=True)
+
+    def shutdown(*_):
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if args.persist:
+            export_tables(svc.storage, args.persist)
+        standin.stop()
+        if dynamo:
+            dynamo.stop()
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    main()
