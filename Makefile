@@ -39,6 +39,26 @@ browser:
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime
+# requirements (and Zappa, whose handler runs in the Lambda).
+STAGE ?= dev
+LAMBDA_VENV := build/lambda-venv
+ZIP := build/callback-$(STAGE).zip
+
+$(LAMBDA_VENV)/.installed: requirements.txt
+	rm -rf $(LAMBDA_VENV)
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install --quiet --upgrade pip
+	$(LAMBDA_VENV)/bin/pip install --quiet -r requirements.txt zappa==0.63.0
+	touch $@
+
+package: $(LAMBDA_VENV)/.installed
+	rm -f $(ZIP)
+	VIRTUAL_ENV=$(abspath $(LAMBDA_VENV)) PATH=$(abspath $(LAMBDA_VENV))/bin:$$PATH \
+	  AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	  $(LAMBDA_VENV)/bin/zappa package $(STAGE) -o $(ZIP)
+	@$(PYTHON) -c "import os; s = os.path.getsize('$(ZIP)'); print(f'$(ZIP): {s / 2**20:.1f} MiB zipped (Lambda allows 50 MiB)')"
+
 init-db: $(STAMP)
 	$(BIN)/flask --app app init-db
 

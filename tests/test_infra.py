@@ -1,0 +1,71 @@
+"""The CloudFormation template and the PynamoDB models agree; the role is least privilege."""
+import json
+import os
+
+import pytest
+
+from callback.config import Config
+from callback.storage import Storage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def template():
+    with open(os.path.join(ROOT, "infra", "cloudformation.json")) as f:
+        return json.load(f)
+
+
+def tables(template):
+    return {r["Properties"]["TableName"]["Fn::Sub"].replace("${TablePrefix}", ""): r["Properties"]
+            for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"}
+
+
+def keys(schema):
+    return {k["KeyType"]: k["AttributeName"] for k in schema}
+
+
+def test_every_model_table_is_in_the_template_with_the_same_keys_and_indexes(template):
+    declared = tables(template)
+    storage = Storage(Config(CALLBACK_TABLE_PREFIX=""))
+    assert set(declared) == set(storage.table_names())
+    for model in storage.models:
+        schema, props = model._get_schema(), declared[model.Meta.table_name]
+        assert keys(props["KeySchema"]) == keys(schema["key_schema"])
+        assert ({a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+                == {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]})
+        model_indexes = {g["index_name"]: (keys(g["key_schema"]), g["projection"]["ProjectionType"])
+                         for g in schema["global_secondary_indexes"]}
+        template_indexes = {g["IndexName"]: (keys(g["KeySchema"]), g["Projection"]["ProjectionType"])
+                            for g in props.get("GlobalSecondaryIndexes", [])}
+        assert template_indexes == model_indexes
+
+
+def test_tables_are_on_demand_recoverable_and_ttl_on_ephemeral_records(template):
+    declared = tables(template)
+    for name, props in declared.items():
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    for name in ("config", "waiting-calls"):
+        assert declared[name]["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
+
+
+def test_the_lambda_role_grants_only_what_the_app_uses(template):
+    role = template["Resources"]["LambdaRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                       "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+                       "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
+                       "dynamodb:Query", "s3:GetObject"}
+    assert not any("*" in a for a in actions)
+    dynamo = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
+    for statement in dynamo:
+        assert statement["Resource"] != "*"
+
+
+def test_zappa_uses_the_templates_role():
+    with open(os.path.join(ROOT, "zappa_settings.json")) as f:
+        dev = json.load(f)["dev"]
+    assert dev["manage_roles"] is False and dev["role_name"] == "callback-dev-lambda"
+    assert dev["debug"] is False and dev["log_level"] == "INFO"

@@ -1,0 +1,161 @@
+"""The built Lambda package, run through Zappa's own handler, offline.
+
+`make package` builds the zip exactly as for a deployment; the test unpacks it and runs
+its `handler.lambda_handler` in a fresh interpreter that sees only the package and the
+AWS SDK the Lambda runtime provides. Secrets come from the stage's remote_env file (in a
+moto S3 bucket), tables from moto's DynamoDB: API Gateway proxy events signed for the
+public execute-api URL with its stage path, and the CloudWatch schedule, go through it.
+"""
+import ast
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+from twilio.request_validator import RequestValidator
+
+from callback.config import Config
+from callback.models import Ivr, Queue
+from callback.storage import Storage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
+PUBLIC = f"https://{API_HOST}/dev"
+TOKEN = "lambda-test-auth-token"
+RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
+
+RUNNER = r"""
+import json, sys
+events = json.load(open(sys.argv[1]))
+class Context:
+    aws_request_id = "req-1"
+    function_name = "callback-dev"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:callback-dev"
+    memory_limit_in_mb = 512
+    def get_remaining_time_in_millis(self):
+        return 30000
+import handler
+results = [handler.lambda_handler(event, Context()) for event in events]
+forbidden = [m for m in sys.modules if m.split(".")[0] in ("pytest", "moto", "troposphere")]
+print("RESULTS " + json.dumps({"results": results, "forbidden": forbidden}, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory):
+    """`make package`, unpacked."""
+    build = subprocess.run(["make", "package"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    target = tmp_path_factory.mktemp("lambda")
+    with zipfile.ZipFile(os.path.join(ROOT, "build", "callback-dev.zip")) as archive:
+        size = sum(i.compress_size for i in archive.infolist())
+        assert size < 50 * 2**20, "over Lambda's 50 MB zipped limit"
+        names = archive.namelist()
+        assert not any(n.startswith(("tests/", ".local-data/", "boto3/", "troposphere/")) for n in names)
+        archive.extractall(target)
+    return target
+
+
+@pytest.fixture
+def lambda_env(package_dir, dynamodb_endpoint, tmp_path):
+    """The unpacked package with its settings pointed at moto, secrets in a moto bucket."""
+    prefix = f"l{uuid.uuid4().hex[:8]}-"
+    settings_path = package_dir / "zappa_settings.py"
+    lines = []
+    for line in settings_path.read_text().splitlines():
+        if line.startswith("REMOTE_ENV="):
+            line = "REMOTE_ENV='s3://callback-secrets-test/callback/dev.json'"
+        elif line.startswith("ENVIRONMENT_VARIABLES="):
+            env = ast.literal_eval(line.split("=", 1)[1])
+            assert env["PUBLIC_BASE_URL"].endswith("/dev") and "TWILIO_AUTH_TOKEN" not in env
+            env.update(PUBLIC_BASE_URL=PUBLIC, CALLBACK_TABLE_PREFIX=prefix)
+            line = f"ENVIRONMENT_VARIABLES={env!r}"
+        lines.append(line)
+    settings_path.write_text("\n".join(lines) + "\n")
+
+    s3 = boto3.client("s3", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="callback-secrets-test")
+    s3.put_object(Bucket="callback-secrets-test", Key="callback/dev.json", Body=json.dumps({
+        "TWILIO_ACCOUNT_SID": "AC" + "5" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
+        "SECRET_KEY": "lambda-secret-key", "ADMIN_API_TOKEN": "lambda-api-token",
+        "TWILIO_API_BASE_URL": "http://127.0.0.1:9"}))
+
+    storage = Storage(Config(CALLBACK_TABLE_PREFIX=prefix, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint))
+    storage.create_tables()
+    storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), greeting="Welcome.",
+                         queues=(Queue("Sales", "Main Line", 10),)))
+
+    sdk = tmp_path / "runtime-sdk"
+    sdk.mkdir()
+    site = os.path.dirname(os.path.dirname(boto3.__file__))
+    for name in RUNTIME_SDK:
+        os.symlink(os.path.join(site, name), sdk / name)
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{package_dir}{os.pathsep}{sdk}",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, "AWS_ENDPOINT_URL_S3": dynamodb_endpoint}
+    return {"dir": package_dir, "env": env, "storage": storage, "tmp": tmp_path}
+
+
+def invoke(lambda_env, events):
+    """Run the package's handler on events in a fresh interpreter with no site-packages."""
+    events_file = lambda_env["tmp"] / "events.json"
+    events_file.write_text(json.dumps(events))
+    run = subprocess.run([sys.executable, "-S", "-c", RUNNER, str(events_file)], cwd=lambda_env["dir"],
+                         env=lambda_env["env"], capture_output=True, text=True, timeout=120)
+    marker = [line for line in run.stdout.splitlines() if line.startswith("RESULTS ")]
+    assert run.returncode == 0 and marker, run.stdout[-3000:] + run.stderr[-3000:]
+    output = json.loads(marker[0][len("RESULTS "):])
+    assert output["forbidden"] == []
+    assert TOKEN not in run.stdout + run.stderr, "a secret reached the logs"
+    return output["results"], run.stdout + run.stderr
+
+
+def api_gateway_event(path, params, signature):
+    body = urlencode(params)
+    headers = {"Host": API_HOST, "Content-Type": "application/x-www-form-urlencoded",
+               "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443", "User-Agent": "TwilioProxy/1.1"}
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    return {
+        "resource": "/{proxy+}", "path": path, "httpMethod": "POST", "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
+        "requestContext": {"stage": "dev", "path": "/dev" + path, "httpMethod": "POST",
+                           "resourcePath": "/{proxy+}", "requestId": "r-1", "apiId": "abc123defg",
+                           "accountId": "123456789012", "identity": {"sourceIp": "54.172.60.1"}},
+        "body": body, "isBase64Encoded": False,
+    }
+
+
+def test_signed_webhook_through_zappas_handler_answers_twiml(lambda_env):
+    params = {"CallSid": "CA" + "7" * 32, "AccountSid": "AC" + "5" * 32, "From": "+14155550123",
+              "To": "+15005550006", "CallStatus": "ringing", "Direction": "inbound"}
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + "/voice/incoming", params)
+    wrong = RequestValidator("not-the-token").compute_signature(PUBLIC + "/voice/incoming", params)
+    unstaged = RequestValidator(TOKEN).compute_signature(f"https://{API_HOST}/voice/incoming", params)
+    scheduled = {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "time": "2026-11-24T12:00:00Z", "region": "us-east-1",
+                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/callback-dev-callback.sweep.run"],
+                 "detail": {}}
+    (ok, bad, no_stage, sweep), logs = invoke(lambda_env, [
+        api_gateway_event("/voice/incoming", params, signature),
+        api_gateway_event("/voice/incoming", params, wrong),
+        api_gateway_event("/voice/incoming", params, unstaged),
+        scheduled])
+
+    assert ok["statusCode"] == 200 and ok["headers"]["Content-Type"].startswith("text/xml")
+    assert "<Enqueue" in ok["body"] and f"{PUBLIC}/voice/wait?ivr=Main+Line" in ok["body"]
+    assert bad["statusCode"] == 403
+    assert no_stage["statusCode"] == 403, "the signature must cover the stage path"
+    assert isinstance(sweep, dict) and sweep["errors"] == [] and "expired" in sweep
+    waiting = lambda_env["storage"].get_waiting_call("CA" + "7" * 32)
+    assert waiting is not None and waiting.queue_name == "Sales"
+    assert "+14155550123" not in logs
