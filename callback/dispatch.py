@@ -21,7 +21,7 @@ from .rules import (
     decide_after_uncounted_attempt,
     rank_work,
 )
-from .storage import Conflict, NotFound
+from .storage import Conflict, NotFound, StorageError
 from .telephony import CallGone, TelephonyError
 
 log = logging.getLogger(__name__)
@@ -203,10 +203,13 @@ class Dispatcher:
 
     @staticmethod
     def _quietly(step, *args):
+        """A bookkeeping step whose failure must not undo a call already placed."""
         try:
             step(*args)
         except Conflict:
             pass
+        except StorageError:
+            log.exception("could not record %s; the sweep will repair", step.__name__)
 
     # -- attempt endings -----------------------------------------------------------------
 

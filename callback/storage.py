@@ -443,7 +443,8 @@ class Storage:
         return m.WaitingCall(r.call_sid, r.ivr_name, r.queue_name, r.caller, r.joined_at, r.status,
                              r.agent_id, r.agent_call_sid)
 
-    def add_waiting_call(self, call_sid, *, ivr_name, queue_name, caller, joined_at):
+    def add_waiting_call(self, call_sid, *, ivr_name, queue_name, caller, joined_at,
+                         fetch_existing=True):
         """Record a caller joining a queue; a call already recorded keeps its first place."""
         W = self.Waiting
         record = W(call_sid, ivr_name=ivr_name, queue_name=queue_name, caller=caller,
@@ -455,7 +456,9 @@ class Storage:
         except PutError as exc:
             if _code(exc) != CONDITION_FAILED:
                 raise StorageError(str(exc)) from exc
-        return self.get_waiting_call(call_sid)
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+        return self.get_waiting_call(call_sid) if fetch_existing else None
 
     def get_waiting_call(self, call_sid):
         """A waiting call by CallSid, or None."""

@@ -5,8 +5,8 @@ It records every request, answers in Twilio's JSON shapes, and can be told to fa
 real HTTP. Calls it places ring until someone (the simulator or a test) says what
 happened to them.
 """
-import itertools
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -40,7 +40,7 @@ class TwilioStandIn:
         self.calls = {}
         self.ended = set()
         self._failures = []
-        self._counter = itertools.count(1)
+        self._delays = []
 
     def new_sid(self):
         """A fresh CA… call SID."""
@@ -50,6 +50,11 @@ class TwilioStandIn:
         """Make the next `count` requests fail with this HTTP status and Twilio code."""
         with self.lock:
             self._failures.extend([(status, code, message)] * count)
+
+    def delay_next(self, seconds, count=1):
+        """Make the next `count` requests answer only after `seconds` (a slow Twilio)."""
+        with self.lock:
+            self._delays.extend([seconds] * count)
 
     def end_call(self, sid):
         """Mark a call (placed or inbound) as over: redirects then fail with 21220."""
@@ -70,6 +75,7 @@ class TwilioStandIn:
             self.calls.clear()
             self.ended.clear()
             self._failures.clear()
+            self._delays.clear()
 
     def _take_failure(self):
         with self.lock:
@@ -95,6 +101,10 @@ class TwilioStandIn:
                                       "params": request.form.to_dict(flat=False)})
             if request.authorization is None:
                 return error(401, 20003, "Authenticate")
+            with self.lock:
+                delay = self._delays.pop(0) if self._delays else 0
+            if delay:
+                time.sleep(delay)
             failure = self._take_failure()
             if failure:
                 return error(*failure)

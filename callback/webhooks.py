@@ -15,7 +15,7 @@ from .dispatch import NOTICES
 from .models import Callback
 from .numbers import check_callback_entry, mask
 from .rules import CALL, CALLBACK
-from .storage import NotFound
+from .storage import NotFound, StorageError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -149,12 +149,21 @@ def _int(text, default):
 def _enqueue(ivr, queue, greeting=None):
     svc = services()
     call_sid = param("CallSid")
+    wait_url = _wait_url(ivr.name, queue.name)
     if call_sid:
-        svc.storage.add_waiting_call(call_sid, ivr_name=ivr.name, queue_name=queue.name,
-                                     caller=param("From"), joined_at=svc.clock.now())
-        _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
+        try:
+            svc.storage.add_waiting_call(call_sid, ivr_name=ivr.name, queue_name=queue.name,
+                                         caller=param("From"), joined_at=svc.clock.now())
+        except StorageError:
+            # Hold the caller anyway: the wait loop records them (with their true join
+            # time, from QueueTime) as soon as DynamoDB answers again.
+            log.exception("could not record waiting call %s; the wait loop will", call_sid)
+            wait_url = services().config.public_url("/voice/wait", ivr=ivr.name, queue=queue.name,
+                                                    record="retry")
+        else:
+            _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
     action = svc.config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
-    return twiml.enqueue(queue.name, _wait_url(ivr.name, queue.name), action, greeting=greeting)
+    return twiml.enqueue(queue.name, wait_url, action, greeting=greeting)
 
 
 @bp.post("/wait")
@@ -168,6 +177,10 @@ def wait():
     ivr = svc.directory.ivr(param("ivr"))
     queue = ivr.queue(param("queue")) if ivr else None
     music = svc.config.HOLD_MUSIC_URL
+    if param("record") == "retry" and queue is not None and param("CallSid"):
+        joined = svc.clock.now() - timedelta(seconds=_int(param("QueueTime"), 0))
+        svc.storage.add_waiting_call(param("CallSid"), ivr_name=ivr.name, queue_name=queue.name,
+                                     caller=param("From"), joined_at=joined, fetch_existing=False)
     if param("offer") == "off":
         return twiml.hold(music, loop_url=_wait_url(param("ivr"), param("queue"), offer=False))
     settings = ivr.settings if ivr else None
@@ -200,8 +213,14 @@ def _entry_url(ivr_name, queue_name, attempt):
                                         attempt=attempt)
 
 
+def _entry_not_saved():
+    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False),
+                              message="Sorry, I could not save your number just now. You are "
+                                      "still on hold and you have kept your place in line.")
+
+
 @bp.post("/number")
-@webhook(safe_twiml=_hold_music)
+@webhook(safe_twiml=_entry_not_saved)
 def number():
     """Check the keyed-in number; store the callback, or ask again, or give up."""
     svc = services()
@@ -245,8 +264,16 @@ def _store_callback(ivr, queue, call_sid, e164):
     return result
 
 
+def _left_queue_safely():
+    if param("QueueResult") == "leave":
+        # Only a stored callback makes us <Leave>: confirm it, without the read-back.
+        return twiml.goodbye("Thank you. Your callback request is saved and keeps your place "
+                             "in line. You may hang up now. Goodbye.")
+    return twiml.hangup()
+
+
 @bp.post("/enqueue-done")
-@webhook(safe_twiml=twiml.goodbye)
+@webhook(safe_twiml=_left_queue_safely)
 def enqueue_done():
     """The caller left the queue: hung up, served, or left for a callback."""
     svc = services()

@@ -1,0 +1,200 @@
+"""Faults: DynamoDB failing at each step (a failing endpoint in front of moto server) and
+Twilio failing or hanging. The caller always gets valid TwiML, a callback confirmed to the
+caller is never lost, and the sweep repairs what was left half done."""
+import threading
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+import pytest
+import requests
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+from callback import models as m
+from callback.sweep import sweep_once
+from conftest import IVR_NUMBER, PUBLIC
+
+OPERATIONS = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"]
+CALL_SID = "CA" + "f" * 32
+CUSTOMER = "+12125551234"
+ALICE = "+14155550101"
+
+
+class FaultyEndpoint:
+    """Forwards DynamoDB requests to moto, failing the operations it is told to."""
+
+    def __init__(self, target):
+        self.target = target
+        self.failing = {}
+        self.failures = 0
+        self.lock = threading.Lock()
+        self.http = requests.Session()
+        app = Flask("faulty-dynamodb")
+        app.add_url_rule("/", "proxy", self.proxy, methods=["POST"])
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail(self, operation, kind="throttle"):
+        """Fail every request of this operation from now on."""
+        with self.lock:
+            self.failing[operation] = kind
+
+    def clear(self):
+        """Stop failing."""
+        with self.lock:
+            self.failing.clear()
+
+    def proxy(self):
+        operation = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        with self.lock:
+            kind = self.failing.get(operation)
+            if kind:
+                self.failures += 1
+        if kind == "throttle":
+            return Response('{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
+                            '"message":"Rate of requests exceeds the allowed throughput."}',
+                            status=400, content_type="application/x-amz-json-1.0")
+        if kind == "error":
+            return Response('{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
+                            '"message":"Internal server error"}', status=500,
+                            content_type="application/x-amz-json-1.0")
+        headers = {k: v for k, v in request.headers if k.lower() not in ("host", "content-length")}
+        upstream = self.http.post(self.target + "/", data=request.get_data(), headers=headers, timeout=30)
+        return Response(upstream.content, status=upstream.status_code,
+                        content_type=upstream.headers.get("Content-Type"))
+
+
+@pytest.fixture(scope="module")
+def faulty(dynamodb_endpoint):
+    endpoint = FaultyEndpoint(dynamodb_endpoint)
+    yield endpoint
+    endpoint.server.shutdown()
+
+
+@pytest.fixture
+def config_overrides(config_overrides, faulty):
+    faulty.clear()
+    return {**config_overrides, "AWS_ENDPOINT_URL_DYNAMODB": faulty.url, "TWILIO_REST_TIMEOUT_SECONDS": 1}
+
+
+def valid_twiml(response):
+    assert response.status_code == 200, response.data[:300]
+    root = ET.fromstring(response.data)
+    assert root.tag == "Response"
+    return root
+
+
+def params(**extra):
+    return {"CallSid": CALL_SID, "From": "+14155550123", "To": IVR_NUMBER, **extra}
+
+
+def caller_journey(twilio):
+    """Every step of the caller flow, whatever each one answers; returns the answers."""
+    answers = {"incoming": valid_twiml(twilio.post("/voice/incoming", params()))}
+    answers["menu"] = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1",
+                                                  params(Digits="1")))
+    answers["wait"] = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales",
+                                                  params(QueueTime="75")))
+    answers["offer"] = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales",
+                                                   params(Digits="1")))
+    answers["bad"] = valid_twiml(twilio.post_url(
+        f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1", params(Digits="123")))
+    answers["number"] = valid_twiml(twilio.post_url(
+        f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=2", params(Digits="2125551234")))
+    answers["done"] = valid_twiml(twilio.post_url(
+        f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales", params(QueueResult="leave")))
+    return answers
+
+
+@pytest.mark.parametrize("kind", ["throttle", "error"])
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_caller_flow_with_dynamodb_failing(twilio, svc, main_line, faulty, operation, kind):
+    faulty.fail(operation, kind)
+    answers = caller_journey(twilio)
+    faulty.clear()
+    assert faulty.failures > 0, "the fault never hit: this test would prove nothing"
+
+    confirmed = [e.tag for e in answers["number"]] == ["Leave"]
+    if confirmed:
+        assert svc.storage.get_callback(CALL_SID).number == CUSTOMER
+    else:
+        assert "could not save your number" in ET.tostring(answers["number"], encoding="unicode")
+    assert answers["done"][-1].tag == "Hangup"
+    # Once DynamoDB is back, the same caller gets through.
+    answers = caller_journey(twilio)
+    assert [e.tag for e in answers["number"]] == ["Leave"]
+    assert svc.storage.get_callback(CALL_SID).status == "pending"
+
+
+def test_a_caller_whose_record_failed_is_recorded_by_the_wait_loop_with_their_place(
+        twilio, svc, main_line, faulty, clock):
+    faulty.fail("PutItem")
+    enqueue = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1",
+                                          params(Digits="1"))).find("Enqueue")
+    faulty.clear()
+    assert enqueue is not None and "record=retry" in enqueue.get("waitUrl")
+    joined = clock.now()
+    clock.advance(seconds=40)
+    valid_twiml(twilio.post_url(enqueue.get("waitUrl"), params(QueueTime="40")))
+    assert svc.storage.get_waiting_call(CALL_SID).joined_at == joined
+
+
+@pytest.fixture
+def callback_ready(svc, clock, main_line):
+    now = clock.now()
+    svc.storage.save_agent_profile("alice", name="Alice", phone=ALICE, queues=["Sales"], now=now,
+                                   create=True)
+    svc.storage.add_waiting_call(CALL_SID, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
+                                 joined_at=now)
+    svc.storage.create_callback(m.Callback(CALL_SID, CUSTOMER, "Main Line", "Sales", now, now, 10, now,
+                                           now + timedelta(hours=2)), CALL_SID)
+    svc.storage.set_agent_presence("alice", "available", now)
+
+
+def drive_attempt(twilio, standin):
+    """Answer whatever the app rings; every webhook must answer valid TwiML."""
+    for call in list(standin.placed()):
+        if call.url and call.status != "completed":
+            valid_twiml(twilio.post_url(call.url, {"CallSid": call.sid, "AnsweredBy": "human"}))
+    for call in list(standin.placed()):
+        if call.status_callback:
+            valid_twiml(twilio.post_url(call.status_callback, {"CallSid": call.sid,
+                                                               "CallStatus": "no-answer"}))
+        standin.end_call(call.sid)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_dispatch_with_dynamodb_failing_is_repaired_by_the_sweep(
+        twilio, svc, clock, faulty, twilio_standin, callback_ready, operation):
+    faulty.fail(operation)
+    try:
+        svc.dispatcher.dispatch()
+    except Exception:  # in production the webhook or sweep around it catches and logs
+        pass
+    drive_attempt(twilio, twilio_standin)
+    report = sweep_once(svc)
+    faulty.clear()
+    assert report.errors or faulty.failures > 0
+
+    for _ in range(3):
+        clock.advance(minutes=10)
+        sweep_once(svc)
+        drive_attempt(twilio, twilio_standin)
+    cb = svc.storage.get_callback(CALL_SID)
+    assert cb.status in ("pending", "dialing", "expired")
+    agent = svc.storage.get_agent("alice")
+    assert agent.status in ("available", "reserved", "offline")
+    if agent.status == "reserved":
+        assert cb.status == "dialing" and cb.agent_id == "alice"
+    counted = [a for a in cb.history if a.counted]
+    assert len(counted) == cb.attempts <= 3
+
+
+def test_twilio_timing_out_keeps_the_callback_and_frees_the_agent(svc, clock, twilio_standin,
+                                                                  callback_ready):
+    twilio_standin.delay_next(2.5)
+    assert svc.dispatcher.dispatch() == []
+    cb = svc.storage.get_callback(CALL_SID)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
+    assert svc.storage.get_agent("alice").status == "available"
