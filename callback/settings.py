@@ -53,7 +53,8 @@ BOOLEAN_FIELDS = {
 FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS)
 
 
-def _parse_bool(value):
+def parse_bool(value):
+    """True/false from JSON or a form ('on', 'true', '1', 'yes'; empty is false)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in {"true", "on", "1", "yes", "y"}:
@@ -63,7 +64,8 @@ def _parse_bool(value):
     raise ValueError("must be true or false")
 
 
-def _parse_int(value, low, high):
+def parse_int(value, low, high):
+    """A whole number within [low, high] from JSON or a form; ValueError says what is wrong."""
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a whole number")
     if isinstance(value, float) and not value.is_integer():
@@ -98,7 +100,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
     for name in BOOLEAN_FIELDS:
         if name in raw:
             try:
-                values[name] = _parse_bool(raw[name])
+                values[name] = parse_bool(raw[name])
             except ValueError as exc:
                 errors[name] = str(exc)
         elif checkbox_form:
@@ -115,7 +117,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
             values[name] = None
             continue
         try:
-            values[name] = _parse_int(value, low, high)
+            values[name] = parse_int(value, low, high)
         except ValueError as exc:
             errors[name] = str(exc)
     if errors:

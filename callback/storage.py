@@ -111,6 +111,17 @@ def _meta(table_name, config):
     return type("Meta", (), attrs)
 
 
+def _time_ordered_index(index_name, hash_name, range_name):
+    """A global secondary index keyed by a string and ordered by a UTC time, all attributes
+    projected (every index here answers whole records)."""
+    meta = type("Meta", (), {"index_name": index_name, "projection": AllProjection()})
+    return type(f"Index_{index_name.replace('-', '_')}", (GlobalSecondaryIndex,), {
+        "Meta": meta,
+        hash_name: UnicodeAttribute(hash_key=True),
+        range_name: UTCDateTimeAttribute(range_key=True),
+    })()
+
+
 def _build_models(config):
     """Model classes bound to this configuration's table names and endpoint."""
     prefix = config.CALLBACK_TABLE_PREFIX
@@ -146,14 +157,6 @@ def _build_models(config):
         count = NumberAttribute(default=0)
         expires_ttl = TTLAttribute(null=True)
 
-    class WaitingByQueue(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "waiting-by-queue"
-            projection = AllProjection()
-
-        waiting_queue = UnicodeAttribute(hash_key=True)
-        joined_at = UTCDateTimeAttribute(range_key=True)
-
     class WaitingCallRecord(Model):
         Meta = _meta(prefix + "waiting-calls", config)
         call_sid = UnicodeAttribute(hash_key=True)
@@ -166,39 +169,7 @@ def _build_models(config):
         agent_id = UnicodeAttribute(null=True)
         agent_call_sid = UnicodeAttribute(null=True)
         expires_ttl = TTLAttribute(null=True)
-        by_queue = WaitingByQueue()
-
-    class PendingByQueue(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "pending-by-queue"
-            projection = AllProjection()
-
-        pending_queue = UnicodeAttribute(hash_key=True)
-        place_in_line = UTCDateTimeAttribute(range_key=True)
-
-    class SweepByStatus(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "sweep-by-status"
-            projection = AllProjection()
-
-        sweep_status = UnicodeAttribute(hash_key=True)
-        sweep_at = UTCDateTimeAttribute(range_key=True)
-
-    class ByStatus(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "by-status"
-            projection = AllProjection()
-
-        status = UnicodeAttribute(hash_key=True)
-        requested_at = UTCDateTimeAttribute(range_key=True)
-
-    class ByRequested(GlobalSecondaryIndex):
-        class Meta:
-            index_name = "by-requested"
-            projection = AllProjection()
-
-        list_key = UnicodeAttribute(hash_key=True)
-        requested_at = UTCDateTimeAttribute(range_key=True)
+        by_queue = _time_ordered_index("waiting-by-queue", "waiting_queue", "joined_at")
 
     class CallbackRecord(Model):
         Meta = _meta(prefix + "callbacks", config)
@@ -225,12 +196,20 @@ def _build_models(config):
         pending_queue = UnicodeAttribute(null=True)
         sweep_status = UnicodeAttribute(null=True)
         sweep_at = UTCDateTimeAttribute(null=True)
-        by_pending = PendingByQueue()
-        by_sweep = SweepByStatus()
-        by_status = ByStatus()
-        by_requested = ByRequested()
+        by_pending = _time_ordered_index("pending-by-queue", "pending_queue", "place_in_line")
+        by_sweep = _time_ordered_index("sweep-by-status", "sweep_status", "sweep_at")
+        by_status = _time_ordered_index("by-status", "status", "requested_at")
+        by_requested = _time_ordered_index("by-requested", "list_key", "requested_at")
 
     return IvrRecord, AgentRecord, GuardRecord, WaitingCallRecord, CallbackRecord
+
+
+def _valid_key(value):
+    """DynamoDB refuses empty key values and sort keys over 1,024 bytes: such a key names
+    no record, so lookups by it answer NotFound instead of a DynamoDB error."""
+    if not isinstance(value, str) or not value or len(value.encode("utf-8")) > 1024:
+        raise NotFound(repr(value)[:80])
+    return value
 
 
 def _code(exc):
@@ -326,7 +305,7 @@ class Storage:
     def get_ivr(self, name):
         """One IVR by name."""
         try:
-            return self._ivr_from(self.Ivr.get("IVR", name))
+            return self._ivr_from(self.Ivr.get("IVR", _valid_key(name)))
         except DoesNotExist as exc:
             raise NotFound(name) from exc
         except (PynamoDBException, BotoCoreError) as exc:
@@ -370,7 +349,7 @@ class Storage:
     def get_agent(self, agent_id):
         """One agent by id."""
         try:
-            return self._agent_from(self.AgentRec.get("AGENT", agent_id))
+            return self._agent_from(self.AgentRec.get("AGENT", _valid_key(agent_id)))
         except DoesNotExist as exc:
             raise NotFound(agent_id) from exc
         except (PynamoDBException, BotoCoreError) as exc:
@@ -397,7 +376,7 @@ class Storage:
         """Agent says available/offline; never while reserved or busy on a call."""
         A = self.AgentRec
         try:
-            A("AGENT", agent_id).update(
+            A("AGENT", _valid_key(agent_id)).update(
                 actions=[A.status.set(status), A.status_changed_at.set(now)],
                 condition=A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
         except UpdateError as exc:
@@ -463,8 +442,8 @@ class Storage:
     def get_waiting_call(self, call_sid):
         """A waiting call by CallSid, or None."""
         try:
-            return self._waiting_from(self.Waiting.get(call_sid))
-        except DoesNotExist:
+            return self._waiting_from(self.Waiting.get(_valid_key(call_sid)))
+        except (DoesNotExist, NotFound):
             return None
         except (PynamoDBException, BotoCoreError) as exc:
             raise StorageError(str(exc)) from exc
@@ -571,7 +550,7 @@ class Storage:
     def get_callback(self, callback_id):
         """One callback by id."""
         try:
-            return self._callback_from(self.CallbackRec.get(callback_id, consistent_read=True))
+            return self._callback_from(self.CallbackRec.get(_valid_key(callback_id), consistent_read=True))
         except DoesNotExist as exc:
             raise NotFound(callback_id) from exc
         except (PynamoDBException, BotoCoreError) as exc:

@@ -3,32 +3,11 @@ import re
 
 from .models import Queue
 from .numbers import is_agent_address, is_e164
+from .settings import parse_bool, parse_int
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")
 AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 MAX_GREETING = 500
-
-
-def _int(value, low, high):
-    if isinstance(value, bool) or value is None:
-        raise ValueError("must be a whole number")
-    text = str(value).strip()
-    if not text or len(text) > 6 or not text.lstrip("-").isdigit():
-        raise ValueError("must be a whole number")
-    number = int(text)
-    if not low <= number <= high:
-        raise ValueError(f"must be between {low} and {high}")
-    return number
-
-
-def _bool(value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("on", "true", "1", "yes"):
-        return True
-    if isinstance(value, str) and value.lower() in ("", "off", "false", "0", "no"):
-        return False
-    raise ValueError("must be true or false")
 
 
 def check_name(value, what="name"):
@@ -48,12 +27,12 @@ def check_queue(raw, ivr_name, taken_names):
         errors["name"] = str(exc)
         name = None
     try:
-        priority = _int(raw.get("priority", 0), -1000, 1000)
+        priority = parse_int(raw.get("priority", 0), -1000, 1000)
     except ValueError as exc:
         errors["priority"] = str(exc)
         priority = None
     try:
-        callback = _bool(raw.get("callback_enabled", True))
+        callback = parse_bool(raw.get("callback_enabled", True))
     except ValueError as exc:
         errors["callback_enabled"] = str(exc)
         callback = None

@@ -47,7 +47,7 @@ def signature_is_valid():
     if not signature or not config.TWILIO_AUTH_TOKEN:
         return False
     validator = RequestValidator(config.TWILIO_AUTH_TOKEN)
-    return validator.validate(public_request_url(), request.form.to_dict(flat=True), signature)
+    return validator.validate(public_request_url(), request.form, signature)
 
 
 def param(name, default=""):

@@ -1,0 +1,139 @@
+"""Hostile input, generated: nothing answers 500, nothing corrupts stored state."""
+import json
+import logging
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callback import models as m
+from callback.settings import CallbackSettings, validate_settings
+from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC
+
+FAST = settings(max_examples=40, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+junk_text = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet="0123456789*#+ ", max_size=30),
+    st.sampled_from(["", "1", "2125551234", "12125551234", "\x00", "' OR 1=1 --", "<Say>hi</Say>",
+                     "%s%n", "../../etc", "9" * 5000, "☎" * 100]),
+)
+WEBHOOKS = [
+    "/voice/incoming", "/voice/menu?ivr=Main+Line&attempt=1", "/voice/wait?ivr=Main+Line&queue=Sales",
+    "/voice/wait?ivr=Main+Line&queue=Sales&offer=off&record=retry", "/voice/offer?ivr=Main+Line&queue=Sales",
+    "/voice/number?ivr=Main+Line&queue=Sales&attempt=2", "/voice/enqueue-done?ivr=Main+Line&queue=Sales",
+    "/voice/agent/answer?kind=callback&key=CA1&attempt=x&agent=alice", "/voice/agent/status?kind=call&key=CA1",
+    "/voice/customer/answer?callback=CA1&attempt=x", "/voice/customer/status?callback=CA1&attempt=x",
+    "/voice/conference?callback=CA1&attempt=x", "/voice/caller/join?conference=call-CA1",
+    "/voice/notice?message=retry", "/voice/menu?ivr=%00&attempt=99999999999",
+    "/voice/wait?ivr=Nope&queue=%F0%9F%92%A3",
+]
+PARAM_NAMES = ["CallSid", "From", "To", "Digits", "QueueTime", "QueueResult", "CallStatus",
+               "AnsweredBy", "StatusCallbackEvent", "FriendlyName", "kind", "Junk"]
+
+
+@FAST
+@given(path=st.sampled_from(WEBHOOKS),
+       params=st.dictionaries(st.sampled_from(PARAM_NAMES), junk_text, max_size=8))
+def test_no_signed_webhook_answers_anything_but_twiml(twilio, main_line, svc, path, params):
+    response = twilio.post_url(PUBLIC + path, params)
+    assert response.status_code == 200, (path, params, response.data[:300])
+    assert ET.fromstring(response.data).tag == "Response"
+
+
+@FAST
+@given(path=st.sampled_from(WEBHOOKS), params=st.dictionaries(st.sampled_from(PARAM_NAMES), junk_text),
+       signature=st.one_of(st.none(), st.text(max_size=60)))
+def test_unsigned_or_forged_webhooks_are_refused(twilio, main_line, path, params, signature):
+    response = twilio.post(path.split("?")[0], params, signature=signature or "")
+    assert response.status_code == 403
+
+
+settings_values = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9), st.floats(allow_nan=True),
+                            junk_text, st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3),
+                                                                                              st.integers(), max_size=1))
+SETTING_NAMES = ["callback_enabled", "offer_after_seconds", "expiration_minutes", "max_retries", "priority",
+                 "retry_minutes", "transfer_timeout_seconds", "entry_attempts", "bogus"]
+
+
+@FAST
+@given(body=st.dictionaries(st.sampled_from(SETTING_NAMES), settings_values, max_size=6))
+def test_settings_api_stores_only_valid_settings(app, svc, main_line, body):
+    client = app.test_client()
+    response = client.put("/api/ivrs/Main%20Line/settings", data=json.dumps(body, allow_nan=True),
+                          content_type="application/json", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code in (200, 400) and response.is_json
+    stored = svc.storage.get_ivr("Main Line").settings
+    again, errors = validate_settings(stored.as_dict())
+    assert not errors and again == stored
+
+
+@FAST
+@given(body=st.dictionaries(st.sampled_from(["id", "name", "phone", "queues", "ivr", "priority",
+                                             "callback_enabled", "status"]), settings_values, max_size=5),
+       path=st.sampled_from(["/api/agents", "/api/queues"]))
+def test_api_creation_never_fails_with_500(app, main_line, body, path):
+    response = app.test_client().post(path, json=body, headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code in (201, 400, 404, 409) and response.is_json
+
+
+@FAST
+@given(form=st.dictionaries(st.sampled_from(SETTING_NAMES), junk_text, max_size=8))
+def test_settings_validation_is_total(form):
+    result, errors = validate_settings(form, CallbackSettings(), checkbox_form=True)
+    assert (result is None) == bool(errors)
+
+
+def test_no_phone_number_or_secret_reaches_the_logs(twilio, svc, clock, main_line, twilio_standin, caplog):
+    """A whole journey, logged at DEBUG: the caller's and customer's numbers and the
+    secrets never appear."""
+    caplog.set_level(logging.DEBUG)
+    caller, customer = "+14155550123", "2125551234"
+    base = {"CallSid": "CA" + "3" * 32, "From": caller, "To": IVR_NUMBER}
+    twilio.post("/voice/incoming", base)
+    twilio.post_url(f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1", {**base, "Digits": "1"})
+    twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1", {**base, "Digits": customer})
+    svc.storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
+                                   now=clock.now(), create=True)
+    svc.storage.set_agent_presence("alice", "available", clock.now())
+    svc.dispatcher.dispatch()
+    agent_leg = twilio_standin.placed(to="+14155550101")[0]
+    twilio.post_url(agent_leg.url, {"CallSid": agent_leg.sid})
+    customer_leg = twilio_standin.placed(to="+1" + customer)[0]
+    twilio.post_url(customer_leg.status_callback, {"CallSid": customer_leg.sid, "CallStatus": "busy",
+                                                   "To": "+1" + customer})
+    for model in svc.storage.models:
+        model.delete_table()
+    twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1", {**base, "Digits": customer})
+
+    text = caplog.text
+    assert "callback" in text.lower(), "nothing was logged: this test would prove nothing"
+    for secret in (caller, caller[2:], customer, "+1" + customer, "4155550101", AUTH_TOKEN, API_TOKEN):
+        assert secret not in text
+
+
+def test_repeated_status_storms_leave_a_consistent_callback(twilio, svc, clock, main_line, twilio_standin):
+    now = clock.now()
+    svc.storage.create_callback(m.Callback("CA1", "+12125551234", "Main Line", "Sales", now, now, 10, now,
+                                           now + timedelta(hours=1)), "CA1")
+    svc.storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"], now=now,
+                                   create=True)
+    svc.storage.set_agent_presence("alice", "available", now)
+    svc.dispatcher.dispatch()
+    agent_leg = twilio_standin.placed()[0]
+    twilio.post_url(agent_leg.url, {"CallSid": agent_leg.sid})
+    customer_leg = twilio_standin.placed(to="+12125551234")[0]
+    for status in ["no-answer", "completed", "busy", "in-progress", "no-answer", "failed", "canceled"] * 3:
+        twilio.post_url(customer_leg.status_callback, {"CallSid": customer_leg.sid, "CallStatus": status})
+    cb = svc.storage.get_callback("CA1")
+    assert (cb.status, cb.attempts) == ("pending", 1)
+    assert [a.outcome for a in cb.history] == ["no-answer"]
+
+
+@pytest.mark.parametrize("size", [70_000, 1_000_000])
+def test_oversized_bodies_are_refused_without_a_500(twilio, main_line, size):
+    response = twilio.post("/voice/incoming", {"CallSid": "CA1", "Junk": "x" * size})
+    assert response.status_code in (403, 413)
