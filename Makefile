@@ -37,7 +37,7 @@ browser:
 	  else echo "no chromium and no way to install it: the browser test will be skipped"; fi; }
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --write $(ARGS)
 
 # The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime
 # requirements (and Zappa, whose handler runs in the Lambda).

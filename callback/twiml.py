@@ -67,8 +67,11 @@ def enqueue(queue_name, wait_url, action_url, greeting=None):
     return _xml(response)
 
 
+HOLD_MESSAGE = "Thank you for holding. An agent will be with you as soon as possible."
+
+
 def hold(music_url, offer_url=None, loop_url=None):
-    """Hold TwiML for the wait loop, with the callback offer once it is due.
+    """Hold message and music for the wait loop, with the callback offer once it is due.
 
     The offer Gather wraps the music so a caller can press 1 at any moment. `loop_url`
     (offer withdrawn) ends with a Redirect to itself, so the loop keeps that URL instead of
@@ -81,6 +84,7 @@ def hold(music_url, offer_url=None, loop_url=None):
         gather.play(music_url)
         response.append(gather)
     else:
+        _say(response, HOLD_MESSAGE)
         response.play(music_url)
     if loop_url:
         response.redirect(loop_url, method="POST")

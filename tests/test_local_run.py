@@ -77,3 +77,17 @@ def test_scripted_journey_callback_answered_after_one_no_answer(local_run, capsy
 def test_scripted_journey_holding_caller_goes_straight_to_a_free_agent(local_run, capsys):
     out = run_simulator(local_run, capsys, "--ready", "bob", "--keys", "2", "--from", "+12125550188")
     assert "is taken out of the queue" in out and "Caller from Support" in out
+
+
+def test_local_data_survives_a_restart_through_the_persist_file(svc, main_line, tmp_path):
+    from callback.local import export_tables, import_tables
+    from callback.storage import Storage
+
+    path = tmp_path / "db.json"
+    export_tables(svc.storage, str(path))
+    same = Storage(svc.config)
+    for model in same.models:
+        model.delete_table()
+    same.create_tables()
+    assert import_tables(same, str(path)) >= 1
+    assert same.get_ivr("Main Line").queue("Sales").priority == 10
