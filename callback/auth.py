@@ -10,8 +10,13 @@ bp = Blueprint("auth", __name__)
 
 MAX_FAILURES = 5
 LOCK_WINDOW = timedelta(minutes=15)
-# Checked when the username is wrong too, so a wrong name costs as much as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-the-password")
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash():
+    """Checked when the username is wrong too, so a wrong name costs as much as a wrong
+    password. Made on first use: hashing costs ~150 ms a Lambda cold start need not pay."""
+    return generate_password_hash("not-the-password")
 
 
 def services():
@@ -51,7 +56,7 @@ def login():
         flash("Too many failed attempts. Try again in 15 minutes.", "error")
         return render_template("login.html", next=request.form.get("next", "")), 429
     expected_hash = config.ADMIN_PASSWORD_HASH if username == config.ADMIN_USERNAME else ""
-    valid = check_password_hash(expected_hash or _DUMMY_HASH, password) and bool(expected_hash)
+    valid = check_password_hash(expected_hash or _dummy_hash(), password) and bool(expected_hash)
     if not valid:
         svc.storage.record_login_failure(username or "-", now, LOCK_WINDOW)
         flash("Wrong username or password.", "error")
