@@ -88,10 +88,10 @@ def webhook(safe_twiml):
     return decorate
 
 
-def _wait_url(ivr_name, queue_name, offer=True):
+def _wait_url(ivr_name, queue_name, offer=True, record=None):
     config = services().config
     return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
-                             offer=None if offer else "off")
+                             offer=None if offer else "off", record=record)
 
 
 def _hold_music():
@@ -143,7 +143,8 @@ def menu():
 
 
 def _int(text, default):
-    return int(text) if text.isdigit() and len(text) < 4 else default
+    """A small whole number from a parameter (QueueTime is at most 14,400: calls end at 4 h)."""
+    return int(text) if text.isdigit() and len(text) <= 6 else default
 
 
 def _enqueue(ivr, queue, greeting=None):
@@ -158,8 +159,7 @@ def _enqueue(ivr, queue, greeting=None):
             # Hold the caller anyway: the wait loop records them (with their true join
             # time, from QueueTime) as soon as DynamoDB answers again.
             log.exception("could not record waiting call %s; the wait loop will", call_sid)
-            wait_url = services().config.public_url("/voice/wait", ivr=ivr.name, queue=queue.name,
-                                                    record="retry")
+            wait_url = _wait_url(ivr.name, queue.name, record="retry")
         else:
             _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
     action = svc.config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)

@@ -102,8 +102,9 @@ def test_hold_plays_music_without_offer_before_the_delay(twilio, main_line):
     assert root.find("Gather") is None and root.find("Play") is not None
 
 
-def test_offer_comes_once_the_caller_waited_long_enough(twilio, main_line):
-    root = hold(twilio, 60)
+@pytest.mark.parametrize("queue_time", [60, 999, 1500, 14400])
+def test_offer_comes_once_the_caller_waited_long_enough(twilio, main_line, queue_time):
+    root = hold(twilio, queue_time)
     gather = root.find("Gather")
     assert gather.get("numDigits") == "1"
     assert gather.get("action") == f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales"
