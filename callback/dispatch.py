@@ -86,6 +86,7 @@ class Dispatcher:
 
     @property
     def ring_timeout(self):
+        """Seconds an agent's phone rings."""
         return self.config.AGENT_RING_TIMEOUT_SECONDS
 
     def url(self, path, **query):

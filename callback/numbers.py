@@ -19,6 +19,7 @@ class EntryCheck:
 
     @property
     def ok(self):
+        """True when the entry is a valid number."""
         return self.problem is None
 
 

@@ -34,6 +34,7 @@ class Out:
 
     @classmethod
     def say(cls, who, text):
+        """One line of what someone hears or does."""
         with cls.lock:
             print(f"[{who}] {text}", flush=True)
 
@@ -105,8 +106,9 @@ class Hangup(Exception):
 class CallerPhone:
     """The person calling the IVR: runs the TwiML of their call."""
 
-    def __init__(self, twilio, keys, from_, to, answerer):
+    def __init__(self, twilio, keys, from_, to, answerer, patience=1800):
         self.twilio, self.keys, self.answerer = twilio, keys, answerer
+        self.patience = patience
         self.sid = "CA" + uuid.uuid4().hex
         self.base = {"CallSid": self.sid, "AccountSid": ACCOUNT_SID, "From": from_, "To": to,
                      "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01"}
@@ -181,6 +183,11 @@ class CallerPhone:
         wait_url = verb.get("waitUrl")
         Out.say("caller", f"waits in queue {verb.text}")
         while True:
+            if self.queue_time >= self.patience:
+                Out.say("caller", f"gives up after {self.queue_time} s on hold")
+                self.twilio.post(self.enqueue_action, {**self.base, "QueueResult": "hangup",
+                                                       "QueueTime": self.queue_time})
+                raise Hangup()
             params = {**self.base, "QueueTime": self.queue_time, "QueuePosition": 1,
                       "QueueSid": "QU" + "0" * 32, "CurrentQueueSize": 1}
             self.run(self.twilio.post(wait_url, params), waiting=True)
@@ -403,6 +410,8 @@ def main(argv=None):
                         help="agent behaviour(s): answer, no-answer, busy (comma-separated, in turn)")
     parser.add_argument("--customer-answers", default="answer",
                         help="customer behaviour(s): answer, no-answer, busy, machine (in turn)")
+    parser.add_argument("--patience", type=float, default=1800,
+                        help="simulated seconds the caller holds before giving up")
     parser.add_argument("--watch", type=float, default=600, help="seconds of simulated time to follow the callback")
     args = parser.parse_args(argv)
 
@@ -423,7 +432,7 @@ def main(argv=None):
     for agent_id in args.ready:
         set_available(twilio, agent_id)
     caller = CallerPhone(twilio, Keys(keys if not interactive else None),
-                         args.from_, args.to or session["ivr_number"], answerer)
+                         args.from_, args.to or session["ivr_number"], answerer, args.patience)
     caller.call()
 
     callback = twilio.api("GET", f"/api/callbacks/{caller.sid}")

@@ -118,6 +118,7 @@ class TwilioStandIn:
 
         @app.post(base + "/Calls.json")
         def create_call(account_sid):
+            """POST …/Calls.json: place a call (it rings until told otherwise)."""
             form = request.form
             if not form.get("To") or not form.get("From"):
                 return error(400, 21201, "No 'To' or 'From' number is specified")
@@ -132,6 +133,7 @@ class TwilioStandIn:
 
         @app.route(base + "/Calls/<call_sid>.json", methods=["GET", "POST"])
         def one_call(account_sid, call_sid):
+            """GET or POST …/Calls/{Sid}.json: fetch, redirect or hang up a call."""
             with self.lock:
                 call = self.calls.get(call_sid)
                 ended = call_sid in self.ended or (call is not None and call.status in _FINAL)
@@ -156,10 +158,12 @@ class TwilioStandIn:
 
         @app.get("/_standin/calls")
         def list_calls():
+            """Calls placed or redirected so far (for the simulator)."""
             return jsonify([vars(c) for c in self.placed()])
 
         @app.post("/_standin/calls/<call_sid>/status")
         def set_status(call_sid):
+            """Say what happened to a call (for the simulator)."""
             status = request.form.get("status", "completed")
             with self.lock:
                 if call_sid in self.calls:
@@ -170,6 +174,7 @@ class TwilioStandIn:
 
         @app.get("/_standin/requests")
         def list_requests():
+            """Every REST request received."""
             with self.lock:
                 return jsonify(self.requests)
 

@@ -1,6 +1,7 @@
 """Hostile input, generated: nothing answers 500, nothing corrupts stored state."""
 import json
 import logging
+import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
@@ -137,3 +138,35 @@ def test_repeated_status_storms_leave_a_consistent_callback(twilio, svc, clock, 
 def test_oversized_bodies_are_refused_without_a_500(twilio, main_line, size):
     response = twilio.post("/voice/incoming", {"CallSid": "CA1", "Junk": "x" * size})
     assert response.status_code in (403, 413)
+
+
+FORM_FIELDS = SETTING_NAMES + ["name", "numbers", "greeting", "queue_rows", "queue_name_0", "queue_priority_0",
+                               "queue_callback_0", "id", "phone", "queues", "status"]
+
+
+@pytest.fixture
+def config_overrides(config_overrides):
+    from werkzeug.security import generate_password_hash
+
+    return {**config_overrides, "ADMIN_PASSWORD_HASH": generate_password_hash("pw")}
+
+
+@pytest.fixture
+def admin_client(app, main_line):
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    client.post("/login", data={"username": "admin", "password": "pw", "csrf_token": token})
+    client.csrf = token
+    return client
+
+
+@FAST
+@given(form=st.dictionaries(st.sampled_from(FORM_FIELDS), junk_text, max_size=10),
+       url=st.sampled_from(["/admin/ivrs/Main%20Line/settings", "/admin/ivrs/new", "/admin/ivrs/Main%20Line/edit",
+                            "/admin/agents/new", "/admin/agents/nobody/status", "/admin/callbacks/CA1/cancel"]))
+def test_admin_forms_answer_junk_with_a_page_and_store_only_valid_data(admin_client, svc, form, url):
+    response = admin_client.post(url, data={**form, "csrf_token": admin_client.csrf})
+    assert response.status_code in (200, 302, 400, 404), (url, form, response.status_code)
+    for ivr in svc.storage.list_ivrs():
+        assert not validate_settings(ivr.settings.as_dict())[1]
+        assert ivr.numbers and all(n.startswith("+") for n in ivr.numbers) and ivr.queues

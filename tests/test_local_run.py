@@ -91,3 +91,16 @@ def test_local_data_survives_a_restart_through_the_persist_file(svc, main_line, 
     same.create_tables()
     assert import_tables(same, str(path)) >= 1
     assert same.get_ivr("Main Line").queue("Sales").priority == 10
+
+
+def test_a_caller_who_never_presses_anything_gives_up_and_is_forgotten(local_run, capsys):
+    import json
+
+    with open(local_run["session"]) as f:
+        token = json.load(f)["api_token"]
+    for agent_id in ("alice", "bob"):
+        response = requests.put(f"{local_run['url']}/api/agents/{agent_id}/status", json={"status": "offline"},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert response.status_code == 200, response.text
+    out = run_simulator(local_run, capsys, "--keys", "1", "--patience", "45", "--from", "+12125550177")
+    assert "gives up after" in out and "We will call you back" not in out
