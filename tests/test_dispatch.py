@@ -46,6 +46,13 @@ def store_callback(svc, clock, call_sid="CA" + "c" * 32, number=CUSTOMER, queue=
     return call_sid
 
 
+def holding_caller(svc, clock, queue, minutes_ago=0, caller_number=CUSTOMER, call_sid="CA" + "e" * 32):
+    """A caller waiting in a queue since `minutes_ago`; returns their CallSid."""
+    svc.storage.add_waiting_call(call_sid, ivr_name="Main Line", queue_name=queue, caller=caller_number,
+                                 joined_at=clock.now() - timedelta(minutes=minutes_ago))
+    return call_sid
+
+
 def ringing(standin, to):
     calls = [c for c in standin.placed(to=to) if c.status not in ("completed",)]
     assert calls, f"nothing ringing {to}"
@@ -231,9 +238,7 @@ def test_agent_not_answering_goes_offline_and_the_callback_waits_uncounted(
 
 def test_equal_priority_callback_keeps_its_place_among_holding_callers(
         twilio, svc, clock, agents, api, twilio_standin):
-    caller = "CA" + "d" * 32
-    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Sales", caller=BOB,
-                                 joined_at=clock.now() - timedelta(minutes=1))
+    caller = holding_caller(svc, clock, "Sales", minutes_ago=1)
     cb_id = store_callback(svc, clock, joined_minutes_ago=3)
     api.status("alice", "available")
     assert f"key={cb_id}" in ringing(twilio_standin, ALICE).url
@@ -241,9 +246,7 @@ def test_equal_priority_callback_keeps_its_place_among_holding_callers(
 
 def test_lower_priority_callback_waits_while_callers_hold(twilio, svc, clock, agents, api,
                                                           twilio_standin):
-    caller = "CA" + "d" * 32
-    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Sales", caller=BOB,
-                                 joined_at=clock.now() - timedelta(minutes=1))
+    caller = holding_caller(svc, clock, "Sales", minutes_ago=1)
     store_callback(svc, clock, priority=1, joined_minutes_ago=30)
     api.status("alice", "available")
     assert f"key={caller}" in ringing(twilio_standin, ALICE).url
@@ -251,9 +254,7 @@ def test_lower_priority_callback_waits_while_callers_hold(twilio, svc, clock, ag
 
 def test_holding_caller_is_moved_into_the_agents_conference(twilio, svc, clock, agents, api,
                                                            twilio_standin):
-    caller = "CA" + "e" * 32
-    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Support",
-                                 caller=CUSTOMER, joined_at=clock.now())
+    caller = holding_caller(svc, clock, "Support")
     api.status("bob", "available")
     agent_leg = ringing(twilio_standin, BOB)
     root = answer(twilio, agent_leg)
@@ -270,9 +271,7 @@ def test_holding_caller_is_moved_into_the_agents_conference(twilio, svc, clock, 
 
 def test_caller_who_hung_up_meanwhile_releases_the_agent(twilio, svc, clock, agents, api,
                                                          twilio_standin):
-    caller = "CA" + "e" * 32
-    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Support",
-                                 caller=CUSTOMER, joined_at=clock.now())
+    caller = holding_caller(svc, clock, "Support")
     api.status("bob", "available")
     agent_leg = ringing(twilio_standin, BOB)
     twilio_standin.end_call(caller)
@@ -285,10 +284,8 @@ def test_caller_who_hung_up_meanwhile_releases_the_agent(twilio, svc, clock, age
 
 def test_agent_not_answering_a_holding_caller_puts_them_back_in_line(
         twilio, svc, clock, agents, api, twilio_standin):
-    caller = "CA" + "e" * 32
     joined = clock.now()
-    svc.storage.add_waiting_call(caller, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
-                                 joined_at=joined)
+    caller = holding_caller(svc, clock, "Sales")
     api.status("alice", "available")
     status(twilio, ringing(twilio_standin, ALICE), "no-answer")
     back = svc.storage.get_waiting_call(caller)
