@@ -23,10 +23,42 @@ DEMO_AGENTS = (("alice", "Alice", "+15005550101", ("Sales", "Support")),
                ("bob", "Bob", "+15005550102", ("Support",)))
 
 
+_MOTO_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def serialize_moto_writes():
+    """Make moto's DynamoDB keep DynamoDB's guarantees under concurrent requests.
+
+    moto checks a write's condition and applies it in separate steps, and a failing
+    transaction restores whole tables from a copy taken when it began, wiping out what
+    other requests committed meanwhile. DynamoDB makes each write atomic and transactions
+    serializable; one lock around moto's writes gives the same, so concurrency tests and
+    local runs exercise our logic rather than the emulator's races. Idempotent.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_callback_serialized", False):
+        return
+    lock = threading.RLock()
+
+    def serialized(method):
+        def call(self, *args, **kwargs):
+            with lock:
+                return method(self, *args, **kwargs)
+
+        call.__name__ = method.__name__
+        return call
+
+    for name in _MOTO_WRITES:
+        setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._callback_serialized = True
+
+
 def start_dynamodb():
     """moto's DynamoDB server on loopback; returns (endpoint, server)."""
     from moto.server import ThreadedMotoServer
 
+    serialize_moto_writes()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
-from moto.server import ThreadedMotoServer
 from twilio.request_validator import RequestValidator
 
 from callback import create_app
 from callback.clock import FixedClock
+from callback.local import start_dynamodb
 from callback.models import Ivr, Queue
 from callback.settings import CallbackSettings
 from callback.twilio_standin import StandInServer
@@ -32,11 +32,10 @@ def aws_credentials():
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(aws_credentials):
-    """moto in server mode: DynamoDB over real HTTP on loopback."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    """moto in server mode: DynamoDB over real HTTP on loopback, with its writes made as
+    atomic as DynamoDB's (see serialize_moto_writes)."""
+    endpoint, server = start_dynamodb()
+    yield endpoint
     server.stop()
 
 

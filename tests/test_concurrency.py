@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import timedelta
 
 from callback.models import Callback, Ivr, Queue
+from callback.storage import Conflict
 from callback.sweep import sweep_once
 
 AGENTS = [f"agent{i}" for i in range(5)]
@@ -81,3 +82,35 @@ def test_eight_threads_of_dispatch_and_sweep_over_hundreds_of_callbacks(svc, clo
     assert len(dialing) == len(AGENTS) and len(pending) == 200 - len(AGENTS)
     # The earliest places in line were served first.
     assert sorted(c.callback_id for c in dialing) == sorted(f"CA{i:032d}" for i in range(195, 200))
+
+
+def test_a_won_claim_is_never_undone_by_the_losing_one(svc, clock):
+    """Forty two-way races for fresh agent/callback pairs: the winner's claim always stands.
+
+    (Plain moto loses about one winning claim in nine here: a failing transaction restores
+    whole tables from a copy taken when it began. serialize_moto_writes gives moto the
+    atomicity DynamoDB has, so this test is about our claims, not the emulator.)
+    """
+    now = clock.now()
+    for i in range(40):
+        agent_id, cb_id = f"racer{i}", f"CA{i:032d}"
+        svc.storage.save_agent_profile(agent_id, name="Racer", phone="+14155550100", queues=["Sales"],
+                                       now=now, create=True)
+        svc.storage.set_agent_presence(agent_id, "available", now)
+        svc.storage.create_callback(Callback(cb_id, f"+1212555{i:04d}", "Main Line", "Sales", now, now, 10,
+                                             now, now + timedelta(hours=1)), cb_id)
+        agent, callback = svc.storage.get_agent(agent_id), svc.storage.get_callback(cb_id)
+        winners = []
+
+        def claim(n):
+            try:
+                svc.storage.claim_callback(agent, callback, f"attempt{n}", now, now + timedelta(minutes=3))
+                winners.append(f"attempt{n}")
+            except Conflict:
+                pass
+
+        run_threads(2, claim)
+        after = svc.storage.get_callback(cb_id)
+        assert len(winners) == 1
+        assert (after.status, after.attempt_id, len(after.history)) == ("dialing", winners[0], 1)
+        assert svc.storage.get_agent(agent_id).work_key == cb_id
