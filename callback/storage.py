@@ -11,6 +11,7 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 Every state change is a conditional write; failed conditions become `Conflict`.
 """
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,12 +28,9 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import (
-    DeleteError,
     DoesNotExist,
-    PutError,
     PynamoDBException,
     TransactWriteError,
-    UpdateError,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -218,6 +216,18 @@ def _code(exc):
     return None
 
 
+@contextmanager
+def _dynamodb(conflict=None):
+    """Turn PynamoDB and botocore errors into the domain's: a failed condition into
+    Conflict(conflict) when the caller expects one, anything else into StorageError."""
+    try:
+        yield
+    except (PynamoDBException, BotoCoreError) as exc:
+        if conflict is not None and _code(exc) == CONDITION_FAILED:
+            raise Conflict(conflict) from exc
+        raise StorageError(str(exc)) from exc
+
+
 def _cancel_codes(exc):
     """Cancellation codes in PynamoDB's send order: condition checks, deletes, puts, updates."""
     return [reason.code if reason else None for reason in exc.cancellation_reasons]
@@ -297,19 +307,16 @@ class Storage:
 
     def list_ivrs(self):
         """Every IVR, alphabetically, in one Query."""
-        try:
+        with _dynamodb():
             return [self._ivr_from(r) for r in self.Ivr.query("IVR")]
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def get_ivr(self, name):
         """One IVR by name."""
-        try:
-            return self._ivr_from(self.Ivr.get("IVR", _valid_key(name)))
-        except DoesNotExist as exc:
-            raise NotFound(name) from exc
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
+        with _dynamodb():
+            try:
+                return self._ivr_from(self.Ivr.get("IVR", _valid_key(name)))
+            except DoesNotExist as exc:
+                raise NotFound(name) from exc
 
     def save_ivr(self, ivr):
         """Create (version None) or update an IVR; a concurrent edit raises Conflict."""
@@ -324,12 +331,8 @@ class Storage:
         )
         if ivr.version is not None:
             record.version = ivr.version
-        try:
+        with _dynamodb(conflict=f"IVR {ivr.name} was changed by someone else"):
             record.save()
-        except PutError as exc:
-            if _code(exc) == CONDITION_FAILED:
-                raise Conflict(f"IVR {ivr.name} was changed by someone else") from exc
-            raise StorageError(str(exc)) from exc
         return self._ivr_from(record)
 
     # -- agents ------------------------------------------------------------------------
@@ -341,24 +344,21 @@ class Storage:
 
     def list_agents(self):
         """Every agent (one Query over the agents' partition)."""
-        try:
+        with _dynamodb():
             return [self._agent_from(r) for r in self.AgentRec.query("AGENT")]
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def get_agent(self, agent_id):
         """One agent by id."""
-        try:
-            return self._agent_from(self.AgentRec.get("AGENT", _valid_key(agent_id)))
-        except DoesNotExist as exc:
-            raise NotFound(agent_id) from exc
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
+        with _dynamodb():
+            try:
+                return self._agent_from(self.AgentRec.get("AGENT", _valid_key(agent_id)))
+            except DoesNotExist as exc:
+                raise NotFound(agent_id) from exc
 
     def save_agent_profile(self, agent_id, *, name, phone, queues, now, create=False):
         """Create an agent (offline) or change who they are, leaving their status alone."""
         A = self.AgentRec
-        try:
+        with _dynamodb(conflict=agent_id):
             if create:
                 A("AGENT", agent_id, name=name, phone=phone, queues=list(queues),
                   status=m.OFFLINE, status_changed_at=now).save(condition=A.sk.does_not_exist())
@@ -366,23 +366,15 @@ class Storage:
                 A("AGENT", agent_id).update(
                     actions=[A.name.set(name), A.phone.set(phone), A.queues.set(list(queues))],
                     condition=A.sk.exists())
-        except (PutError, UpdateError) as exc:
-            if _code(exc) == CONDITION_FAILED:
-                raise Conflict(agent_id) from exc
-            raise StorageError(str(exc)) from exc
         return self.get_agent(agent_id)
 
     def set_agent_presence(self, agent_id, status, now):
         """Agent says available/offline; never while reserved or busy on a call."""
         A = self.AgentRec
-        try:
+        with _dynamodb(conflict=agent_id):
             A("AGENT", _valid_key(agent_id)).update(
                 actions=[A.status.set(status), A.status_changed_at.set(now)],
                 condition=A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
-        except UpdateError as exc:
-            if _code(exc) == CONDITION_FAILED:
-                raise Conflict(agent_id) from exc
-            raise StorageError(str(exc)) from exc
         return self.get_agent(agent_id)
 
     def agent_answered(self, agent_id, work_key, call_sid, now):
@@ -430,47 +422,37 @@ class Storage:
                    joined_at=joined_at, status=m.WAITING, waiting_queue=queue_name,
                    expires_ttl=joined_at + WAITING_CALL_LIFETIME)
         try:
-            record.save(condition=W.call_sid.does_not_exist())
+            with _dynamodb(conflict=call_sid):
+                record.save(condition=W.call_sid.does_not_exist())
             return self._waiting_from(record)
-        except PutError as exc:
-            if _code(exc) != CONDITION_FAILED:
-                raise StorageError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageError(str(exc)) from exc
-        return self.get_waiting_call(call_sid) if fetch_existing else None
+        except Conflict:
+            return self.get_waiting_call(call_sid) if fetch_existing else None
 
     def get_waiting_call(self, call_sid):
         """A waiting call by CallSid, or None."""
-        try:
-            return self._waiting_from(self.Waiting.get(_valid_key(call_sid)))
-        except (DoesNotExist, NotFound):
-            return None
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
+        with _dynamodb():
+            try:
+                return self._waiting_from(self.Waiting.get(_valid_key(call_sid)))
+            except (DoesNotExist, NotFound):
+                return None
 
     def remove_waiting_call(self, call_sid):
         """Forget a waiting call (hung up or served); absent is fine."""
-        try:
+        with _dynamodb():
             self.Waiting(call_sid).delete()
-        except (DeleteError, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def waiting_in_queue(self, queue_name, limit=10, joined_before=None):
         """Callers waiting (not being connected) in a queue, earliest place first."""
         W = self.Waiting
         condition = W.joined_at <= joined_before if joined_before is not None else None
-        try:
+        with _dynamodb():
             return [self._waiting_from(r) for r in W.by_queue.query(
                 queue_name, range_key_condition=condition, limit=limit)]
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def count_waiting(self, queue_name):
         """How many callers wait in a queue."""
-        try:
+        with _dynamodb():
             return self.Waiting.by_queue.count(queue_name)
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def waiting_call_back_in_line(self, call_sid, agent_id):
         """The agent did not take the caller: back in the queue at the same place."""
@@ -522,140 +504,115 @@ class Storage:
                    sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at))
         guard = self._guard_key(callback.queue_name, callback.number)
         guard.owner = callback.callback_id
-        try:
-            with self._tx() as tx:
-                tx.save(record, condition=C.callback_id.does_not_exist())
-                tx.save(guard, condition=G.sk.does_not_exist())
-                tx.delete(W(waiting_call_sid))
-        except TransactWriteError as exc:
-            codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
-            if _failed(codes, 1):
-                return CreateResult("same-call", self.get_callback(callback.callback_id))
-            if _failed(codes, 2):
-                existing = self._pending_owner(callback.queue_name, callback.number)
-                self.remove_waiting_call(waiting_call_sid)
-                return CreateResult("number-pending", existing)
-            raise StorageError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageError(str(exc)) from exc
+        with _dynamodb():
+            try:
+                with self._tx() as tx:
+                    tx.save(record, condition=C.callback_id.does_not_exist())
+                    tx.save(guard, condition=G.sk.does_not_exist())
+                    tx.delete(W(waiting_call_sid))
+            except TransactWriteError as exc:
+                codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
+                if _failed(codes, 1):
+                    return CreateResult("same-call", self.get_callback(callback.callback_id))
+                if _failed(codes, 2):
+                    existing = self._pending_owner(callback.queue_name, callback.number)
+                    self.remove_waiting_call(waiting_call_sid)
+                    return CreateResult("number-pending", existing)
+                raise
         return CreateResult("created", self._callback_from(record))
 
     def _pending_owner(self, queue_name, number):
-        try:
-            guard = self.Guard.get(f"PENDING#{queue_name}", number)
-            return self.get_callback(guard.owner)
-        except (DoesNotExist, NotFound):
-            return None
+        with _dynamodb():
+            try:
+                guard = self.Guard.get(f"PENDING#{queue_name}", number)
+                return self.get_callback(guard.owner)
+            except (DoesNotExist, NotFound):
+                return None
 
     def get_callback(self, callback_id):
         """One callback by id."""
-        try:
-            return self._callback_from(self.CallbackRec.get(_valid_key(callback_id), consistent_read=True))
-        except DoesNotExist as exc:
-            raise NotFound(callback_id) from exc
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
+        with _dynamodb():
+            try:
+                return self._callback_from(self.CallbackRec.get(_valid_key(callback_id),
+                                                                consistent_read=True))
+            except DoesNotExist as exc:
+                raise NotFound(callback_id) from exc
 
     def due_callbacks(self, queue_name, now, limit=10):
         """Pending callbacks of a queue that may be dialed now, earliest place first."""
         C = self.CallbackRec
-        try:
+        with _dynamodb():
             return [self._callback_from(r) for r in C.by_pending.query(
                 queue_name, filter_condition=C.due_at <= now, limit=limit)]
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def count_pending(self, queue_name):
         """How many callbacks of a queue are pending."""
-        try:
+        with _dynamodb():
             return self.CallbackRec.by_pending.count(queue_name)
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def needing_sweep(self, status, now, limit=100):
         """Open callbacks of a status whose sweep time has come (index query, no Scan)."""
         C = self.CallbackRec
-        try:
+        with _dynamodb():
             return [self._callback_from(r) for r in C.by_sweep.query(
                 status, range_key_condition=C.sweep_at <= now, limit=limit)]
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     def list_callbacks(self, *, status=None, ivr_name=None, limit=25, start_key=None):
         """Callbacks newest first, optionally of one status and IVR; returns (items, next key)."""
         C = self.CallbackRec
         flt = (C.ivr_name == ivr_name) if ivr_name else None
         index, key = (C.by_status, status) if status else (C.by_requested, "CB")
-        try:
+        with _dynamodb():
             results = index.query(key, filter_condition=flt, scan_index_forward=False,
                                   limit=limit, last_evaluated_key=start_key, page_size=limit)
             items = [self._callback_from(r) for r in results]
             return items, results.last_evaluated_key
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
 
     # -- claiming work: agent and work change together or not at all --------------------
 
+    def _claim(self, agent, now, work_kind, work_key, work, work_actions, work_condition):
+        """Reserve an available agent for a piece of work and change the work in the same
+        transaction; Conflict when either has moved on."""
+        A = self.AgentRec
+        with _dynamodb():
+            try:
+                with self._tx() as tx:
+                    tx.update(A("AGENT", agent.agent_id),
+                              actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
+                                       A.work_kind.set(work_kind), A.work_key.set(work_key),
+                                       A.call_sid.remove()],
+                              condition=A.status == m.AVAILABLE)
+                    tx.update(work, actions=work_actions, condition=work_condition)
+            except TransactWriteError as exc:
+                if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
+                       for code in _cancel_codes(exc)):
+                    raise Conflict("claim lost") from exc
+                raise
+
     def claim_callback(self, agent, callback, attempt_id, now, dial_deadline):
         """Reserve an available agent and move a due pending callback to dialing, atomically."""
-        A, C = self.AgentRec, self.CallbackRec
+        C = self.CallbackRec
         attempt = _AttemptMap(attempt_id=attempt_id, started_at=now, agent_id=agent.agent_id)
-        try:
-            with self._tx() as tx:
-                tx.update(A("AGENT", agent.agent_id),
-                          actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
-                                   A.work_kind.set("callback"), A.work_key.set(callback.callback_id),
-                                   A.call_sid.remove()],
-                          condition=A.status == m.AVAILABLE)
-                tx.update(C(callback.callback_id),
-                          actions=[C.status.set(m.DIALING), C.phase.set(m.PHASE_AGENT),
-                                   C.attempt_id.set(attempt_id), C.agent_id.set(agent.agent_id),
-                                   C.agent_call_sid.remove(), C.customer_call_sid.remove(),
-                                   C.pending_queue.remove(), C.sweep_status.set(m.DIALING),
-                                   C.sweep_at.set(dial_deadline),
-                                   C.history.set(C.history.append([attempt]))],
-                          condition=(C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
-        except TransactWriteError as exc:
-            if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
-                   for code in _cancel_codes(exc)):
-                raise Conflict("claim lost") from exc
-            raise StorageError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageError(str(exc)) from exc
+        self._claim(agent, now, "callback", callback.callback_id, C(callback.callback_id),
+                    [C.status.set(m.DIALING), C.phase.set(m.PHASE_AGENT), C.attempt_id.set(attempt_id),
+                     C.agent_id.set(agent.agent_id), C.agent_call_sid.remove(),
+                     C.customer_call_sid.remove(), C.pending_queue.remove(),
+                     C.sweep_status.set(m.DIALING), C.sweep_at.set(dial_deadline),
+                     C.history.set(C.history.append([attempt]))],
+                    (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
 
     def claim_waiting_call(self, agent, call, now):
         """Reserve an available agent and take a holding caller for them, atomically."""
-        A, W = self.AgentRec, self.Waiting
-        try:
-            with self._tx() as tx:
-                tx.update(A("AGENT", agent.agent_id),
-                          actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
-                                   A.work_kind.set("call"), A.work_key.set(call.call_sid),
-                                   A.call_sid.remove()],
-                          condition=A.status == m.AVAILABLE)
-                tx.update(W(call.call_sid),
-                          actions=[W.status.set(m.CONNECTING), W.waiting_queue.remove(),
-                                   W.agent_id.set(agent.agent_id)],
-                          condition=W.status == m.WAITING)
-        except TransactWriteError as exc:
-            if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
-                   for code in _cancel_codes(exc)):
-                raise Conflict("claim lost") from exc
-            raise StorageError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageError(str(exc)) from exc
+        W = self.Waiting
+        self._claim(agent, now, "call", call.call_sid, W(call.call_sid),
+                    [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id)],
+                    W.status == m.WAITING)
 
     # -- callback attempt transitions (each guarded by the attempt it belongs to) --------
 
     def _update(self, record, actions, condition):
-        try:
+        with _dynamodb(conflict=f"{type(record).__name__} is not in the expected state"):
             record.update(actions=actions, condition=condition, add_version_condition=False)
-        except UpdateError as exc:
-            if _code(exc) == CONDITION_FAILED:
-                raise Conflict(str(exc)) from exc
-            raise StorageError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageError(str(exc)) from exc
         return record
 
     def _history_index(self, callback_id, attempt_id):
@@ -714,22 +671,20 @@ class Storage:
         C = self.CallbackRec
         actions = actions + [C.status.set(status), C.ended_reason.set(reason), C.ended_at.set(now),
                              C.pending_queue.remove(), C.sweep_status.remove(), C.sweep_at.remove()]
-        try:
-            with self._tx() as tx:
-                tx.update(C(callback.callback_id), actions=actions, condition=condition)
-                tx.delete(self._guard_key(callback.queue_name, callback.number),
-                          condition=self.Guard.owner == callback.callback_id)
-        except TransactWriteError as exc:
-            codes = _cancel_codes(exc)  # [delete guard, update callback]
-            if _failed(codes, 1):
-                raise Conflict(f"callback {callback.callback_id} moved on") from exc
-            if _failed(codes, 0):
+        with _dynamodb():
+            try:
+                with self._tx() as tx:
+                    tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                    tx.delete(self._guard_key(callback.queue_name, callback.number),
+                              condition=self.Guard.owner == callback.callback_id)
+            except TransactWriteError as exc:
+                codes = _cancel_codes(exc)  # [delete guard, update callback]
+                if _failed(codes, 1):
+                    raise Conflict(f"callback {callback.callback_id} moved on") from exc
+                if not _failed(codes, 0):
+                    raise
                 # The guard is gone or belongs to another callback: end this one regardless.
                 self._update(C(callback.callback_id), actions, condition)
-                return
-            raise StorageError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StorageError(str(exc)) from exc
 
     def fail_attempt(self, callback_id, attempt_id, *, outcome, counted, now, decision,
                      from_statuses=(m.DIALING,)):
@@ -774,36 +729,29 @@ class Storage:
         failure); returns the count."""
         G = self.Guard
         key = username.lower()[:64]
-        try:
-            record = G.get("LOGIN", key, consistent_read=True)
-            if record.expires_ttl and record.expires_ttl > now:
-                record.update(actions=[G.count.add(1)])
-                return int(record.count)
-        except DoesNotExist:
-            pass
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
-        try:
+        with _dynamodb():
+            try:
+                record = G.get("LOGIN", key, consistent_read=True)
+                if record.expires_ttl and record.expires_ttl > now:
+                    record.update(actions=[G.count.add(1)])
+                    return int(record.count)
+            except DoesNotExist:
+                pass
             G("LOGIN", key, count=1, expires_ttl=now + window).save()
-        except (PutError, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
         return 1
 
     def login_failures(self, username, now):
         """Failed logins for a user that have not yet expired."""
-        try:
-            guard = self.Guard.get("LOGIN", username.lower()[:64], consistent_read=True)
-        except DoesNotExist:
-            return 0
-        except (PynamoDBException, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
+        with _dynamodb():
+            try:
+                guard = self.Guard.get("LOGIN", username.lower()[:64], consistent_read=True)
+            except DoesNotExist:
+                return 0
         if guard.expires_ttl and guard.expires_ttl <= now:
             return 0
         return int(guard.count or 0)
 
     def clear_login_failures(self, username):
         """Forget failed logins after a success."""
-        try:
+        with _dynamodb():
             self.Guard("LOGIN", username.lower()[:64]).delete()
-        except (DeleteError, BotoCoreError) as exc:
-            raise StorageError(str(exc)) from exc
