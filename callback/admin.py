@@ -181,7 +181,7 @@ def agents():
 
 
 def _known_queues():
-    return {q.name for i in services().storage.list_ivrs() for q in i.queues}
+    return m.queue_names(services().storage.list_ivrs())
 
 
 @bp.route("/agents/new", methods=["GET", "POST"])
@@ -233,20 +233,13 @@ def _agent_form(agent):
 @login_required
 def agent_status(agent_id):
     """Set an agent available or offline from the portal."""
-    svc = services()
     status = request.form.get("status")
     if status not in (m.AVAILABLE, m.OFFLINE):
         abort(400)
     try:
-        svc.storage.set_agent_presence(agent_id, status, svc.clock.now())
+        services().dispatcher.set_presence(agent_id, status)
     except Conflict:
         flash("That agent is on a call; their status changes when the call ends.", "error")
-        return redirect(url_for("admin.agents"))
-    if status == m.AVAILABLE:
-        try:
-            svc.dispatcher.dispatch(agent_id=agent_id)
-        except Exception:
-            current_app.logger.exception("dispatch for agent %s failed", agent_id)
     return redirect(url_for("admin.agents"))
 
 

@@ -93,7 +93,7 @@ def set_agent_status(agent_id):
         raise ApiError(400, "invalid status", {"status": "must be 'available' or 'offline'"})
     svc = services()
     try:
-        agent = svc.storage.set_agent_presence(agent_id[:64], status, svc.clock.now())
+        agent = svc.dispatcher.set_presence(agent_id[:64], status)
     except NotFound as exc:
         raise ApiError(404, "no such agent") from exc
     except Conflict as exc:
@@ -103,12 +103,6 @@ def set_agent_status(agent_id):
             raise ApiError(404, "no such agent") from exc
         raise ApiError(409, f"agent is {current.status}; try again when the call ends",
                        {"status": current.status}) from exc
-    if status == m.AVAILABLE:
-        try:
-            svc.dispatcher.dispatch(agent_id=agent.agent_id)
-        except Exception:
-            current_app.logger.exception("dispatch after agent %s became available failed", agent_id)
-        agent = svc.storage.get_agent(agent.agent_id)
     return jsonify(agent=agent_json(agent))
 
 
@@ -202,7 +196,7 @@ def create_queue():
     unknown = set(body) - {"name", "ivr", "priority", "callback_enabled"}
     if unknown:
         raise ApiError(400, "invalid queue", {k: "unknown field" for k in unknown})
-    taken = {q.name for i in svc.storage.list_ivrs() for q in i.queues}
+    taken = m.queue_names(svc.storage.list_ivrs())
     queue, errors = check_queue(body, ivr.name, taken)
     if errors:
         status = 409 if "another IVR" in errors.get("name", "") else 400
@@ -220,7 +214,7 @@ def create_queue():
 def create_agent():
     """Add an agent (offline): {"id", "name", "phone", "queues"}."""
     svc = services()
-    known = {q.name for i in svc.storage.list_ivrs() for q in i.queues}
+    known = m.queue_names(svc.storage.list_ivrs())
     fields, errors = check_agent(json_body(), known_queues=known, creating=True)
     if errors:
         raise ApiError(400, "invalid agent", errors)

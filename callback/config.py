@@ -1,6 +1,7 @@
 """Configuration: one object, read from the environment once."""
 import os
 from dataclasses import dataclass, field, fields, replace
+from urllib.parse import urlencode
 
 
 def _bool(value):
@@ -68,8 +69,6 @@ class Config:
 
     def public_url(self, path, **query):
         """An absolute URL under PUBLIC_BASE_URL, as every URL handed to Twilio must be."""
-        from urllib.parse import urlencode
-
         url = self.PUBLIC_BASE_URL.rstrip("/") + path
         query = {k: v for k, v in query.items() if v is not None}
         return f"{url}?{urlencode(query)}" if query else url

@@ -113,6 +113,20 @@ class Dispatcher:
                 skip.add(offer.key)
         return offers
 
+    def set_presence(self, agent_id, status):
+        """An agent says available or offline; an available one is offered work at once.
+
+        Conflict while they are reserved or on a call, NotFound for no such agent.
+        """
+        agent = self.storage.set_agent_presence(agent_id, status, self.clock.now())
+        if status == m.AVAILABLE:
+            try:
+                self.dispatch(agent_id=agent_id)
+            except Exception:  # the agent is available; the sweep offers work if this failed
+                log.exception("dispatch after agent %s became available failed", agent_id)
+            agent = self.storage.get_agent(agent_id)
+        return agent
+
     def candidates_for(self, agent, now):
         """Waiting callers and due callbacks in the agent's queues, with their records."""
         candidates, records = [], {}

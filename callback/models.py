@@ -65,6 +65,11 @@ class Ivr:
         return replace(self, **changes)
 
 
+def queue_names(ivrs):
+    """The names of every queue of these IVRs (queue names are unique across IVRs)."""
+    return {queue.name for ivr in ivrs for queue in ivr.queues}
+
+
 @dataclass(frozen=True)
 class Agent:
     """A person who takes calls, and where they are in their day."""

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 
-from callback import models as m
 from callback.models import Callback
 from callback.sweep import sweep_once
 from conftest import API_TOKEN, IVR_NUMBER, PUBLIC, said, twiml
@@ -238,7 +237,7 @@ def test_agent_not_answering_goes_offline_and_the_callback_waits_uncounted(
 
 def test_equal_priority_callback_keeps_its_place_among_holding_callers(
         twilio, svc, clock, agents, api, twilio_standin):
-    caller = holding_caller(svc, clock, "Sales", minutes_ago=1)
+    holding_caller(svc, clock, "Sales", minutes_ago=1)
     cb_id = store_callback(svc, clock, joined_minutes_ago=3)
     api.status("alice", "available")
     assert f"key={cb_id}" in ringing(twilio_standin, ALICE).url
