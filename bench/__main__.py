@@ -110,16 +110,21 @@ def bench_webhooks(endpoint, standin, n):
     app, svc = make_app(endpoint, standin.url, clock)
     client = app.test_client()
     now = clock.now()
+    entries = []
     for i in range(n):
         svc.storage.add_waiting_call(f"CAW{i}", ivr_name="Main Line", queue_name="Sales", caller="+1",
                                      joined_at=now)
+        entries.append(svc.storage.hold_entry(f"CAW{i}", f"+1212555{i % 10000:04d}", now))
     cases = {
         "waitUrl (hold loop, offer due)": (
             lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales",
             lambda i: {"CallSid": f"CAW{i}", "QueueTime": "90", "From": "+14155550123"}),
-        "number entry (valid, stores callback)": (
+        "number entry (valid, read back)": (
             lambda i: f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
-            lambda i: {"CallSid": f"CAW{i}", "Digits": f"212555{i % 10000:04d}", "From": "+14155550123"}),
+            lambda i: {"CallSid": f"CAV{i}", "Digits": f"212555{i % 10000:04d}", "From": "+14155550123"}),
+        "confirm (1, stores callback)": (
+            lambda i: f"{PUBLIC}/voice/confirm?ivr=Main+Line&queue=Sales&attempt=1&entry={entries[i]}",
+            lambda i: {"CallSid": f"CAW{i}", "Digits": "1", "From": "+14155550123"}),
         "number entry (invalid, asks again)": (
             lambda i: f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
             lambda i: {"CallSid": f"CAX{i}", "Digits": "12345"}),

@@ -45,6 +45,20 @@ def check_callback_entry(digits):
     return EntryCheck("+1" + digits, None)
 
 
+def caller_id_number(number):
+    """The caller's own number when it is a ten-digit NANP number (+1 and a valid entry),
+    else None: withheld, international and malformed caller IDs are never offered."""
+    if not number or not number.startswith("+1") or len(number) != 12:
+        return None
+    check = check_callback_entry(number[2:])
+    return check.e164 if check.ok else None
+
+
+def last_four_speakable(e164):
+    """The last four digits, read one by one: '1 2 3 4'."""
+    return " ".join(national_digits(e164)[-4:])
+
+
 def is_e164(number):
     """True for a number in E.164 form (+ and 8 to 15 digits)."""
     return bool(number) and bool(_E164.fullmatch(number))

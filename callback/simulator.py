@@ -5,7 +5,7 @@ and answers (or not) the calls the app places through the local Twilio stand-in,
 whole callback journey can be tried from a terminal, or scripted for tests.
 
     python -m callback.simulator                      # you are the caller; keys from the keyboard
-    python -m callback.simulator --keys 1,wait,1,2125551234 --agent alice --speed 30
+    python -m callback.simulator --keys 1,wait,1,2125551234,1 --agent alice --speed 30
 """
 import argparse
 import json

@@ -2,7 +2,8 @@
 
 Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 - `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
-  one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN").
+  one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
+  numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL).
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -11,6 +12,7 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 Every state change is a conditional write; failed conditions become `Conflict`.
 """
 import logging
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # Twilio ends every call after four hours, so a waiting-call record older than that is stale.
 WAITING_CALL_LIFETIME = timedelta(hours=4, minutes=10)
+# A keyed-in number is confirmed within seconds; after this it is forgotten.
+ENTRY_LIFETIME = timedelta(minutes=10)
 
 
 class StorageError(Exception):
@@ -202,6 +206,21 @@ def _build_models(config):
     return IvrRecord, AgentRecord, GuardRecord, WaitingCallRecord, CallbackRecord
 
 
+def _build_entry_model(config):
+    """A keyed-in number awaiting the caller's confirmation, by CallSid: kept out of URLs
+    (and so out of every access log) and forgotten within minutes."""
+
+    class EntryRecord(Model):
+        Meta = _meta(config.CALLBACK_TABLE_PREFIX + "config", config)
+        pk = UnicodeAttribute(hash_key=True, default="ENTRY")
+        sk = UnicodeAttribute(range_key=True)
+        entry_id = UnicodeAttribute()
+        number = UnicodeAttribute()
+        expires_ttl = TTLAttribute()
+
+    return EntryRecord
+
+
 def _valid_key(value):
     """DynamoDB refuses empty key values and sort keys over 1,024 bytes: such a key names
     no record, so lookups by it answer NotFound instead of a DynamoDB error."""
@@ -244,6 +263,7 @@ class Storage:
     def __init__(self, config):
         self.config = config
         (self.Ivr, self.AgentRec, self.Guard, self.Waiting, self.CallbackRec) = _build_models(config)
+        self.Entry = _build_entry_model(config)
         self._connection = None
 
     @property
@@ -721,6 +741,29 @@ class Storage:
         self._update_ending(callback, [], C.status == m.PENDING, status=m.CANCELED,
                             reason="canceled by admin", now=now)
         return self.get_callback(callback_id)
+
+    # -- numbers awaiting confirmation ---------------------------------------------------
+
+    def hold_entry(self, call_sid, number, now, lifetime=ENTRY_LIFETIME):
+        """Keep a keyed-in number until the caller confirms it; returns the entry's id (a
+        newer entry of the same call replaces it, so only the latest can be confirmed)."""
+        entry_id = uuid.uuid4().hex[:12]
+        with _dynamodb():
+            self.Entry("ENTRY", _valid_key(call_sid), entry_id=entry_id, number=number,
+                       expires_ttl=now + lifetime).save()
+        return entry_id
+
+    def held_entry(self, call_sid, entry_id, now):
+        """The number of that entry of the call, or None when replaced, expired or absent
+        (DynamoDB deletes expired items late, so the time is checked here)."""
+        with _dynamodb():
+            try:
+                record = self.Entry.get("ENTRY", _valid_key(call_sid), consistent_read=True)
+            except (DoesNotExist, NotFound):
+                return None
+        if record.entry_id != entry_id or record.expires_ttl <= now:
+            return None
+        return record.number
 
     # -- login throttling --------------------------------------------------------------
 

@@ -4,14 +4,14 @@ URLs arrive already absolute (built from PUBLIC_BASE_URL by the caller of these 
 """
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from .numbers import speakable
+from .numbers import last_four_speakable, speakable
 
 VOICE = "Polly.Joanna"
 
 ENTRY_PROBLEMS = {
     "empty": "I did not hear any digits.",
     "not_digits": "Please use only the number keys.",
-    "leading_one": "Please do not dial a 1 first; start with the area code.",
+    "leading_one": "Please enter just the ten digits, without the 1.",
     "too_short": "That number is too short; I need all ten digits, starting with the area code.",
     "too_long": "That number is too long; I need exactly ten digits, starting with the area code.",
     "bad_area_code": "That area code is not valid; area codes do not start with 0 or 1.",
@@ -107,18 +107,65 @@ def back_to_hold(wait_url, message=None):
     return _xml(response)
 
 
-def number_entry(action_url, problem=None, last_try=False):
-    """Ask for a ten-digit callback number, area code first, without a leading 1."""
+# Number entry ends on '#' or after this much silence, never on a digit count: a count
+# submits at its last digit and any further key (the ten digits of a caller who began with
+# 1) would land in the next prompt, where it could make a valid wrong number.
+ENTRY_SILENCE_SECONDS = 5
+CHOICE_SECONDS = 6
+
+
+def number_entry(action_url, problem=None, last_try=False, message=None):
+    """Ask for a ten-digit callback number, area code first; the whole entry reaches the app."""
     response = VoiceResponse()
-    gather = Gather(input="dtmf", num_digits=10, finish_on_key="#", timeout=10,
+    gather = Gather(input="dtmf", finish_on_key="#", timeout=ENTRY_SILENCE_SECONDS,
                     action=action_url, action_on_empty_result=True)
     if problem:
         _say(gather, ENTRY_PROBLEMS.get(problem, "That number is not valid."))
+    if message:
+        _say(gather, message)
     if last_try:
         _say(gather, "Last try.")
-    _say(gather, "Please enter the ten digit phone number where we should call you back, "
-                 "starting with the area code. Do not dial a 1 first.")
+    _say(gather, "Please enter the ten digit number where we should call you back, area code "
+                 "first, then press pound.")
     response.append(gather)
+    return _xml(response)
+
+
+CHOICE_PROBLEMS = {
+    "silence": "Sorry, I did not hear a choice.",
+    "other": "Sorry, that is not one of the choices.",
+}
+
+
+def _choice(action_url, text, problem):
+    response = VoiceResponse()
+    gather = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=action_url,
+                    action_on_empty_result=True)
+    if problem:
+        _say(gather, CHOICE_PROBLEMS.get(problem, CHOICE_PROBLEMS["other"]))
+    _say(gather, text)
+    response.append(gather)
+    return _xml(response)
+
+
+def confirm_number(e164, action_url, problem=None):
+    """Read the entered number back before anything is stored: 1 keeps it, 2 re-enters."""
+    return _choice(action_url, f"I have {speakable(e164)}. Press 1 if that is right, or 2 to "
+                               "enter it again.", problem)
+
+
+def offer_caller_id(e164, action_url, problem=None):
+    """Offer the number the caller is calling from: 1 takes it, 2 enters another."""
+    return _choice(action_url, f"Press 1 to be called back at the number ending "
+                               f"{last_four_speakable(e164)}, or 2 to enter another.", problem)
+
+
+def nothing_saved(wait_url_without_offer):
+    """No answer to a confirmation: store nothing, back to holding with the offer withdrawn."""
+    response = VoiceResponse()
+    _say(response, "I have not saved a number. You are still on hold and you have kept your "
+                   "place in line.")
+    response.redirect(wait_url_without_offer, method="POST")
     return _xml(response)
 
 

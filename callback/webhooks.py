@@ -208,9 +208,9 @@ def offer():
     return twiml.number_entry(_entry_url(ivr_name, queue_name, 1))
 
 
-def _entry_url(ivr_name, queue_name, attempt):
+def _entry_url(ivr_name, queue_name, attempt, redo=0):
     return services().config.public_url("/voice/number", ivr=ivr_name, queue=queue_name,
-                                        attempt=attempt)
+                                        attempt=attempt, redo=redo or None)
 
 
 def _entry_not_saved():
@@ -222,29 +222,77 @@ def _entry_not_saved():
 @bp.post("/number")
 @webhook(safe_twiml=_entry_not_saved)
 def number():
-    """Check the keyed-in number; store the callback, or ask again, or give up."""
+    """Check the keyed-in number: read a valid one back for confirmation, or ask again."""
     svc = services()
     ivr = svc.directory.ivr(param("ivr"))
     queue = ivr.queue(param("queue")) if ivr else None
     if queue is None:
         return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
-    attempt = _int(param("attempt"), 1)
+    attempt, redo = _int(param("attempt"), 1), _int(param("redo"), 0)
     # Read the raw value: the length cap of `param` must not turn junk into a valid number.
     check = check_callback_entry(request.form.get("Digits", ""))
     if not check.ok:
         allowed = ivr.settings.entry_attempts
         if attempt >= allowed:
             return twiml.entry_failed(check.problem, _wait_url(ivr.name, queue.name, offer=False))
-        return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt + 1),
+        return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt + 1, redo),
                                   problem=check.problem, last_try=attempt + 1 == allowed)
     call_sid = param("CallSid")
     if not call_sid:
         return twiml.back_to_hold(_wait_url(ivr.name, queue.name))
-    result = _store_callback(ivr, queue, call_sid, check.e164)
+    # A valid but mistyped number must never be stored unconfirmed: keep it aside (by
+    # CallSid, out of every URL) and read it back.
+    entry = svc.storage.hold_entry(call_sid, check.e164, svc.clock.now())
+    return twiml.confirm_number(check.e164, _confirm_url(ivr.name, queue.name, attempt, redo,
+                                                         entry=entry))
+
+
+def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, ask=1):
+    return services().config.public_url("/voice/confirm", ivr=ivr_name, queue=queue_name,
+                                        attempt=attempt, redo=redo or None, entry=entry,
+                                        ask=ask if ask > 1 else None)
+
+
+# A caller may re-enter their number this many times (each is not a failed try, but the
+# loop is bounded like everything else); then they go back to holding.
+MAX_REENTRIES = 3
+
+
+@bp.post("/confirm")
+@webhook(safe_twiml=_entry_not_saved)
+def confirm():
+    """The number was read back: 1 stores it, 2 enters it again, silence asks once more."""
+    svc = services()
+    ivr = svc.directory.ivr(param("ivr"))
+    queue = ivr.queue(param("queue")) if ivr else None
+    if queue is None:
+        return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+    attempt, redo, ask = _int(param("attempt"), 1), _int(param("redo"), 0), _int(param("ask"), 1)
+    entry, call_sid = param("entry"), param("CallSid")
+    e164 = svc.storage.held_entry(call_sid, entry, svc.clock.now()) if call_sid and entry else None
+    if e164 is None:
+        return _entry_not_saved()
+    digits = param("Digits")
+    if digits == "1":
+        return _store_and_leave(ivr, queue, call_sid, e164)
+    if digits == "2":
+        if redo >= MAX_REENTRIES:
+            return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False))
+        return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt, redo + 1))
+    if ask >= 2:
+        return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False))
+    return twiml.confirm_number(e164, _confirm_url(ivr.name, queue.name, attempt, redo,
+                                                   entry=entry, ask=ask + 1),
+                                problem="other" if digits else "silence")
+
+
+def _store_and_leave(ivr, queue, call_sid, e164):
+    """Store the confirmed callback and take the caller out of the queue."""
+    result = _store_callback(ivr, queue, call_sid, e164)
     if result.outcome == "number-pending":
-        existing = result.callback.number if result.callback else check.e164
+        existing = result.callback.number if result.callback else e164
         return twiml.already_pending(existing)
-    _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
+    _after_response(services().dispatcher.dispatch, queue_names=[queue.name])
     return twiml.leave_queue()
 
 

@@ -37,6 +37,19 @@ def enter(twilio, digits, attempt=1, call_sid="CA" + "a" * 32, queue="Sales"):
     return twiml(twilio.post_url(url, call_params(call_sid, Digits=digits)))
 
 
+def press(twilio, root, digits, call_sid="CA" + "a" * 32, **extra):
+    """Answer the Gather of a TwiML document as the caller would."""
+    return twiml(twilio.post_url(root.find("Gather").get("action"),
+                                 call_params(call_sid, Digits=digits, **extra)))
+
+
+def enter_and_confirm(twilio, digits, call_sid="CA" + "a" * 32, queue="Sales"):
+    """Key in a number, hear it read back, press 1."""
+    confirm = enter(twilio, digits, call_sid=call_sid, queue=queue)
+    assert "Press 1 if that is right" in said(confirm), said(confirm)
+    return press(twilio, confirm, "1", call_sid)
+
+
 # -- incoming and the queue menu -------------------------------------------------------
 
 def test_unknown_number_gets_a_polite_message_and_a_hangup(twilio, main_line):
@@ -136,13 +149,17 @@ def test_pressing_another_key_goes_back_to_holding(twilio, main_line):
     assert root.find("Redirect").text == wait_url()
 
 
-def test_pressing_1_asks_for_ten_digits(twilio, main_line):
+def test_pressing_1_asks_for_the_whole_number_ended_by_pound_or_a_pause(twilio, main_line):
     root = twiml(twilio.post_url(f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales",
                                  call_params(Digits="1")))
     gather = root.find("Gather")
-    assert gather.get("numDigits") == "10" and gather.get("actionOnEmptyResult") == "true"
+    # No digit count: Twilio would submit at the last counted digit and the next key would
+    # land in the following prompt. The entry ends on '#' or a pause instead.
+    assert gather.get("numDigits") is None
+    assert (gather.get("finishOnKey"), gather.get("timeout")) == ("#", "5")
+    assert gather.get("actionOnEmptyResult") == "true"
     assert query_of(gather.get("action")) == {"ivr": "Main Line", "queue": "Sales", "attempt": "1"}
-    assert "area code" in said(root) and "Do not dial a 1" in said(root)
+    assert "area code" in said(root) and "press pound" in said(root)
 
 
 # -- number entry ----------------------------------------------------------------------
@@ -151,8 +168,8 @@ def test_pressing_1_asks_for_ten_digits(twilio, main_line):
     ("", "did not hear any digits"),
     ("212555123", "too short"),
     ("21255512345", "too long"),
-    ("12125551234", "do not dial a 1"),
-    ("1212555123", "do not dial a 1"),
+    ("12125551234", "Please enter just the ten digits, without the 1."),
+    ("1212555123", "Please enter just the ten digits, without the 1."),
     ("0125551234", "area codes do not start with 0 or 1"),
     ("2120551234", "cannot start with 0 or 1"),
     ("2121551234", "cannot start with 0 or 1"),
@@ -165,6 +182,47 @@ def test_bad_entry_says_what_is_wrong_and_asks_again(twilio, main_line, svc, dig
     assert message in said(root)
     assert query_of(root.find("Gather").get("action"))["attempt"] == "2"
     assert svc.storage.list_callbacks()[0] == []
+
+
+def test_a_leading_1_entry_reaches_the_app_whole_is_explained_and_counts_as_a_try(
+        twilio, main_line, svc):
+    enqueue_caller(twilio)
+    root = enter(twilio, "12125551234", attempt=2)
+    assert said(root).startswith("Please enter just the ten digits, without the 1.")
+    assert "Last try" in said(root)
+    root = enter(twilio, "12125551234", attempt=3)
+    assert "without the 1" in said(root) and "back on hold" in said(root)
+    assert root.find("Redirect").text == wait_url(offer=False)
+    assert svc.storage.list_callbacks()[0] == []
+
+
+def run_gather(gather, keys):
+    """What Twilio does with keys typed at a Gather: (submitted digits, keys left over for
+    whatever prompt comes next). It stops at numDigits or at finishOnKey."""
+    limit = int(gather.get("numDigits") or 10_000)
+    finish = gather.get("finishOnKey", "#")
+    digits = ""
+    for i, key in enumerate(keys):
+        if finish and key == finish:
+            return digits, keys[i + 1:]
+        digits += key
+        if len(digits) == limit:
+            return digits, keys[i + 1:]
+    return digits, ""
+
+
+@pytest.mark.parametrize("keys", ["12125551234", "12125551234#", "2125551234", "212555123456789"])
+def test_no_key_of_an_entry_leaks_into_the_next_prompt(twilio, main_line, keys):
+    first = twiml(twilio.post_url(f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales",
+                                  call_params(Digits="1")))
+    again = enter(twilio, "123")
+    reentry = press(twilio, enter(twilio, "2125551234"), "2")
+    for prompt in (first, again, reentry):
+        submitted, leaked = run_gather(prompt.find("Gather"), keys)
+        assert leaked == "" and submitted == keys.rstrip("#")
+    if keys.startswith("1"):
+        # The app hears the whole entry: a leading 1 is named, not cut to ten digits.
+        assert "without the 1" in said(enter(twilio, keys.rstrip("#")))
 
 
 def test_missing_digits_parameter_counts_as_no_entry(twilio, main_line):
@@ -184,11 +242,25 @@ def test_third_failure_goes_back_to_the_queue_without_a_new_offer(twilio, main_l
     assert svc.storage.get_waiting_call("CA" + "a" * 32) is not None
 
 
-def test_a_valid_number_stores_the_callback_and_leaves_the_queue(twilio, main_line, svc, clock):
+def test_a_valid_number_is_read_back_and_nothing_is_stored_before_the_caller_confirms(
+        twilio, main_line, svc):
+    enqueue_caller(twilio)
+    root = enter(twilio, "2125551234")
+    assert said(root) == ("I have 2 1 2, 5 5 5, 1 2 3 4. Press 1 if that is right, or 2 to "
+                          "enter it again.")
+    gather = root.find("Gather")
+    assert (gather.get("numDigits"), gather.get("actionOnEmptyResult")) == ("1", "true")
+    action = gather.get("action")
+    assert action.startswith(f"{PUBLIC}/voice/confirm?") and "2125551234" not in action
+    assert svc.storage.list_callbacks()[0] == []
+    assert svc.storage.get_waiting_call("CA" + "a" * 32) is not None
+
+
+def test_a_confirmed_number_stores_the_callback_and_leaves_the_queue(twilio, main_line, svc, clock):
     enqueue_caller(twilio)
     joined = clock.now()
     clock.advance(seconds=75)
-    root = enter(twilio, "2125551234")
+    root = enter_and_confirm(twilio, "2125551234")
     assert [e.tag for e in root] == ["Leave"]
     cb = svc.storage.get_callback("CA" + "a" * 32)
     assert cb.status == "pending" and cb.number == "+12125551234"
@@ -203,32 +275,92 @@ def test_a_valid_number_stores_the_callback_and_leaves_the_queue(twilio, main_li
     assert done[-1].tag == "Hangup"
 
 
+def test_pressing_2_enters_again_without_using_up_a_try(twilio, main_line, svc):
+    enqueue_caller(twilio)
+    confirm = enter(twilio, "2125551299", attempt=3)
+    reentry = press(twilio, confirm, "2")
+    gather = reentry.find("Gather")
+    assert query_of(gather.get("action"))["attempt"] == "3"
+    assert "Last try" not in said(reentry) and "Please enter the ten digit number" in said(reentry)
+    assert svc.storage.list_callbacks()[0] == []
+    # The corrected number is read back, and only it can be confirmed and stored.
+    corrected = press(twilio, reentry, "2125551234")
+    assert "I have 2 1 2, 5 5 5, 1 2 3 4." in said(corrected)
+    assert press(twilio, confirm, "1")[0].tag != "Leave"
+    assert [e.tag for e in press(twilio, corrected, "1")] == ["Leave"]
+    assert svc.storage.get_callback("CA" + "a" * 32).number == "+12125551234"
+
+
+def test_re_entering_is_bounded(twilio, main_line, svc):
+    enqueue_caller(twilio)
+    root = enter(twilio, "2125551234")
+    for _ in range(3):
+        root = press(twilio, press(twilio, root, "2"), "2125551234")
+        assert "Press 1 if that is right" in said(root)
+    root = press(twilio, root, "2")
+    assert "not saved a number" in said(root) and root.find("Redirect").text == wait_url(offer=False)
+    assert svc.storage.list_callbacks()[0] == []
+
+
+@pytest.mark.parametrize("first, second", [("", ""), ("7", ""), ("", "*"), ("9", "9")])
+def test_no_answer_to_the_read_back_asks_once_more_then_holds_with_nothing_stored(
+        twilio, main_line, svc, first, second):
+    enqueue_caller(twilio)
+    confirm = enter(twilio, "2125551234")
+    again = press(twilio, confirm, first)
+    problem = "did not hear a choice" if not first else "not one of the choices"
+    assert problem in said(again) and "I have 2 1 2, 5 5 5, 1 2 3 4." in said(again)
+    back = press(twilio, again, second)
+    assert "not saved a number" in said(back) and "kept your place" in said(back)
+    assert back.find("Redirect").text == wait_url(offer=False)
+    assert back.find("Leave") is None
+    assert svc.storage.list_callbacks()[0] == []
+    assert svc.storage.get_waiting_call("CA" + "a" * 32) is not None
+
+
+def test_a_read_back_confirms_only_for_its_own_call(twilio, main_line, svc):
+    enqueue_caller(twilio)
+    confirm = enter(twilio, "2125551234")
+    other = press(twilio, confirm, "1", call_sid="CA" + "b" * 32)
+    assert "could not save your number" in said(other) and other.find("Leave") is None
+    assert svc.storage.list_callbacks()[0] == []
+
+
+def test_an_unconfirmed_number_is_forgotten_after_ten_minutes(twilio, main_line, svc, clock):
+    enqueue_caller(twilio)
+    confirm = enter(twilio, "2125551234")
+    clock.advance(minutes=10)
+    root = press(twilio, confirm, "1")
+    assert root.find("Leave") is None and svc.storage.list_callbacks()[0] == []
+
+
 def test_callback_priority_setting_overrides_the_queue_priority(twilio, main_line, svc):
     svc.storage.save_ivr(main_line.evolve(settings=CallbackSettings(priority=2)))
     enqueue_caller(twilio)
-    enter(twilio, "2125551234")
+    enter_and_confirm(twilio, "2125551234")
     assert svc.storage.get_callback("CA" + "a" * 32).priority == 2
 
 
 def test_the_same_call_submitting_twice_creates_one_callback(twilio, main_line, svc):
     enqueue_caller(twilio)
-    assert enter(twilio, "2125551234")[0].tag == "Leave"
-    assert enter(twilio, "2125551234")[0].tag == "Leave"
+    assert enter_and_confirm(twilio, "2125551234")[0].tag == "Leave"
+    assert enter_and_confirm(twilio, "2125551234")[0].tag == "Leave"
     assert len(svc.storage.list_callbacks()[0]) == 1
 
 
 def test_a_number_with_a_pending_callback_keeps_the_existing_one(twilio, main_line, svc, clock):
     enqueue_caller(twilio, "CA" + "1" * 32)
-    enter(twilio, "2125551234", call_sid="CA" + "1" * 32)
+    enter_and_confirm(twilio, "2125551234", call_sid="CA" + "1" * 32)
     clock.advance(minutes=5)
     enqueue_caller(twilio, "CA" + "2" * 32)
-    root = enter(twilio, "2125551234", call_sid="CA" + "2" * 32)
+    root = enter_and_confirm(twilio, "2125551234", call_sid="CA" + "2" * 32)
     assert "already have a callback" in said(root) and root[-1].tag == "Leave"
     items, _ = svc.storage.list_callbacks()
     assert [c.callback_id for c in items] == ["CA" + "1" * 32]
     # Another queue is another line: a callback there is its own.
     enqueue_caller(twilio, "CA" + "3" * 32, choice="2")
-    assert enter(twilio, "2125551234", call_sid="CA" + "3" * 32, queue="Support")[0].tag == "Leave"
+    assert enter_and_confirm(twilio, "2125551234", call_sid="CA" + "3" * 32,
+                             queue="Support")[0].tag == "Leave"
     assert len(svc.storage.list_callbacks()[0]) == 2
 
 
@@ -276,8 +408,9 @@ def test_storage_failure_in_the_wait_loop_keeps_the_caller_holding(twilio, main_
 
 
 def test_storage_failure_while_storing_keeps_the_caller_in_the_queue(twilio, main_line, svc):
+    confirm = enter(twilio, "2125551234")
     svc.storage.CallbackRec.delete_table()
-    root = enter(twilio, "2125551234")
+    root = press(twilio, confirm, "1")
     assert "could not save your number" in said(root) and "kept your place" in said(root)
     assert root.find("Redirect").text == wait_url(offer=False)
 
@@ -297,18 +430,20 @@ def test_caller_journey_offer_two_bad_entries_then_a_callback_with_the_original_
     offer = twiml(twilio.post_url(wait, call_params(call_sid, QueueTime="60")))
     entry = twiml(twilio.post_url(offer.find("Gather").get("action"), call_params(call_sid, Digits="1")))
 
-    # Two bad entries: a leading 1, then too few digits.
-    retry = twiml(twilio.post_url(entry.find("Gather").get("action"),
-                                  call_params(call_sid, Digits="1415555012")))
-    assert "do not dial a 1" in said(retry)
-    retry = twiml(twilio.post_url(retry.find("Gather").get("action"),
-                                  call_params(call_sid, Digits="41555")))
+    # Two bad entries: a leading 1 (all eleven keys reach the app), then too few digits.
+    retry = press(twilio, entry, "14155550199", call_sid)
+    assert "without the 1" in said(retry)
+    retry = press(twilio, retry, "41555", call_sid)
     assert "too short" in said(retry) and "Last try" in said(retry)
 
-    # The third is good: the callback is stored and the caller leaves the queue.
+    # The third is valid but mistyped: read back, the caller presses 2 and enters it again.
+    confirm = press(twilio, retry, "4155550198", call_sid)
+    assert "I have 4 1 5, 5 5 5, 0 1 9 8." in said(confirm)
+    confirm = press(twilio, press(twilio, confirm, "2", call_sid), "4155550199", call_sid)
+
+    # Confirmed: the callback is stored and the caller leaves the queue.
     clock.advance(seconds=20)
-    done = twiml(twilio.post_url(retry.find("Gather").get("action"),
-                                 call_params(call_sid, Digits="4155550199")))
+    done = press(twilio, confirm, "1", call_sid)
     assert done[0].tag == "Leave"
     goodbye = twiml(twilio.post_url(root.find("Enqueue").get("action"),
                                     call_params(call_sid, QueueResult="leave")))

@@ -100,8 +100,12 @@ def caller_journey(twilio):
                                                    params(Digits="1")))
     answers["bad"] = valid_twiml(twilio.post_url(
         f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1", params(Digits="123")))
-    answers["number"] = valid_twiml(twilio.post_url(
+    answers["entry"] = valid_twiml(twilio.post_url(
         f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=2", params(Digits="2125551234")))
+    gather = answers["entry"].find("Gather")
+    # The read-back (or, if the number could not be kept aside, the safe way back to hold).
+    answers["number"] = (valid_twiml(twilio.post_url(gather.get("action"), params(Digits="1")))
+                         if gather is not None else answers["entry"])
     answers["done"] = valid_twiml(twilio.post_url(
         f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales", params(QueueResult="leave")))
     return answers

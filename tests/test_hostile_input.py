@@ -26,6 +26,7 @@ WEBHOOKS = [
     "/voice/incoming", "/voice/menu?ivr=Main+Line&attempt=1", "/voice/wait?ivr=Main+Line&queue=Sales",
     "/voice/wait?ivr=Main+Line&queue=Sales&offer=off&record=retry", "/voice/offer?ivr=Main+Line&queue=Sales",
     "/voice/number?ivr=Main+Line&queue=Sales&attempt=2", "/voice/enqueue-done?ivr=Main+Line&queue=Sales",
+    "/voice/confirm?ivr=Main+Line&queue=Sales&attempt=1&entry=x", "/voice/confirm?ivr=Main+Line&queue=Sales",
     "/voice/agent/answer?kind=callback&key=CA1&attempt=x&agent=alice", "/voice/agent/status?kind=call&key=CA1",
     "/voice/customer/answer?callback=CA1&attempt=x", "/voice/customer/status?callback=CA1&attempt=x",
     "/voice/conference?callback=CA1&attempt=x", "/voice/caller/join?conference=call-CA1",
@@ -110,7 +111,9 @@ def test_no_phone_number_or_secret_reaches_the_logs(twilio, svc, clock, main_lin
     base = {"CallSid": "CA" + "3" * 32, "From": caller, "To": IVR_NUMBER}
     twilio.post("/voice/incoming", base)
     twilio.post_url(f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1", {**base, "Digits": "1"})
-    twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1", {**base, "Digits": customer})
+    confirm = twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
+                              {**base, "Digits": customer})
+    twilio.post_url(ET.fromstring(confirm.data).find("Gather").get("action"), {**base, "Digits": "1"})
     svc.storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
                                    now=clock.now(), create=True)
     svc.storage.set_agent_presence("alice", "available", clock.now())

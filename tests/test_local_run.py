@@ -64,7 +64,7 @@ def run_simulator(local_run, capsys, *args):
 
 
 def test_scripted_journey_callback_answered_after_one_no_answer(local_run, capsys):
-    out = run_simulator(local_run, capsys, "--keys", "1,1,41555,2125551234", "--agent", "alice",
+    out = run_simulator(local_run, capsys, "--keys", "1,1,41555,2125551234,1", "--agent", "alice",
                         "--customer-answers", "no-answer,answer", "--watch", "900")
     assert "Press 1 to be called back" in out
     assert "too short" in out
