@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test call bench package init-db clean browser
+.PHONY: run test call bench package init-db clean browser java dynamodb-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,21 +20,54 @@ run: $(STAMP)
 call: $(STAMP)
 	$(BIN)/python -m callback.simulator $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser dynamodb-local
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The admin-portal browser test drives Debian's chromium (Playwright's own download cannot
 # work offline). Installed when missing and possible; otherwise that one test says why it skips.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-	      || echo "chromium could not be installed: the browser test will be skipped"; \
+	  echo "installing chromium for the browser tests"; \
+	  $(call APT_INSTALL,chromium) || echo "chromium could not be installed: the browser test will be skipped"; }
+
+# Debian packages, as root or through passwordless sudo; false when neither can install them.
+APT_INSTALL = { command -v apt-get >/dev/null 2>&1 && \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	    sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-	      || echo "chromium could not be installed: the browser test will be skipped"; \
-	  else echo "no chromium and no way to install it: the browser test will be skipped"; fi; }
+	    sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	  else false; fi; }
+
+# Amazon's DynamoDB Local, the engine the tests run on: the jar AWS ships, taken from the npm
+# package that carries it (pinned, its integrity checked), on Java 17 from Debian when missing.
+DYNAMODB_LOCAL_NPM := amplify-dynamodb-simulator@2.9.30
+DYNAMODB_LOCAL_SHA512 := xTeeRLvzEfqyd5lh3bH4c0kHvSHHmmhD5ZDsHFKAQ5g2Zl6JqlFdutaQhCLHzxEp6Ry1o7TB6niIoXuQAnSewQ==
+DYNAMODB_LOCAL := build/dynamodb-local
+DYNAMODB_LOCAL_STAMP := $(DYNAMODB_LOCAL)/.installed-$(DYNAMODB_LOCAL_NPM)
+NO_DYNAMODB_LOCAL := the storage, dispatch, race and fault tests cannot run without it
+
+dynamodb-local: java $(DYNAMODB_LOCAL_STAMP)
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Java 17 (default-jre-headless) for DynamoDB Local"; \
+	  $(call APT_INSTALL,default-jre-headless) || { \
+	    echo "no java and no way to install it (Debian: default-jre-headless): $(NO_DYNAMODB_LOCAL)"; exit 1; }; }
+
+$(DYNAMODB_LOCAL_STAMP):
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing npm to fetch DynamoDB Local"; \
+	  $(call APT_INSTALL,npm) || { echo "no npm and no way to install it: $(NO_DYNAMODB_LOCAL)"; exit 1; }; }
+	@echo "fetching DynamoDB Local: npm pack $(DYNAMODB_LOCAL_NPM)"
+	@rm -rf $(DYNAMODB_LOCAL) && mkdir -p $(DYNAMODB_LOCAL)
+	@cd $(DYNAMODB_LOCAL) && npm pack --silent $(DYNAMODB_LOCAL_NPM) >/dev/null || { \
+	  echo "npm could not fetch $(DYNAMODB_LOCAL_NPM) from its registry: $(NO_DYNAMODB_LOCAL)"; exit 1; }
+	@$(PYTHON) -c "import base64, hashlib, glob, sys; \
+	  data = open(glob.glob('$(DYNAMODB_LOCAL)/*.tgz')[0], 'rb').read(); \
+	  ok = base64.b64encode(hashlib.sha512(data).digest()).decode() == '$(DYNAMODB_LOCAL_SHA512)'; \
+	  sys.exit(0 if ok else 'the DynamoDB Local package does not match its pinned sha512')"
+	@tar xzf $(DYNAMODB_LOCAL)/*.tgz -C $(DYNAMODB_LOCAL) && rm $(DYNAMODB_LOCAL)/*.tgz
+	@touch $@
 
 bench: $(STAMP)
 	$(BIN)/python -m bench --write $(ARGS)
