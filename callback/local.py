@@ -32,8 +32,10 @@ def serialize_moto_writes():
     moto checks a write's condition and applies it in separate steps, and a failing
     transaction restores whole tables from a copy taken when it began, wiping out what
     other requests committed meanwhile. DynamoDB makes each write atomic and transactions
-    serializable; one lock around moto's writes gives the same, so concurrency tests and
-    local runs exercise our logic rather than the emulator's races. Idempotent.
+    serializable; one lock around moto's writes gives the same. Only `make run` needs it:
+    moto is its embedded engine (no Java needed), and its threaded server and background
+    sweep write at once, so without the lock a local demo could dial one callback twice.
+    The tests run on DynamoDB Local, which needs no patch. Idempotent.
     """
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -55,7 +57,7 @@ def serialize_moto_writes():
 
 
 def start_dynamodb():
-    """moto's DynamoDB server on loopback; returns (endpoint, server)."""
+    """moto's DynamoDB server on loopback for `make run`; returns (endpoint, server)."""
     from moto.server import ThreadedMotoServer
 
     serialize_moto_writes()

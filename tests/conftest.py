@@ -1,5 +1,5 @@
-"""Fixtures: a real DynamoDB endpoint (moto server), the Twilio stand-in over HTTP, a
-controlled clock, the app, and a client that signs requests like Twilio does."""
+"""Fixtures: a real DynamoDB endpoint (Amazon's DynamoDB Local), the Twilio stand-in over
+HTTP, a controlled clock, the app, and a client that signs requests like Twilio does."""
 import os
 import uuid
 import xml.etree.ElementTree as ET
@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 
 from callback import create_app
 from callback.clock import FixedClock
-from callback.local import start_dynamodb
+from callback import dynamodb_local
 from callback.models import Ivr, Queue
 from callback.settings import CallbackSettings
 from callback.twilio_standin import StandInServer
@@ -39,12 +39,45 @@ def aws_credentials():
         os.environ[key] = value
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader():
+    """Parse DynamoDB's service description once per test run, not once per client.
+
+    PynamoDB opens a botocore session per model class (and thread), and each new session
+    reads and parses the service JSON again: about 0.1-0.5 s a client, six clients a test.
+    Sessions, clients and credentials stay separate, as in production; only the parsed
+    files are shared."""
+    import botocore.session
+    from pynamodb.connection import base
+
+    loader = botocore.session.get_session().get_component("data_loader")
+
+    def get_session(*args, **kwargs):
+        session = botocore.session.get_session(*args, **kwargs)
+        session.register_component("data_loader", loader)
+        return session
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(base, "get_session", get_session)
+    yield
+    patch.undo()
+
+
+def pytest_report_header(config):
+    """Say which DynamoDB engine the storage, dispatch, race and fault tests run on."""
+    return f"dynamodb engine: {dynamodb_local.describe()}"
+
+
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(aws_credentials):
-    """moto in server mode: DynamoDB over real HTTP on loopback, with its writes made as
-    atomic as DynamoDB's (see serialize_moto_writes)."""
-    endpoint, server = start_dynamodb()
-    yield endpoint
+    """Amazon's DynamoDB Local over real HTTP on a free loopback port, one per session;
+    each test keeps to its own tables through its own prefix (config_overrides)."""
+    server = dynamodb_local.DynamoDBLocal()
+    try:
+        server.start()
+    except dynamodb_local.Unavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server.url
     server.stop()
 
 

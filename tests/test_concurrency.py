@@ -1,8 +1,10 @@
-"""Many dispatchers and sweeps at once against moto server: nothing twice, nothing lost."""
+"""Many dispatchers and sweeps at once against DynamoDB Local: nothing twice, nothing lost."""
 import threading
 from collections import Counter
 from datetime import timedelta
 
+from callback import create_app
+from callback.local import start_dynamodb
 from callback.models import Callback, Ivr, Queue
 from callback.storage import Conflict
 from callback.sweep import sweep_once
@@ -84,15 +86,10 @@ def test_eight_threads_of_dispatch_and_sweep_over_hundreds_of_callbacks(svc, clo
     assert sorted(c.callback_id for c in dialing) == sorted(f"CA{i:032d}" for i in range(195, 200))
 
 
-def test_a_won_claim_is_never_undone_by_the_losing_one(svc, clock):
-    """Forty two-way races for fresh agent/callback pairs: the winner's claim always stands.
-
-    (Plain moto loses about one winning claim in nine here: a failing transaction restores
-    whole tables from a copy taken when it began. serialize_moto_writes gives moto the
-    atomicity DynamoDB has, so this test is about our claims, not the emulator.)
-    """
+def claim_races(svc, clock, races=40):
+    """Two-way races for fresh agent/callback pairs: exactly one claim wins, and it stands."""
     now = clock.now()
-    for i in range(40):
+    for i in range(races):
         agent_id, cb_id = f"racer{i}", f"CA{i:032d}"
         svc.storage.save_agent_profile(agent_id, name="Racer", phone="+14155550100", queues=["Sales"],
                                        now=now, create=True)
@@ -114,3 +111,20 @@ def test_a_won_claim_is_never_undone_by_the_losing_one(svc, clock):
         assert len(winners) == 1
         assert (after.status, after.attempt_id, len(after.history)) == ("dialing", winners[0], 1)
         assert svc.storage.get_agent(agent_id).work_key == cb_id
+
+
+def test_a_won_claim_is_never_undone_by_the_losing_one(svc, clock):
+    claim_races(svc, clock)
+
+
+def test_make_runs_moto_keeps_claims_atomic(config_overrides, clock):
+    """`make run` serves from moto, patched by serialize_moto_writes; without the patch moto
+    lets both claims win, or neither, in about one race in four."""
+    endpoint, server = start_dynamodb()
+    try:
+        app = create_app({**config_overrides, "AWS_ENDPOINT_URL_DYNAMODB": endpoint})
+        svc = app.extensions["callback"]
+        svc.storage.create_tables()
+        claim_races(svc, clock)
+    finally:
+        server.stop()

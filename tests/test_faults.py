@@ -1,4 +1,4 @@
-"""Faults: DynamoDB failing at each step (a failing endpoint in front of moto server) and
+"""Faults: DynamoDB failing at each step (a failing endpoint in front of DynamoDB Local) and
 Twilio failing or hanging. The caller always gets valid TwiML, a callback confirmed to the
 caller is never lost, and the sweep repairs what was left half done."""
 import threading
@@ -21,7 +21,7 @@ ALICE = "+14155550101"
 
 
 class FaultyEndpoint:
-    """Forwards DynamoDB requests to moto, failing the operations it is told to."""
+    """Forwards DynamoDB requests to the real endpoint, failing the operations it is told to."""
 
     def __init__(self, target):
         self.target = target

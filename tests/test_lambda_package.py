@@ -3,7 +3,7 @@
 `make package` builds the zip exactly as for a deployment; the test unpacks it and runs
 its `handler.lambda_handler` in a fresh interpreter that sees only the package and the
 AWS SDK the Lambda runtime provides. Secrets come from the stage's remote_env file (in a
-moto S3 bucket), tables from moto's DynamoDB: API Gateway proxy events signed for the
+moto S3 bucket), tables from DynamoDB Local: API Gateway proxy events signed for the
 public execute-api URL with its stage path, and the CloudWatch schedule, go through it.
 """
 import ast
@@ -62,9 +62,22 @@ def package_dir(tmp_path_factory):
     return target
 
 
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 over HTTP on loopback, for the stage's secrets file."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def lambda_env(package_dir, dynamodb_endpoint, tmp_path):
-    """The unpacked package with its settings pointed at moto, secrets in a moto bucket."""
+def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path):
+    """The unpacked package with its settings pointed at DynamoDB Local, secrets in a moto
+    bucket."""
     prefix = f"l{uuid.uuid4().hex[:8]}-"
     settings_path = package_dir / "zappa_settings.py"
     lines = []
@@ -79,7 +92,7 @@ def lambda_env(package_dir, dynamodb_endpoint, tmp_path):
         lines.append(line)
     settings_path.write_text("\n".join(lines) + "\n")
 
-    s3 = boto3.client("s3", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket="callback-secrets-test")
     s3.put_object(Bucket="callback-secrets-test", Key="callback/dev.json", Body=json.dumps({
         "TWILIO_ACCOUNT_SID": "AC" + "5" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
@@ -99,7 +112,7 @@ def lambda_env(package_dir, dynamodb_endpoint, tmp_path):
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{package_dir}{os.pathsep}{sdk}",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, "AWS_ENDPOINT_URL_S3": dynamodb_endpoint}
+           "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, "AWS_ENDPOINT_URL_S3": s3_endpoint}
     return {"dir": package_dir, "env": env, "storage": storage, "tmp": tmp_path}
 
 

@@ -1,4 +1,4 @@
-"""Storage against moto server: tables, conditional writes, indexes, the init-db command."""
+"""Storage against DynamoDB Local: tables, conditional writes, indexes, the init-db command."""
 from datetime import timedelta
 
 import pytest
