@@ -73,12 +73,15 @@ bench: $(STAMP)
 	$(BIN)/python -m bench --write $(ARGS)
 
 # The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime
-# requirements (and Zappa, whose handler runs in the Lambda).
+# requirements (and Zappa, whose handler runs in the Lambda). Zappa's zip callback
+# (lambda_bytecode.py) adds the modules' bytecode, so it must be built with the Python of
+# the stage's runtime: checked here before the slow install, and again by the callback.
 STAGE ?= dev
 LAMBDA_VENV := build/lambda-venv
 ZIP := build/callback-$(STAGE).zip
 
 $(LAMBDA_VENV)/.installed: requirements.txt
+	$(PYTHON) lambda_bytecode.py $(STAGE)
 	rm -rf $(LAMBDA_VENV)
 	$(PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install --quiet --upgrade pip

@@ -5,8 +5,11 @@ its `handler.lambda_handler` in a fresh interpreter that sees only the package a
 AWS SDK the Lambda runtime provides. Secrets come from the stage's remote_env file (in a
 moto S3 bucket), tables from DynamoDB Local: API Gateway proxy events signed for the
 public execute-api URL with its stage path, and the CloudWatch schedule, go through it.
+Bytecode writing is off, as in a Lambda's read-only code folder, and every module must
+load from the bytecode shipped in the package (tests/import_probe.py watches).
 """
 import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from callback.config import Config
 from callback.models import Ivr, Queue
 from callback.storage import Storage
+from import_probe import PROBE, REPORT, read_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -30,7 +34,7 @@ PUBLIC = f"https://{API_HOST}/dev"
 TOKEN = "lambda-test-auth-token"
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
 
-RUNNER = r"""
+RUNNER = PROBE + r"""
 import json, sys
 events = json.load(open(sys.argv[1]))
 class Context:
@@ -44,7 +48,7 @@ import handler
 results = [handler.lambda_handler(event, Context()) for event in events]
 forbidden = [m for m in sys.modules if m.split(".")[0] in ("pytest", "moto", "troposphere")]
 print("RESULTS " + json.dumps({"results": results, "forbidden": forbidden}, default=str))
-"""
+""" + REPORT
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +62,9 @@ def package_dir(tmp_path_factory):
         assert size < 50 * 2**20, "over Lambda's 50 MB zipped limit"
         names = archive.namelist()
         assert not any(n.startswith(("tests/", ".local-data/", "boto3/", "troposphere/")) for n in names)
+        for source in (n for n in names if n.endswith(".py")):
+            bytecode = importlib.util.cache_from_source(source, optimization="")
+            assert bytecode in names, f"no bytecode for {source}"
         archive.extractall(target)
     return target
 
@@ -72,6 +79,15 @@ def s3_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+def runtime_sdk(directory):
+    """The AWS SDK the Lambda runtime provides (and the package leaves out), on its own path."""
+    directory.mkdir()
+    site = os.path.dirname(os.path.dirname(boto3.__file__))
+    for name in RUNTIME_SDK:
+        os.symlink(os.path.join(site, name), directory / name)
+    return directory
 
 
 @pytest.fixture
@@ -104,11 +120,7 @@ def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path):
     storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), greeting="Welcome.",
                          queues=(Queue("Sales", "Main Line", 10),)))
 
-    sdk = tmp_path / "runtime-sdk"
-    sdk.mkdir()
-    site = os.path.dirname(os.path.dirname(boto3.__file__))
-    for name in RUNTIME_SDK:
-        os.symlink(os.path.join(site, name), sdk / name)
+    sdk = runtime_sdk(tmp_path / "runtime-sdk")
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{package_dir}{os.pathsep}{sdk}",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
@@ -117,16 +129,20 @@ def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path):
 
 
 def invoke(lambda_env, events):
-    """Run the package's handler on events in a fresh interpreter with no site-packages."""
+    """Run the package's handler on events in a fresh interpreter with no site-packages,
+    bytecode writing off."""
     events_file = lambda_env["tmp"] / "events.json"
     events_file.write_text(json.dumps(events))
-    run = subprocess.run([sys.executable, "-S", "-c", RUNNER, str(events_file)], cwd=lambda_env["dir"],
+    run = subprocess.run([sys.executable, "-S", "-B", "-c", RUNNER, str(events_file)], cwd=lambda_env["dir"],
                          env=lambda_env["env"], capture_output=True, text=True, timeout=120)
     marker = [line for line in run.stdout.splitlines() if line.startswith("RESULTS ")]
     assert run.returncode == 0 and marker, run.stdout[-3000:] + run.stderr[-3000:]
     output = json.loads(marker[0][len("RESULTS "):])
     assert output["forbidden"] == []
     assert TOKEN not in run.stdout + run.stderr, "a secret reached the logs"
+    # lambda_env edited zappa_settings.py, whose bytecode checks its source for exactly that.
+    compiled = read_report(run.stdout)["compiled_from_source"]
+    assert [os.path.relpath(path, lambda_env["dir"]) for path in compiled] == ["zappa_settings.py"]
     return output["results"], run.stdout + run.stderr
 
 
@@ -172,3 +188,26 @@ def test_signed_webhook_through_zappas_handler_answers_twiml(lambda_env):
     waiting = lambda_env["storage"].get_waiting_call("CA" + "7" * 32)
     assert waiting is not None and waiting.queue_name == "Sales"
     assert "+14155550123" not in logs
+
+
+def test_a_cold_start_loads_the_packages_bytecode_and_compiles_nothing(package_dir, tmp_path):
+    sdk = runtime_sdk(tmp_path / "runtime-sdk")
+    run = subprocess.run([sys.executable, "-S", "-B", "-c", PROBE + "import app\n" + REPORT], cwd=package_dir,
+                         env={"PATH": os.environ["PATH"], "PYTHONPATH": f"{package_dir}{os.pathsep}{sdk}",
+                              "AWS_DEFAULT_REGION": "us-east-1"},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = read_report(run.stdout)
+    assert report["dont_write_bytecode"] is True
+    assert report["compiled_from_source"] == []
+
+    with zipfile.ZipFile(os.path.join(ROOT, "build", "callback-dev.zip")) as archive:
+        shipped = set(archive.namelist())
+    from_package = {}
+    inside = os.path.realpath(package_dir) + os.sep
+    for name, (file, cached) in report["modules"].items():
+        if file and file.endswith(".py") and os.path.realpath(file).startswith(inside):
+            from_package[name] = os.path.relpath(cached, package_dir)
+    assert {"app", "callback.webhooks", "flask.app", "werkzeug.routing", "pynamodb.models",
+            "twilio.twiml.voice_response"} <= set(from_package)
+    assert {name: cached for name, cached in from_package.items() if cached not in shipped} == {}
