@@ -69,7 +69,8 @@ $(DYNAMODB_LOCAL_STAMP):
 	@tar xzf $(DYNAMODB_LOCAL)/*.tgz -C $(DYNAMODB_LOCAL) && rm $(DYNAMODB_LOCAL)/*.tgz
 	@touch $@
 
-bench: $(STAMP)
+# The cold-start part measures the Lambda package, so it is built first.
+bench: $(STAMP) package
 	$(BIN)/python -m bench --write $(ARGS)
 
 # The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime

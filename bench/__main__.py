@@ -2,7 +2,8 @@
 
 Each part prints a table with ratios against a baseline measured in the same run:
 - webhook cost vs a bare Flask endpoint answering the same TwiML;
-- cold start: importing the app vs importing its dependencies alone;
+- cold start: importing the app vs importing its dependencies alone, in the virtualenv and
+  in the Lambda package (bench/cold_start.py);
 - sweep cost as the callbacks table grows, with a fixed 100 callbacks due;
 - dispatch throughput with N agents, against one agent.
 """
@@ -10,7 +11,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -29,6 +29,8 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 from callback import create_app, models as m  # noqa: E402
 from callback.clock import FixedClock  # noqa: E402
 from callback.twilio_standin import StandInServer  # noqa: E402
+
+from . import cold_start  # noqa: E402
 
 TOKEN = "bench-token"
 PUBLIC = "https://bench.example.com/dev"
@@ -159,25 +161,8 @@ def bench_webhooks(endpoint, standin, n):
 
 
 def bench_cold_start(runs):
-    out("## Cold start (fresh interpreter, median of runs)")
-    out()
-    env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONDONTWRITEBYTECODE": "1"}
-    deps = ("import flask, flask_wtf, twilio.rest, twilio.twiml.voice_response, "
-            "twilio.request_validator, pynamodb.models, pynamodb.transactions, boto3")
-    cases = {"python alone": "pass", "dependencies alone": deps, "import app": "import app"}
-    results = {}
-    for name, code in cases.items():
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
-            times.append(time.perf_counter() - start)
-        results[name] = statistics.median(times)
-    out("| what | median s | ratio to dependencies alone |")
-    out("| --- | ---: | ---: |")
-    for name, value in results.items():
-        out(f"| {name} | {value:.3f} | {value / results['dependencies alone']:.2f} |")
-    out()
+    for line in cold_start.section(runs):
+        out(line)
 
 
 def bench_sweep(sizes):
