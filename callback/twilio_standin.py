@@ -2,23 +2,64 @@
 
 It records every request, answers in Twilio's JSON shapes, and can be told to fail, so
 `make run` works with no Twilio account and tests exercise the real twilio client over
-real HTTP. Calls it places ring until someone (the simulator or a test) says what
-happened to them.
+real HTTP. Calls it places ring until someone (the simulator, the Twilio model of
+`callback.twilio_model`, or a test) says what happened to them; their status then moves
+through Twilio's lifecycle (queued, ringing, in-progress, then one final status), and
+`GET` of a call, the calls list (filtered by `To`, `From`, `Status`, `StartTime>`…),
+conferences and their participants answer from that state.
+
+Beyond plain failures it models what the real network does to a REST client: numbers
+Twilio refuses with its own 4xx codes (`refuse`), and create requests that time out
+after Twilio placed the call (`time_out_after_placing`).
 """
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-_FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
+from .clock import SystemClock
+
+FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+_FINAL = FINAL  # the name earlier code used
+LIVE = frozenset({"queued", "ringing", "in-progress"})
+# Which status may follow which: a final status is never left.
+_NEXT = {
+    "queued": {"ringing", "in-progress"} | FINAL,
+    "ringing": {"in-progress"} | FINAL,
+    "in-progress": {"completed", "failed"},
+}
+
+# Twilio's answers to a create request for a number it will not call (all HTTP 400).
+REFUSALS = {
+    21211: "Invalid 'To' Phone Number",
+    21214: "'To' phone number cannot be reached",
+    21215: "Account not authorized to call {to}. Perhaps you need to enable some "
+           "international permissions: https://www.twilio.com/console/voice/calls/geo-permissions/low-risk",
+    21216: "Account not allowed to call {to}",
+    21217: "Phone number does not appear to be valid",
+}
+
+
+def _rfc2822(when):
+    return format_datetime(when, usegmt=True) if when else None
+
+
+def _parse_time(text):
+    """A StartTime filter value: YYYY-MM-DD or an ISO 8601 date-time (UTC)."""
+    text = text.strip()
+    if len(text) == 10:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc), True
+    return datetime.fromisoformat(text.replace("Z", "+00:00")), False
 
 
 @dataclass
 class PlacedCall:
-    """A call the app asked Twilio to place, as the stand-in saw it."""
+    """A call the app asked Twilio to place (or an inbound call it changed), as Twilio sees it."""
 
     sid: str
     to: str
@@ -29,22 +70,60 @@ class PlacedCall:
     machine_detection: str | None
     status: str = "queued"
     redirects: list = field(default_factory=list)
+    fallback_url: str | None = None
+    machine_detection_timeout: int | None = None
+    direction: str = "outbound-api"
+    answered_by: str | None = None
+    status_callback_events: list = field(default_factory=list)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    def as_dict(self):
+        """JSON-friendly (times as ISO 8601)."""
+        data = dict(vars(self))
+        for key in ("created_at", "started_at", "answered_at", "ended_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+@dataclass
+class ConferenceRoom:
+    """A conference as Twilio's REST API shows it: its participants while it lasts."""
+
+    sid: str
+    friendly_name: str
+    created_at: datetime
+    status: str = "init"
+    participants: dict = field(default_factory=dict)  # CallSid -> flags
+    updated_at: datetime | None = None
+    reason_ended: str | None = None
+    call_sid_ending: str | None = None
 
 
 class TwilioStandIn:
     """State and behaviour of the stand-in: calls placed, requests seen, failures queued."""
 
-    def __init__(self):
+    def __init__(self, clock=None):
         self.lock = threading.Lock()
+        self.clock = clock or SystemClock()
         self.requests = []
         self.calls = {}
         self.ended = set()
+        self.conferences = {}  # ConferenceSid -> ConferenceRoom
+        self.listeners = []
         self._failures = []
         self._delays = []
+        self._refused = {}
+        self._late_answers = []
+        # Optional function(call) -> seconds: how long a create request answers after
+        # placing that call (a chaotic Twilio decides per call).
+        self.create_delay = None
 
-    def new_sid(self):
-        """A fresh CA… call SID."""
-        return "CA" + uuid.uuid4().hex
+    def new_sid(self, prefix="CA"):
+        """A fresh call (CA…) or conference (CF…) SID."""
+        return prefix + uuid.uuid4().hex
 
     def fail_next(self, status=500, code=20500, count=1, message="Internal Server Error"):
         """Make the next `count` requests fail with this HTTP status and Twilio code."""
@@ -56,30 +135,130 @@ class TwilioStandIn:
         with self.lock:
             self._delays.extend([seconds] * count)
 
+    def refuse(self, number, code=21217):
+        """Every call created to `number` from now on is refused with Twilio's `code` (HTTP 400)."""
+        if code not in REFUSALS:
+            raise ValueError(f"unknown refusal code {code}")
+        with self.lock:
+            self._refused[number] = code
+
+    def time_out_after_placing(self, seconds, count=1):
+        """The next `count` created calls are placed, but their create request answers
+        only after `seconds`: a client with a shorter timeout sees a timeout, while the
+        call rings all the same."""
+        with self.lock:
+            self._late_answers.extend([seconds] * count)
+
+    def add_listener(self, listener):
+        """Tell `listener` (call_created, call_redirected, call_hung_up) what the REST API did."""
+        with self.lock:
+            self.listeners.append(listener)
+
+    def _notify(self, event, *args):
+        with self.lock:
+            listeners = list(self.listeners)
+        for listener in listeners:
+            getattr(listener, event)(*args)
+
     def end_call(self, sid):
         """Mark a call (placed or inbound) as over: redirects then fail with 21220."""
         with self.lock:
             self.ended.add(sid)
             if sid in self.calls:
-                self.calls[sid].status = "completed"
+                call = self.calls[sid]
+                if call.status not in FINAL:
+                    call.status, call.ended_at = "completed", self.clock.now()
+
+    def set_status(self, sid, status, answered_by=None):
+        """Move a call along Twilio's lifecycle; False when that step is not allowed
+        (a final status is never left)."""
+        now = self.clock.now()
+        with self.lock:
+            call = self.calls.get(sid)
+            if call is None:
+                if status in FINAL:
+                    self.ended.add(sid)
+                return False
+            if status == call.status:
+                return True
+            if status not in _NEXT.get(call.status, ()):
+                return False
+            call.status = status
+            if status == "in-progress":
+                call.answered_at, call.answered_by = now, answered_by
+            if status in FINAL:
+                call.ended_at = now
+                self.ended.add(sid)
+            return True
 
     def placed(self, to=None):
         """Calls placed so far, optionally only those to one number."""
         with self.lock:
             return [c for c in self.calls.values() if to is None or c.to == to]
 
+    def live_calls(self, to=None):
+        """Calls not yet over (queued, ringing or in progress), optionally to one number."""
+        return [c for c in self.placed(to) if c.status in LIVE]
+
+    # -- conferences (the model of the voice side tells the REST side what happened) ----
+
+    def conference_joined(self, name, call_sid, start_on_enter=True, end_on_exit=False):
+        """A call joined the named conference (created on first join); returns its room."""
+        now = self.clock.now()
+        with self.lock:
+            room = self._open_room(name)
+            if room is None:
+                room = ConferenceRoom(self.new_sid("CF"), name, now)
+                self.conferences[room.sid] = room
+            room.participants[call_sid] = {"start": start_on_enter, "end": end_on_exit, "joined_at": now}
+            room.updated_at = now
+            if room.status == "init" and len(room.participants) >= 2 and any(
+                    p["start"] for p in room.participants.values()):
+                room.status = "in-progress"
+            return room
+
+    def conference_left(self, name, call_sid, reason="participant-left"):
+        """A call left; the room ends when it empties or an end-on-exit participant leaves.
+        Returns (room, ended)."""
+        now = self.clock.now()
+        with self.lock:
+            room = self._open_room(name)
+            if room is None or call_sid not in room.participants:
+                return room, False
+            flags = room.participants.pop(call_sid)
+            room.updated_at = now
+            if flags["end"] or not room.participants:
+                room.status, room.participants = "completed", {}
+                room.reason_ended = ("participant-with-end-conference-on-exit-left" if flags["end"]
+                                     else "last-participant-left")
+                room.call_sid_ending = call_sid
+                return room, True
+            return room, False
+
+    def _open_room(self, name):
+        return next((r for r in self.conferences.values()
+                     if r.friendly_name == name and r.status != "completed"), None)
+
     def reset(self):
-        """Forget everything."""
+        """Forget everything (back to a plain, always-succeeding Twilio)."""
         with self.lock:
             self.requests.clear()
             self.calls.clear()
             self.ended.clear()
+            self.conferences.clear()
+            self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
+            self._refused.clear()
+            self._late_answers.clear()
+            self.create_delay = None
+            self.clock = SystemClock()
 
     def _take_failure(self):
         with self.lock:
             return self._failures.pop(0) if self._failures else None
+
+    # -- the HTTP side -----------------------------------------------------------------
 
     def wsgi_app(self):
         """The Flask app serving Twilio's URL layout."""
@@ -98,7 +277,8 @@ class TwilioStandIn:
                 return None
             with self.lock:
                 self.requests.append({"method": request.method, "path": request.path,
-                                      "params": request.form.to_dict(flat=False)})
+                                      "params": request.form.to_dict(flat=False),
+                                      "query": request.args.to_dict(flat=False)})
             if request.authorization is None:
                 return error(401, 20003, "Authenticate")
             with self.lock:
@@ -110,11 +290,34 @@ class TwilioStandIn:
                 return error(*failure)
             return None
 
-        def call_json(account_sid, call):
-            return jsonify(sid=call.sid, account_sid=account_sid, to=call.to, _from=call.from_,
-                           status=call.status, direction="outbound-api",
-                           api_version="2010-04-01", uri=f"/2010-04-01/Accounts/{account_sid}"
-                           f"/Calls/{call.sid}.json")
+        def call_payload(account_sid, call):
+            uri = f"/2010-04-01/Accounts/{account_sid}/Calls/{call.sid}.json"
+            duration = None
+            if call.ended_at and call.answered_at:
+                duration = str(int((call.ended_at - call.answered_at).total_seconds()))
+            return {
+                "sid": call.sid, "account_sid": account_sid, "to": call.to, "from": call.from_,
+                "to_formatted": call.to, "from_formatted": call.from_, "status": call.status,
+                "direction": call.direction, "answered_by": call.answered_by,
+                "date_created": _rfc2822(call.created_at), "date_updated": _rfc2822(self.clock.now()),
+                "start_time": _rfc2822(call.started_at), "end_time": _rfc2822(call.ended_at),
+                "duration": duration, "parent_call_sid": None, "price": None, "price_unit": "USD",
+                "api_version": "2010-04-01", "queue_time": "0", "uri": uri,
+                "subresource_uris": {"notifications": uri.replace(".json", "/Notifications.json"),
+                                     "recordings": uri.replace(".json", "/Recordings.json")},
+            }
+
+        def page(account_sid, key, items, resource):
+            size = min(max(request.args.get("PageSize", 50, type=int), 1), 1000)
+            number = max(request.args.get("Page", 0, type=int), 0)
+            chunk = items[number * size:(number + 1) * size]
+            uri = f"/2010-04-01/Accounts/{account_sid}/{resource}.json"
+            more = (number + 1) * size < len(items)
+            return jsonify({key: chunk, "page": number, "page_size": size, "start": number * size,
+                            "end": number * size + max(len(chunk) - 1, 0), "uri": uri,
+                            "first_page_uri": f"{uri}?PageSize={size}&Page=0",
+                            "previous_page_uri": f"{uri}?PageSize={size}&Page={number - 1}" if number else None,
+                            "next_page_uri": f"{uri}?PageSize={size}&Page={number + 1}" if more else None})
 
         @app.post(base + "/Calls.json")
         def create_call(account_sid):
@@ -122,54 +325,192 @@ class TwilioStandIn:
             form = request.form
             if not form.get("To") or not form.get("From"):
                 return error(400, 21201, "No 'To' or 'From' number is specified")
+            with self.lock:
+                refused = self._refused.get(form["To"])
+            if refused:
+                return error(400, refused, REFUSALS[refused].format(to=form["To"]))
+            now = self.clock.now()
             call = PlacedCall(self.new_sid(), form["To"], form["From"], form.get("Url", ""),
                               form.get("StatusCallback"), form.get("Timeout", type=int),
-                              form.get("MachineDetection"))
+                              form.get("MachineDetection"), fallback_url=form.get("FallbackUrl"),
+                              machine_detection_timeout=form.get("MachineDetectionTimeout", type=int),
+                              status_callback_events=form.getlist("StatusCallbackEvent"),
+                              created_at=now, started_at=now)
             with self.lock:
                 self.calls[call.sid] = call
-            response = call_json(account_sid, call)
+                late = self._late_answers.pop(0) if self._late_answers else 0
+            self._notify("call_created", call)
+            if self.create_delay is not None:
+                late = max(late, self.create_delay(call) or 0)
+            if late:
+                time.sleep(late)
+            response = jsonify(call_payload(account_sid, call))
             response.status_code = 201
             return response
+
+        @app.get(base + "/Calls.json")
+        def list_calls(account_sid):
+            """GET …/Calls.json: calls, newest first, filtered as Twilio filters them."""
+            args = request.args
+            calls = sorted(self.placed(), key=lambda c: c.created_at or datetime.min.replace(
+                tzinfo=timezone.utc), reverse=True)
+            for name, attr in (("To", "to"), ("From", "from_"), ("Status", "status")):
+                if args.get(name):
+                    calls = [c for c in calls if getattr(c, attr) == args[name]]
+            for name in ("StartTime>", "StartTime<", "StartTime"):
+                if not args.get(name):
+                    continue
+                try:
+                    when, whole_day = _parse_time(args[name])
+                except ValueError:
+                    return error(400, 20001, f"Invalid value for {name}")
+                end = when + timedelta(days=1) if whole_day else when
+                if name == "StartTime>":
+                    calls = [c for c in calls if c.started_at and c.started_at >= when]
+                elif name == "StartTime<":
+                    calls = [c for c in calls if c.started_at and c.started_at < end]
+                else:
+                    calls = [c for c in calls if c.started_at and when <= c.started_at < end]
+            return page(account_sid, "calls", [call_payload(account_sid, c) for c in calls], "Calls")
 
         @app.route(base + "/Calls/<call_sid>.json", methods=["GET", "POST"])
         def one_call(account_sid, call_sid):
             """GET or POST …/Calls/{Sid}.json: fetch, redirect or hang up a call."""
             with self.lock:
                 call = self.calls.get(call_sid)
-                ended = call_sid in self.ended or (call is not None and call.status in _FINAL)
+                ended = call_sid in self.ended or (call is not None and call.status in FINAL)
             if request.method == "GET":
                 if call is None:
                     status = "completed" if ended else "in-progress"
-                    call = PlacedCall(call_sid, "", "", "", None, None, None, status)
-                return call_json(account_sid, call)
+                    call = PlacedCall(call_sid, "", "", "", None, None, None, status, direction="inbound")
+                return jsonify(call_payload(account_sid, call))
             if ended:
                 return error(400, 21220, "Call is not in-progress. Cannot redirect.")
             if call is None:
-                call = PlacedCall(call_sid, "", "", "", None, None, None, "in-progress")
+                call = PlacedCall(call_sid, "", "", "", None, None, None, "in-progress",
+                                  direction="inbound", created_at=self.clock.now(),
+                                  started_at=self.clock.now())
                 with self.lock:
                     self.calls[call_sid] = call
-            with self.lock:
-                if request.form.get("Status") == "completed":
-                    call.status = "completed"
+            wanted = request.form.get("Status")
+            if wanted == "canceled" and call.status == "in-progress":
+                return jsonify(call_payload(account_sid, call))
+            if wanted in ("completed", "canceled"):
+                final = "canceled" if wanted == "canceled" else "completed"
+                with self.lock:
+                    call.status, call.ended_at = final, self.clock.now()
                     self.ended.add(call_sid)
-                if request.form.get("Url"):
+                self._notify("call_hung_up", call)
+            elif request.form.get("Url"):
+                with self.lock:
                     call.redirects.append(request.form["Url"])
-            return call_json(account_sid, call)
+                self._notify("call_redirected", call, request.form["Url"])
+            return jsonify(call_payload(account_sid, call))
+
+        def conference_payload(account_sid, room):
+            uri = f"/2010-04-01/Accounts/{account_sid}/Conferences/{room.sid}.json"
+            return {"sid": room.sid, "account_sid": account_sid, "friendly_name": room.friendly_name,
+                    "status": room.status, "region": "us1", "api_version": "2010-04-01",
+                    "date_created": _rfc2822(room.created_at), "date_updated": _rfc2822(room.updated_at),
+                    "reason_conference_ended": room.reason_ended,
+                    "call_sid_ending_conference": room.call_sid_ending, "uri": uri,
+                    "subresource_uris": {"participants": uri.replace(".json", "/Participants.json")}}
+
+        def room_of(sid_or_name):
+            with self.lock:
+                room = self.conferences.get(sid_or_name)
+                return room or self._open_room(sid_or_name)
+
+        @app.get(base + "/Conferences.json")
+        def list_conferences(account_sid):
+            """GET …/Conferences.json, by FriendlyName and Status."""
+            with self.lock:
+                rooms = sorted(self.conferences.values(), key=lambda r: r.created_at, reverse=True)
+            for name, attr in (("FriendlyName", "friendly_name"), ("Status", "status")):
+                if request.args.get(name):
+                    rooms = [r for r in rooms if getattr(r, attr) == request.args[name]]
+            return page(account_sid, "conferences", [conference_payload(account_sid, r) for r in rooms],
+                        "Conferences")
+
+        @app.get(base + "/Conferences/<conference_sid>.json")
+        def one_conference(account_sid, conference_sid):
+            """GET …/Conferences/{Sid}.json."""
+            room = room_of(conference_sid)
+            if room is None:
+                return error(404, 20404, "The requested resource was not found")
+            return jsonify(conference_payload(account_sid, room))
+
+        def participant_payload(account_sid, room, call_sid, flags):
+            return {"account_sid": account_sid, "call_sid": call_sid, "conference_sid": room.sid,
+                    "label": None, "coaching": False, "hold": False, "muted": False,
+                    "status": "connected", "start_conference_on_enter": flags["start"],
+                    "end_conference_on_exit": flags["end"], "date_created": _rfc2822(flags["joined_at"]),
+                    "date_updated": _rfc2822(flags["joined_at"]),
+                    "uri": f"/2010-04-01/Accounts/{account_sid}/Conferences/{room.sid}/Participants/"
+                           f"{call_sid}.json"}
+
+        @app.get(base + "/Conferences/<conference_sid>/Participants.json")
+        def list_participants(account_sid, conference_sid):
+            """GET …/Participants.json: who is in the conference now (none once it ended)."""
+            room = room_of(conference_sid)
+            if room is None:
+                return error(404, 20404, "The requested resource was not found")
+            with self.lock:
+                items = [participant_payload(account_sid, room, sid, flags)
+                         for sid, flags in room.participants.items()]
+            return page(account_sid, "participants", items, f"Conferences/{room.sid}/Participants")
+
+        @app.get(base + "/Conferences/<conference_sid>/Participants/<call_sid>.json")
+        def one_participant(account_sid, conference_sid, call_sid):
+            """GET …/Participants/{CallSid}.json: 404 unless that call is in it now."""
+            room = room_of(conference_sid)
+            with self.lock:
+                flags = room.participants.get(call_sid) if room else None
+            if flags is None:
+                return error(404, 20404, "The requested resource was not found")
+            return jsonify(participant_payload(account_sid, room, call_sid, flags))
+
+        # -- local controls (the simulator in another process drives calls through these) --
 
         @app.get("/_standin/calls")
-        def list_calls():
+        def standin_calls():
             """Calls placed or redirected so far (for the simulator)."""
-            return jsonify([vars(c) for c in self.placed()])
+            return jsonify([c.as_dict() for c in self.placed()])
 
         @app.post("/_standin/calls/<call_sid>/status")
-        def set_status(call_sid):
-            """Say what happened to a call (for the simulator)."""
+        def standin_status(call_sid):
+            """Say what happened to a call (for the simulator): a lifecycle step."""
             status = request.form.get("status", "completed")
-            with self.lock:
-                if call_sid in self.calls:
-                    self.calls[call_sid].status = status
-                if status in _FINAL:
+            changed = self.set_status(call_sid, status, request.form.get("answered_by"))
+            if not changed and status in FINAL:
+                # Older callers end calls in any state; a final status stays final.
+                with self.lock:
                     self.ended.add(call_sid)
+            return jsonify(ok=changed)
+
+        @app.post("/_standin/conferences/<path:name>/<action>")
+        def standin_conference(name, action):
+            """A call joined or left a conference (for the simulator)."""
+            sid = request.form.get("CallSid", "")
+            if action == "join":
+                room = self.conference_joined(name, sid, request.form.get("start", "true") == "true",
+                                              request.form.get("end", "false") == "true")
+                return jsonify(sid=room.sid, status=room.status, ended=False)
+            room, ended = self.conference_left(name, sid)
+            return jsonify(sid=room.sid if room else None, status=room.status if room else None, ended=ended)
+
+        @app.post("/_standin/config")
+        def standin_config():
+            """Refuse numbers and time out create requests (for the simulator)."""
+            body = request.get_json(silent=True) or {}
+            try:
+                for number, code in (body.get("refuse") or {}).items():
+                    self.refuse(number, int(code))
+                late = body.get("time_out_after_placing")
+                if late:
+                    self.time_out_after_placing(float(late.get("seconds", 10)), int(late.get("count", 1)))
+            except (TypeError, ValueError) as exc:
+                return error(400, 20001, str(exc))
             return jsonify(ok=True)
 
         @app.get("/_standin/requests")

@@ -27,16 +27,20 @@ def operations():
                 continue
             schema = (op.get("requestBody", {}).get("content", {})
                       .get("application/x-www-form-urlencoded", {}).get("schema", {}))
-            ops[(pattern, method.upper())] = (set(schema.get("properties", {})), set(schema.get("required", [])))
+            query = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+            ops[(pattern, method.upper())] = (set(schema.get("properties", {})), set(schema.get("required", [])),
+                                              query)
     return ops
 
 
 def assert_in_spec(request):
-    for (pattern, method), (allowed, required) in operations().items():
+    for (pattern, method), (allowed, required, query) in operations().items():
         if method == request["method"] and pattern.match(request["path"]):
             sent = set(request["params"])
             assert sent <= allowed, f"{request['path']}: not in the spec: {sorted(sent - allowed)}"
             assert required <= sent, f"{request['path']}: missing {sorted(required - sent)}"
+            asked = set(request.get("query") or ())
+            assert asked <= query, f"{request['path']}: query not in the spec: {sorted(asked - query)}"
             return
     raise AssertionError(f"{request['method']} {request['path']} is not in Twilio's API")
 
@@ -86,3 +90,48 @@ def test_unreachable_twilio_is_a_telephony_error(app):
     with pytest.raises(TelephonyError):
         Telephony(config).place_call(to="+14155550101", from_="+15005550006", url="https://x/a",
                                      status_callback="https://x/s", timeout=20)
+
+
+def test_the_standin_reads_calls_and_conferences_as_twilio_does(app, twilio_standin):
+    """GET of a call through its lifecycle, the calls list by To and StartTime, conferences and
+    participants: read with the twilio client, every request in the spec."""
+    from datetime import timedelta
+
+    from callback.clock import FixedClock
+
+    clock = twilio_standin.clock = FixedClock()
+    telephony = Telephony(app.extensions["callback"].config)
+    calls = telephony.client.api.v2010.accounts(app.extensions["callback"].config.TWILIO_ACCOUNT_SID).calls
+    first = telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x.example/c",
+                                 status_callback="https://x.example/s", timeout=30)
+    clock.advance(minutes=5)
+    since = clock.now()
+    second = telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x.example/c",
+                                  status_callback="https://x.example/s", timeout=30)
+    telephony.place_call(to="+14155550101", from_="+15005550006", url="https://x.example/a",
+                         status_callback="https://x.example/s", timeout=20)
+    assert [c.sid for c in calls.list(to="+12125551234")] == [second, first]
+    assert [c.sid for c in calls.list(to="+12125551234", start_time_after=since)] == [second]
+    assert [c.sid for c in calls.list(to="+12125551234", start_time_before=since - timedelta(seconds=1))] == [first]
+
+    for step in ("ringing", "in-progress", "completed"):
+        assert twilio_standin.set_status(second, step, answered_by="human" if step == "in-progress" else None)
+        fetched = calls(second).fetch()
+        assert fetched.status == step
+        assert fetched.answered_by == (None if step == "ringing" else "human")
+    assert not twilio_standin.set_status(second, "busy"), "a final status is never left"
+    assert calls(second).fetch().status == "completed"
+    assert [c.sid for c in calls.list(status="completed")] == [second]
+
+    conferences = telephony.client.api.v2010.accounts(app.extensions["callback"].config.TWILIO_ACCOUNT_SID).conferences
+    room = twilio_standin.conference_joined("callback-x-1", first, end_on_exit=True)
+    twilio_standin.conference_joined("callback-x-1", second)
+    assert conferences(room.sid).fetch().status == "in-progress"
+    assert [c.sid for c in conferences.list(friendly_name="callback-x-1", status="in-progress")] == [room.sid]
+    assert sorted(p.call_sid for p in conferences(room.sid).participants.list()) == sorted([first, second])
+    assert conferences(room.sid).participants(first).fetch().end_conference_on_exit is True
+    assert twilio_standin.conference_left("callback-x-1", first)[1] is True
+    assert conferences(room.sid).fetch().status == "completed"
+    assert conferences(room.sid).participants.list() == []
+    for request in twilio_standin.requests:
+        assert_in_spec(request)

@@ -104,3 +104,15 @@ def test_a_caller_who_never_presses_anything_gives_up_and_is_forgotten(local_run
         assert response.status_code == 200, response.text
     out = run_simulator(local_run, capsys, "--keys", "1", "--patience", "45", "--from", "+12125550177")
     assert "gives up after" in out and "We will call you back" not in out
+
+
+def test_the_simulator_plays_voicemail_refused_numbers_and_a_chaotic_network(local_run, capsys):
+    out = run_simulator(local_run, capsys, "--keys", "1,1,2125551299", "--from", "+12125550166",
+                        "--agent", "alice", "--agent-answers", "voicemail,answer",
+                        "--customer-answers", "refused:21215", "--duplicate", "1", "--late", "20",
+                        "--watch", "120")
+    assert "[network] duplicate 100%, lose 0%, delay up to 20 s (reorders)" in out
+    assert "[network] Twilio refuses calls to +12125551299 (error 21215)" in out
+    assert "[agent Alice] voicemail answers" in out
+    assert "[customer] phone rings" not in out
+    assert "callback CA" in out.rstrip().splitlines()[-1]

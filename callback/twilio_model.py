@@ -1,0 +1,1025 @@
+"""A model of Twilio's voice side: phones, calls running TwiML, conferences, status callbacks.
+
+`make call` (the simulator) and `make soak` both play Twilio with it against the app:
+
+- **one TwiML engine** (`CallRun`) interprets every call's documents — Say, Play, Pause,
+  Gather, Redirect, Enqueue (with its wait loop and QueueTime), Leave, Hangup,
+  Dial/Conference — as a loop, never recursing per step, with the caller's patience
+  checked in every wait;
+- **phones** answer calls the app places the way people and machines do: a person who
+  presses the keys they are asked for, a voicemail that answers and presses nothing
+  (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer, or a
+  number Twilio refuses;
+- **conferences** send `participant-join`, `participant-leave`, `conference-start` and
+  `conference-end` to the `<Conference statusCallback>` with `ConferenceSid`,
+  `FriendlyName` and `CallSid`;
+- **the network** delivers status callbacks and conference events late, twice, out of
+  order or never, as `Chaos` says, and signs every request exactly as Twilio does.
+
+The REST side is `callback.twilio_standin`: in-process (`LocalBackend`) the model hears
+of calls the moment the app creates them; from another process (`RemoteBackend`) it
+polls the stand-in of `make run`.
+"""
+import heapq
+import random
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urljoin
+
+import requests
+from twilio.request_validator import RequestValidator
+
+ACCOUNT_SID = "AC" + "0" * 32
+MUSIC_SECONDS = 15  # how much time one hold-music clip stands for
+FETCH_SECONDS = 1  # simulated time a webhook round trip stands for
+MAX_DOCUMENTS = 5000  # TwiML documents one call may run before the model calls it a loop
+FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+
+
+class Redirected(Exception):
+    """The app moved this call to new TwiML through the REST API."""
+
+    def __init__(self, url):
+        super().__init__(url)
+        self.url = url
+
+
+class HungUp(Exception):
+    """The call is over; `who` ended it ('caller', 'app', 'rest', 'callee')."""
+
+    def __init__(self, who):
+        super().__init__(who)
+        self.who = who
+
+
+@dataclass
+class Chaos:
+    """What the network does to status callbacks and conference events."""
+
+    duplicate: float = 0.0  # share delivered twice
+    lose: float = 0.0  # share never delivered
+    max_delay: float = 0.0  # each delivery waits up to this many simulated seconds (so reorders)
+
+    def describe(self):
+        """One line for logs."""
+        return (f"duplicate {self.duplicate:.0%}, lose {self.lose:.0%}, "
+                f"delay up to {self.max_delay:g} s (reorders)")
+
+
+@dataclass
+class Behaviour:
+    """What one phone does when it rings.
+
+    answer: human (a person), voicemail (answers and presses nothing), busy, no-answer,
+    failed. keys: what a person presses at a Gather ('' for nothing).
+    """
+
+    answer: str = "human"
+    keys: str = "1"
+    ring_seconds: float = 4
+    talk_seconds: float = 60
+    alone_seconds: float = 120
+
+    @property
+    def is_person(self):
+        """A human answered (not a machine, not nobody)."""
+        return self.answer == "human"
+
+
+class Phone:
+    """A number and how it behaves call after call (the last behaviour repeats)."""
+
+    def __init__(self, number, kind, behaviours, name=None):
+        self.number, self.kind = number, kind
+        self.behaviours = list(behaviours) or [Behaviour()]
+        self.name = name or number
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def next_behaviour(self):
+        """The behaviour for the next call to this phone."""
+        with self.lock:
+            n, self.calls = self.calls, self.calls + 1
+        return self.behaviours[min(n, len(self.behaviours) - 1)]
+
+
+class Keys:
+    """Where a caller's key presses come from: a script, a responder, or the keyboard."""
+
+    def __init__(self, scripted=None, responder=None, out=None):
+        self.scripted = list(scripted) if scripted is not None else None
+        self.responder = responder
+        self.out = out
+
+    def next(self, prompt):
+        """The next entry: digits, or '' for pressing nothing."""
+        if self.responder is not None:
+            return self.responder(prompt)
+        if self.scripted is not None:
+            if not self.scripted:
+                return ""
+            entry = self.scripted.pop(0).strip()
+            pressed = "" if entry in ("wait", "-") else entry
+            if self.out:
+                self.out("caller", f"presses {pressed or '(nothing)'}")
+            return pressed
+        try:
+            return input(f"{prompt} (keys, Enter for nothing): ").strip()
+        except EOFError:
+            return ""
+
+
+def answering_caller(number_digits):
+    """A caller who answers every prompt sensibly: '1' to menus, offers and confirmations,
+    their ten digits when asked for a number."""
+
+    def respond(prompt):
+        text = prompt.lower()
+        if "number" in text and ("enter" in text or "digit" in text) and "if that is" not in text:
+            return number_digits
+        return "1"
+
+    return respond
+
+
+class Timeline:
+    """Simulated time: `speed` simulated seconds pass per real second."""
+
+    def __init__(self, speed=1.0, clock=None):
+        self.speed = float(speed)
+        self.clock = clock
+
+    def real(self, seconds):
+        """Real seconds that `seconds` of simulated time take."""
+        return max(seconds, 0) / self.speed
+
+    def now(self):
+        """The simulated now (the app's clock when shared)."""
+        return self.clock.now() if self.clock else datetime.now(timezone.utc)
+
+
+class Scheduler:
+    """Runs deliveries at their (real) time on a few worker threads."""
+
+    def __init__(self, workers=6):
+        self._heap, self._seq = [], 0
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._stopped = False
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def after(self, seconds, fn, *args):
+        """Run fn(*args) after `seconds` real seconds."""
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq, fn, args))
+            self._cond.notify()
+
+    def idle(self):
+        """Nothing waiting and nothing running."""
+        with self._cond:
+            return not self._heap and not self._busy
+
+    def stop(self):
+        """Drop what is left and stop the workers."""
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify_all()
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, fn, args = heapq.heappop(self._heap)
+                self._busy += 1
+            try:
+                fn(*args)
+            except Exception:  # a delivery that failed is counted by whoever sent it
+                pass
+            finally:
+                with self._cond:
+                    self._busy -= 1
+
+
+@dataclass
+class Answer:
+    """The app's answer to one webhook."""
+
+    status: int
+    root: ET.Element | None
+
+
+class Webhooks:
+    """Signs each request exactly as Twilio does and sends it to the app.
+
+    URLs the app hands out are public (its PUBLIC_BASE_URL); the request goes to one of
+    `targets` (the app's real addresses, several when several processes serve it), signed
+    over the public URL, as a load balancer in front of many Lambdas would see it.
+    """
+
+    def __init__(self, auth_token, public_base, targets, timeout=15):
+        self.validator = RequestValidator(auth_token)
+        self.public_base = public_base.rstrip("/")
+        self.targets = [t.rstrip("/") for t in targets]
+        self.timeout = timeout
+        self.local = threading.local()
+        self.errors = []
+        self.lock = threading.Lock()
+        self.sent = 0
+
+    def absolute(self, url):
+        """A URL as Twilio would request it (relative ones against the public base)."""
+        if url.startswith("/"):
+            return self.public_base + url
+        return urljoin(self.public_base + "/", url)
+
+    def _session(self):
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+        return self.local.session
+
+    def post(self, url, params):
+        """A signed POST; the parsed TwiML (None when the answer is not TwiML)."""
+        url = self.absolute(url)
+        params = {k: str(v) for k, v in params.items() if v is not None}
+        signature = self.validator.compute_signature(url, params)
+        target = random.choice(self.targets) if len(self.targets) > 1 else self.targets[0]
+        address = target + url[len(self.public_base):] if url.startswith(self.public_base) else url
+        with self.lock:
+            self.sent += 1
+        response = self._session().post(address, data=params, headers={"X-Twilio-Signature": signature},
+                                        timeout=self.timeout)
+        root = None
+        if response.status_code == 200:
+            try:
+                root = ET.fromstring(response.content)
+            except ET.ParseError:
+                root = None
+        if root is None or root.tag != "Response":
+            with self.lock:
+                self.errors.append((url, response.status_code, response.text[:200]))
+            return Answer(response.status_code, None)
+        return Answer(200, root)
+
+
+class LocalBackend:
+    """The stand-in in this process: the model hears of REST calls as they happen."""
+
+    def __init__(self, standin):
+        self.standin = standin
+
+    def attach(self, network):
+        """Start telling `network` what the app does through the REST API."""
+        self.standin.add_listener(network)
+
+    def set_status(self, sid, status, answered_by=None):
+        """A lifecycle step of a call."""
+        self.standin.set_status(sid, status, answered_by)
+
+    def conference_joined(self, name, call_sid, start, end):
+        """Returns the conference SID."""
+        return self.standin.conference_joined(name, call_sid, start, end).sid
+
+    def conference_left(self, name, call_sid):
+        """Returns whether the conference ended."""
+        return self.standin.conference_left(name, call_sid)[1]
+
+    def refuse(self, number, code):
+        """Twilio refuses calls to this number with `code`."""
+        self.standin.refuse(number, code)
+
+    def time_out_after_placing(self, seconds, count):
+        """The next create requests time out after placing their calls."""
+        self.standin.time_out_after_placing(seconds, count)
+
+    def known_calls(self):
+        """SIDs of every call the stand-in holds."""
+        return {c.sid for c in self.standin.placed()}
+
+    def stop(self):
+        """Nothing to stop in-process."""
+
+
+class RemoteBackend:
+    """The stand-in of `make run`, in another process: polled for what the app did."""
+
+    def __init__(self, twilio_url, poll_seconds=0.2):
+        self.url = twilio_url.rstrip("/")
+        self.poll_seconds = poll_seconds
+        self.http = requests.Session()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.seen = {}
+
+    def calls(self):
+        """Every call the stand-in holds, as dicts."""
+        return self.http.get(self.url + "/_standin/calls", timeout=5).json()
+
+    def known_calls(self):
+        """SIDs of every call the stand-in holds."""
+        return {c["sid"] for c in self.calls()}
+
+    def attach(self, network):
+        """Poll the stand-in and tell `network` about new calls, redirects and hang-ups.
+        Calls already there are history from earlier runs, not phones ringing now."""
+        for call in self.calls():
+            self.seen[call["sid"]] = (len(call["redirects"]), call["status"] in FINAL)
+        threading.Thread(target=self._poll, args=(network,), daemon=True).start()
+
+    def _poll(self, network):
+        while not self.stopped.wait(self.poll_seconds):
+            try:
+                calls = self.calls()
+            except requests.RequestException:
+                continue
+            for data in calls:
+                call = _Placed(data)
+                redirects, ended = self.seen.get(call.sid, (0, False))
+                if call.sid not in self.seen:
+                    self.seen[call.sid] = (0, False)
+                    if call.url:
+                        network.call_created(call)
+                for url in data["redirects"][redirects:]:
+                    network.call_redirected(call, url)
+                final = data["status"] in FINAL
+                if final and not ended:
+                    network.call_hung_up(call)
+                self.seen[call.sid] = (len(data["redirects"]), final)
+
+    def set_status(self, sid, status, answered_by=None):
+        """A lifecycle step of a call."""
+        data = {"status": status}
+        if answered_by:
+            data["answered_by"] = answered_by
+        if status in FINAL:
+            with self.lock:
+                self.seen[sid] = (self.seen.get(sid, (0, False))[0], True)
+        self.http.post(f"{self.url}/_standin/calls/{sid}/status", data=data, timeout=5)
+
+    def conference_joined(self, name, call_sid, start, end):
+        """Returns the conference SID."""
+        answer = self.http.post(f"{self.url}/_standin/conferences/{name}/join", timeout=5, data={
+            "CallSid": call_sid, "start": str(start).lower(), "end": str(end).lower()}).json()
+        return answer["sid"]
+
+    def conference_left(self, name, call_sid):
+        """Returns whether the conference ended."""
+        return self.http.post(f"{self.url}/_standin/conferences/{name}/leave",
+                              data={"CallSid": call_sid}, timeout=5).json()["ended"]
+
+    def refuse(self, number, code):
+        """Twilio refuses calls to this number with `code`."""
+        self.http.post(self.url + "/_standin/config", json={"refuse": {number: code}}, timeout=5)
+
+    def time_out_after_placing(self, seconds, count):
+        """The next create requests time out after placing their calls."""
+        self.http.post(self.url + "/_standin/config", timeout=5,
+                       json={"time_out_after_placing": {"seconds": seconds, "count": count}})
+
+    def stop(self):
+        """Stop polling."""
+        self.stopped.set()
+
+
+class _Placed:
+    """A placed call read from the remote stand-in, with the attributes of PlacedCall."""
+
+    def __init__(self, data):
+        for key, value in data.items():
+            setattr(self, key, value)
+
+
+@dataclass
+class CallRecord:
+    """One call as the model lived it: for the soak's checks and for reading logs."""
+
+    sid: str
+    number: str  # the callee of a placed call, the caller of an inbound one
+    kind: str  # agent, customer, caller
+    direction: str
+    started: float  # simulated seconds since the model started
+    ended: float | None = None
+    outcome: str | None = None
+    behaviour: str | None = None
+
+
+class Room:
+    """A conference on the voice side: who is in it, where its events go."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sid = None
+        self.members = {}  # CallSid -> (LiveCall, flags)
+        self.callback = None
+        self.events = set()
+        self.started = False
+        self.ended = threading.Event()
+        self.sequence = 0
+
+
+class LiveCall:
+    """A call in progress in the model: interrupts from the REST API land here."""
+
+    def __init__(self, sid, phone, behaviour, params, record):
+        self.sid, self.phone, self.behaviour = sid, phone, behaviour
+        self.params = params
+        self.record = record
+        self.wake = threading.Event()
+        self.interrupts = []
+        self.lock = threading.Lock()
+        self.answered = False
+        self.url = None
+
+    def interrupt(self, kind, url=None):
+        """A redirect or hang-up from the REST API."""
+        with self.lock:
+            self.interrupts.append((kind, url))
+        self.wake.set()
+
+    def check(self):
+        """Raise what the REST API did to this call, if anything."""
+        with self.lock:
+            if not self.interrupts:
+                self.wake.clear()
+                return
+            hangups = [i for i in self.interrupts if i[0] == "hangup"]
+            kind, url = hangups[0] if hangups else self.interrupts[-1]
+            self.interrupts.clear()
+            self.wake.clear()
+        if kind == "hangup":
+            raise HungUp("rest")
+        raise Redirected(url)
+
+
+class Network:
+    """Twilio's voice side, modelled: runs every call the app places or a caller makes."""
+
+    def __init__(self, backend, webhooks, timeline, chaos=None, seed=0, out=None):
+        self.backend, self.webhooks, self.timeline = backend, webhooks, timeline
+        self.chaos = chaos or Chaos()
+        self.seed = seed
+        self.out = out or (lambda who, text: None)
+        self.phones = {}
+        self.default_behaviour = {"agent": Behaviour(), "customer": Behaviour(keys="")}
+        self.kind_of = {}  # number -> agent/customer, for numbers without a Phone
+        self.scheduler = Scheduler()
+        self.lock = threading.Lock()
+        self.live = {}  # CallSid -> LiveCall
+        self.rooms = {}
+        self.records = []
+        self.talks = defaultdict(float)  # customer number -> simulated seconds a person talked with an agent
+        self.stats = defaultdict(int)
+        self.threads = []
+        self.origin = time.monotonic()
+        self.stopped = threading.Event()
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def add_phone(self, phone):
+        """A number the model answers for (agents, customers)."""
+        self.phones[phone.number] = phone
+        return phone
+
+    def start(self):
+        """Start hearing what the app does through the REST API."""
+        self.backend.attach(self)
+        return self
+
+    def stop(self):
+        """Stop every call and delivery (what is left is dropped)."""
+        self.stopped.set()
+        with self.lock:
+            calls = list(self.live.values())
+        for call in calls:
+            call.interrupt("hangup")
+        self.scheduler.stop()
+        self.backend.stop()
+
+    def sim_elapsed(self):
+        """Simulated seconds since the model started."""
+        return (time.monotonic() - self.origin) * self.timeline.speed
+
+    def busy(self):
+        """Calls still live or deliveries still pending."""
+        with self.lock:
+            live = len(self.live)
+        return live or not self.scheduler.idle()
+
+    def _rng(self, *parts):
+        """Seeded randomness per decision, so a run's choices replay from its seed."""
+        return random.Random("|".join(str(p) for p in (self.seed, *parts)))
+
+    # -- REST listener (the stand-in tells us what the app did) ----------------------------
+
+    def call_created(self, call):
+        """The app placed a call: ring the phone in a thread of its own."""
+        if self.stopped.is_set():
+            return
+        thread = threading.Thread(target=self._placed_call, args=(call,), daemon=True)
+        with self.lock:
+            self.threads.append(thread)
+        thread.start()
+
+    def call_redirected(self, call, url):
+        """The app moved a call to new TwiML."""
+        with self.lock:
+            live = self.live.get(call.sid)
+        if live is not None:
+            live.interrupt("redirect", url)
+
+    def call_hung_up(self, call):
+        """The app ended a call."""
+        with self.lock:
+            live = self.live.get(call.sid)
+        if live is not None:
+            live.interrupt("hangup")
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def wait(self, call, seconds):
+        """Let `seconds` of simulated time pass on a call; raises on a REST interrupt."""
+        deadline = time.monotonic() + self.timeline.real(seconds)
+        while True:
+            call.check()
+            if self.stopped.is_set():
+                raise HungUp("model")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            call.wake.wait(min(left, 0.5))
+
+    def _record(self, sid, number, kind, direction, behaviour):
+        record = CallRecord(sid, number, kind, direction, self.sim_elapsed(), behaviour=behaviour)
+        with self.lock:
+            self.records.append(record)
+        return record
+
+    def _phone_for(self, number):
+        phone = self.phones.get(number)
+        if phone is None:
+            kind = self.kind_of.get(number, "customer")
+            phone = self.phones.setdefault(number, Phone(number, kind, [self.default_behaviour[kind]]))
+        return phone
+
+    def _placed_call(self, placed):
+        phone = self._phone_for(placed.to)
+        behaviour = phone.next_behaviour()
+        record = self._record(placed.sid, placed.to, phone.kind, "outbound-api", behaviour.answer)
+        params = {"CallSid": placed.sid, "AccountSid": ACCOUNT_SID, "From": placed.from_, "To": placed.to,
+                  "Direction": "outbound-api", "ApiVersion": "2010-04-01"}
+        call = LiveCall(placed.sid, phone, behaviour, params, record)
+        call.url = placed.url
+        with self.lock:
+            self.live[placed.sid] = call
+        who = phone.name
+        self.stats[f"{phone.kind} calls"] += 1
+        outcome = "completed"
+        try:
+            self.backend.set_status(placed.sid, "ringing")
+            self.out(who, f"phone rings ({placed.to})")
+            timeout = placed.timeout or 60
+            if behaviour.answer in ("busy", "failed"):
+                self._ring(call, 2)
+                outcome = behaviour.answer
+            elif behaviour.answer == "no-answer" or behaviour.ring_seconds >= timeout:
+                self._ring(call, timeout)
+                outcome = "no-answer"
+            else:
+                self._ring(call, behaviour.ring_seconds)
+                outcome = self._answered(placed, call)
+        except HungUp:
+            outcome = "completed" if call.answered else "canceled"
+        except requests.RequestException as exc:
+            self.stats[f"webhook transport errors ({type(exc).__name__})"] += 1
+            self.out(who, f"the app could not be reached ({type(exc).__name__})")
+        self._finish(placed, call, outcome)
+
+    def _ring(self, call, seconds):
+        """Ring for `seconds`; a redirect while ringing only changes the TwiML fetched on answer."""
+        deadline = self.sim_elapsed() + seconds
+        while True:
+            try:
+                self.wait(call, deadline - self.sim_elapsed())
+                return
+            except Redirected as moved:
+                call.url = moved.url
+
+    def _answered(self, placed, call):
+        """The phone picked up: detection if asked, then the call's TwiML."""
+        behaviour = call.behaviour
+        answered_by = None
+        if placed.machine_detection:
+            answered_by = "human" if behaviour.is_person else "machine_start"
+        self.backend.set_status(placed.sid, "in-progress", answered_by)
+        call.answered = True
+        if behaviour.is_person:
+            self.out(call.phone.name, "answers")
+        else:
+            self.out(call.phone.name, "voicemail answers")
+        if "answered" in (getattr(placed, "status_callback_events", None) or []):
+            self._status_callback(placed, call, "in-progress", answered_by)
+        if placed.machine_detection:
+            # Detection listens before Twilio fetches the Url: a greeting takes longer to judge.
+            limit = placed.machine_detection_timeout or 30
+            self.wait(call, min(3 if behaviour.is_person else 5, limit))
+        extra = {"CallStatus": "in-progress", "AnsweredBy": answered_by}
+        run = CallRun(self, call, call.phone.name, keys=None, patience=None)
+        run.run(call.url or placed.url, extra, fallback_url=getattr(placed, "fallback_url", None))
+        return "completed"
+
+    def _finish(self, placed, call, outcome):
+        with self.lock:
+            self.live.pop(placed.sid, None)
+        call.record.ended, call.record.outcome = self.sim_elapsed(), outcome
+        try:
+            self.backend.set_status(placed.sid, outcome)
+        except requests.RequestException:
+            pass
+        if outcome != "completed":
+            self.out(call.phone.name, f"does not answer ({outcome})")
+        self._status_callback(placed, call, outcome, None)
+
+    def _status_callback(self, placed, call, status, answered_by):
+        if not placed.status_callback or self.stopped.is_set():
+            return
+        params = {**call.params, "CallStatus": status, "AnsweredBy": answered_by,
+                  "CallbackSource": "call-progress-events", "Timestamp": self._timestamp()}
+        if status in FINAL:
+            params["CallDuration"] = str(int(max(call.record.ended - call.record.started, 0)))
+        self.deliver(placed.status_callback, params, ("status", placed.sid, status))
+
+    def _timestamp(self):
+        return self.timeline.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+    def deliver(self, url, params, key):
+        """Send a callback through the chaotic network: late, twice, or never."""
+        rng = self._rng(*key)
+        chaos = self.chaos
+        if rng.random() < chaos.lose:
+            self.stats["callbacks lost"] += 1
+            return
+        copies = 2 if rng.random() < chaos.duplicate else 1
+        if copies == 2:
+            self.stats["callbacks duplicated"] += 1
+        for _ in range(copies):
+            delay = rng.uniform(0, chaos.max_delay) if chaos.max_delay else 0
+            if not delay:
+                # An orderly network delivers in order: at once, from the call's own thread.
+                self._send(url, params)
+                continue
+            self.stats["callbacks delayed"] += 1
+            self.scheduler.after(self.timeline.real(delay), self._send, url, params)
+
+    def _send(self, url, params):
+        if self.stopped.is_set():
+            return
+        try:
+            self.webhooks.post(url, params)
+            self.stats["callbacks delivered"] += 1
+        except requests.RequestException as exc:
+            self.stats[f"webhook transport errors ({type(exc).__name__})"] += 1
+
+    # -- inbound calls -------------------------------------------------------------------
+
+    def dial_in(self, from_, to, keys, patience, incoming_path="/voice/incoming", name="caller"):
+        """A person calls the IVR and follows the call to its end (in this thread)."""
+        sid = "CA" + uuid.uuid4().hex
+        record = self._record(sid, from_, "caller", "inbound", "human")
+        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": from_, "To": to,
+                  "Direction": "inbound", "ApiVersion": "2010-04-01"}
+        call = LiveCall(sid, Phone(from_, "caller", [Behaviour()], name=name), Behaviour(), params, record)
+        with self.lock:
+            self.live[sid] = call
+        run = CallRun(self, call, name, keys=keys, patience=patience)
+        self.out(name, f"calls {to} from {from_}")
+        try:
+            run.run(incoming_path, {"CallStatus": "ringing"})
+        except requests.RequestException as exc:
+            self.stats[f"webhook transport errors ({type(exc).__name__})"] += 1
+            run.ending = f"app unreachable ({type(exc).__name__})"
+            self.out(name, f"the app could not be reached ({type(exc).__name__})")
+        finally:
+            with self.lock:
+                self.live.pop(sid, None)
+            record.ended, record.outcome = self.sim_elapsed(), run.ending
+            try:
+                self.backend.set_status(sid, "completed")
+            except requests.RequestException:
+                pass
+        return run
+
+    # -- conferences ----------------------------------------------------------------------
+
+    def join(self, name, call, attrs):
+        """A call enters a conference; returns its Room."""
+        with self.lock:
+            room = self.rooms.get(name)
+            if room is None or room.ended.is_set():
+                room = self.rooms[name] = Room(name)
+            if room.callback is None and attrs.get("statusCallback"):
+                room.callback = attrs["statusCallback"]
+                room.events = set((attrs.get("statusCallbackEvent") or "start end").split())
+            flags = {"start": attrs.get("startConferenceOnEnter", "true") != "false",
+                     "end": attrs.get("endConferenceOnExit", "false") == "true",
+                     "joined": self.sim_elapsed()}
+            room.members[call.sid] = (call, flags)
+            starting = (not room.started and len(room.members) >= 2
+                        and any(f["start"] for _, f in room.members.values()))
+            if starting:
+                room.started = True
+        room.sid = self.backend.conference_joined(name, call.sid, flags["start"], flags["end"])
+        self._conference_event(room, "participant-join", call.sid, "join", flags)
+        if starting:
+            self._conference_event(room, "conference-start", None, "start")
+        return room
+
+    def leave(self, room, call, reason="participant_hung_up"):
+        """A call leaves a conference; the last one out, or an end-on-exit one, ends it."""
+        with self.lock:
+            entry = room.members.pop(call.sid, None)
+            if entry is None:
+                return
+            flags = entry[1]
+            self._count_talk(room, call, flags)
+            ending = not room.ended.is_set() and (flags["end"] or not room.members)
+            removed = []
+            if ending:
+                # The conference ends: everyone still in it is removed, then it ends.
+                room.ended.set()
+                while room.members:
+                    sid, (other, other_flags) = room.members.popitem()
+                    self._count_talk(room, other, other_flags)
+                    removed.append((sid, other_flags))
+        self.backend.conference_left(room.name, call.sid)
+        self._conference_event(room, "participant-leave", call.sid, "leave", flags,
+                               ReasonParticipantLeft=reason)
+        for sid, other_flags in removed:
+            self._conference_event(room, "participant-leave", sid, "leave", other_flags,
+                                   ReasonParticipantLeft="conference_ended")
+        if ending:
+            self.out("conference", f"{room.name} ends")
+            self._conference_event(room, "conference-end", None, "end",
+                                   CallSidEndingConference=call.sid,
+                                   ReasonConferenceEnded="participant-with-end-conference-on-exit-left"
+                                   if flags["end"] else "last-participant-left")
+
+    def _count_talk(self, room, leaving, flags):
+        """Time a person on a customer's line spent with a person on an agent's line."""
+        if not leaving.behaviour.is_person:
+            return
+        now = self.sim_elapsed()
+        for other, other_flags in room.members.values():
+            if not other.behaviour.is_person:
+                continue
+            kinds = {leaving.phone.kind, other.phone.kind}
+            if "agent" in kinds and kinds & {"customer", "caller"}:
+                customer = leaving if leaving.phone.kind != "agent" else other
+                together = now - max(flags["joined"], other_flags["joined"])
+                self.talks[customer.phone.number] += max(together, 0)
+
+    def _conference_event(self, room, event, call_sid, wanted, flags=None, **extra):
+        if room.callback is None or wanted not in room.events:
+            return
+        with self.lock:
+            room.sequence += 1
+            sequence = room.sequence
+        params = {"AccountSid": ACCOUNT_SID, "ConferenceSid": room.sid, "FriendlyName": room.name,
+                  "StatusCallbackEvent": event, "CallSid": call_sid, "SequenceNumber": sequence,
+                  "Timestamp": self._timestamp(), **extra}
+        if flags is not None:
+            params.update(StartConferenceOnEnter=str(flags["start"]).lower(),
+                          EndConferenceOnExit=str(flags["end"]).lower(), Muted="false", Hold="false",
+                          Coaching="false")
+        self.deliver(room.callback, params, ("conference", room.name, event, call_sid, sequence))
+
+
+class CallRun:
+    """One call running TwiML: an explicit loop over documents, never a recursion.
+
+    `keys` answers Gathers for a caller (None: the phone's behaviour decides); `patience`
+    is how many simulated seconds the caller stays on the line at most, checked in every
+    wait, so no loop of the app's can keep them forever.
+    """
+
+    def __init__(self, network, call, who, keys=None, patience=None):
+        self.network, self.call, self.who = network, call, who
+        self.keys, self.patience = keys, patience
+        self.elapsed = 0.0
+        self.queue = None  # (name, waitUrl, action, joined at elapsed)
+        self.queue_time = 0
+        self.documents = 0
+        self.ending = None
+        self.conference = None
+        self.redirected_out = False
+        self.left_with = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _pass(self, seconds):
+        """Let time pass on this call, within the caller's patience."""
+        if self.patience is not None and self.elapsed + seconds > self.patience:
+            self.network.wait(self.call, max(self.patience - self.elapsed, 0))
+            self.elapsed = self.patience
+            raise HungUp("caller")
+        self.network.wait(self.call, seconds)
+        self.elapsed += seconds
+        if self.queue is not None:
+            self.queue_time += seconds
+
+    def fetch(self, url, extra=None, fallback_url=None):
+        """Request TwiML (the next document of this call)."""
+        self.documents += 1
+        if self.documents > MAX_DOCUMENTS:
+            self.network.stats["calls stopped looping"] += 1
+            self.network.out(self.who, f"hangs up: {MAX_DOCUMENTS} TwiML documents and no end")
+            raise HungUp("caller")
+        self._pass(FETCH_SECONDS)
+        params = {**self.call.params, "CallStatus": "in-progress", **(extra or {})}
+        answer = self.network.webhooks.post(url, params)
+        if answer.root is None and fallback_url:
+            self.network.stats["fallback fetches"] += 1
+            answer = self.network.webhooks.post(fallback_url, {**params, "ErrorCode": "11200",
+                                                               "ErrorUrl": url})
+        if answer.root is None:
+            self.network.stats["webhook errors"] += 1
+            self.network.out(self.who, f"hears: an application error has occurred ({answer.status})")
+            raise HungUp("app")
+        return answer.root
+
+    def hears(self, text):
+        """What this party hears."""
+        self.network.out(f"{self.who} hears", text)
+
+    def press(self, prompt):
+        """Keys pressed at a Gather: the caller's script, or the phone's behaviour."""
+        if self.keys is not None:
+            return self.keys.next(prompt)
+        pressed = self.call.behaviour.keys if self.call.behaviour.is_person else ""
+        if pressed:
+            self.network.out(self.who, f"presses {pressed}")
+        return pressed
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, url, extra=None, fallback_url=None):
+        """Fetch the first document and run the call until it ends."""
+        try:
+            doc = self.fetch(url, extra, fallback_url)
+            while True:
+                try:
+                    if doc is None:
+                        if self.queue is None:
+                            self.ending = self.ending or "twiml-ended"
+                            return
+                        doc = self._wait_url()
+                        continue
+                    doc = self._execute(doc)
+                except Redirected as moved:
+                    doc = self._redirected(moved.url)
+        except HungUp as gone:
+            self.ending = self.ending or f"hung-up-by-{gone.who}"
+            if gone.who in ("caller", "callee", "model") and self.queue is not None:
+                self._leave_queue("hangup")
+            if gone.who == "caller" and self.patience is not None and self.elapsed >= self.patience:
+                self.network.out(self.who, f"gives up after {int(self.elapsed)} s on the line")
+        finally:
+            if self.conference is not None:
+                self.network.leave(self.conference, self.call)
+                self.conference = None
+
+    def _redirected(self, url):
+        self.network.out(self.who, "is moved by the app")
+        if self.queue is not None:
+            self.redirected_out = True
+            self.network.out(self.who, "is taken out of the queue")
+            self._leave_queue("redirected")
+        if self.conference is not None:
+            self.network.leave(self.conference, self.call, "participant_updated_via_api")
+            self.conference = None
+        return self.fetch(url)
+
+    def _leave_queue(self, result):
+        _, _, action, _ = self.queue
+        self.queue = None
+        if action:
+            answer = self.network.webhooks.post(action, {**self.call.params, "CallStatus": "in-progress",
+                                                         "QueueResult": result, "QueueTime": int(self.queue_time)})
+            return answer.root
+        return None
+
+    def _wait_url(self):
+        name, wait_url, _, _ = self.queue
+        return self.fetch(wait_url, {"QueueSid": "QU" + "0" * 32, "QueueTime": int(self.queue_time),
+                                     "QueuePosition": 1, "CurrentQueueSize": 1, "AvgQueueTime": 0})
+
+    def _execute(self, doc):
+        """Run one document's verbs; returns the next document, or None when it runs out."""
+        for verb in list(doc):
+            tag = verb.tag
+            if tag == "Say":
+                self.hears(verb.text or "")
+                self._pass(max(len((verb.text or "").split()) / 3, 1))
+            elif tag == "Play":
+                self.hears("♪ music")
+                self._pass(MUSIC_SECONDS * max(int(verb.get("loop", 1) or 1), 1))
+            elif tag == "Pause":
+                self._pass(int(verb.get("length", 1)))
+            elif tag == "Gather":
+                following = self._gather(verb)
+                if following is not None:
+                    return following
+            elif tag == "Redirect":
+                return self.fetch(verb.text)
+            elif tag == "Enqueue":
+                if self.queue is None:
+                    self.queue = (verb.text, verb.get("waitUrl"), verb.get("action"), self.elapsed)
+                    self.queue_time = 0
+                    self.network.out(self.who, f"waits in queue {verb.text}")
+                    return None
+            elif tag == "Leave":
+                if self.queue is not None:
+                    self.network.out(self.who, "leaves the queue")
+                    self.left_with = "leave"
+                    return self._leave_queue("leave")
+            elif tag == "Hangup":
+                raise HungUp("app")
+            elif tag == "Dial":
+                following = self._dial(verb)
+                if following is not None:
+                    return following
+            elif tag == "Reject":
+                raise HungUp("app")
+        return None
+
+    def _gather(self, verb):
+        prompt = []
+        for child in verb:
+            if child.tag == "Say":
+                self.hears(child.text or "")
+                prompt.append(child.text or "")
+            elif child.tag == "Play":
+                self.hears("♪ music")
+        digits = self.press(" ".join(prompt) or "Your keys")
+        limit = int(verb.get("numDigits") or 0)
+        if digits and limit:
+            digits = digits[:limit]
+        if not digits:
+            # Nobody pressed anything: the prompt plays, then the timeout runs out.
+            self._pass(int(verb.get("timeout", 5)) + (MUSIC_SECONDS if verb.find("Play") is not None else 0))
+            if verb.get("actionOnEmptyResult") != "true":
+                return None
+        else:
+            self._pass(len(digits) * 0.5)
+        return self.fetch(verb.get("action"), {"Digits": digits,
+                                               "FinishedOnKey": "" if limit and len(digits) >= limit else "#"})
+
+    def _dial(self, verb):
+        conference = verb.find("Conference")
+        status = "completed"
+        if conference is not None:
+            self._in_conference(conference)
+        else:
+            self.hears(f"dials {(verb.text or '').strip() or 'a number'}")
+            self._pass(10)
+        action = verb.get("action")
+        if action:
+            return self.fetch(action, {"DialCallStatus": status})
+        return None
+
+    def _in_conference(self, element):
+        """Join, stay as the party would, and leave (or be ended with the conference)."""
+        name = (element.text or "").strip()
+        room = self.network.join(name, self.call, element.attrib)
+        self.conference = room
+        self.network.out(self.who, f"joins conference {name}")
+        behaviour = self.call.behaviour
+        alone_since, together_since = self.elapsed, None
+        while not room.ended.is_set():
+            others = [c for sid, (c, _) in list(room.members.items()) if sid != self.call.sid]
+            if others:
+                together_since = self.elapsed if together_since is None else together_since
+                if self.elapsed - together_since >= behaviour.talk_seconds:
+                    self.network.out(self.who, "hangs up after talking" if behaviour.is_person
+                                     else "voicemail recording ends")
+                    raise HungUp("callee")
+            else:
+                if together_since is not None:
+                    alone_since, together_since = self.elapsed, None
+                if self.elapsed - alone_since >= behaviour.alone_seconds:
+                    self.network.out(self.who, "hangs up, alone in the conference")
+                    raise HungUp("callee")
+            self._pass(1)
+        self.network.leave(room, self.call, "conference_ended")
+        self.conference = None

@@ -1,0 +1,236 @@
+"""The Twilio model that `make call` and `make soak` play: its TwiML engine, phones,
+conferences and chaotic network, against small recording apps and the real app over HTTP."""
+import threading
+import time
+
+import pytest
+from flask import Flask, Response, request
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from callback.config import Config
+from callback.telephony import Telephony, TelephonyError
+from callback.twilio_model import (
+    Behaviour,
+    Chaos,
+    Keys,
+    LocalBackend,
+    Network,
+    Phone,
+    Timeline,
+    Webhooks,
+)
+from conftest import AUTH_TOKEN, IVR_NUMBER, PUBLIC
+
+FAST = 100_000  # simulated seconds per real second: waits take no time
+
+
+class Served:
+    """A WSGI app on a free loopback port, in a thread."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def recording_app(documents):
+    """A Flask app answering TwiML by path, checking Twilio's signature, keeping every request."""
+    app = Flask("recording")
+    seen = []
+    validator = RequestValidator(AUTH_TOKEN)
+
+    @app.post("/<path:path>")
+    def answer(path):
+        url = PUBLIC + "/" + path + (("?" + request.query_string.decode()) if request.query_string else "")
+        valid = validator.validate(url, request.form, request.headers.get("X-Twilio-Signature", ""))
+        seen.append({"path": "/" + path, "form": request.form.to_dict(), "valid": valid})
+        body = documents.get("/" + path, "<Response/>")
+        return Response(body if valid else "forbidden", status=200 if valid else 403, mimetype="text/xml")
+
+    return app, seen
+
+
+@pytest.fixture
+def telephony(standin_server):
+    """The app's REST client pointed at the stand-in."""
+
+    def build(**overrides):
+        config = Config(TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+                        TWILIO_API_BASE_URL=standin_server.url)
+        return Telephony(config.with_overrides(overrides) if overrides else config)
+
+    return build
+
+
+@pytest.fixture
+def model(twilio_standin):
+    """A factory: a Network over the stand-in, sending webhooks to a given app."""
+    started = []
+
+    def build(app, chaos=None, seed=1):
+        served = Served(app)
+        network = Network(LocalBackend(twilio_standin), Webhooks(AUTH_TOKEN, PUBLIC, [served.url]),
+                          Timeline(FAST), chaos=chaos, seed=seed).start()
+        started.append((served, network))
+        return network
+
+    yield build
+    for served, network in started:
+        network.stop()
+        served.stop()
+
+
+def wait_until(condition, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_redirect_loop_is_a_loop_not_a_recursion_and_patience_ends_it(model):
+    app, seen = recording_app({"/loop": "<Response><Redirect>/loop</Redirect></Response>"})
+    network = model(app)
+    run = network.dial_in("+12125550100", IVR_NUMBER, Keys([]), patience=1500, incoming_path="/loop")
+    # Each document stands for a second: patience (not the interpreter's stack) ended the call,
+    # well past the ~1000 frames a recursive interpreter dies at.
+    assert run.ending == "hung-up-by-caller"
+    assert 1400 <= run.documents <= 1501
+    assert all(r["valid"] for r in seen)
+
+
+def test_patience_holds_while_queued_and_the_enqueue_action_hears_the_hangup(model):
+    hold = "<Response><Say>Hold on.</Say><Play>https://x/m.mp3</Play></Response>"
+    app, seen = recording_app({
+        "/in": '<Response><Enqueue waitUrl="/wait" action="/done">Sales</Enqueue></Response>',
+        "/wait": hold})
+    network = model(app)
+    run = network.dial_in("+12125550101", IVR_NUMBER, Keys([]), patience=100, incoming_path="/in")
+    assert run.ending == "hung-up-by-caller"
+    waits = [r for r in seen if r["path"] == "/wait"]
+    assert [int(r["form"]["QueueTime"]) for r in waits][:3] == [0, 17, 34]
+    done = [r for r in seen if r["path"] == "/done"]
+    assert done and done[-1]["form"]["QueueResult"] == "hangup"
+
+
+def test_status_callbacks_are_lost_or_duplicated_as_the_chaos_says(model, twilio_standin, telephony):
+    app, seen = recording_app({"/answer": "<Response><Say>Hi</Say><Hangup/></Response>"})
+    lossy = model(app, chaos=Chaos(lose=1.0))
+    lossy.add_phone(Phone("+14155550111", "agent", [Behaviour("human", ring_seconds=1)]))
+    telephony = telephony()
+    sid = telephony.place_call(to="+14155550111", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                               status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: twilio_standin.calls[sid].status == "completed")
+    time.sleep(0.3)
+    assert not [r for r in seen if r["path"] == "/status"]
+    lossy.stop()
+
+    twice = model(app, chaos=Chaos(duplicate=1.0))
+    twice.add_phone(Phone("+14155550112", "agent", [Behaviour("human", ring_seconds=1)]))
+    sid = telephony.place_call(to="+14155550112", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                               status_callback=PUBLIC + "/status", timeout=20)
+    # The app asks for the answered and completed events: each arrives twice.
+    assert wait_until(lambda: len([r for r in seen if r["path"] == "/status"]) == 4)
+    statuses = sorted((r["form"]["CallSid"], r["form"]["CallStatus"]) for r in seen if r["path"] == "/status")
+    assert statuses == [(sid, "completed")] * 2 + [(sid, "in-progress")] * 2
+    assert all(r["valid"] for r in seen)
+
+
+def test_voicemail_answers_with_machine_detection_and_presses_nothing(model, twilio_standin, telephony):
+    gather = ('<Response><Gather numDigits="1" action="/pressed" actionOnEmptyResult="true">'
+              '<Say>Press 1 to accept.</Say></Gather></Response>')
+    app, seen = recording_app({"/answer": gather, "/pressed": "<Response><Hangup/></Response>"})
+    network = model(app)
+    network.add_phone(Phone("+12125550120", "customer", [Behaviour("voicemail", keys="", ring_seconds=1)]))
+    network.add_phone(Phone("+14155550121", "agent", [Behaviour("human", keys="1", ring_seconds=1)]))
+    telephony = telephony()
+    telephony.place_call(to="+12125550120", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                         status_callback=PUBLIC + "/status", timeout=30, machine_detection=True)
+    telephony.place_call(to="+14155550121", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                         status_callback=PUBLIC + "/status", timeout=30)
+    assert wait_until(lambda: len([r for r in seen if r["path"] == "/pressed"]) == 2)
+    answers = {r["form"]["To"]: r["form"] for r in seen if r["path"] == "/answer"}
+    assert answers["+12125550120"]["AnsweredBy"] == "machine_start"
+    assert "AnsweredBy" not in answers["+14155550121"]
+    pressed = {r["form"]["To"]: r["form"]["Digits"] for r in seen if r["path"] == "/pressed"}
+    assert pressed == {"+12125550120": "", "+14155550121": "1"}
+
+
+def test_conference_events_name_the_conference_and_each_participant(model, twilio_standin, telephony):
+    room = ('<Response><Dial><Conference statusCallback="/conf" statusCallbackEvent="start end join leave" '
+            'endConferenceOnExit="true">room-1</Conference></Dial></Response>')
+    plain = "<Response><Dial><Conference>room-1</Conference></Dial></Response>"
+    app, seen = recording_app({"/agent": room, "/customer": plain})
+    network = model(app)
+    network.add_phone(Phone("+14155550131", "agent", [Behaviour("human", ring_seconds=1, talk_seconds=30)]))
+    network.add_phone(Phone("+12125550132", "customer", [Behaviour("human", ring_seconds=5, talk_seconds=300)]))
+    telephony = telephony()
+    agent = telephony.place_call(to="+14155550131", from_=IVR_NUMBER, url=PUBLIC + "/agent",
+                                 status_callback=PUBLIC + "/status", timeout=30)
+    customer = telephony.place_call(to="+12125550132", from_=IVR_NUMBER, url=PUBLIC + "/customer",
+                                    status_callback=PUBLIC + "/status", timeout=30)
+    assert wait_until(lambda: any(r["form"].get("StatusCallbackEvent") == "conference-end" for r in seen))
+    events = [(r["form"]["StatusCallbackEvent"], r["form"].get("CallSid")) for r in seen if r["path"] == "/conf"]
+    assert events[:3] == [("participant-join", agent), ("participant-join", customer), ("conference-start", None)]
+    # The agent (end-on-exit) hangs up after talking: they leave, the customer is removed,
+    # the conference ends.
+    assert events[3:] == [("participant-leave", agent), ("participant-leave", customer), ("conference-end", None)]
+    forms = [r["form"] for r in seen if r["path"] == "/conf"]
+    assert {f["FriendlyName"] for f in forms} == {"room-1"}
+    assert len({f["ConferenceSid"] for f in forms}) == 1 and forms[0]["ConferenceSid"].startswith("CF")
+    assert network.talks["+12125550132"] >= 29
+    assert wait_until(lambda: twilio_standin.calls[customer].status == "completed")
+
+
+def test_a_refused_number_never_rings_and_a_timed_out_create_still_rings(model, twilio_standin, telephony):
+    app, _ = recording_app({"/answer": "<Response><Pause length=\"5\"/></Response>"})
+    network = model(app)
+    twilio_standin.refuse("+12125550140", 21215)
+    telephony = telephony(TWILIO_REST_TIMEOUT_SECONDS=1)
+    with pytest.raises(TelephonyError) as refused:
+        telephony.place_call(to="+12125550140", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                             status_callback=PUBLIC + "/status", timeout=30)
+    assert (refused.value.status, refused.value.code) == (400, 21215)
+    assert not twilio_standin.placed(to="+12125550140")
+    twilio_standin.time_out_after_placing(2.5)
+    with pytest.raises(TelephonyError):
+        telephony.place_call(to="+12125550141", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                             status_callback=PUBLIC + "/status", timeout=30)
+    assert len(twilio_standin.placed(to="+12125550141")) == 1
+    assert any(r.number == "+12125550141" for r in network.records)
+
+
+def test_the_caller_journey_through_the_real_app_asks_for_a_callback(app, main_line, model):
+    """The engine drives the real IVR over HTTP: menu, hold, offer, number, leave."""
+    from callback.twilio_model import answering_caller
+
+    network = model(app)
+    run = network.dial_in("+12125550150", IVR_NUMBER, Keys(responder=answering_caller("2125550150")),
+                          patience=600)
+    assert run.left_with == "leave" and run.ending in ("hung-up-by-app", "twiml-ended")
+    callback = app.extensions["callback"].storage.get_callback(run.call.sid)
+    assert callback.number == "+12125550150"
+
+
+def test_an_answer_that_is_not_twiml_is_an_application_error_and_the_fallback_url_runs(
+        model, twilio_standin, standin_server):
+    import requests
+
+    app, seen = recording_app({"/answer": "this is not TwiML", "/fallback": "<Response><Hangup/></Response>"})
+    network = model(app)
+    network.add_phone(Phone("+14155550161", "agent", [Behaviour("human", ring_seconds=1)]))
+    account = "AC" + "1" * 32
+    created = requests.post(f"{standin_server.url}/2010-04-01/Accounts/{account}/Calls.json",
+                            auth=(account, AUTH_TOKEN), timeout=5,
+                            data={"To": "+14155550161", "From": IVR_NUMBER, "Url": PUBLIC + "/answer",
+                                  "FallbackUrl": PUBLIC + "/fallback"})
+    assert created.status_code == 201
+    assert wait_until(lambda: any(r["path"] == "/fallback" for r in seen))
+    fallback = next(r for r in seen if r["path"] == "/fallback")
+    assert fallback["form"]["ErrorCode"] == "11200" and fallback["form"]["ErrorUrl"] == PUBLIC + "/answer"
+    assert network.webhooks.errors and network.webhooks.errors[0][0] == PUBLIC + "/answer"
