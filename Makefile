@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test call bench package init-db clean browser java dynamodb-local
+.PHONY: run test call bench soak package init-db clean browser java dynamodb-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ $(DYNAMODB_LOCAL_STAMP):
 # The cold-start part measures the Lambda package, so it is built first.
 bench: $(STAMP) package
 	$(BIN)/python -m bench --write $(ARGS)
+
+# The app in several processes against a chaotic Twilio, then the books checked (not part of
+# `make test`; fails when anything that must never happen did). ARGS="--seed N" replays a run.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --write $(ARGS)
 
 # The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime
 # requirements (and Zappa, whose handler runs in the Lambda). Zappa's zip callback

@@ -303,8 +303,12 @@ def main(argv=None):
         standin.stop()
         moto.stop()
     if args.write:
-        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
-            f.write("\n".join(LINES) + "\n")
+        from bench.soak import soak_section
+
+        path = os.path.join(ROOT, "bench", "RESULTS.md")
+        kept = soak_section(open(path).read()) if os.path.exists(path) else ""
+        with open(path, "w") as f:
+            f.write("\n".join(LINES) + "\n" + (f"\n{kept}" if kept else ""))
 
 
 if __name__ == "__main__":
