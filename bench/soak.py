@@ -68,10 +68,10 @@ class Plan:
     callbacks: int = 200
     agents: int = 10
     workers: int = 3
-    speed: float = 12.0
-    arrival_minutes: float = 15.0  # callers call in over this long (a busy hour's pace)
-    minutes: float = 80.0  # simulated time the run may take before draining
-    real_limit: float = 1200.0  # real seconds the whole run may take
+    speed: float = 10.0
+    arrival_minutes: float = 20.0  # callers call in over this long (a busy hour's pace)
+    minutes: float = 90.0  # simulated time the run may take before draining
+    real_limit: float = 1500.0  # real seconds the whole run may take
     expiration_minutes: int = 45
     retry_minutes: int = 3
     max_retries: int = 3
@@ -381,10 +381,18 @@ def main_run(plan, out=print):
 
         deadline_sim = plan.minutes * 60
         deadline_real = started + plan.real_limit * 0.8
+        next_note = network.sim_elapsed() + 600
         while network.sim_elapsed() < deadline_sim and time.time() < deadline_real:
             time.sleep(2)
-            if all(not t.is_alive() for t in threads) and not retrying(_open_callbacks, svc, run):
-                break
+            callers_done = all(not t.is_alive() for t in threads)
+            if callers_done or network.sim_elapsed() >= next_note:
+                still_open = retrying(_open_callbacks, svc, run)
+                if network.sim_elapsed() >= next_note:
+                    next_note += 600
+                    out(f"soak: {network.sim_elapsed() / 60:.0f} simulated minutes: {len(run.requested)} "
+                        f"callbacks asked for, {still_open} still open")
+                if callers_done and not still_open:
+                    break
         out(f"soak: calls done at {network.sim_elapsed() / 60:.0f} simulated minutes; draining")
         desk.draining.set()
         drain_until = min(time.time() + 600 / plan.speed + 10, started + plan.real_limit)

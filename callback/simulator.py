@@ -281,8 +281,7 @@ def _run(args):
         app.set_available(agent_id)
     caller_keys = Keys(keys if not interactive else None, out=Out.say)
     run = network.dial_in(args.from_, args.to or session["ivr_number"], caller_keys, args.patience)
-    Out.say("caller", "call over" if run.conference is None and run.ending == "hung-up-by-callee"
-            else "hangs up")
+    Out.say("caller", "call over" if run.ending == "hung-up-by-callee" else "hangs up")
 
     status = app.callback_status(run.call.sid)
     if status is None:

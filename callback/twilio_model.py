@@ -27,7 +27,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urljoin
 
@@ -507,6 +507,11 @@ class Network:
         self.scheduler.stop()
         self.backend.stop()
 
+    def count(self, what):
+        """One more of something worth reporting."""
+        with self.lock:
+            self.stats[what] += 1
+
     def sim_elapsed(self):
         """Simulated seconds since the model started."""
         return (time.monotonic() - self.origin) * self.timeline.speed
@@ -584,7 +589,7 @@ class Network:
         with self.lock:
             self.live[placed.sid] = call
         who = phone.name
-        self.stats[f"{phone.kind} calls"] += 1
+        self.count(f"{phone.kind} calls")
         outcome = "completed"
         try:
             self.backend.set_status(placed.sid, "ringing")
@@ -602,7 +607,7 @@ class Network:
         except HungUp:
             outcome = "completed" if call.answered else "canceled"
         except requests.RequestException as exc:
-            self.stats[f"webhook transport errors ({type(exc).__name__})"] += 1
+            self.count(f"webhook transport errors ({type(exc).__name__})")
             self.out(who, f"the app could not be reached ({type(exc).__name__})")
         self._finish(placed, call, outcome)
 
@@ -668,18 +673,18 @@ class Network:
         rng = self._rng(*key)
         chaos = self.chaos
         if rng.random() < chaos.lose:
-            self.stats["callbacks lost"] += 1
+            self.count("callbacks lost")
             return
         copies = 2 if rng.random() < chaos.duplicate else 1
         if copies == 2:
-            self.stats["callbacks duplicated"] += 1
+            self.count("callbacks duplicated")
         for _ in range(copies):
             delay = rng.uniform(0, chaos.max_delay) if chaos.max_delay else 0
             if not delay:
                 # An orderly network delivers in order: at once, from the call's own thread.
                 self._send(url, params)
                 continue
-            self.stats["callbacks delayed"] += 1
+            self.count("callbacks delayed")
             self.scheduler.after(self.timeline.real(delay), self._send, url, params)
 
     def _send(self, url, params):
@@ -687,9 +692,9 @@ class Network:
             return
         try:
             self.webhooks.post(url, params)
-            self.stats["callbacks delivered"] += 1
+            self.count("callbacks delivered")
         except requests.RequestException as exc:
-            self.stats[f"webhook transport errors ({type(exc).__name__})"] += 1
+            self.count(f"webhook transport errors ({type(exc).__name__})")
 
     # -- inbound calls -------------------------------------------------------------------
 
@@ -707,7 +712,7 @@ class Network:
         try:
             run.run(incoming_path, {"CallStatus": "ringing"})
         except requests.RequestException as exc:
-            self.stats[f"webhook transport errors ({type(exc).__name__})"] += 1
+            self.count(f"webhook transport errors ({type(exc).__name__})")
             run.ending = f"app unreachable ({type(exc).__name__})"
             self.out(name, f"the app could not be reached ({type(exc).__name__})")
         finally:
@@ -824,6 +829,7 @@ class CallRun:
         self.conference = None
         self.redirected_out = False
         self.left_with = None
+        self.url = None  # the document running now (a Gather without action posts back to it)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -842,18 +848,19 @@ class CallRun:
         """Request TwiML (the next document of this call)."""
         self.documents += 1
         if self.documents > MAX_DOCUMENTS:
-            self.network.stats["calls stopped looping"] += 1
+            self.network.count("calls stopped looping")
             self.network.out(self.who, f"hangs up: {MAX_DOCUMENTS} TwiML documents and no end")
             raise HungUp("caller")
         self._pass(FETCH_SECONDS)
+        self.url = url
         params = {**self.call.params, "CallStatus": "in-progress", **(extra or {})}
         answer = self.network.webhooks.post(url, params)
         if answer.root is None and fallback_url:
-            self.network.stats["fallback fetches"] += 1
+            self.network.count("fallback fetches")
             answer = self.network.webhooks.post(fallback_url, {**params, "ErrorCode": "11200",
                                                                "ErrorUrl": url})
         if answer.root is None:
-            self.network.stats["webhook errors"] += 1
+            self.network.count("webhook errors")
             self.network.out(self.who, f"hears: an application error has occurred ({answer.status})")
             raise HungUp("app")
         return answer.root
@@ -982,7 +989,7 @@ class CallRun:
                 return None
         else:
             self._pass(len(digits) * 0.5)
-        return self.fetch(verb.get("action"), {"Digits": digits,
+        return self.fetch(verb.get("action") or self.url, {"Digits": digits,
                                                "FinishedOnKey": "" if limit and len(digits) >= limit else "#"})
 
     def _dial(self, verb):
