@@ -140,9 +140,9 @@ def answering_caller(number_digits):
 
     def respond(prompt):
         text = prompt.lower()
-        if "number" in text and ("enter" in text or "digit" in text) and "if that is" not in text:
-            return number_digits
-        return "1"
+        if "press 1" in text or "number" not in text:
+            return "1"
+        return number_digits
 
     return respond
 
@@ -980,8 +980,15 @@ class CallRun:
                 self.hears("♪ music")
         digits = self.press(" ".join(prompt) or "Your keys")
         limit = int(verb.get("numDigits") or 0)
-        if digits and limit:
+        finish = verb.get("finishOnKey", "#")
+        finished_on = ""
+        if finish and finish in digits:
+            # Twilio stops at the finish key and leaves it out of Digits.
+            digits, finished_on = digits[:digits.index(finish)], finish
+        elif digits and limit:
             digits = digits[:limit]
+        elif digits and finish:
+            finished_on = finish  # a whole entry is sent with the finish key
         if not digits:
             # Nobody pressed anything: the prompt plays, then the timeout runs out.
             self._pass(int(verb.get("timeout", 5)) + (MUSIC_SECONDS if verb.find("Play") is not None else 0))
@@ -989,8 +996,7 @@ class CallRun:
                 return None
         else:
             self._pass(len(digits) * 0.5)
-        return self.fetch(verb.get("action") or self.url, {"Digits": digits,
-                                               "FinishedOnKey": "" if limit and len(digits) >= limit else "#"})
+        return self.fetch(verb.get("action") or self.url, {"Digits": digits, "FinishedOnKey": finished_on})
 
     def _dial(self, verb):
         conference = verb.find("Conference")

@@ -107,7 +107,7 @@ def test_a_caller_who_never_presses_anything_gives_up_and_is_forgotten(local_run
 
 
 def test_the_simulator_plays_voicemail_refused_numbers_and_a_chaotic_network(local_run, capsys):
-    out = run_simulator(local_run, capsys, "--keys", "1,1,2125551299", "--from", "+12125550166",
+    out = run_simulator(local_run, capsys, "--keys", "1,1,2125551299,1", "--from", "+12125550166",
                         "--agent", "alice", "--agent-answers", "voicemail,answer",
                         "--customer-answers", "refused:21215", "--duplicate", "1", "--late", "20",
                         "--watch", "120")

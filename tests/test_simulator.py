@@ -49,7 +49,7 @@ def test_unknown_behaviours_are_refused_with_the_known_ones_named():
 def test_the_readme_tells_how_make_call_finds_the_app_and_what_the_keys_are():
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
-    section = readme[readme.index("### Try a call"):readme.index("## How a call flows")]
+    section = " ".join(readme[readme.index("### Try a call"):readme.index("## How a call flows")].split())
     assert ".local-data/session.json" in section
     for meaning in ("queue menu", "callback offer", "callback number"):
         assert meaning in section, meaning

@@ -59,12 +59,13 @@ def test_each_callback_violation_is_counted_with_its_id():
     }
     requested = {cb_id: cb.number for cb_id, cb in callbacks.items()}
     requested["vanished"] = "+8"
+    requested["told-already-pending"] = "+7"  # a second call from a number that has one
     talks = {"+1": 42.0}
     over, miscounted, unsettled, lost = check_callbacks(callbacks, requested, 3, talks)
     assert [e.split()[0] for e in over.examples] == ["over"]
     assert [e.split()[0] for e in miscounted.examples] == ["miscounted"]
     assert [e.split()[0] for e in unsettled.examples] == ["open", "dialing"]
-    assert [e.split()[0] for e in lost.examples] == ["voicemail", "vanished"]
+    assert [e.split()[0] for e in lost.examples] == ["vanished", "voicemail"]
 
 
 def test_agents_left_busy_or_reserved_are_counted():
