@@ -76,6 +76,7 @@ bench: $(STAMP) package
 # The app in several processes against a chaotic Twilio, then the books checked (not part of
 # `make test`; fails when anything that must never happen did). ARGS="--seed N" replays a run.
 soak: $(STAMP)
+	@$(MAKE) --no-print-directory dynamodb-local || echo "no DynamoDB Local: the soak runs on moto"
 	$(BIN)/python -m bench.soak --write $(ARGS)
 
 # The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime

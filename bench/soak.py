@@ -3,7 +3,8 @@
     python -m bench.soak [--seed N] [--callbacks 200] [--agents 10] [--workers 3] [--write]
     python -m bench.soak --smoke          # ~30 callbacks, a short run
 
-Processes: one serves DynamoDB (moto over HTTP, `callback.local.start_dynamodb`), several
+Processes: one serves DynamoDB over HTTP (Amazon's DynamoDB Local when `make
+dynamodb-local` has fetched it, else moto's server), several
 serve the app's webhooks and API and run the sweep every (simulated) minute — many
 Lambdas at once — and this one plays Twilio with `callback.twilio_model`: callers who
 ask for a callback through the real IVR, agents who press 1, miss calls or whose phone
@@ -80,6 +81,7 @@ class Plan:
     max_delay: float = 20.0
     rest_timeouts: float = 0.03  # share of create requests answered after the client gave up
     rest_timeout_seconds: float = 2.0
+    engine: str = "auto"  # DynamoDB Local when fetched, else moto
 
     @classmethod
     def smoke(cls, seed=1):
@@ -102,12 +104,25 @@ def app_config(spec):
     }
 
 
-def run_dynamodb():
-    """Child process: moto's DynamoDB over HTTP until stdin closes."""
-    from callback.local import start_dynamodb
+def run_dynamodb(engine):
+    """Child process: DynamoDB over HTTP until stdin closes — Amazon's DynamoDB Local (the
+    tests' engine, when `make dynamodb-local` has fetched it), else moto's server."""
+    server = None
+    if engine in ("auto", "dynamodb-local"):
+        from callback.dynamodb_local import DynamoDBLocal, Unavailable
 
-    endpoint, server = start_dynamodb()
-    print(endpoint, flush=True)
+        try:
+            server = DynamoDBLocal().start()
+            print(f"{server.url} DynamoDB Local", flush=True)
+        except Unavailable as exc:
+            if engine == "dynamodb-local":
+                raise
+            print(f"DynamoDB Local unavailable ({str(exc).splitlines()[0]}); using moto", file=sys.stderr)
+    if server is None:
+        from callback.local import start_dynamodb
+
+        endpoint, server = start_dynamodb()
+        print(f"{endpoint} moto", flush=True)
     sys.stdin.read()
     server.stop()
 
@@ -234,6 +249,7 @@ class Run:
     agent_numbers: set = field(default_factory=set)
     worker_logs: list = field(default_factory=list)
     late_creates: int = 0
+    engine: str = ""
     callers: Counter = field(default_factory=Counter)
     sim_minutes: float = 0.0
     real_seconds: float = 0.0
@@ -298,8 +314,10 @@ def main_run(plan, out=print):
     children = []
     run = Run(plan)
     try:
-        dynamo, endpoint = start_child(["dynamodb"], os.path.join(workdir, "dynamodb.log"))
+        dynamo, line = start_child(["dynamodb", plan.engine], os.path.join(workdir, "dynamodb.log"))
         children.append(dynamo)
+        endpoint, _, run.engine = line.partition(" ")
+        out(f"soak: DynamoDB: {run.engine} at {endpoint}")
         origin_wall = time.time()
         clock = SharedClock(origin_wall, plan.speed)
         standin = TwilioStandIn(clock=clock)
@@ -586,7 +604,7 @@ def report_lines(run, report):
     findings = report["findings"]
     lines = [f"Seed {plan.seed}: {report['requested']} callbacks requested through the IVR "
              f"({report['refused']} of them to numbers Twilio refuses), {plan.agents} agents, {plan.workers} app "
-             f"processes sweeping every simulated minute, clock x{plan.speed:g}; "
+             f"processes sweeping every simulated minute, DynamoDB: {run.engine}, clock x{plan.speed:g}; "
              f"{run.sim_minutes:.0f} simulated minutes in {run.real_seconds:.0f} s.",
              "",
              "| must never happen | count | examples |",
@@ -643,7 +661,7 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "dynamodb":
-        return run_dynamodb()
+        return run_dynamodb(argv[1] if len(argv) > 1 else "auto")
     if argv and argv[0] == "worker":
         return run_worker(json.loads(argv[1]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -653,11 +671,14 @@ def main(argv=None):
     parser.add_argument("--agents", type=int)
     parser.add_argument("--workers", type=int, help="app processes")
     parser.add_argument("--speed", type=float, help="simulated seconds per real second")
+    parser.add_argument("--engine", choices=("auto", "dynamodb-local", "moto"), default="auto",
+                        help="DynamoDB engine (auto: DynamoDB Local when `make dynamodb-local` fetched it)")
     parser.add_argument("--write", action="store_true", help="record the counts in bench/RESULTS.md")
     parser.add_argument("--json", help="also write the counts to this JSON file")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     plan = Plan.smoke(seed) if args.smoke else Plan(seed=seed)
+    plan.engine = args.engine
     for name in ("callbacks", "agents", "workers", "speed"):
         if getattr(args, name) is not None:
             setattr(plan, name, getattr(args, name))
@@ -676,7 +697,7 @@ def main(argv=None):
         write_results(lines)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"seed": plan.seed, "requested": report["requested"], "violations": total,
+            json.dump({"seed": plan.seed, "requested": report["requested"], "violations": total, "lines": lines,
                        "findings": {f.name: f.count for f in report["findings"]},
                        "statuses": dict(report["statuses"])}, f, indent=2)
     return 1 if total else 0
