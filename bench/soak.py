@@ -590,11 +590,13 @@ def check(run):
         with open(path, errors="replace") as f:
             app_errors += sum(1 for line in f if line.startswith("Traceback") or " ERROR " in line
                               or line.startswith("ERROR"))
+    uncounted = max(((sum(1 for a in cb.history if not a.counted), cb.callback_id) for cb in callbacks.values()),
+                    default=(0, None))
     statuses = Counter(cb.status for cb in callbacks.values())
     attempts = sum(len(cb.history) for cb in callbacks.values())
     outcomes = Counter(a.outcome for cb in callbacks.values() for a in cb.history)
     return {"findings": findings, "statuses": statuses, "attempts": attempts, "outcomes": outcomes,
-            "stats": dict(network.stats), "app_errors": app_errors, "requested": len(run.requested),
+            "stats": dict(network.stats), "app_errors": app_errors, "uncounted": uncounted, "requested": len(run.requested),
             "refused": sum(1 for n in run.requested.values() if n in run.refused), "webhooks": network.webhooks.sent}
 
 
@@ -615,9 +617,12 @@ def report_lines(run, report):
     total = sum(f.count for f in findings)
     stats = report["stats"]
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(report["statuses"].items())) or "none"
+    uncounted, worst = report["uncounted"]
+    most = f"{uncounted} ({worst})" if worst else "0"
     outcomes = ", ".join(f"{k} {v}" for k, v in report["outcomes"].most_common()) or "none"
     lines += ["",
-              f"Violations: **{total}**. Callbacks: {statuses}. Attempts: {report['attempts']} ({outcomes}).",
+              f"Violations: **{total}**. Callbacks: {statuses}. Attempts: {report['attempts']} ({outcomes}); "
+              f"most uncounted attempts on one callback: {most}.",
               f"Network: {report['webhooks']} webhooks; status callbacks and conference events "
               f"duplicated {stats.get('callbacks duplicated', 0)}, lost {stats.get('callbacks lost', 0)}, "
               f"delayed {stats.get('callbacks delayed', 0)}; calls placed to agents "

@@ -545,9 +545,11 @@ class Network:
             live.interrupt("redirect", url)
 
     def call_hung_up(self, call):
-        """The app ended a call."""
+        """The app ended a call: it is over now, whenever its thread notices."""
         with self.lock:
             live = self.live.get(call.sid)
+            if live is not None and live.record.ended is None:
+                live.record.ended = self.sim_elapsed()
         if live is not None:
             live.interrupt("hangup")
 
@@ -647,7 +649,9 @@ class Network:
     def _finish(self, placed, call, outcome):
         with self.lock:
             self.live.pop(placed.sid, None)
-        call.record.ended, call.record.outcome = self.sim_elapsed(), outcome
+            if call.record.ended is None:
+                call.record.ended = self.sim_elapsed()
+        call.record.outcome = outcome
         try:
             self.backend.set_status(placed.sid, outcome)
         except requests.RequestException:

@@ -234,3 +234,31 @@ def test_an_answer_that_is_not_twiml_is_an_application_error_and_the_fallback_ur
     fallback = next(r for r in seen if r["path"] == "/fallback")
     assert fallback["form"]["ErrorCode"] == "11200" and fallback["form"]["ErrorUrl"] == PUBLIC + "/answer"
     assert network.webhooks.errors and network.webhooks.errors[0][0] == PUBLIC + "/answer"
+
+
+def test_a_call_the_app_hangs_up_is_over_in_the_call_log_at_once(model, twilio_standin, telephony):
+    """So a call placed right after it never counts as a second live call to that phone."""
+    from bench.soak import overlapping_calls
+
+    app, _ = recording_app({"/answer": "<Response><Pause length=\"600\"/></Response>"})
+    network = model(app)
+    network.timeline.speed = 10  # the first call must still be live when the app hangs it up
+    network.add_phone(Phone("+14155550171", "agent", [Behaviour("human", ring_seconds=1)]))
+    finish = network._finish
+
+    def slow_finish(*args):
+        time.sleep(0.5)  # the call's thread is busy elsewhere when the hang-up lands
+        finish(*args)
+
+    network._finish = slow_finish
+    telephony = telephony()
+    first = telephony.place_call(to="+14155550171", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                                 status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: twilio_standin.calls[first].status == "in-progress")
+    telephony.hang_up(first)
+    # Over when the REST API answered, not when the call's thread gets round to it.
+    assert next(r for r in network.records if r.sid == first).ended is not None
+    second = telephony.place_call(to="+14155550171", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                                  status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: twilio_standin.calls[second].status == "in-progress")
+    assert overlapping_calls(network.records, ("agent",)) == []
