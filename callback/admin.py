@@ -20,19 +20,6 @@ def services():
     return current_app.extensions["callback"]
 
 
-@bp.after_request
-def security_headers(response):
-    """Admin pages: no framing, no sniffing, no caching, only our own scripts and styles."""
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.app_template_filter("masked")
 def masked(number):
     """A phone number with all but two digits hidden."""

@@ -1,9 +1,11 @@
 """Admin login: one account from the environment, throttled in DynamoDB."""
 import functools
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    session, url_for)
+from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
 bp = Blueprint("auth", __name__)
@@ -36,10 +38,23 @@ def login_required(view):
     return wrapper
 
 
-def _safe_next(target):
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("admin.ivrs")
+def safe_next(target):
+    """Where a fresh login goes: an admin page this app routes, rebuilt from its endpoint
+    by url_for (never the text as given), else the IVRs page."""
+    fallback = url_for("admin.ivrs")
+    if not isinstance(target, str) or not target.startswith("/"):
+        return fallback
+    # urlsplit drops tabs and newlines as browsers do, so "/\t/evil.com" shows its host here.
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return fallback
+    try:
+        endpoint, values = current_app.url_map.bind("localhost").match(parts.path, method="GET")
+    except HTTPException:
+        return fallback
+    if not endpoint.startswith("admin."):
+        return fallback
+    return url_for(endpoint, **values)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -65,7 +80,7 @@ def login():
     session.clear()
     session["admin"] = username
     session.permanent = True
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
