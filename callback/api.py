@@ -1,16 +1,21 @@
 """JSON API for agent desktops, CRMs and admins: bearer token, JSON errors only."""
 import functools
 import hmac
+import json
 
 from flask import Blueprint, current_app, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from . import models as m
-from .settings import validate_settings
+from .settings import parse_int, validate_settings
 from .storage import Conflict, NotFound, StorageError
 from .validation import check_agent, check_queue
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+# Every API body is a small flat object: bound what parsing one may cost.
+MAX_BODY_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 8
 
 
 class ApiError(Exception):
@@ -60,9 +65,49 @@ def token_required(view):
     return wrapper
 
 
+@bp.before_request
+def _limit_body():
+    # Flask refuses a longer body (declared or streamed) with 413 when it is read.
+    request.max_content_length = MAX_BODY_BYTES
+
+
+def json_depth(text):
+    """How deeply arrays and objects nest in a JSON text, found in one pass without parsing
+    (a hostile body must not reach the parser's recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def json_body():
-    """The request's JSON object, or a 400."""
-    data = request.get_json(silent=True)
+    """The request's JSON object, or a JSON 400 (413 when over MAX_BODY_BYTES)."""
+    if not request.is_json:
+        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
+    try:
+        text = request.get_data().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "the body must be UTF-8 JSON") from exc
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ApiError(400, "the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
@@ -233,9 +278,10 @@ def list_callbacks():
     status = request.args.get("status") or None
     if status and status not in m.CALLBACK_STATUSES:
         raise ApiError(400, "invalid status", {"status": "one of " + ", ".join(m.CALLBACK_STATUSES)})
-    limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 200:
-        raise ApiError(400, "invalid limit", {"limit": "1 to 200"})
+    try:
+        limit = parse_int(request.args.get("limit", "50"), 1, 200)
+    except ValueError as exc:
+        raise ApiError(400, "invalid limit", {"limit": "1 to 200"}) from exc
     cursor = URLSafeSerializer(current_app.config["SECRET_KEY"], salt="api-callbacks")
     start = None
     if request.args.get("after"):
@@ -244,7 +290,7 @@ def list_callbacks():
         except BadSignature as exc:
             raise ApiError(400, "invalid cursor", {"after": "use the value the API returned"}) from exc
     items, last = services().storage.list_callbacks(status=status, ivr_name=request.args.get("ivr") or None,
-                                                    limit=int(limit), start_key=start)
+                                                    limit=limit, start_key=start)
     return jsonify(callbacks=[callback_json(c) for c in items],
                    after=cursor.dumps(last) if last else None)
 

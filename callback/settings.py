@@ -1,4 +1,5 @@
 """Per-IVR callback settings: defaults, meaning and validation, shared by form and API."""
+import re
 from dataclasses import asdict, dataclass
 
 
@@ -64,6 +65,9 @@ def parse_bool(value):
     raise ValueError("must be true or false")
 
 
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
+
+
 def parse_int(value, low, high):
     """A whole number within [low, high] from JSON or a form; ValueError says what is wrong."""
     if isinstance(value, bool) or value is None:
@@ -72,7 +76,8 @@ def parse_int(value, low, high):
         raise ValueError("must be a whole number")
     if isinstance(value, str):
         text = value.strip()
-        if not text or len(text) > 12 or not text.lstrip("-").isdigit():
+        # ASCII digits only: int() also reads other scripts' digits ("١٢" is 12).
+        if not _WHOLE_NUMBER.fullmatch(text):
             raise ValueError("must be a whole number")
         value = int(text)
     if not isinstance(value, (int, float)):

@@ -1,9 +1,14 @@
 """The holes found by attacking the portal and the API, each closed and kept closed."""
+import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug.security import generate_password_hash
 
+from callback.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from callback.settings import parse_int
 from conftest import API_TOKEN
 
 PASSWORD = "correct horse battery staple"
@@ -60,6 +65,67 @@ def test_login_required_round_trip_lands_on_the_page(client, main_line):
     html = client.get(asked.location).get_data(as_text=True)
     next_value = re.search(r'name="next" value="([^"]*)"', html).group(1)
     assert log_in(client, next=next_value).location == "/admin/ivrs/Main%20Line/settings"
+
+
+# -- 4. the API bounds what it parses --------------------------------------------------------
+
+def put_settings(client, body, content_type="application/json"):
+    return client.put("/api/ivrs/Main%20Line/settings", data=body, content_type=content_type, headers=AUTH)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 200, 5_000])
+def test_deeply_nested_json_is_a_json_400(client, main_line, depth):
+    body = '{"max_retries": ' + "[" * depth + "]" * depth + "}"
+    response = put_settings(client, body)
+    assert response.status_code == 400 and response.is_json
+    assert "nests deeper" in response.get_json()["error"]
+
+
+def test_oversized_json_is_refused_as_json(client, main_line, svc):
+    body = json.dumps({"max_retries": 4, "pad": "x" * MAX_BODY_BYTES})
+    response = put_settings(client, body)
+    assert response.status_code == 413 and response.is_json
+    assert svc.storage.get_ivr("Main Line").settings.max_retries == 3
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"\xff\xfe{}", "application/json"), (b"{", "application/json"), (b"[1]", "application/json"),
+    (b'{"max_retries": 4}', "text/plain"), (b"1" * 5000, "application/json")])
+def test_malformed_bodies_are_a_json_400(client, main_line, body, content_type):
+    response = put_settings(client, body, content_type)
+    assert response.status_code == 400 and response.is_json
+
+
+def test_brackets_inside_strings_are_not_nesting(client, main_line):
+    key = "[[[[{{{{\\\"[[[[[[[[" * 4
+    response = put_settings(client, json.dumps({"max_retries": 4, key: 1}))
+    assert response.status_code == 400 and response.get_json()["fields"] == {key: "unknown setting"}
+
+
+@given(value=st.recursive(st.none() | st.integers() | st.text(alphabet='[]{}"\\ ab', max_size=6),
+                          lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=3), inner, max_size=3)))
+def test_json_depth_counts_what_the_parser_would_nest(value):
+    def depth(v):
+        if isinstance(v, list):
+            return 1 + max(map(depth, v), default=0)
+        if isinstance(v, dict):
+            return 1 + max(map(depth, v.values()), default=0)
+        return 0
+    assert json_depth(json.dumps(value)) == depth(value)
+
+
+@pytest.mark.parametrize("text", ["١٢", "１２", "²", "1٢", "12\u0661", "⑫", "-٣"])
+def test_parse_int_takes_ascii_digits_only(text):
+    with pytest.raises(ValueError, match="whole number"):
+        parse_int(text, -1000, 1000)
+
+
+def test_non_ascii_digits_are_not_saved_through_the_api(client, main_line, svc):
+    response = put_settings(client, json.dumps({"max_retries": "١٢"}))
+    assert response.status_code == 400 and "max_retries" in response.get_json()["fields"]
+    assert svc.storage.get_ivr("Main Line").settings.max_retries == 3
+    assert client.get("/api/callbacks?limit=١٢", headers=AUTH).status_code == 400
 
 
 # -- 5. security headers on every HTML answer -----------------------------------------------
