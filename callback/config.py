@@ -14,6 +14,9 @@ class Config:
 
     TWILIO_ACCOUNT_SID: str = "AC00000000000000000000000000000000"
     TWILIO_AUTH_TOKEN: str = ""
+    # Webhook signing SharedKeys, "<key id>:<secret>" separated by commas (two during a
+    # rotation); used when Twilio announces HMAC-SHA256 in X-Twilio-Webhooks-Signature-Settings.
+    TWILIO_WEBHOOK_SHARED_KEYS: str = ""
     TWILIO_API_BASE_URL: str = "https://api.twilio.com"
     TWILIO_REST_TIMEOUT_SECONDS: float = 5.0
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
@@ -66,6 +69,11 @@ class Config:
         if extra:
             config = replace(config, extra={**config.extra, **extra})
         return config
+
+    def webhook_shared_keys(self):
+        """SharedKey id -> secret, from TWILIO_WEBHOOK_SHARED_KEYS."""
+        pairs = (item.partition(":") for item in self.TWILIO_WEBHOOK_SHARED_KEYS.split(","))
+        return {key.strip(): secret.strip() for key, _, secret in pairs if key.strip() and secret.strip()}
 
     def public_url(self, path, **query):
         """An absolute URL under PUBLIC_BASE_URL, as every URL handed to Twilio must be."""

@@ -8,7 +8,8 @@ import logging
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, current_app, request
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
+                                      get_signature_algorithm)
 
 from . import twiml
 from .dispatch import NOTICES
@@ -38,16 +39,32 @@ def public_request_url():
     return f"{url}?{query}" if query else url
 
 
+def _signing_key_id(settings_header):
+    """The SharedKey id in X-Twilio-Webhooks-Signature-Settings ("key=<id>,algorithm=<alg>")."""
+    for part in settings_header.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == "key":
+            return value.strip()
+    return ""
+
+
 def signature_is_valid():
-    """True when X-Twilio-Signature matches this request."""
+    """True when X-Twilio-Signature matches this request: HMAC-SHA1 with the Auth Token, or,
+    when Twilio announces another scheme in X-Twilio-Webhooks-Signature-Settings, that
+    algorithm (HMAC-SHA256) with the SharedKey the header names."""
     config = services().config
     if not config.VALIDATE_TWILIO_SIGNATURE:
         return True
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not config.TWILIO_AUTH_TOKEN:
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    settings_header = request.headers.get(SIGNATURE_SETTINGS_HEADER, "")
+    key_id = _signing_key_id(settings_header)
+    secret = config.webhook_shared_keys().get(key_id) if key_id else config.TWILIO_AUTH_TOKEN
+    if key_id and not secret:
+        log.warning("webhook signed with SharedKey %s, which TWILIO_WEBHOOK_SHARED_KEYS lacks", key_id[:64])
+    if not signature or not secret:
         return False
-    validator = RequestValidator(config.TWILIO_AUTH_TOKEN)
-    return validator.validate(public_request_url(), request.form, signature)
+    return RequestValidator(secret).validate(public_request_url(), request.form, signature,
+                                             get_signature_algorithm(settings_header))
 
 
 def param(name, default=""):

@@ -5,11 +5,14 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
 from werkzeug.security import generate_password_hash
 
+from callback import create_app
 from callback.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from callback.models import Ivr, Queue
 from callback.settings import parse_int
-from conftest import API_TOKEN
+from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC, twiml
 
 PASSWORD = "correct horse battery staple"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -148,3 +151,52 @@ def test_hsts_when_served_over_https(client, main_line):
     assert api.headers["Strict-Transport-Security"] and api.headers["X-Content-Type-Options"] == "nosniff"
 
 
+# -- 6. Twilio's HMAC-SHA256 webhook signing, next to the classic scheme ---------------------
+
+SHARED_KEY_ID, SHARED_SECRET = "webhooks_sharedkey_0123abcd", "shared-secret-for-tests"
+CALL = {"CallSid": "CA" + "5" * 32, "From": "+14155550123", "To": IVR_NUMBER}
+
+
+@pytest.fixture
+def signed_app(config_overrides):
+    overrides = {**config_overrides,
+                 "TWILIO_WEBHOOK_SHARED_KEYS": f"webhooks_sharedkey_old:old-secret, {SHARED_KEY_ID}:{SHARED_SECRET}"}
+    app = create_app(overrides)
+    app.extensions["callback"].storage.create_tables()
+    app.extensions["callback"].storage.save_ivr(
+        Ivr("Main Line", numbers=(IVR_NUMBER,), queues=(Queue("Sales", "Main Line", 10),)))
+    return app
+
+
+def post_incoming(app, secret, settings_header=None, algorithm=None):
+    url = PUBLIC + "/voice/incoming"
+    headers = {"X-Twilio-Signature": RequestValidator(secret).compute_signature(url, CALL, algorithm)}
+    if settings_header is not None:
+        headers["X-Twilio-Webhooks-Signature-Settings"] = settings_header
+    return app.test_client().post("/voice/incoming", data=CALL, headers=headers)
+
+
+def test_hmac_sha256_signed_webhooks_are_accepted(signed_app):
+    response = post_incoming(signed_app, SHARED_SECRET, f"key={SHARED_KEY_ID},algorithm=HMAC_SHA256",
+                             "HMAC_SHA256")
+    assert twiml(response).find("Enqueue") is not None
+    rotated = post_incoming(signed_app, "old-secret", "key=webhooks_sharedkey_old,algorithm=HMAC_SHA256",
+                            "HMAC_SHA256")
+    assert rotated.status_code == 200
+
+
+def test_classic_auth_token_signatures_still_work(signed_app):
+    assert post_incoming(signed_app, AUTH_TOKEN).status_code == 200
+    assert post_incoming(signed_app, AUTH_TOKEN, "").status_code == 200
+
+
+@pytest.mark.parametrize("secret, header, algorithm", [
+    (AUTH_TOKEN, f"key={SHARED_KEY_ID},algorithm=HMAC_SHA256", "HMAC_SHA256"),  # the wrong secret
+    (SHARED_SECRET, f"key={SHARED_KEY_ID},algorithm=HMAC_SHA256", None),  # SHA-1 passed off as SHA-256
+    (SHARED_SECRET, "key=webhooks_sharedkey_unknown,algorithm=HMAC_SHA256", "HMAC_SHA256"),
+    (SHARED_SECRET, f"key={SHARED_KEY_ID},algorithm=HMAC_MD5", "HMAC_SHA256"),
+    (AUTH_TOKEN, "algorithm=HMAC_SHA256", None),  # SHA-1 signature, SHA-256 announced
+    (SHARED_SECRET, None, "HMAC_SHA256"),  # nothing announced: only the Auth Token's SHA-1 counts
+])
+def test_a_wrong_scheme_key_or_secret_is_refused(signed_app, secret, header, algorithm):
+    assert post_incoming(signed_app, secret, header, algorithm).status_code == 403
