@@ -1,17 +1,30 @@
-"""Admin login: one account from the environment, throttled in DynamoDB."""
+"""Admin sign-in: one account from the environment, throttled per account and client
+address in DynamoDB, with sessions kept server-side so logout really ends them."""
 import functools
+import hashlib
+import hmac
+import logging
+import secrets
+import unicodedata
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .models import AdminSession
+from .storage import Conflict
+
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
-MAX_FAILURES = 5
+MAX_ATTEMPTS = 5
 LOCK_WINDOW = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=8)
+# A session's idle deadline moves at most once a minute: one write a minute, not one a page.
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -26,12 +39,92 @@ def services():
     return current_app.extensions["callback"]
 
 
+def normalise_username(name):
+    """One spelling per account: Unicode NFKC, case folded, surrounding space removed, so
+    "ADMIN ", "Admin" and "ａｄｍｉｎ" are all the admin (and share one throttle)."""
+    text = unicodedata.normalize("NFKC", str(name)[:256])
+    return unicodedata.normalize("NFKC", text.casefold()).strip()[:64]
+
+
+def client_address():
+    """The address the request came from, as API Gateway saw it: its requestContext
+    sourceIp, which Zappa's handler hands over in environ["lambda.event"]. Not REMOTE_ADDR
+    there: Zappa builds it from X-Forwarded-For, which the client writes. Off Lambda (make
+    run), the socket's peer."""
+    event = request.environ.get("lambda.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext") or {}
+        source = (context.get("identity") or {}).get("sourceIp") or (context.get("http") or {}).get("sourceIp")
+        return str(source or "unknown")[:64]
+    return request.remote_addr or "unknown"
+
+
+def throttle_key(username, address):
+    """The login throttle of one account from one address (hashed: no addresses at rest)."""
+    return hashlib.sha256(f"{username}\n{address}".encode()).hexdigest()
+
+
+def session_key(session_id):
+    """What the session store keeps of a session id: its SHA-256, so the table holds no
+    usable cookie."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def password_tag():
+    """Names the current ADMIN_PASSWORD_HASH without storing it: a new password (or a new
+    SECRET_KEY) makes every older session's tag stale."""
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(secret, services().config.ADMIN_PASSWORD_HASH.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def session_is_live(record, now, *, username, tag, idle, lifetime=SESSION_LIFETIME):
+    """A stored session still admits its holder: same account and password, used within
+    `idle`, opened within `lifetime`."""
+    return (record.username == username and hmac.compare_digest(record.password_tag, tag)
+            and now < record.last_seen + idle and now < record.created_at + lifetime)
+
+
+def _idle_timeout():
+    return timedelta(minutes=services().config.ADMIN_SESSION_IDLE_MINUTES)
+
+
+def _signed_in_admin():
+    session_id = session.get("sid")
+    if not isinstance(session_id, str) or not session_id:
+        return None
+    svc = services()
+    key, now = session_key(session_id), svc.clock.now()
+    record = svc.storage.get_session(key)
+    live = record is not None and session_is_live(
+        record, now, username=normalise_username(svc.config.ADMIN_USERNAME), tag=password_tag(),
+        idle=_idle_timeout())
+    if live and now - record.last_seen >= TOUCH_EVERY:
+        try:
+            svc.storage.touch_session(key, now, now + _idle_timeout())
+        except Conflict:
+            live = False
+    if not live:
+        if record is not None:
+            svc.storage.end_session(key)
+        session.clear()
+        return None
+    return record.username
+
+
+def current_admin():
+    """The signed-in admin's name, or None: checked against the session store once per
+    request (one GetItem; webhooks and the API never ask)."""
+    if "admin" not in g:
+        g.admin = _signed_in_admin()
+    return g.admin
+
+
 def login_required(view):
-    """Send anonymous visitors to the login page."""
+    """Send anonymous visitors (and revoked or idle sessions) to the login page."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if not session.get("admin"):
+        if current_admin() is None:
             return redirect(url_for("auth.login", next=request.path))
         return view(*args, **kwargs)
 
@@ -59,33 +152,43 @@ def safe_next(target):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the login form; check the password; lock after repeated failures."""
+    """Show the login form; check the password; throttle repeated attempts."""
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
     svc = services()
     config = svc.config
-    username = request.form.get("username", "")[:64].strip()
+    username = normalise_username(request.form.get("username", ""))
     password = request.form.get("password", "")[:256]
     now = svc.clock.now()
-    if svc.storage.login_failures(username or "-", now) >= MAX_FAILURES:
+    address = client_address()
+    throttle = throttle_key(username, address)
+    if not svc.storage.take_login_attempt(throttle, now, LOCK_WINDOW, MAX_ATTEMPTS):
+        log.warning("login throttled: too many attempts from %s", address)
         flash("Too many failed attempts. Try again in 15 minutes.", "error")
         return render_template("login.html", next=request.form.get("next", "")), 429
-    expected_hash = config.ADMIN_PASSWORD_HASH if username == config.ADMIN_USERNAME else ""
+    admin = normalise_username(config.ADMIN_USERNAME)
+    expected_hash = config.ADMIN_PASSWORD_HASH if username == admin else ""
     valid = check_password_hash(expected_hash or _dummy_hash(), password) and bool(expected_hash)
     if not valid:
-        svc.storage.record_login_failure(username or "-", now, LOCK_WINDOW)
         flash("Wrong username or password.", "error")
         return render_template("login.html", next=request.form.get("next", "")), 401
-    svc.storage.clear_login_failures(username)
+    svc.storage.clear_login_attempts(throttle)
+    session_id = secrets.token_urlsafe(32)
+    svc.storage.create_session(AdminSession(session_key(session_id), admin, password_tag(), now, now,
+                                            now + _idle_timeout()))
     session.clear()
-    session["admin"] = username
+    session["sid"] = session_id
+    session["admin"] = admin
     session.permanent = True
     return redirect(safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
-    """End the admin session."""
+    """End the admin session, here and in the session store."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str) and session_id:
+        services().storage.end_session(session_key(session_id))
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -93,12 +196,12 @@ def logout():
 @bp.get("/")
 def home():
     """The portal starts at the IVRs page."""
-    if not session.get("admin"):
+    if current_admin() is None:
         return redirect(url_for("auth.login"))
     return redirect(url_for("admin.ivrs"))
 
 
 def forbid_anonymous():
     """For JSON-ish admin endpoints: 401 instead of a redirect."""
-    if not session.get("admin"):
+    if current_admin() is None:
         abort(401)

@@ -34,6 +34,8 @@ class Config:
     ADMIN_USERNAME: str = "admin"
     ADMIN_PASSWORD_HASH: str = ""
     SECRET_KEY: str = ""
+    # An admin session unused this long is over (logout and a new password end it at once).
+    ADMIN_SESSION_IDLE_MINUTES: int = 30
     SESSION_COOKIE_SECURE: bool = True
     # Local runs only: how much faster than real time the app's clock runs.
     LOCAL_CLOCK_SPEED: float = 1.0

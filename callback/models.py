@@ -145,3 +145,15 @@ class Callback:
     def attempt(self, attempt_id):
         """The history entry of one attempt, or None."""
         return next((a for a in self.history if a.attempt_id == attempt_id), None)
+
+
+@dataclass(frozen=True)
+class AdminSession:
+    """A signed-in admin, stored server-side so logout and a new password revoke it."""
+
+    key: str  # SHA-256 of the session id the cookie carries
+    username: str
+    password_tag: str  # which ADMIN_PASSWORD_HASH it was opened with
+    created_at: datetime
+    last_seen: datetime
+    expires_at: datetime  # idle deadline

@@ -3,7 +3,8 @@
 Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 - `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
   one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
-  numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL).
+  numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
+  admin sessions (pk "SESSION"); throttles and sessions expire by TTL.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -32,7 +33,9 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import (
     DoesNotExist,
     PynamoDBException,
+    PutError,
     TransactWriteError,
+    UpdateError,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -221,6 +224,24 @@ def _build_entry_model(config):
     return EntryRecord
 
 
+def _build_session_model(config):
+    """Admin sessions live in the config table (pk "SESSION", sk the SHA-256 of the session
+    id), removed by its TTL once idle; the app checks the times itself, as TTL deletion can
+    lag by a day or more."""
+
+    class SessionRecord(Model):
+        Meta = _meta(config.CALLBACK_TABLE_PREFIX + "config", config)
+        pk = UnicodeAttribute(hash_key=True, default="SESSION")
+        sk = UnicodeAttribute(range_key=True)
+        username = UnicodeAttribute()
+        password_tag = UnicodeAttribute()
+        created_at = UTCDateTimeAttribute()
+        last_seen = UTCDateTimeAttribute()
+        expires_ttl = TTLAttribute()
+
+    return SessionRecord
+
+
 def _valid_key(value):
     """DynamoDB refuses empty key values and sort keys over 1,024 bytes: such a key names
     no record, so lookups by it answer NotFound instead of a DynamoDB error."""
@@ -264,6 +285,7 @@ class Storage:
         self.config = config
         (self.Ivr, self.AgentRec, self.Guard, self.Waiting, self.CallbackRec) = _build_models(config)
         self.Entry = _build_entry_model(config)
+        self.Session = _build_session_model(config)
         self._connection = None
 
     @property
@@ -765,36 +787,66 @@ class Storage:
             return None
         return record.number
 
-    # -- login throttling --------------------------------------------------------------
+    # -- sign-in: login throttles and admin sessions -------------------------------------
 
-    def record_login_failure(self, username, now, window):
-        """Count a failed login in the user's current window (which starts at the first
-        failure); returns the count."""
+    def take_login_attempt(self, key, now, window, limit):
+        """Take one of `limit` login attempts for a throttle key in its window (which opens at
+        its first attempt and lasts `window`); False once all are taken. Each attempt is
+        granted by one conditional write that both checks and counts, so any number of
+        concurrent requests get at most `limit` between them."""
         G = self.Guard
-        key = username.lower()[:64]
+        for _ in range(2):
+            with _dynamodb():
+                try:
+                    G("LOGIN", key).update(actions=[G.count.add(1)],
+                                           condition=G.sk.exists() & (G.expires_ttl > now) & (G.count < limit))
+                    return True
+                except UpdateError as exc:
+                    if _code(exc) != CONDITION_FAILED:
+                        raise
+                try:
+                    G("LOGIN", key, count=1, expires_ttl=now + window).save(
+                        condition=G.sk.does_not_exist() | (G.expires_ttl <= now))
+                    return True
+                except PutError as exc:
+                    if _code(exc) != CONDITION_FAILED:
+                        raise
+            # Both lost: the window is full, or another request just opened a fresh one
+            # between our two writes, and the next round takes a place in it.
+        return False
+
+    def clear_login_attempts(self, key):
+        """Forget a throttle key's attempts after a successful login."""
+        with _dynamodb():
+            self.Guard("LOGIN", key).delete()
+
+    def create_session(self, session):
+        """Store a new admin session (its id is a fresh random hash: never overwritten)."""
+        S = self.Session
+        with _dynamodb(conflict="session id taken"):
+            S("SESSION", session.key, username=session.username, password_tag=session.password_tag,
+              created_at=session.created_at, last_seen=session.last_seen,
+              expires_ttl=session.expires_at).save(condition=S.sk.does_not_exist())
+
+    def get_session(self, key):
+        """An admin session by the hash of its id, or None (one strongly consistent read, so
+        a logout is seen at once)."""
         with _dynamodb():
             try:
-                record = G.get("LOGIN", key, consistent_read=True)
-                if record.expires_ttl and record.expires_ttl > now:
-                    record.update(actions=[G.count.add(1)])
-                    return int(record.count)
-            except DoesNotExist:
-                pass
-            G("LOGIN", key, count=1, expires_ttl=now + window).save()
-        return 1
+                r = self.Session.get("SESSION", _valid_key(key), consistent_read=True)
+            except (DoesNotExist, NotFound):
+                return None
+        return m.AdminSession(r.sk, r.username, r.password_tag, r.created_at, r.last_seen, r.expires_ttl)
 
-    def login_failures(self, username, now):
-        """Failed logins for a user that have not yet expired."""
-        with _dynamodb():
-            try:
-                guard = self.Guard.get("LOGIN", username.lower()[:64], consistent_read=True)
-            except DoesNotExist:
-                return 0
-        if guard.expires_ttl and guard.expires_ttl <= now:
-            return 0
-        return int(guard.count or 0)
+    def touch_session(self, key, now, expires_at):
+        """Move a live session's idle deadline; Conflict if it was ended meanwhile (a touch
+        must never bring back a session that logout removed)."""
+        S = self.Session
+        with _dynamodb(conflict="session ended"):
+            S("SESSION", key).update(actions=[S.last_seen.set(now), S.expires_ttl.set(expires_at)],
+                                     condition=S.sk.exists())
 
-    def clear_login_failures(self, username):
-        """Forget failed logins after a success."""
+    def end_session(self, key):
+        """Revoke an admin session."""
         with _dynamodb():
-            self.Guard("LOGIN", username.lower()[:64]).delete()
+            self.Session("SESSION", _valid_key(key)).delete()

@@ -1,18 +1,25 @@
 """The holes found by attacking the portal and the API, each closed and kept closed."""
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.security import generate_password_hash
+from werkzeug.wrappers import Response
 
 from callback import create_app
 from callback.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from callback.auth import client_address
 from callback.models import Ivr, Queue
 from callback.settings import parse_int
-from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC, twiml
+from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC, TwilioClient, twiml
 
 PASSWORD = "correct horse battery staple"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -35,10 +42,10 @@ def csrf_of(html):
     return match.group(1)
 
 
-def log_in(client, password=PASSWORD, username="admin", **extra):
+def log_in(client, password=PASSWORD, username="admin", environ_base=None, **extra):
     token = csrf_of(client.get("/login").get_data(as_text=True))
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token,
-                                       **extra})
+                                       **extra}, environ_base=environ_base or {})
 
 
 # -- 1. no open redirect after login -------------------------------------------------------
@@ -68,6 +75,187 @@ def test_login_required_round_trip_lands_on_the_page(client, main_line):
     html = client.get(asked.location).get_data(as_text=True)
     next_value = re.search(r'name="next" value="([^"]*)"', html).group(1)
     assert log_in(client, next=next_value).location == "/admin/ivrs/Main%20Line/settings"
+
+
+# -- 2. login throttle: atomic, per account and client address ------------------------------
+
+API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
+
+
+def lambda_request(app, method, path, *, source_ip, headers=None, body=""):
+    """Run a request through the WSGI environ Zappa's Lambda handler builds from an API
+    Gateway proxy event (its own code: create_wsgi_request, then lambda.event and https)."""
+    from zappa.handler import LambdaHandler
+
+    event = {"httpMethod": method, "path": path, "body": body, "isBase64Encoded": False,
+             "headers": {"Host": API_HOST, "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
+                         **(headers or {})},
+             "queryStringParameters": None, "requestContext": {
+                 "stage": "dev", "path": "/dev" + path, "httpMethod": method, "requestId": "r-1",
+                 "identity": {"sourceIp": source_ip}}}
+    settings = SimpleNamespace(BINARY_SUPPORT=False, CONTEXT_HEADER_MAPPINGS={}, BASE_PATH=None)
+    environ = LambdaHandler._create_lambda_wsgi_environ(SimpleNamespace(trailing_slash=False), event,
+                                                        None, "/dev", settings)
+    return environ, Response.from_app(app, environ)
+
+
+def lambda_log_in(app, source_ip, forwarded_for, username="admin", password="nope"):
+    """GET the form and POST it, both through Zappa's environ, as one browser would."""
+    _, page = lambda_request(app, "GET", "/login", source_ip=source_ip)
+    cookie = page.headers["Set-Cookie"].split(";")[0]
+    form = urlencode({"username": username, "password": password,
+                      "csrf_token": csrf_of(page.get_data(as_text=True))})
+    _, answer = lambda_request(app, "POST", "/login", source_ip=source_ip, body=form, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
+        "Referer": f"https://{API_HOST}/dev/login", "X-Forwarded-For": forwarded_for})
+    return answer
+
+
+def test_the_client_address_is_api_gateways_source_ip_not_x_forwarded_for(app):
+    environ, _ = lambda_request(app, "GET", "/login", source_ip="198.51.100.7",
+                                headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7, 70.132.1.1"})
+    assert environ["REMOTE_ADDR"] == "198.51.100.7"  # Zappa took the second to last: here, right
+    spoofed, _ = lambda_request(app, "GET", "/login", source_ip="198.51.100.7",
+                                headers={"X-Forwarded-For": "192.0.2.1, 198.51.100.7"})
+    assert spoofed["REMOTE_ADDR"] == "192.0.2.1"  # ... and here the client's own words
+    with app.request_context(spoofed):
+        assert client_address() == "198.51.100.7"
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "127.0.0.9"},
+                                  headers={"X-Forwarded-For": "192.0.2.1"}):
+        assert client_address() == "127.0.0.9"
+
+
+def test_attempts_from_elsewhere_cannot_lock_the_admin_out(app, main_line):
+    attacker, admin_ip = "203.0.113.66", "198.51.100.7"
+    statuses = [lambda_log_in(app, attacker, f"10.0.0.{i}, {attacker}").status_code for i in range(8)]
+    assert statuses == [401] * 5 + [429] * 3, "a new X-Forwarded-For each time must not reset the count"
+    assert lambda_log_in(app, attacker, f"{admin_ip}, {attacker}", password=PASSWORD).status_code == 429
+    assert lambda_log_in(app, admin_ip, admin_ip, password=PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("spelling", ["ADMIN ", " Admin", "ａｄｍｉｎ", "admin\t", "Ａdmin"])
+def test_usernames_are_one_account_in_any_spelling(client, main_line, spelling):
+    for _ in range(5):
+        assert log_in(client, username=spelling, password="nope").status_code == 401
+    assert log_in(client).status_code == 429, "the same account from the same address is locked"
+    elsewhere = log_in(client, environ_base={"REMOTE_ADDR": "192.0.2.44"})
+    assert elsewhere.status_code == 302
+
+
+def test_the_admin_signs_in_with_any_spelling_of_the_name(client, main_line):
+    assert log_in(client, username=" ＡＤＭＩＮ ").status_code == 302
+
+
+def test_a_successful_login_clears_the_count(client, main_line):
+    for _ in range(4):
+        log_in(client, password="nope")
+    assert log_in(client).status_code == 302
+    for _ in range(5):
+        assert log_in(client, password="nope").status_code == 401
+
+
+def test_the_lock_lifts_after_the_window(client, main_line, clock):
+    for _ in range(5):
+        log_in(client, password="nope")
+    clock.advance(minutes=14)
+    assert log_in(client).status_code == 429
+    clock.advance(minutes=1, seconds=1)
+    assert log_in(client).status_code == 302
+
+
+def test_forty_concurrent_wrong_passwords_get_five_tries(app, main_line):
+    """Threads race through the app against DynamoDB over HTTP: the check and the count are
+    one conditional write, so exactly five reach the password check."""
+    clients = [app.test_client() for _ in range(40)]
+    tokens = [csrf_of(c.get("/login").get_data(as_text=True)) for c in clients]
+    barrier = threading.Barrier(len(clients))
+
+    def attempt(pair):
+        c, token = pair
+        barrier.wait()
+        return c.post("/login", data={"username": "admin", "password": "nope", "csrf_token": token}).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = list(pool.map(attempt, zip(clients, tokens)))
+    assert sorted(statuses) == [401] * 5 + [429] * 35
+
+
+# -- 3. sessions end server-side -------------------------------------------------------------
+
+def session_cookie(client):
+    return client.get_cookie("session").value
+
+
+def replay(app, cookie, path="/admin/ivrs"):
+    other = app.test_client()
+    other.set_cookie("session", cookie)
+    return other.get(path)
+
+
+def test_a_cookie_replayed_after_logout_is_refused(client, app, main_line):
+    assert log_in(client).status_code == 302
+    cookie = session_cookie(client)
+    assert replay(app, cookie).status_code == 200
+    token = csrf_of(client.get("/admin/ivrs").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    answer = replay(app, cookie)
+    assert answer.status_code == 302 and answer.location.startswith("/login")
+
+
+def test_a_new_password_ends_every_session(client, app, config_overrides, main_line):
+    log_in(client)
+    cookie = session_cookie(client)
+    same = create_app(config_overrides)  # another Lambda container, same secrets and tables
+    assert replay(same, cookie).status_code == 200
+    changed = create_app({**config_overrides, "ADMIN_PASSWORD_HASH": generate_password_hash("new one")})
+    assert replay(changed, cookie).status_code == 302
+    assert replay(same, cookie).status_code == 302, "the stale session is gone from the store too"
+
+
+def test_an_idle_session_ends_and_activity_keeps_one_alive(client, app, main_line, clock):
+    log_in(client)
+    for _ in range(3):
+        clock.advance(minutes=29)
+        assert client.get("/admin/ivrs").status_code == 200
+    clock.advance(minutes=30, seconds=1)
+    assert client.get("/admin/ivrs").status_code == 302
+
+
+def test_no_session_outlives_its_lifetime(client, app, main_line, clock):
+    log_in(client)
+    for _ in range(16):
+        clock.advance(minutes=29)
+        assert client.get("/admin/ivrs").status_code == 200
+    clock.advance(minutes=25)
+    assert client.get("/admin/ivrs").status_code == 302
+
+
+def test_a_forged_or_foreign_session_id_is_refused(app, main_line):
+    other = app.test_client()
+    with other.session_transaction() as forged:
+        forged["sid"], forged["admin"] = "made-up", "admin"
+    assert other.get("/admin/ivrs").status_code == 302
+
+
+def test_an_admin_page_costs_one_session_read_and_webhooks_none(client, svc, main_line, no_scans,
+                                                               monkeypatch):
+    log_in(client)
+    reads = []
+    real = svc.storage.get_session
+    monkeypatch.setattr(svc.storage, "get_session", lambda key: reads.append(key) or real(key))
+    no_scans.clear()
+    client.get("/admin/agents")
+    assert len(reads) == 1 and no_scans.count("UpdateItem") == 0
+    reads.clear()
+    TwilioClient(client).post("/voice/incoming", {"CallSid": "CA1", "From": "+14155550123", "To": IVR_NUMBER})
+    assert reads == []
+
+
+def test_expired_sessions_are_kept_only_until_their_ttl(svc, client, main_line, clock):
+    log_in(client)
+    [record] = list(svc.storage.Session.query("SESSION"))
+    assert record.expires_ttl == clock.now() + timedelta(minutes=30)
+    assert len(record.sk) == 64 and record.sk != session_cookie(client)
 
 
 # -- 4. the API bounds what it parses --------------------------------------------------------
