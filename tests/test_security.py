@@ -112,8 +112,9 @@ def lambda_log_in(app, source_ip, forwarded_for, username="admin", password="nop
 
 
 def test_the_client_address_is_api_gateways_source_ip_not_x_forwarded_for(app):
-    environ, _ = lambda_request(app, "GET", "/login", source_ip="198.51.100.7",
-                                headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7, 70.132.1.1"})
+    environ, page = lambda_request(app, "GET", "/login", source_ip="198.51.100.7",
+                                   headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7, 70.132.1.1"})
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000"  # Lambda is https
     assert environ["REMOTE_ADDR"] == "198.51.100.7"  # Zappa took the second to last: here, right
     spoofed, _ = lambda_request(app, "GET", "/login", source_ip="198.51.100.7",
                                 headers={"X-Forwarded-For": "192.0.2.1, 198.51.100.7"})
