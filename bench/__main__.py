@@ -5,11 +5,14 @@ Each part prints a table with ratios against a baseline measured in the same run
 - cold start: importing the app vs importing its dependencies alone, in the virtualenv and
   in the Lambda package (bench/cold_start.py);
 - sweep cost as the callbacks table grows, with a fixed 100 callbacks due;
-- dispatch throughput with N agents, against one agent.
+- dispatch throughput with N agents, against one agent;
+- the wait estimate's accuracy over a simulated day, against a recent-average baseline.
 """
 import argparse
+import heapq
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -28,6 +31,14 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 
 from callback import create_app, models as m  # noqa: E402
 from callback.clock import FixedClock  # noqa: E402
+from callback.estimate import (  # noqa: E402
+    BUCKET,
+    CAP_MINUTES,
+    Departures,
+    bucket_start,
+    estimate_wait,
+    history_since,
+)
 from callback.twilio_standin import StandInServer  # noqa: E402
 
 from . import cold_start  # noqa: E402
@@ -268,6 +279,130 @@ def bench_dispatch(endpoint, standin, agent_counts):
         out(f"| {count} | {elapsed:.3f} | {rate:.1f} | {rate / rows[0][2]:.2f} |")
     out()
 
+# A contact-center day, hour by hour from 08:00: calls per minute and agents on shift.
+DAY_ARRIVALS = [0.8, 1.5, 2.2, 2.4, 1.8, 1.5, 1.7, 2.3, 2.2, 1.6, 1.0, 0.6]
+DAY_AGENTS = [4, 6, 9, 9, 7, 5, 6, 9, 9, 7, 5, 4]
+SERVICE_MINUTES = 4.0
+PATIENCE_MINUTES = 12.0
+CALLBACK_SHARE = 0.25
+OFFER_SECONDS = 60
+
+
+def simulate_day(seed):
+    """One day of arrivals and service in one queue, served in order of place in line.
+
+    Work leaves the line when an agent takes it; those departures fill five-minute buckets
+    exactly as the app's aggregates do. At each caller's offer (after 60 s of holding) the
+    estimate is computed from those buckets and the number of callers and callbacks ahead
+    of them, as the app does; the baseline is the recent average remaining wait of the work
+    that left the line (the usual "expected wait time" of contact-center dashboards). Returns
+    (offers, estimates given, abandoned after an estimate, our errors, baseline errors) with
+    errors in minutes, over the callers who were eventually served.
+    """
+    rng = random.Random(seed)
+    start = FixedClock().now().replace(hour=8, minute=0)
+    day = len(DAY_ARRIVALS) * 3600
+    at = lambda t: start + timedelta(seconds=t)  # noqa: E731
+    events, line, taken = [], {}, {}
+    buckets, waited = {}, {}
+    offers, abandoned_after_estimate = 0, 0
+    ours, baseline = {}, {}
+    seq = 0
+
+    def push(t, kind, who=None):
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (t, seq, kind, who))
+
+    t = 0.0
+    while t < day:
+        t += rng.expovariate(DAY_ARRIVALS[int(t // 3600)] / 60)
+        if t < day:
+            push(t, "arrive")
+    for hour in range(len(DAY_AGENTS)):
+        push(hour * 3600, "shift", DAY_AGENTS[hour])
+    on_shift, busy, next_id = 0, 0, 0
+
+    def serve(now):
+        nonlocal busy
+        while busy < on_shift and line:
+            who = min(line, key=line.get)
+            joined = line.pop(who)
+            busy += 1
+            b = bucket_start(at(now))
+            buckets[b] = buckets.get(b, 0) + 1
+            waited[b] = waited.get(b, 0) + (now - joined - OFFER_SECONDS)
+            taken[who] = now
+            push(now + rng.expovariate(1 / (SERVICE_MINUTES * 60)), "done")
+
+    while events:
+        now, _, kind, who = heapq.heappop(events)
+        if kind == "arrive":
+            who, next_id = next_id, next_id + 1
+            line[who] = now
+            push(now + OFFER_SECONDS, "offer", who)
+            push(now + rng.expovariate(1 / (PATIENCE_MINUTES * 60)), "abandon", who)
+        elif kind == "offer" and who in line:
+            offers += 1
+            ahead = sum(1 for joined in line.values() if joined < line[who])
+            history = [Departures(b, n) for b, n in buckets.items() if b >= history_since(at(now))]
+            estimate = estimate_wait(history, ahead, at(now), agents_on_duty=on_shift)
+            if estimate is not None:
+                ours[who] = (now, estimate)
+                count = sum(d.count for d in history)
+                recent = sum(waited[d.start] for d in history) / count
+                baseline[who] = max(recent, 0) / 60
+            if rng.random() < CALLBACK_SHARE:
+                # A callback keeps its place in line, and no longer abandons.
+                line[("cb", who)] = line.pop(who)
+        elif kind == "abandon" and who in line:
+            del line[who]
+            if who in ours:
+                abandoned_after_estimate += 1
+        elif kind == "done":
+            busy -= 1
+        elif kind == "shift":
+            on_shift = who
+        serve(now)
+    for key, when in list(taken.items()):
+        if isinstance(key, tuple):
+            taken[key[1]] = when
+    errors, base_errors = [], []
+    for who, (offered_at, estimate) in ours.items():
+        if who not in taken:
+            continue
+        actual = (taken[who] - offered_at) / 60
+        said = min(estimate.minutes, CAP_MINUTES)
+        errors.append(max(0.0, said - actual) if estimate.over_cap else abs(said - actual))
+        base_errors.append(abs(min(baseline[who], CAP_MINUTES) - actual))
+    return offers, len(ours), abandoned_after_estimate, errors, base_errors
+
+
+def bench_estimate(days):
+    out("## Wait estimate accuracy (a simulated day per seed, pure Python)")
+    out()
+    out(f"One queue from 08:00 to 20:00: {min(DAY_ARRIVALS)}-{max(DAY_ARRIVALS)} calls a minute, "
+        f"{min(DAY_AGENTS)}-{max(DAY_AGENTS)} agents by shift, {SERVICE_MINUTES:.0f}-minute calls "
+        f"(exponential),")
+    out(f"callers' patience {PATIENCE_MINUTES:.0f} minutes on average, {CALLBACK_SHARE:.0%} of those "
+        f"offered take a callback (keeping their place). Errors are |said - actual| in minutes,")
+    out("actual = from the offer until an agent took the caller or their callback.")
+    out()
+    out("| day (seed) | offers | estimate given | abandoned after one | median abs error, ours | "
+        "p90, ours | median, baseline | ratio ours / baseline |")
+    out("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    all_ours, all_base = [], []
+    for seed in range(1, days + 1):
+        offers, given, abandoned, errors, base = simulate_day(seed)
+        all_ours += errors
+        all_base += base
+        out(f"| {seed} | {offers} | {given} ({given / offers:.0%}) | {abandoned} | "
+            f"{statistics.median(errors):.2f} | {pct(errors, 0.9):.2f} | {statistics.median(base):.2f} | "
+            f"{statistics.median(errors) / statistics.median(base):.2f} |")
+    out(f"| all | | | | {statistics.median(all_ours):.2f} | {pct(all_ours, 0.9):.2f} | "
+        f"{statistics.median(all_base):.2f} | {statistics.median(all_ours) / statistics.median(all_base):.2f} |")
+    out()
+
 
 def machine():
     cpu = platform.processor() or platform.machine()
@@ -279,36 +414,82 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate")
+
+
+def merge_sections(previous, lines):
+    """RESULTS.md with the sections of this run replacing those of the same title (or
+    appended), each marked with this run's machine line; every other section is kept."""
+    def sections(text_lines):
+        head, found, current = [], {}, None
+        for line in text_lines:
+            if line.startswith("## "):
+                current = line
+                found[current] = []
+            elif current is None:
+                head.append(line)
+            else:
+                found[current].append(line)
+        return head, found
+
+    old_head, old = sections(previous)
+    new_head, new = sections(lines)
+    machine_line = next(line for line in new_head if line.startswith("Machine:"))
+    new = {title: ["", machine_line, *body] for title, body in new.items()}
+    merged = old_head[:]
+    for title, body in {**old, **new}.items():
+        if merged and merged[-1]:
+            merged.append("")
+        merged += [title, *body]
+    return merged
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md")
+    parser.add_argument("--only", choices=PARTS, action="append",
+                        help="run only this part (repeatable); --write then replaces only its "
+                             "section of RESULTS.md")
     args = parser.parse_args(argv)
+    parts = args.only or PARTS
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     out("# Benchmark results")
     out()
     out(f"Machine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        f"{' (quick)' if args.quick else ''}.")
+        f"{' (quick)' if args.quick else ''}{' (' + ', '.join(parts) + ')' if args.only else ''}.")
     out()
     endpoint, moto = start_moto()
     standin = StandInServer().start()
     try:
-        bench_webhooks(endpoint, standin, 50 if args.quick else 300)
-        bench_cold_start(3 if args.quick else 7)
-        bench_sweep([1_000, 5_000] if args.quick else [1_000, 10_000, 100_000])
-        bench_dispatch(endpoint, standin, [1, 5] if args.quick else [1, 5, 20])
+        if "webhooks" in parts:
+            bench_webhooks(endpoint, standin, 50 if args.quick else 300)
+        if "cold-start" in parts:
+            bench_cold_start(3 if args.quick else 7)
+        if "sweep" in parts:
+            bench_sweep([1_000, 5_000] if args.quick else [1_000, 10_000, 100_000])
+        if "dispatch" in parts:
+            bench_dispatch(endpoint, standin, [1, 5] if args.quick else [1, 5, 20])
+        if "estimate" in parts:
+            bench_estimate(2 if args.quick else 5)
     finally:
         standin.stop()
         moto.stop()
     if args.write:
-        from bench.soak import soak_section
-
         path = os.path.join(ROOT, "bench", "RESULTS.md")
-        kept = soak_section(open(path).read()) if os.path.exists(path) else ""
-        with open(path, "w") as f:
-            f.write("\n".join(LINES) + "\n" + (f"\n{kept}" if kept else ""))
+        if args.only and os.path.exists(path):
+            with open(path) as f:
+                lines = merge_sections(f.read().splitlines(), LINES)
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+        else:
+            from bench.soak import soak_section
+
+            kept = soak_section(open(path).read()) if os.path.exists(path) else ""
+            with open(path, "w") as f:
+                f.write("\n".join(LINES) + "\n" + (f"\n{kept}" if kept else ""))
 
 
 if __name__ == "__main__":

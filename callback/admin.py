@@ -6,7 +6,14 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from . import models as m
 from .auth import login_required
 from .numbers import mask
-from .settings import BOOLEAN_FIELDS, INTEGER_FIELDS, priority_warnings, validate_settings
+from .settings import (
+    BOOLEAN_FIELDS,
+    CHOICE_FIELDS,
+    INTEGER_FIELDS,
+    TEXT_FIELDS,
+    priority_warnings,
+    validate_settings,
+)
 from .storage import Conflict, NotFound
 from .validation import check_agent, check_ivr
 
@@ -122,8 +129,8 @@ def ivr_settings(name):
     errors, values, status = {}, ivr.settings.as_dict(), 200
     if request.method == "POST":
         raw = {k: request.form.get(k, "") for k in INTEGER_FIELDS}
-        if request.form.get("callback_enabled"):
-            raw["callback_enabled"] = request.form["callback_enabled"]
+        raw.update({k: request.form[k] for k in (*TEXT_FIELDS, *CHOICE_FIELDS) if k in request.form})
+        raw.update({k: request.form[k] for k in BOOLEAN_FIELDS if request.form.get(k)})
         settings, errors = validate_settings(raw, ivr.settings, checkbox_form=True)
         if not errors:
             try:
@@ -134,11 +141,12 @@ def ivr_settings(name):
                 svc.directory.invalidate()
                 flash(f"Callback settings of {ivr.name} saved.", "ok")
                 return redirect(url_for("admin.ivr_settings", name=ivr.name))
-        values = {**values, **raw, "callback_enabled": bool(request.form.get("callback_enabled"))}
+        values = {**values, **raw, **{k: bool(request.form.get(k)) for k in BOOLEAN_FIELDS}}
         status = 400
     warnings = priority_warnings(ivr.settings, ivr.queues)
     return render_template("ivr_settings.html", ivr=ivr, values=values, errors=errors,
                            integer_fields=INTEGER_FIELDS, boolean_fields=BOOLEAN_FIELDS,
+                           text_fields=TEXT_FIELDS, choice_fields=CHOICE_FIELDS,
                            warnings=warnings), status
 
 

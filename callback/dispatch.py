@@ -21,6 +21,7 @@ from .rules import (
     decide_after_uncounted_attempt,
     rank_work,
 )
+from .settings import DEFAULT_SPEECH
 from .storage import Conflict, NotFound, StorageError
 from .telephony import CallGone, TelephonyError
 
@@ -63,6 +64,7 @@ class AgentAnswer:
     announcement: str | None = None
     notice: str | None = None
     status_callback: str | None = None
+    speech: tuple = DEFAULT_SPEECH
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,12 @@ class CustomerAnswer:
     conference: str | None
     announcement: str | None = None
     hang_up: bool = False
+    speech: tuple = DEFAULT_SPEECH
+
+
+def _speech(ivr):
+    """The voice and language of an IVR's prompts (the default when it is unknown)."""
+    return ivr.settings.speech if ivr else DEFAULT_SPEECH
 
 
 class Dispatcher:
@@ -319,7 +327,7 @@ class Dispatcher:
         return AgentAnswer(
             cb.conference_name,
             announcement=f"Callback for {queue}, to {speakable(cb.number)}. Connecting the customer now.",
-            status_callback=self.url("/voice/conference", **query))
+            status_callback=self.url("/voice/conference", **query), speech=_speech(ivr))
 
     def _agent_answered_call(self, call_sid, agent_id, agent_call_sid, now):
         call = self.storage.get_waiting_call(call_sid)
@@ -340,7 +348,8 @@ class Dispatcher:
             self.storage.waiting_call_back_in_line(call_sid, agent_id)
             return AgentAnswer(None, notice=NOTICES["stale"])
         self.storage.remove_waiting_call(call_sid)
-        return AgentAnswer(conference, announcement=f"Caller from {call.queue_name}.")
+        return AgentAnswer(conference, announcement=f"Caller from {call.queue_name}.",
+                           speech=_speech(self.directory.ivr(call.ivr_name)))
 
     def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
         """The agent's leg reached a final status: free or park the agent, fix the work."""
@@ -384,10 +393,13 @@ class Dispatcher:
             self.storage.mark_connected(callback_id, attempt_id, now, now + MAX_CALL_LENGTH)
         except Conflict:
             return CustomerAnswer(None, hang_up=True)
-        ivr_name = cb.ivr_name
+        ivr = self.directory.ivr(cb.ivr_name)
+        # The customer hears the company's name, not the IVR's internal one.
+        name = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
         return CustomerAnswer(cb.conference_name,
                               announcement=f"Hello, this is the callback you requested from "
-                                           f"{ivr_name}. Connecting you to an agent now.")
+                                           f"{name}. Connecting you to an agent now.",
+                              speech=_speech(ivr))
 
     def customer_call_ended(self, callback_id, attempt_id, call_status):
         """The customer's leg reached a final status."""

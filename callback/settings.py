@@ -2,6 +2,35 @@
 import re
 from dataclasses import asdict, dataclass
 
+DEFAULT_VOICE = "Polly.Joanna"
+DEFAULT_LANGUAGE = "en-US"
+DEFAULT_SPEECH = (DEFAULT_VOICE, DEFAULT_LANGUAGE)
+# Twilio's <Say> fails on a voice and language that do not go together, and a failed <Say>
+# is a caller hearing an application error: only these pairs are accepted. Each Amazon
+# Polly voice speaks one language; Twilio's basic voices speak a few.
+_POLLY_VOICES = {
+    "en-US": ("Joanna", "Matthew", "Salli", "Kimberly", "Kendra", "Ivy", "Joey", "Justin",
+              "Joanna-Neural", "Matthew-Neural"),
+    "en-GB": ("Amy", "Brian", "Emma"),
+    "es-US": ("Lupe", "Miguel", "Penelope"),
+    "es-MX": ("Mia",),
+    "es-ES": ("Conchita", "Enrique", "Lucia"),
+    "fr-CA": ("Chantal",),
+    "fr-FR": ("Celine", "Lea", "Mathieu"),
+    "de-DE": ("Marlene", "Vicki", "Hans"),
+    "pt-BR": ("Camila", "Vitoria", "Ricardo"),
+}
+_BASIC_LANGUAGES = ("en-US", "en-GB", "es-ES", "fr-FR", "de-DE")
+VOICES = {
+    **{f"Polly.{name}": (language,) for language, names in _POLLY_VOICES.items() for name in names},
+    "man": _BASIC_LANGUAGES,
+    "woman": _BASIC_LANGUAGES,
+}
+LANGUAGES = tuple(sorted({language for languages in VOICES.values() for language in languages}))
+MAX_ANNOUNCE_AS = 64
+# Letters of any alphabet, digits, spaces and the punctuation company names use.
+_ANNOUNCE_AS = re.compile(r"[^\W_][\w &'.,()!-]*")
+
 
 @dataclass(frozen=True)
 class CallbackSettings:
@@ -16,6 +45,20 @@ class CallbackSettings:
     retry_minutes: int = 5
     transfer_timeout_seconds: int = 30
     entry_attempts: int = 3
+    offer_caller_id: bool = False
+    # Blank: the IVR's own name.
+    announce_as: str = ""
+    voice: str = DEFAULT_VOICE
+    language: str = DEFAULT_LANGUAGE
+
+    @property
+    def speech(self):
+        """(voice, language) for every <Say> on this IVR's calls."""
+        return (self.voice, self.language)
+
+    def announced_name(self, ivr_name):
+        """The name a customer hears when called back."""
+        return self.announce_as or ivr_name
 
     def as_dict(self):
         """Plain dict, as the API shows it."""
@@ -50,8 +93,28 @@ INTEGER_FIELDS = {
 }
 BOOLEAN_FIELDS = {
     "callback_enabled": ("Callback enabled", "Offer callbacks to callers holding in this IVR's queues."),
+    "offer_caller_id": ("Offer the caller's own number",
+                        "When the caller's number is a valid ten-digit North American number, "
+                        "offer it first (\"Press 1 to be called back at the number ending 1 2 3 4, "
+                        "or 2 to enter another\"). Off: every caller keys in a number."),
 }
-FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS)
+# name: (label, longest, help text)
+TEXT_FIELDS = {
+    "announce_as": ("Announce as", MAX_ANNOUNCE_AS,
+                    "The company name customers hear when called back (\"this is the callback "
+                    "you requested from Example Company\"). Leave blank to use the IVR's name."),
+}
+# name: (label, choices, help text)
+CHOICE_FIELDS = {
+    "voice": ("Voice", tuple(VOICES),
+              "The text-to-speech voice of every prompt on this IVR's calls, including what "
+              "agents and called-back customers hear."),
+    "language": ("Language", LANGUAGES,
+                 "The language the voice speaks: each Amazon Polly voice speaks exactly one."),
+}
+FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS) + tuple(CHOICE_FIELDS)
+# Added after the first release: a client that does not send them keeps their value.
+OPTIONAL_FIELDS = {"offer_caller_id", *TEXT_FIELDS, *CHOICE_FIELDS}
 
 
 def parse_bool(value):
@@ -88,11 +151,26 @@ def parse_int(value, low, high):
     return value
 
 
+def parse_announce_as(value):
+    """A company name to speak, or '' for the IVR's own name."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    text = " ".join(value.split())
+    if len(text) > MAX_ANNOUNCE_AS:
+        raise ValueError(f"must be at most {MAX_ANNOUNCE_AS} characters")
+    if text and not _ANNOUNCE_AS.fullmatch(text):
+        raise ValueError("may hold letters, digits, spaces and & ' . , ( ) ! - only")
+    return text
+
+
 def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
     """Parse and check raw values; returns (settings, errors) and settings only if no error.
 
     `partial` keeps current values for absent fields (API PUT of a few fields);
-    `checkbox_form` reads an absent callback_enabled as unchecked (HTML forms).
+    `checkbox_form` reads an absent checkbox as unchecked (HTML forms). OPTIONAL_FIELDS
+    are never required: absent, they keep their current value.
     """
     current = current or CallbackSettings()
     values = current.as_dict()
@@ -110,7 +188,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
                 errors[name] = str(exc)
         elif checkbox_form:
             values[name] = False
-        elif not partial:
+        elif not partial and name not in OPTIONAL_FIELDS:
             errors[name] = "is required"
     for name, (_label, low, high, _help) in INTEGER_FIELDS.items():
         if name not in raw:
@@ -125,6 +203,22 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
             values[name] = parse_int(value, low, high)
         except ValueError as exc:
             errors[name] = str(exc)
+    if "announce_as" in raw:
+        try:
+            values["announce_as"] = parse_announce_as(raw["announce_as"])
+        except ValueError as exc:
+            errors["announce_as"] = str(exc)
+    for name, (_label, choices, _help) in CHOICE_FIELDS.items():
+        if name not in raw:
+            continue
+        value = raw[name].strip() if isinstance(raw[name], str) else raw[name]
+        if value in choices:
+            values[name] = value
+        else:
+            errors[name] = f"must be one of the {name}s offered"
+    voice_languages = VOICES.get(values["voice"], ())
+    if "voice" not in errors and "language" not in errors and values["language"] not in voice_languages:
+        errors["language"] = f"{values['voice']} speaks {', '.join(voice_languages)}"
     if errors:
         return None, errors
     return CallbackSettings(**values), {}

@@ -4,7 +4,9 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 - `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
   one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
   numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
-  admin sessions (pk "SESSION"); throttles and sessions expire by TTL.
+  departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long
+  TTL), which the wait estimate reads, and admin sessions (pk "SESSION"); throttles and
+  sessions expire by TTL.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -42,7 +44,8 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from . import models as m
-from .settings import CallbackSettings
+from .estimate import BUCKET, Departures, bucket_start
+from .settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 WAITING_CALL_LIFETIME = timedelta(hours=4, minutes=10)
 # A keyed-in number is confirmed within seconds; after this it is forgotten.
 ENTRY_LIFETIME = timedelta(minutes=10)
+# Departure buckets are read for half an hour; DynamoDB may delete them after this.
+DEPARTURES_LIFETIME = timedelta(hours=2)
 
 
 class StorageError(Exception):
@@ -88,6 +93,10 @@ class _SettingsMap(MapAttribute):
     retry_minutes = NumberAttribute(default=5)
     transfer_timeout_seconds = NumberAttribute(default=30)
     entry_attempts = NumberAttribute(default=3)
+    offer_caller_id = BooleanAttribute(default=False)
+    announce_as = UnicodeAttribute(null=True)
+    voice = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(null=True)
 
 
 class _AttemptMap(MapAttribute):
@@ -242,6 +251,26 @@ def _build_session_model(config):
     return SessionRecord
 
 
+def _build_departures_model(config):
+    """How many pieces of work agents took from a queue's line in one bucket: counted by
+    atomic ADDs, read by one Query of a few items."""
+
+    class DeparturesRecord(Model):
+        Meta = _meta(config.CALLBACK_TABLE_PREFIX + "config", config)
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        bucket_start = UTCDateTimeAttribute()
+        departures = NumberAttribute(default=0)
+        expires_ttl = TTLAttribute()
+
+    return DeparturesRecord
+
+
+def _bucket_key(start):
+    """Sort key of a bucket: its start, so a range condition selects recent buckets."""
+    return start.strftime("%Y-%m-%dT%H:%M")
+
+
 def _valid_key(value):
     """DynamoDB refuses empty key values and sort keys over 1,024 bytes: such a key names
     no record, so lookups by it answer NotFound instead of a DynamoDB error."""
@@ -286,6 +315,9 @@ class Storage:
         (self.Ivr, self.AgentRec, self.Guard, self.Waiting, self.CallbackRec) = _build_models(config)
         self.Entry = _build_entry_model(config)
         self.Session = _build_session_model(config)
+
+
+        self.DeparturesRec = _build_departures_model(config)
         self._connection = None
 
     @property
@@ -341,6 +373,10 @@ class Storage:
             retry_minutes=int(s.retry_minutes),
             transfer_timeout_seconds=int(s.transfer_timeout_seconds),
             entry_attempts=int(s.entry_attempts),
+            offer_caller_id=bool(s.offer_caller_id),
+            announce_as=s.announce_as or "",
+            voice=s.voice or DEFAULT_VOICE,
+            language=s.language or DEFAULT_LANGUAGE,
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled)) for q in record.queues
@@ -369,7 +405,8 @@ class Storage:
             greeting=ivr.greeting,
             queues=[_QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled)
                     for q in ivr.queues],
-            settings=_SettingsMap(**ivr.settings.as_dict()),
+            settings=_SettingsMap(**{**ivr.settings.as_dict(),
+                                     "announce_as": ivr.settings.announce_as or None}),
         )
         if ivr.version is not None:
             record.version = ivr.version
@@ -496,6 +533,12 @@ class Storage:
         with _dynamodb():
             return self.Waiting.by_queue.count(queue_name)
 
+    def count_waiting_before(self, queue_name, joined_at):
+        """How many callers hold in a queue with an earlier place in line."""
+        W = self.Waiting
+        with _dynamodb():
+            return W.by_queue.count(queue_name, range_key_condition=W.joined_at < joined_at)
+
     def waiting_call_back_in_line(self, call_sid, agent_id):
         """The agent did not take the caller: back in the queue at the same place."""
         W = self.Waiting
@@ -592,6 +635,12 @@ class Storage:
         with _dynamodb():
             return self.CallbackRec.by_pending.count(queue_name)
 
+    def count_pending_before(self, queue_name, place_in_line):
+        """How many pending callbacks of a queue have an earlier place in line."""
+        C = self.CallbackRec
+        with _dynamodb():
+            return C.by_pending.count(queue_name, range_key_condition=C.place_in_line < place_in_line)
+
     def needing_sweep(self, status, now, limit=100):
         """Open callbacks of a status whose sweep time has come (index query, no Scan)."""
         C = self.CallbackRec
@@ -642,6 +691,7 @@ class Storage:
                      C.sweep_status.set(m.DIALING), C.sweep_at.set(dial_deadline),
                      C.history.set(C.history.append([attempt]))],
                     (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
+        self._departed(callback.queue_name, now)
 
     def claim_waiting_call(self, agent, call, now):
         """Reserve an available agent and take a holding caller for them, atomically."""
@@ -649,6 +699,33 @@ class Storage:
         self._claim(agent, now, "call", call.call_sid, W(call.call_sid),
                     [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id)],
                     W.status == m.WAITING)
+        self._departed(call.queue_name, now)
+
+    # -- departures from the line, for the wait estimate ---------------------------------
+
+    def _departed(self, queue_name, now):
+        """Count work an agent just took; the claim stands even if counting fails."""
+        try:
+            self.count_departure(queue_name, now)
+        except StorageError:
+            log.warning("could not count a departure from %s; the estimate will be lower", queue_name)
+
+    def count_departure(self, queue_name, now):
+        """One more piece of work left the queue's line in the current bucket (an atomic
+        ADD: concurrent Lambdas never lose a count)."""
+        D = self.DeparturesRec
+        start = bucket_start(now)
+        with _dynamodb():
+            D(f"STATS#{queue_name}", _bucket_key(start)).update(actions=[
+                D.departures.add(1), D.bucket_start.set(start),
+                D.expires_ttl.set(start + BUCKET + DEPARTURES_LIFETIME)])
+
+    def recent_departures(self, queue_name, since):
+        """The queue's departure buckets from `since` on (one Query of a few items)."""
+        D = self.DeparturesRec
+        with _dynamodb():
+            return [Departures(r.bucket_start, int(r.departures)) for r in D.query(
+                f"STATS#{queue_name}", range_key_condition=D.sk >= _bucket_key(since))]
 
     # -- callback attempt transitions (each guarded by the attempt it belongs to) --------
 

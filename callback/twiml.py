@@ -4,9 +4,9 @@ URLs arrive already absolute (built from PUBLIC_BASE_URL by the caller of these 
 """
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
+from .estimate import spoken_wait
 from .numbers import last_four_speakable, speakable
-
-VOICE = "Polly.Joanna"
+from .settings import DEFAULT_SPEECH
 
 ENTRY_PROBLEMS = {
     "empty": "I did not hear any digits.",
@@ -20,18 +20,20 @@ ENTRY_PROBLEMS = {
 }
 
 
-def _say(target, text):
-    target.say(text, voice=VOICE)
+def _say(target, text, speech=DEFAULT_SPEECH):
+    voice, language = speech
+    target.say(text, voice=voice, language=language)
 
 
 def _xml(response):
     return str(response)
 
 
-def goodbye(message="We are sorry, we cannot take your call right now. Please call again later. Goodbye."):
+def goodbye(message="We are sorry, we cannot take your call right now. Please call again later. Goodbye.",
+            speech=DEFAULT_SPEECH):
     """A polite message and a hang-up: the safe end of any call."""
     response = VoiceResponse()
-    _say(response, message)
+    _say(response, message, speech)
     response.hangup()
     return _xml(response)
 
@@ -42,26 +44,26 @@ def unknown_number():
                    "center. Please check the number and call again. Goodbye.")
 
 
-def queue_menu(greeting, queue_names, action_url, problem=None):
+def queue_menu(greeting, queue_names, action_url, problem=None, speech=DEFAULT_SPEECH):
     """Greeting (first time only) and 'for Sales press 1…' as a one-digit Gather."""
     response = VoiceResponse()
     gather = Gather(input="dtmf", num_digits=1, timeout=6, action=action_url,
                     action_on_empty_result=True)
     if problem:
-        _say(gather, problem)
+        _say(gather, problem, speech)
     elif greeting:
-        _say(gather, greeting)
+        _say(gather, greeting, speech)
     options = " ".join(f"For {name}, press {i}." for i, name in enumerate(queue_names, start=1))
-    _say(gather, options)
+    _say(gather, options, speech)
     response.append(gather)
     return _xml(response)
 
 
-def enqueue(queue_name, wait_url, action_url, greeting=None):
+def enqueue(queue_name, wait_url, action_url, greeting=None, speech=DEFAULT_SPEECH):
     """Put the caller in the named Twilio queue, holding on our wait loop."""
     response = VoiceResponse()
     if greeting:
-        _say(response, greeting)
+        _say(response, greeting, speech)
     response.enqueue(queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url,
                      method="POST")
     return _xml(response)
@@ -70,21 +72,36 @@ def enqueue(queue_name, wait_url, action_url, greeting=None):
 HOLD_MESSAGE = "Thank you for holding. An agent will be with you as soon as possible."
 
 
-def hold(music_url, offer_url=None, loop_url=None):
+def wait_sentence(ahead, estimate):
+    """'There are 3 callers ahead of you, and the estimated wait is about 12 minutes.'"""
+    if ahead == 0:
+        position = "You are next in line"
+    elif ahead == 1:
+        position = "There is 1 caller ahead of you"
+    else:
+        position = f"There are {ahead} callers ahead of you"
+    return f"{position}, and the estimated wait is {spoken_wait(estimate)}."
+
+
+def hold(music_url, offer_url=None, loop_url=None, wait=None, speech=DEFAULT_SPEECH):
     """Hold message and music for the wait loop, with the callback offer once it is due.
 
     The offer Gather wraps the music so a caller can press 1 at any moment. `loop_url`
-    (offer withdrawn) ends with a Redirect to itself, so the loop keeps that URL instead of
-    going back to the waitUrl that would offer again.
+    ends with a Redirect to itself, so the loop keeps that URL instead of going back to the
+    waitUrl (which would offer again, or read the estimate again). `wait` is (ahead,
+    estimate) when an estimate is worth telling, said before the offer.
     """
     response = VoiceResponse()
     if offer_url:
         gather = Gather(input="dtmf", num_digits=1, timeout=3, action=offer_url)
-        _say(gather, "Press 1 to be called back instead of waiting. You keep your place in line.")
+        if wait is not None:
+            _say(gather, wait_sentence(*wait), speech)
+        _say(gather, "Press 1 to be called back instead of waiting. You keep your place in line.",
+             speech)
         gather.play(music_url)
         response.append(gather)
     else:
-        _say(response, HOLD_MESSAGE)
+        _say(response, HOLD_MESSAGE, speech)
         response.play(music_url)
     if loop_url:
         response.redirect(loop_url, method="POST")
@@ -98,11 +115,11 @@ def hold_music_only(music_url):
     return _xml(response)
 
 
-def back_to_hold(wait_url, message=None):
+def back_to_hold(wait_url, message=None, speech=DEFAULT_SPEECH):
     """Leave the offer or entry and go on holding (same queue, same place)."""
     response = VoiceResponse()
     if message:
-        _say(response, message)
+        _say(response, message, speech)
     response.redirect(wait_url, method="POST")
     return _xml(response)
 
@@ -114,19 +131,17 @@ ENTRY_SILENCE_SECONDS = 5
 CHOICE_SECONDS = 6
 
 
-def number_entry(action_url, problem=None, last_try=False, message=None):
+def number_entry(action_url, problem=None, last_try=False, speech=DEFAULT_SPEECH):
     """Ask for a ten-digit callback number, area code first; the whole entry reaches the app."""
     response = VoiceResponse()
     gather = Gather(input="dtmf", finish_on_key="#", timeout=ENTRY_SILENCE_SECONDS,
                     action=action_url, action_on_empty_result=True)
     if problem:
-        _say(gather, ENTRY_PROBLEMS.get(problem, "That number is not valid."))
-    if message:
-        _say(gather, message)
+        _say(gather, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
     if last_try:
-        _say(gather, "Last try.")
+        _say(gather, "Last try.", speech)
     _say(gather, "Please enter the ten digit number where we should call you back, area code "
-                 "first, then press pound.")
+                 "first, then press pound.", speech)
     response.append(gather)
     return _xml(response)
 
@@ -137,63 +152,69 @@ CHOICE_PROBLEMS = {
 }
 
 
-def _choice(action_url, text, problem):
+def _choice(action_url, text, problem, speech):
     response = VoiceResponse()
     gather = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=action_url,
                     action_on_empty_result=True)
     if problem:
-        _say(gather, CHOICE_PROBLEMS.get(problem, CHOICE_PROBLEMS["other"]))
-    _say(gather, text)
+        _say(gather, CHOICE_PROBLEMS.get(problem, CHOICE_PROBLEMS["other"]), speech)
+    _say(gather, text, speech)
     response.append(gather)
     return _xml(response)
 
 
-def confirm_number(e164, action_url, problem=None):
+def confirm_number(e164, action_url, problem=None, speech=DEFAULT_SPEECH):
     """Read the entered number back before anything is stored: 1 keeps it, 2 re-enters."""
     return _choice(action_url, f"I have {speakable(e164)}. Press 1 if that is right, or 2 to "
-                               "enter it again.", problem)
+                               "enter it again.", problem, speech)
 
 
-def offer_caller_id(e164, action_url, problem=None):
+def offer_caller_id(e164, action_url, problem=None, speech=DEFAULT_SPEECH):
     """Offer the number the caller is calling from: 1 takes it, 2 enters another."""
     return _choice(action_url, f"Press 1 to be called back at the number ending "
-                               f"{last_four_speakable(e164)}, or 2 to enter another.", problem)
+                               f"{last_four_speakable(e164)}, or 2 to enter another.", problem,
+                   speech)
 
 
-def nothing_saved(wait_url_without_offer):
+def nothing_saved(wait_url_without_offer, speech=DEFAULT_SPEECH):
     """No answer to a confirmation: store nothing, back to holding with the offer withdrawn."""
     response = VoiceResponse()
     _say(response, "I have not saved a number. You are still on hold and you have kept your "
-                   "place in line.")
+                   "place in line.", speech)
     response.redirect(wait_url_without_offer, method="POST")
     return _xml(response)
 
 
-def entry_failed(problem, wait_url_without_offer):
+def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH):
     """Third failed entry: say so, back to holding with the offer withdrawn."""
     response = VoiceResponse()
-    _say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."))
+    _say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
     _say(response, "I could not take a callback number. You are back on hold and you have "
-                   "kept your place in line.")
+                   "kept your place in line.", speech)
     response.redirect(wait_url_without_offer, method="POST")
     return _xml(response)
 
 
-def callback_stored(e164):
-    """After the caller left the queue: read the number back, reassure, hang up."""
+def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH):
+    """After the caller left the queue: read the number back, say when to expect the call
+    (when an estimate is worth telling), reassure, hang up."""
     response = VoiceResponse()
-    _say(response, f"Thank you. We will call you back at {speakable(e164)}.")
+    _say(response, f"Thank you. We will call you back at {speakable(e164)}.", speech)
+    if expected is not None and expected.over_cap:
+        _say(response, f"It may be {spoken_wait(expected)} before we call.", speech)
+    elif expected is not None:
+        _say(response, f"We expect to call you within {spoken_wait(expected)}.", speech)
     _say(response, "You keep your place in line: when it is your turn, an agent will call you. "
-                   "You may hang up now. Goodbye.")
+                   "You may hang up now. Goodbye.", speech)
     response.hangup()
     return _xml(response)
 
 
-def already_pending(e164):
+def already_pending(e164, speech=DEFAULT_SPEECH):
     """The number already has a callback in this queue: keep it, and leave the queue."""
     response = VoiceResponse()
     _say(response, f"You already have a callback requested to {speakable(e164)}. We will keep "
-                   "it, with its place in line, and call you when it is your turn.")
+                   "it, with its place in line, and call you when it is your turn.", speech)
     response.leave()
     return _xml(response)
 
@@ -206,11 +227,11 @@ def leave_queue():
 
 
 def conference(conference_name, *, announcement=None, status_callback=None, end_on_exit=True,
-               wait_url=""):
+               wait_url="", speech=DEFAULT_SPEECH):
     """Say something, then join a conference (agent or customer side)."""
     response = VoiceResponse()
     if announcement:
-        _say(response, announcement)
+        _say(response, announcement, speech)
     dial = Dial()
     attrs = dict(start_conference_on_enter=True, end_conference_on_exit=end_on_exit, beep=False,
                  wait_url=wait_url)
@@ -222,10 +243,10 @@ def conference(conference_name, *, announcement=None, status_callback=None, end_
     return _xml(response)
 
 
-def notice(message):
+def notice(message, speech=DEFAULT_SPEECH):
     """Tell someone what happened, then hang up."""
     response = VoiceResponse()
-    _say(response, message)
+    _say(response, message, speech)
     response.hangup()
     return _xml(response)
 

@@ -13,9 +13,11 @@ from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADE
 
 from . import twiml
 from .dispatch import NOTICES
-from .models import Callback
-from .numbers import check_callback_entry, mask
+from .estimate import estimate_wait, history_since
+from .models import OFFLINE, Callback
+from .numbers import caller_id_number, check_callback_entry, mask
 from .rules import CALL, CALLBACK
+from .settings import DEFAULT_SPEECH
 from .storage import NotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -105,10 +107,16 @@ def webhook(safe_twiml):
     return decorate
 
 
-def _wait_url(ivr_name, queue_name, offer=True, record=None):
+def _wait_url(ivr_name, queue_name, offer=True, record=None, offered=False):
     config = services().config
     return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
-                             offer=None if offer else "off", record=record)
+                             offer=None if offer else "off", record=record,
+                             offered="1" if offered else None)
+
+
+def _speech(ivr):
+    """The voice and language of an IVR's prompts (the default when it is unknown)."""
+    return ivr.settings.speech if ivr else DEFAULT_SPEECH
 
 
 def _hold_music():
@@ -136,7 +144,8 @@ def incoming():
     if len(ivr.queues) == 1:
         return _enqueue(ivr, ivr.queues[0], greeting=ivr.greeting)
     return twiml.queue_menu(ivr.greeting, [q.name for q in ivr.queues],
-                            services().config.public_url("/voice/menu", ivr=ivr.name, attempt=1))
+                            services().config.public_url("/voice/menu", ivr=ivr.name, attempt=1),
+                            speech=_speech(ivr))
 
 
 @bp.post("/menu")
@@ -156,7 +165,8 @@ def menu():
     problem = "Sorry, that is not one of the choices." if digits else "Sorry, I did not hear a choice."
     return twiml.queue_menu(None, [q.name for q in ivr.queues],
                             services().config.public_url("/voice/menu", ivr=ivr.name,
-                                                         attempt=attempt + 1), problem=problem)
+                                                         attempt=attempt + 1), problem=problem,
+                            speech=_speech(ivr))
 
 
 def _int(text, default):
@@ -180,7 +190,7 @@ def _enqueue(ivr, queue, greeting=None):
         else:
             _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
     action = svc.config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
-    return twiml.enqueue(queue.name, wait_url, action, greeting=greeting)
+    return twiml.enqueue(queue.name, wait_url, action, greeting=greeting, speech=_speech(ivr))
 
 
 @bp.post("/wait")
@@ -188,7 +198,9 @@ def _enqueue(ivr, queue, greeting=None):
 def wait():
     """The hold loop (hottest path): music, and the callback offer once it is due.
 
-    Reads only the cached directory: at most one DynamoDB Query per refresh, none otherwise.
+    Reads only the cached directory (at most one DynamoDB Query per refresh), except once
+    per call: the request that first makes the offer reads what the wait estimate needs
+    (three Queries), then the loop continues on an `offered` URL that never reads again.
     """
     svc = services()
     ivr = svc.directory.ivr(param("ivr"))
@@ -199,30 +211,68 @@ def wait():
         svc.storage.add_waiting_call(param("CallSid"), ivr_name=ivr.name, queue_name=queue.name,
                                      caller=param("From"), joined_at=joined, fetch_existing=False)
     if param("offer") == "off":
-        return twiml.hold(music, loop_url=_wait_url(param("ivr"), param("queue"), offer=False))
+        return twiml.hold(music, loop_url=_wait_url(param("ivr"), param("queue"), offer=False),
+                          speech=_speech(ivr))
     settings = ivr.settings if ivr else None
+    offered = param("offered") == "1"
+    # Once offered, the offer stays: a redirected request may not carry QueueTime.
     offer_due = (
         queue is not None and queue.callback_enabled and settings.callback_enabled
-        and _int(param("QueueTime"), 0) >= settings.offer_after_seconds
+        and (offered or _int(param("QueueTime"), 0) >= settings.offer_after_seconds)
     )
     if not offer_due:
-        return twiml.hold(music)
+        return twiml.hold(music, speech=_speech(ivr))
     offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name)
-    return twiml.hold(music, offer_url=offer_url)
+    if offered:
+        return twiml.hold(music, offer_url=offer_url, loop_url=public_request_url(),
+                          speech=_speech(ivr))
+    loop_url = _wait_url(ivr.name, queue.name, record=param("record") or None, offered=True)
+    return twiml.hold(music, offer_url=offer_url, loop_url=loop_url, wait=_offer_wait(queue),
+                      speech=_speech(ivr))
+
+
+def _offer_wait(queue):
+    """(ahead, estimate) for the caller hearing the offer, or None; never fails the loop.
+
+    Ahead: the callers holding before them (Twilio's QueuePosition) and the pending
+    callbacks with an earlier place in line. Three Queries, once per call.
+    """
+    svc = services()
+    position = _int(param("QueuePosition"), 0)
+    if position < 1:
+        return None
+    now = svc.clock.now()
+    joined = now - timedelta(seconds=_int(param("QueueTime"), 0))
+    try:
+        history = svc.storage.recent_departures(queue.name, history_since(now))
+        ahead = position - 1 + svc.storage.count_pending_before(queue.name, joined)
+        on_duty = _agents_on_duty(queue.name)
+    except StorageError:
+        log.warning("no wait estimate for call %s: DynamoDB did not answer", param("CallSid") or "-")
+        return None
+    estimate = estimate_wait(history, ahead, now, on_duty)
+    return (ahead, estimate) if estimate is not None else None
 
 
 @bp.post("/offer")
 @webhook(safe_twiml=_hold_music)
 def offer():
-    """The caller pressed a key during the offer: 1 starts number entry."""
+    """The caller pressed a key during the offer: 1 offers their own number (when the IVR
+    says so and it is a valid one) or starts number entry."""
     ivr_name, queue_name = param("ivr"), param("queue")
+    ivr = services().directory.ivr(ivr_name)
     if param("Digits") != "1":
-        return twiml.back_to_hold(_wait_url(ivr_name, queue_name))
+        return twiml.back_to_hold(_wait_url(ivr_name, queue_name, offered=True),
+                                  speech=_speech(ivr))
+    own = caller_id_number(param("From")) if ivr and ivr.settings.offer_caller_id else None
+    if own:
+        return twiml.offer_caller_id(own, _confirm_url(ivr_name, queue_name, 1, 0, source="caller"),
+                                     speech=_speech(ivr))
     # Entry runs inside the wait loop (this Gather's action keeps the waiting context):
     # the caller stays in the Twilio queue while typing, so an agent who frees up meanwhile
     # can still take them, and a failed entry just resumes holding. Leaving the queue
     # would mean a re-enqueue and a window in which nobody could answer them.
-    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1))
+    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1), speech=_speech(ivr))
 
 
 def _entry_url(ivr_name, queue_name, attempt, redo=0):
@@ -230,10 +280,11 @@ def _entry_url(ivr_name, queue_name, attempt, redo=0):
                                         attempt=attempt, redo=redo or None)
 
 
-def _entry_not_saved():
+def _entry_not_saved(speech=DEFAULT_SPEECH):
     return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False),
                               message="Sorry, I could not save your number just now. You are "
-                                      "still on hold and you have kept your place in line.")
+                                      "still on hold and you have kept your place in line.",
+                              speech=speech)
 
 
 @bp.post("/number")
@@ -245,29 +296,32 @@ def number():
     queue = ivr.queue(param("queue")) if ivr else None
     if queue is None:
         return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+    speech = _speech(ivr)
     attempt, redo = _int(param("attempt"), 1), _int(param("redo"), 0)
     # Read the raw value: the length cap of `param` must not turn junk into a valid number.
     check = check_callback_entry(request.form.get("Digits", ""))
     if not check.ok:
         allowed = ivr.settings.entry_attempts
         if attempt >= allowed:
-            return twiml.entry_failed(check.problem, _wait_url(ivr.name, queue.name, offer=False))
+            return twiml.entry_failed(check.problem, _wait_url(ivr.name, queue.name, offer=False),
+                                      speech=speech)
         return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt + 1, redo),
-                                  problem=check.problem, last_try=attempt + 1 == allowed)
+                                  problem=check.problem, last_try=attempt + 1 == allowed,
+                                  speech=speech)
     call_sid = param("CallSid")
     if not call_sid:
-        return twiml.back_to_hold(_wait_url(ivr.name, queue.name))
+        return twiml.back_to_hold(_wait_url(ivr.name, queue.name), speech=speech)
     # A valid but mistyped number must never be stored unconfirmed: keep it aside (by
     # CallSid, out of every URL) and read it back.
     entry = svc.storage.hold_entry(call_sid, check.e164, svc.clock.now())
     return twiml.confirm_number(check.e164, _confirm_url(ivr.name, queue.name, attempt, redo,
-                                                         entry=entry))
+                                                         entry=entry), speech=speech)
 
 
-def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, ask=1):
+def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, source=None, ask=1):
     return services().config.public_url("/voice/confirm", ivr=ivr_name, queue=queue_name,
                                         attempt=attempt, redo=redo or None, entry=entry,
-                                        ask=ask if ask > 1 else None)
+                                        source=source, ask=ask if ask > 1 else None)
 
 
 # A caller may re-enter their number this many times (each is not a failed try, but the
@@ -278,29 +332,42 @@ MAX_REENTRIES = 3
 @bp.post("/confirm")
 @webhook(safe_twiml=_entry_not_saved)
 def confirm():
-    """The number was read back: 1 stores it, 2 enters it again, silence asks once more."""
+    """The number was read back (or the caller's own offered): 1 stores it, 2 enters a
+    number (again), silence or another key asks once more."""
     svc = services()
     ivr = svc.directory.ivr(param("ivr"))
     queue = ivr.queue(param("queue")) if ivr else None
     if queue is None:
         return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+    speech = _speech(ivr)
     attempt, redo, ask = _int(param("attempt"), 1), _int(param("redo"), 0), _int(param("ask"), 1)
     entry, call_sid = param("entry"), param("CallSid")
-    e164 = svc.storage.held_entry(call_sid, entry, svc.clock.now()) if call_sid and entry else None
-    if e164 is None:
-        return _entry_not_saved()
+    own_number = param("source") == "caller"
+    if own_number:
+        # From is signed by Twilio like every parameter: the caller's own line, offered as is.
+        e164 = caller_id_number(param("From")) if ivr.settings.offer_caller_id else None
+    else:
+        e164 = svc.storage.held_entry(call_sid, entry, svc.clock.now()) if call_sid and entry else None
+    if e164 is None or not call_sid:
+        return _entry_not_saved(speech)
     digits = param("Digits")
     if digits == "1":
         return _store_and_leave(ivr, queue, call_sid, e164)
     if digits == "2":
+        if own_number:
+            return twiml.number_entry(_entry_url(ivr.name, queue.name, 1), speech=speech)
         if redo >= MAX_REENTRIES:
-            return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False))
-        return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt, redo + 1))
+            return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False), speech=speech)
+        return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt, redo + 1), speech=speech)
     if ask >= 2:
-        return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False))
+        return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False), speech=speech)
+    problem = "other" if digits else "silence"
+    if own_number:
+        return twiml.offer_caller_id(e164, _confirm_url(ivr.name, queue.name, 1, 0, source="caller",
+                                                        ask=ask + 1), problem=problem, speech=speech)
     return twiml.confirm_number(e164, _confirm_url(ivr.name, queue.name, attempt, redo,
                                                    entry=entry, ask=ask + 1),
-                                problem="other" if digits else "silence")
+                                problem=problem, speech=speech)
 
 
 def _store_and_leave(ivr, queue, call_sid, e164):
@@ -308,7 +375,7 @@ def _store_and_leave(ivr, queue, call_sid, e164):
     result = _store_callback(ivr, queue, call_sid, e164)
     if result.outcome == "number-pending":
         existing = result.callback.number if result.callback else e164
-        return twiml.already_pending(existing)
+        return twiml.already_pending(existing, speech=_speech(ivr))
     _after_response(services().dispatcher.dispatch, queue_names=[queue.name])
     return twiml.leave_queue()
 
@@ -349,12 +416,36 @@ def enqueue_done():
             callback = svc.storage.get_callback(call_sid)
         except NotFound:
             return twiml.goodbye("Goodbye.")
-        return twiml.callback_stored(callback.number)
+        return twiml.callback_stored(callback.number, expected=_expected_callback(callback),
+                                     speech=_speech(svc.directory.ivr(callback.ivr_name)))
     if call_sid and result in ("hangup", "bridged", "error", "system-error", "queue-full"):
         svc.storage.remove_waiting_call(call_sid)
     if result in ("error", "system-error", "queue-full"):
         return twiml.goodbye()
     return twiml.hangup() if result == "hangup" else twiml.empty()
+
+
+def _expected_callback(callback):
+    """When a just-stored callback should come, from the work ahead of its place in line
+    and the queue's recent pace; None when not worth saying (or DynamoDB did not answer)."""
+    svc = services()
+    now = svc.clock.now()
+    queue, place = callback.queue_name, callback.place_in_line
+    try:
+        history = svc.storage.recent_departures(queue, history_since(now))
+        ahead = (svc.storage.count_waiting_before(queue, place)
+                 + svc.storage.count_pending_before(queue, place))
+        on_duty = _agents_on_duty(queue)
+    except StorageError:
+        log.warning("no callback estimate for call %s: DynamoDB did not answer", callback.callback_id)
+        return None
+    return estimate_wait(history, ahead, now, on_duty)
+
+
+def _agents_on_duty(queue_name):
+    """Agents of the queue signed in now (available, ringing or on a call)."""
+    return sum(1 for agent in services().storage.list_agents()
+               if agent.status != OFFLINE and queue_name in agent.queues)
 
 
 # -- agents, customers, conferences ----------------------------------------------------
@@ -370,9 +461,9 @@ def agent_answer():
     answer = svc.dispatcher.agent_answered(kind, param("key"), param("attempt"), param("agent"),
                                            param("CallSid"))
     if answer.conference is None:
-        return twiml.notice(answer.notice)
+        return twiml.notice(answer.notice, speech=answer.speech)
     return twiml.conference(answer.conference, announcement=answer.announcement,
-                            status_callback=answer.status_callback)
+                            status_callback=answer.status_callback, speech=answer.speech)
 
 
 @bp.post("/agent/status")
@@ -399,8 +490,10 @@ def customer_answer():
     answer = services().dispatcher.customer_answered(param("callback"), param("attempt"),
                                                      param("AnsweredBy"))
     if answer.hang_up:
-        return twiml.notice(answer.announcement) if answer.announcement else twiml.hangup()
-    return twiml.conference(answer.conference, announcement=answer.announcement)
+        return (twiml.notice(answer.announcement, speech=answer.speech) if answer.announcement
+                else twiml.hangup())
+    return twiml.conference(answer.conference, announcement=answer.announcement,
+                            speech=answer.speech)
 
 
 @bp.post("/customer/status")

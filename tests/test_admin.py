@@ -247,3 +247,36 @@ def test_callback_detail_shows_the_number_and_cancels(admin, svc, clock):
     assert svc.storage.get_callback("CA000").status == "canceled"
     assert "Cancel this callback" not in admin.get(page).get_data(as_text=True)
     assert admin.get("/admin/callbacks/CA-missing").status_code == 404
+
+
+def test_settings_page_explains_the_caller_voice_fields(admin):
+    html = unescape(admin.get("/admin/ivrs/Main%20Line/settings").get_data(as_text=True))
+    for label in ("Offer the caller's own number", "Announce as", "Voice", "Language"):
+        assert label in html
+    assert "Leave blank to use the IVR's name" in html
+    assert '<option value="Polly.Joanna" selected>' in html and '<option value="en-US" selected>' in html
+
+
+def test_caller_voice_settings_are_saved_from_the_form(admin, svc):
+    url = "/admin/ivrs/Main%20Line/settings"
+    form = {**SETTINGS_FORM, "offer_caller_id": "on", "announce_as": "Example Company",
+            "voice": "Polly.Lupe", "language": "es-US"}
+    assert post_form(admin, url, url, form).status_code == 302
+    s = svc.storage.get_ivr("Main Line").settings
+    assert (s.offer_caller_id, s.announce_as, s.voice, s.language) == (
+        True, "Example Company", "Polly.Lupe", "es-US")
+    # An unchecked box turns the own-number offer off again; a blank name falls back.
+    assert post_form(admin, url, url, {**SETTINGS_FORM, "announce_as": ""}).status_code == 302
+    s = svc.storage.get_ivr("Main Line").settings
+    assert (s.offer_caller_id, s.announce_as, s.voice) == (False, "", "Polly.Lupe")
+
+
+def test_a_voice_and_language_that_do_not_go_together_save_nothing(admin, svc):
+    before = svc.storage.get_ivr("Main Line")
+    url = "/admin/ivrs/Main%20Line/settings"
+    response = post_form(admin, url, url, {**SETTINGS_FORM, "voice": "Polly.Lupe", "language": "en-US",
+                                           "announce_as": "Example Company"})
+    assert response.status_code == 400
+    html = unescape(response.get_data(as_text=True))
+    assert "Polly.Lupe speaks es-US" in html and 'value="Example Company"' in html
+    assert svc.storage.get_ivr("Main Line") == before

@@ -93,3 +93,17 @@ def test_callbacks_list_and_cancel(client, svc, clock, main_line):
     for query in ("status=bogus", "limit=0", "limit=x", "after=forged"):
         response = client.get(f"/api/callbacks?{query}", headers=AUTH)
         assert response.status_code == 400 and response.is_json
+
+
+def test_put_caller_voice_settings(client, svc, main_line):
+    body = {"offer_caller_id": True, "announce_as": "Example Company", "voice": "Polly.Amy",
+            "language": "en-GB"}
+    response = client.put("/api/ivrs/Main%20Line/settings", json=body, headers=AUTH)
+    assert response.status_code == 200 and response.get_json()["settings"] == {
+        **response.get_json()["settings"], **body}
+    s = svc.storage.get_ivr("Main Line").settings
+    assert (s.offer_caller_id, s.announce_as, s.voice, s.language) == (
+        True, "Example Company", "Polly.Amy", "en-GB")
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"voice": "Polly.Lupe"}, headers=AUTH)
+    assert response.status_code == 400 and "language" in response.get_json()["fields"]
+    assert svc.storage.get_ivr("Main Line").settings.voice == "Polly.Amy"

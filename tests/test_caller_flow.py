@@ -146,7 +146,10 @@ def test_wait_loop_reads_at_most_one_item_from_dynamodb(twilio, main_line, svc, 
 def test_pressing_another_key_goes_back_to_holding(twilio, main_line):
     root = twiml(twilio.post_url(f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales",
                                  call_params(Digits="5")))
-    assert root.find("Redirect").text == wait_url()
+    # Back on the loop that keeps offering, without reading the wait estimate again.
+    assert root.find("Redirect").text == wait_url() + "&offered=1"
+    loop = hold(twilio, 300, url=root.find("Redirect").text)
+    assert loop.find("Gather") is not None and loop.find("Redirect").text == wait_url() + "&offered=1"
 
 
 def test_pressing_1_asks_for_the_whole_number_ended_by_pound_or_a_pause(twilio, main_line):

@@ -57,3 +57,44 @@ def test_priority_warning_names_queues_that_outrank_callbacks():
     warned = priority_warnings(CallbackSettings(priority=5), queues)
     assert [q.name for q in warned] == ["Sales"]
     assert priority_warnings(CallbackSettings(), queues) == []
+
+
+def test_new_settings_default_to_todays_behaviour():
+    s = CallbackSettings()
+    assert (s.offer_caller_id, s.announce_as, s.speech) == (False, "", ("Polly.Joanna", "en-US"))
+    assert s.announced_name("Main Line") == "Main Line"
+    assert CallbackSettings(announce_as="Example Company").announced_name("Main Line") == "Example Company"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"announce_as": "  Example   Company "}, {"announce_as": "Example Company"}),
+    ({"announce_as": "Müller & Söhne (Köln)"}, {"announce_as": "Müller & Söhne (Köln)"}),
+    ({"announce_as": ""}, {"announce_as": ""}),
+    ({"announce_as": None}, {"announce_as": ""}),
+    ({"offer_caller_id": "on"}, {"offer_caller_id": True}),
+    ({"voice": "Polly.Lupe", "language": "es-US"}, {"voice": "Polly.Lupe", "language": "es-US"}),
+    ({"voice": "woman", "language": "fr-FR"}, {"voice": "woman", "language": "fr-FR"}),
+    ({"voice": "Polly.Matthew"}, {"voice": "Polly.Matthew", "language": "en-US"}),
+])
+def test_caller_voice_settings_parse(raw, expected):
+    settings, errors = validate_settings(raw, CallbackSettings(), partial=True)
+    assert not errors
+    assert {k: getattr(settings, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("raw, field, message", [
+    ({"announce_as": "x" * 65}, "announce_as", "at most 64 characters"),
+    ({"announce_as": "<Say>hi</Say>"}, "announce_as", "may hold letters"),
+    ({"announce_as": "-dash first"}, "announce_as", "may hold letters"),
+    ({"announce_as": "Line\nbreak\x00"}, "announce_as", "may hold letters"),
+    ({"announce_as": 12}, "announce_as", "must be text"),
+    ({"voice": "Polly.Joana"}, "voice", "must be one of the voices offered"),
+    ({"voice": ["man"]}, "voice", "must be one of the voices offered"),
+    ({"language": "klingon"}, "language", "must be one of the languages offered"),
+    # A Polly voice speaks exactly one language: a wrong pair would fail every <Say>.
+    ({"voice": "Polly.Lupe"}, "language", "Polly.Lupe speaks es-US"),
+    ({"language": "fr-FR"}, "language", "Polly.Joanna speaks en-US"),
+])
+def test_caller_voice_settings_refuse_what_twilio_could_not_say(raw, field, message):
+    settings, errors = validate_settings(raw, CallbackSettings(), partial=True)
+    assert settings is None and message in errors[field]
