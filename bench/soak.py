@@ -566,6 +566,14 @@ def check_agents(agents):
     return stuck
 
 
+def _call(record):
+    """A call of the model's log for an example: SID, simulated minutes live, how it went."""
+    def at(seconds):
+        return "…" if seconds is None else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+    return f"{record.sid} ({at(record.started)}–{at(record.ended)}, {record.behaviour}, {record.outcome or 'live'})"
+
+
 def check(run):
     """Every count of the run, with examples; a dict for printing and RESULTS.md."""
     svc, network = run.svc, run.network
@@ -573,11 +581,13 @@ def check(run):
     records = list(network.records)
     two_agent = Finding("two live calls to one agent")
     two_customer = Finding("two live calls to one customer")
+    by_sid = {r.sid: r for r in records}
     for number, first, second in overlapping_calls(records, ("agent",)):
-        two_agent.examples.append(f"agent {number[-4:]}: {first} / {second}")
+        two_agent.examples.append(f"agent {number[-4:]}: {_call(by_sid[first])} / {_call(by_sid[second])}")
     by_number = {number: callback_id for callback_id, number in run.requested.items()}
     for number, first, second in overlapping_calls(records, ("customer",)):
-        two_customer.examples.append(f"callback {by_number.get(number, number)}: {first} / {second}")
+        two_customer.examples.append(f"callback {by_number.get(number, number)}: {_call(by_sid[first])} / "
+                                     f"{_call(by_sid[second])}")
     findings = [two_agent, two_customer]
     findings += check_callbacks(callbacks, run.requested, run.plan.max_retries, dict(network.talks))
     findings.append(check_agents(retrying(svc.storage.list_agents)))

@@ -104,3 +104,12 @@ def test_a_short_seeded_soak_ends_by_itself_and_reports_every_count(tmp_path):
     # Callers asked through the real IVR, and every callback asked for is accounted for.
     assert report["requested"] >= 12
     assert sum(report["statuses"].values()) + report["findings"]["callbacks lost"] >= report["requested"]
+
+
+def test_an_overlap_example_says_when_each_call_lived_and_how_it_went():
+    from bench.soak import _call
+
+    live = CallRecord("CA1", "+1", "agent", "outbound-api", 75, None, behaviour="human")
+    over = CallRecord("CA2", "+1", "agent", "outbound-api", 61, 140.5, outcome="no-answer", behaviour="no-answer")
+    assert _call(live) == "CA1 (1:15–…, human, live)"
+    assert _call(over) == "CA2 (1:01–2:20, no-answer, no-answer)"
