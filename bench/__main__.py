@@ -130,8 +130,12 @@ def bench_webhooks(endpoint, standin, n):
         entries.append(svc.storage.hold_entry(f"CAW{i}", f"+1212555{i % 10000:04d}", now))
     cases = {
         "waitUrl (hold loop, offer due)": (
-            lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales",
+            lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales&offered=1",
             lambda i: {"CallSid": f"CAW{i}", "QueueTime": "90", "From": "+14155550123"}),
+        "waitUrl (first offer, reads the wait estimate)": (
+            lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales",
+            lambda i: {"CallSid": f"CAW{i}", "QueueTime": "60", "QueuePosition": "3",
+                       "From": "+14155550123"}),
         "number entry (valid, read back)": (
             lambda i: f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
             lambda i: {"CallSid": f"CAV{i}", "Digits": f"212555{i % 10000:04d}", "From": "+14155550123"}),
