@@ -15,6 +15,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 Every state change is a conditional write; failed conditions become `Conflict`.
 """
 import logging
+import random
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +52,11 @@ from .settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 log = logging.getLogger(__name__)
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# DynamoDB refuses a write while another transaction holds its item: a single write with
+# TransactionConflictException, a transaction with the TransactionConflict cancellation
+# reason. Nothing was written, so the write runs again, a bounded number of times.
+# (DynamoDB Local serializes requests and moto checks nothing: neither ever answers so.)
+CONFLICT_ATTEMPTS = 3
 # Twilio ends every call after four hours, so a waiting-call record older than that is stale.
 WAITING_CALL_LIFETIME = timedelta(hours=4, minutes=10)
 # A keyed-in number is confirmed within seconds; after this it is forgotten.
@@ -304,6 +311,29 @@ def _cancel_codes(exc):
 
 def _failed(codes, index):
     return len(codes) > index and codes[index] in (CONDITION_FAILED, "ConditionalCheckFailed")
+
+
+def _held_by_another_transaction(exc):
+    """True when DynamoDB refused the whole request only because another transaction held
+    one of its items (no condition failed)."""
+    if _code(exc) == "TransactionConflictException":
+        return True
+    if isinstance(exc, TransactWriteError):
+        codes = [code for code in _cancel_codes(exc) if code]
+        return bool(codes) and all(code == "TransactionConflict" for code in codes)
+    return False
+
+
+def _retrying(write):
+    """Run write(); again, after a short random pause, while another transaction held one of
+    its items, up to CONFLICT_ATTEMPTS times in all."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return write()
+        except PynamoDBException as exc:
+            if attempt == CONFLICT_ATTEMPTS or not _held_by_another_transaction(exc):
+                raise
+            time.sleep(random.uniform(0.005, 0.02) * attempt)
 
 
 class Storage:
@@ -589,12 +619,15 @@ class Storage:
                    sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at))
         guard = self._guard_key(callback.queue_name, callback.number)
         guard.owner = callback.callback_id
+        def write():
+            with self._tx() as tx:
+                tx.save(record, condition=C.callback_id.does_not_exist())
+                tx.save(guard, condition=G.sk.does_not_exist())
+                tx.delete(W(waiting_call_sid))
+
         with _dynamodb():
             try:
-                with self._tx() as tx:
-                    tx.save(record, condition=C.callback_id.does_not_exist())
-                    tx.save(guard, condition=G.sk.does_not_exist())
-                    tx.delete(W(waiting_call_sid))
+                _retrying(write)
             except TransactWriteError as exc:
                 codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
                 if _failed(codes, 1):
@@ -675,6 +708,8 @@ class Storage:
                               condition=A.status == m.AVAILABLE)
                     tx.update(work, actions=work_actions, condition=work_condition)
             except TransactWriteError as exc:
+                # Not run again on TransactionConflict: another dispatcher holds this agent
+                # or this work, so the claim is lost and the dispatcher looks elsewhere.
                 if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
                        for code in _cancel_codes(exc)):
                     raise Conflict("claim lost") from exc
@@ -731,7 +766,8 @@ class Storage:
 
     def _update(self, record, actions, condition):
         with _dynamodb(conflict=f"{type(record).__name__} is not in the expected state"):
-            record.update(actions=actions, condition=condition, add_version_condition=False)
+            _retrying(lambda: record.update(actions=actions, condition=condition,
+                                            add_version_condition=False))
         return record
 
     def _history_index(self, callback_id, attempt_id):
@@ -790,12 +826,15 @@ class Storage:
         C = self.CallbackRec
         actions = actions + [C.status.set(status), C.ended_reason.set(reason), C.ended_at.set(now),
                              C.pending_queue.remove(), C.sweep_status.remove(), C.sweep_at.remove()]
+        def write():
+            with self._tx() as tx:
+                tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                tx.delete(self._guard_key(callback.queue_name, callback.number),
+                          condition=self.Guard.owner == callback.callback_id)
+
         with _dynamodb():
             try:
-                with self._tx() as tx:
-                    tx.update(C(callback.callback_id), actions=actions, condition=condition)
-                    tx.delete(self._guard_key(callback.queue_name, callback.number),
-                              condition=self.Guard.owner == callback.callback_id)
+                _retrying(write)
             except TransactWriteError as exc:
                 codes = _cancel_codes(exc)  # [delete guard, update callback]
                 if _failed(codes, 1):

@@ -1,6 +1,7 @@
 """Faults: DynamoDB failing at each step (a failing endpoint in front of DynamoDB Local) and
 Twilio failing or hanging. The caller always gets valid TwiML, a callback confirmed to the
 caller is never lost, and the sweep repairs what was left half done."""
+import json
 import threading
 import xml.etree.ElementTree as ET
 from datetime import timedelta
@@ -11,6 +12,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from callback import models as m
+from callback.storage import CONFLICT_ATTEMPTS, Conflict, NotFound, StorageError
 from callback.sweep import sweep_once
 from conftest import IVR_NUMBER, PUBLIC
 
@@ -26,6 +28,7 @@ class FaultyEndpoint:
     def __init__(self, target):
         self.target = target
         self.failing = {}
+        self.remaining = {}
         self.failures = 0
         self.lock = threading.Lock()
         self.http = requests.Session()
@@ -35,10 +38,11 @@ class FaultyEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def fail(self, operation, kind="throttle"):
-        """Fail every request of this operation from now on."""
+    def fail(self, operation, kind="throttle", times=None):
+        """Fail the requests of this operation from now on (only the next `times` if given)."""
         with self.lock:
             self.failing[operation] = kind
+            self.remaining[operation] = times
 
     def clear(self):
         """Stop failing."""
@@ -51,6 +55,23 @@ class FaultyEndpoint:
             kind = self.failing.get(operation)
             if kind:
                 self.failures += 1
+                if self.remaining[operation] is not None:
+                    self.remaining[operation] -= 1
+                    if self.remaining[operation] == 0:
+                        del self.failing[operation]
+        if kind == "conflict" and operation == "TransactWriteItems":
+            # What DynamoDB answers when another transaction holds one of the items.
+            count = len(json.loads(request.get_data())["TransactItems"])
+            reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]
+            return Response(json.dumps({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+                "CancellationReasons": reasons + [{"Code": "None"}] * (count - 1)}),
+                status=400, content_type="application/x-amz-json-1.0")
+        if kind == "conflict":
+            return Response('{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException",'
+                            '"message":"Transaction is ongoing for the item"}',
+                            status=400, content_type="application/x-amz-json-1.0")
         if kind == "throttle":
             return Response('{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
                             '"message":"Rate of requests exceeds the allowed throughput."}',
@@ -202,3 +223,53 @@ def test_twilio_timing_out_keeps_the_callback_and_frees_the_agent(svc, clock, tw
     cb = svc.storage.get_callback(CALL_SID)
     assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
     assert svc.storage.get_agent("alice").status == "available"
+
+
+def callback_of(now):
+    return m.Callback(CALL_SID, CUSTOMER, "Main Line", "Sales", now, now, 10, now, now + timedelta(hours=2))
+
+
+def test_a_transaction_refused_for_another_transaction_runs_again(svc, clock, faulty, main_line):
+    """DynamoDB cancels a transaction while another one holds one of its items (DynamoDB
+    Local serializes requests and never does): nothing was written, so it runs again."""
+    now = clock.now()
+    svc.storage.add_waiting_call(CALL_SID, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
+                                 joined_at=now)
+    before = faulty.failures
+    faulty.fail("TransactWriteItems", "conflict", times=2)
+    assert svc.storage.create_callback(callback_of(now), CALL_SID).outcome == "created"
+    assert faulty.failures - before == 2
+    assert svc.storage.get_waiting_call(CALL_SID) is None
+
+    faulty.fail("TransactWriteItems", "conflict", times=1)
+    assert svc.storage.cancel_callback(CALL_SID, now).status == "canceled"
+    assert faulty.failures - before == 3
+    # The number's pending slot was freed with it: the same number may ask again.
+    again = m.Callback("CA" + "e" * 32, CUSTOMER, "Main Line", "Sales", now, now, 10, now,
+                       now + timedelta(hours=2))
+    assert svc.storage.create_callback(again, "CA" + "e" * 32).outcome == "created"
+
+
+def test_a_transaction_that_keeps_conflicting_is_a_storage_error_not_a_lost_race(
+        svc, clock, faulty, main_line):
+    before = faulty.failures
+    faulty.fail("TransactWriteItems", "conflict")
+    with pytest.raises(StorageError) as raised:
+        svc.storage.create_callback(callback_of(clock.now()), CALL_SID)
+    faulty.clear()
+    assert not isinstance(raised.value, Conflict)
+    assert faulty.failures - before == CONFLICT_ATTEMPTS
+    with pytest.raises(NotFound):
+        svc.storage.get_callback(CALL_SID)
+
+
+def test_a_write_refused_for_another_transaction_runs_again(svc, clock, faulty, twilio_standin,
+                                                            callback_ready):
+    """A single conditional write meets TransactionConflictException while a transaction
+    holds its item; the agent's answer is recorded all the same."""
+    offer, = svc.dispatcher.dispatch()
+    before = faulty.failures
+    faulty.fail("UpdateItem", "conflict", times=2)
+    svc.storage.agent_answered("alice", CALL_SID, "CA" + "a" * 32, clock.now())
+    assert faulty.failures - before == 2
+    assert svc.storage.get_agent("alice").status == "busy"
