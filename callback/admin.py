@@ -46,6 +46,12 @@ def _ivr_or_404(name):
         abort(404)
 
 
+@bp.get("/", strict_slashes=False)
+def home():
+    """The portal's front door, /admin or /admin/: the IVR list (or the login on the way)."""
+    return redirect(url_for("admin.ivrs"))
+
+
 # -- IVRs --------------------------------------------------------------------------------
 
 @bp.get("/ivrs")
