@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m callback.local
+	$(BIN)/python -m callback.local $(ARGS)
 
 call: $(STAMP)
 	$(BIN)/python -m callback.simulator $(ARGS)

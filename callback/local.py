@@ -12,12 +12,14 @@ import secrets
 import signal
 import threading
 import time
+from datetime import timedelta
 
 from werkzeug.security import generate_password_hash
 
 from .twilio_standin import StandInServer
 
 SESSION_FILE = os.path.join(".local-data", "session.json")
+log = logging.getLogger(__name__)
 DEMO_NUMBER = "+15005550006"
 DEMO_AGENTS = (("alice", "Alice", "+15005550101", ("Sales", "Support")),
                ("bob", "Bob", "+15005550102", ("Support",)))
@@ -120,24 +122,43 @@ def import_tables(storage, path):
     return count
 
 
-def local_controls(svc, api_token):
-    """Local-only endpoints (never in the deployed app): the simulator sets the clock speed."""
+def local_controls(svc, api_token, base_speed):
+    """Local-only endpoints (never in the deployed app): the simulator sets the clock speed.
+
+    POST sets a speed for one simulator session and DELETE puts back the run's own speed
+    (`make run --speed`), so a speed asked for by one `make call` does not outlive it.
+    """
     import hmac
 
     from flask import Blueprint, abort, jsonify, request
 
     bp = Blueprint("local", __name__, url_prefix="/_local")
 
-    @bp.post("/clock")
-    def clock_speed():
+    @bp.before_request
+    def bearer_token():
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), api_token.encode()):
             abort(401)
+
+    def answer():
+        return jsonify(speed=svc.clock.speed, run_speed=base_speed, now=svc.clock.now().isoformat())
+
+    @bp.get("/clock")
+    def clock_read():
+        return answer()
+
+    @bp.post("/clock")
+    def clock_speed():
         speed = (request.get_json(silent=True) or {}).get("speed")
-        if not isinstance(speed, (int, float)) or not 0.1 <= speed <= 1000:
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.1 <= speed <= 1000:
             abort(400)
         svc.clock.set_speed(speed)
-        return jsonify(speed=speed, now=svc.clock.now().isoformat())
+        return answer()
+
+    @bp.delete("/clock")
+    def clock_reset():
+        svc.clock.set_speed(base_speed)
+        return answer()
 
     from . import csrf
 
@@ -145,15 +166,45 @@ def local_controls(svc, api_token):
     return bp
 
 
-def sweep_forever(svc, stop, speed_of):
-    """Run the sweep every minute of app time until told to stop."""
+SWEEP_EVERY = timedelta(minutes=1)
+
+
+def sweep_forever(svc, stop, tick=0.5):
+    """Run the sweep at start and then every minute of app time, until told to stop.
+
+    The wait is recomputed every `tick` real seconds from the app's clock, so a speed
+    changed meanwhile (`make call --speed 60`) takes effect at once, not after a minute
+    measured at the old speed.
+    """
     from .sweep import sweep_once
 
-    while not stop.wait(60.0 / max(speed_of(), 0.01)):
-        try:
-            sweep_once(svc)
-        except Exception:  # keep sweeping; the error is logged by the sweep
-            pass
+    due = svc.clock.now()
+    while not stop.is_set():
+        if svc.clock.now() >= due:
+            due = svc.clock.now() + SWEEP_EVERY
+            try:
+                sweep_once(svc)
+            except Exception:  # keep sweeping, as CloudWatch would call again next minute
+                log.exception("local sweep failed")
+        speed = max(getattr(svc.clock, "speed", 1.0), 0.01)
+        left = (due - svc.clock.now()).total_seconds() / speed
+        stop.wait(min(max(left, 0.01), tick))
+
+
+def banner(session, password, dynamodb_url, standin_url, speed):
+    """What `make run` prints: where everything is, and how to sign in to portal and API."""
+    api = session["app_url"] + "/api"
+    return f"""
+callback is running.
+  Admin portal:    {session['app_url']}/admin  (user: admin, password: {password})
+  JSON API:        {api}  (bearer token: {session['api_token']})
+                   curl -H "Authorization: Bearer {session['api_token']}" {api}/callbacks
+  DynamoDB:        {dynamodb_url}
+  Twilio stand-in: {standin_url}  (records the calls the app places)
+  Clock speed:     x{speed:g}
+Place a call:      make call            (or: python -m callback.simulator --help)
+Stop with Ctrl-C.
+"""
 
 
 def main(argv=None):
@@ -195,7 +246,7 @@ def main(argv=None):
 
     app = create_app(overrides)
     svc = app.extensions["callback"]
-    app.register_blueprint(local_controls(svc, session["api_token"]))
+    app.register_blueprint(local_controls(svc, session["api_token"], args.speed))
     svc.storage.create_tables()
     if args.persist:
         import_tables(svc.storage, args.persist)
@@ -205,20 +256,11 @@ def main(argv=None):
     os.chmod(args.session, 0o600)
 
     stop = threading.Event()
-    threading.Thread(target=sweep_forever, args=(svc, stop, lambda: svc.clock.speed),
-                     daemon=True).start()
+    threading.Thread(target=sweep_forever, args=(svc, stop), daemon=True).start()
     from werkzeug.serving import make_server
 
     server = make_server("127.0.0.1", args.port, app, threaded=True)
-    print(f"""
-callback is running.
-  Admin portal:   {session['app_url']}/admin  (user: admin, password: {password})
-  DynamoDB:       {endpoint}
-  Twilio stand-in: {standin.url}  (records the calls the app places)
-  Clock speed:    x{args.speed:g}
-Place a call:     make call            (or: python -m callback.simulator --help)
-Stop with Ctrl-C.
-""", flush=True)
+    print(banner(session, password, endpoint, standin.url, args.speed), flush=True)
 
     def shutdown(*_):
         stop.set()

@@ -236,8 +236,19 @@ def _run(args):
     session = load_session(args.session)
     app = LocalApp(session)
     speed = args.speed or session.get("speed", 1)
-    if args.speed:
-        app.api("POST", "/_local/clock", json={"speed": args.speed})
+    if not args.speed:
+        return _place_call(args, session, app, speed)
+    app.api("POST", "/_local/clock", json={"speed": args.speed})
+    try:
+        return _place_call(args, session, app, speed)
+    finally:
+        # The speed was this call's: the next `make call` (and the admin's clock) starts
+        # from the run's own speed again.
+        app.api("DELETE", "/_local/clock")
+
+
+def _place_call(args, session, app, speed):
+    """Call the IVR, play every phone, and follow the callback until it ends."""
     keys, options = (parse_script(args.script) if args.script else
                      (args.keys.split(",") if args.keys is not None else None, {}))
     interactive = keys is None and not args.script and sys.stdin.isatty()

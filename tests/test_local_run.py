@@ -1,9 +1,14 @@
 """`make run`'s app in its own process, and the simulator walking whole journeys against it."""
+import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -24,27 +29,59 @@ def free_port():
 def local_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("local")
     session = workdir / "session.json"
+    log = workdir / "run.log"
     port, twilio_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": ROOT, "LOCAL_ADMIN_PASSWORD": "local-pass-123"}
     env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callback.local", "--port", str(port), "--twilio-port", str(twilio_port),
-         "--speed", "60", "--session", str(session)],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Output goes to a file, not a pipe nobody reads until the end: a full pipe would
+    # block the app mid-test.
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "callback.local", "--port", str(port), "--twilio-port", str(twilio_port),
+             "--speed", "60", "--session", str(session)],
+            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/login", timeout=1).ok and session.exists():
+            if (requests.get(f"http://127.0.0.1:{port}/login", timeout=1).ok and session.exists()
+                    and "Stop with Ctrl-C" in log.read_text()):
                 break
         except requests.RequestException:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     else:
         process.kill()
-        pytest.fail("the local run did not start: " + process.stdout.read()[-2000:])
-    yield {"session": str(session), "url": f"http://127.0.0.1:{port}", "process": process}
+        pytest.fail("the local run did not start: " + log.read_text()[-2000:])
+    with open(session) as f:
+        token = json.load(f)["api_token"]
+    yield {"session": str(session), "url": f"http://127.0.0.1:{port}", "process": process,
+           "banner": log.read_text(), "token": token}
     process.terminate()
-    output = process.communicate(timeout=20)[0]
-    assert "admin, password: local-pass-123" in output
+    process.wait(timeout=20)
+
+
+def local_api(local_run, method, path, **kwargs):
+    headers = {"Authorization": f"Bearer {local_run['token']}"}
+    return requests.request(method, local_run["url"] + path, headers=headers, timeout=5, **kwargs)
+
+
+def test_the_printed_admin_url_opens_the_portal(local_run):
+    url = re.search(r"Admin portal: +(\S+)", local_run["banner"]).group(1)
+    assert "(user: admin, password: local-pass-123)" in local_run["banner"]
+    for address in (url, url + "/"):
+        response = requests.get(address, timeout=5)
+        assert response.status_code == 200 and response.url.endswith("/login?next=/admin/ivrs")
+        assert 'name="password"' in response.text
+
+
+def test_the_start_up_banner_gives_the_api_token_and_a_curl_line_that_works(local_run):
+    assert f"bearer token: {local_run['token']}" in local_run["banner"]
+    line = next(l for l in local_run["banner"].splitlines() if l.strip().startswith("curl "))
+    words = shlex.split(line)
+    header, url = words[words.index("-H") + 1], words[-1]
+    name, _, value = header.partition(": ")
+    response = requests.get(url, headers={name: value}, timeout=5)
+    assert response.status_code == 200 and "callbacks" in response.json()
 
 
 def test_the_local_run_serves_the_admin_with_demo_data(local_run):
@@ -94,16 +131,18 @@ def test_local_data_survives_a_restart_through_the_persist_file(svc, main_line, 
 
 
 def test_a_caller_who_never_presses_anything_gives_up_and_is_forgotten(local_run, capsys):
-    import json
-
-    with open(local_run["session"]) as f:
-        token = json.load(f)["api_token"]
     for agent_id in ("alice", "bob"):
-        response = requests.put(f"{local_run['url']}/api/agents/{agent_id}/status", json={"status": "offline"},
-                                headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        response = local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
         assert response.status_code == 200, response.text
+    threads = set(threading.enumerate())
     out = run_simulator(local_run, capsys, "--keys", "1", "--patience", "45", "--from", "+12125550177")
     assert "gives up after" in out and "We will call you back" not in out
+    # Its phones are put down too: a simulator thread left running would go on answering
+    # the next run's calls in the same process.
+    left = [t for t in threading.enumerate() if t not in threads]
+    for thread in left:
+        thread.join(timeout=5)
+    assert not any(t.is_alive() for t in left)
 
 
 def test_the_simulator_plays_voicemail_refused_numbers_and_a_chaotic_network(local_run, capsys):
@@ -116,3 +155,108 @@ def test_the_simulator_plays_voicemail_refused_numbers_and_a_chaotic_network(loc
     assert "[agent Alice] voicemail answers" in out
     assert "[customer] phone rings" not in out
     assert "callback CA" in out.rstrip().splitlines()[-1]
+
+
+def test_a_speed_asked_for_by_one_call_ends_with_that_call(local_run, capsys):
+    for agent_id in ("alice", "bob"):
+        local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
+    run_simulator(local_run, capsys, "--keys", "wait", "--patience", "30", "--speed", "300",
+                  "--from", "+12125550155")
+    clock = local_api(local_run, "GET", "/_local/clock").json()
+    assert clock["speed"] == clock["run_speed"] == 60
+
+
+def test_the_local_clock_controls_need_the_token_and_a_sane_speed(local_run):
+    assert requests.get(local_run["url"] + "/_local/clock", timeout=5).status_code == 401
+    for speed in (0, 5000, "60", True, None):
+        assert local_api(local_run, "POST", "/_local/clock", json={"speed": speed}).status_code == 400
+    assert local_api(local_run, "GET", "/_local/clock").json()["speed"] == 60
+
+
+class Sweeps:
+    """Counts the sweeps sweep_forever runs, and lets a test wait for the next one."""
+
+    def __init__(self):
+        self.count, self.ran = 0, threading.Event()
+
+    def __call__(self, svc):
+        self.count += 1
+        self.ran.set()
+
+    def wait_for_one(self):
+        self.ran.clear()
+        return self.ran.wait(timeout=30)
+
+
+def test_the_local_sweep_follows_the_clock_speed_as_it_changes(monkeypatch):
+    from callback import local, sweep
+    from callback.clock import ScaledClock
+
+    sweeps = Sweeps()
+    monkeypatch.setattr(sweep, "sweep_once", sweeps)
+    svc = SimpleNamespace(clock=ScaledClock(1))
+    stop = threading.Event()
+    thread = threading.Thread(target=local.sweep_forever, args=(svc, stop), daemon=True)
+    sweeps.ran.clear()
+    thread.start()
+    try:
+        assert sweeps.ran.wait(timeout=30), "no sweep at start-up"
+        # A minute of app time at x600 is a tenth of a second: the next sweep must not
+        # wait for the minute measured at the old speed.
+        svc.clock.set_speed(600)
+        assert sweeps.wait_for_one() and sweeps.wait_for_one()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_the_local_sweep_keeps_going_after_a_failed_run(monkeypatch, caplog):
+    from callback import local, sweep
+    from callback.clock import FixedClock
+
+    calls = Sweeps()
+
+    def failing(svc):
+        calls(svc)
+        raise RuntimeError("DynamoDB went away")
+
+    monkeypatch.setattr(sweep, "sweep_once", failing)
+    svc = SimpleNamespace(clock=FixedClock())
+    stop = threading.Event()
+    thread = threading.Thread(target=local.sweep_forever, args=(svc, stop), kwargs={"tick": 0.05}, daemon=True)
+    thread.start()
+    try:
+        assert calls.ran.wait(timeout=30)
+        svc.clock.advance(seconds=61)
+        assert calls.wait_for_one()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert calls.count == 2 and "local sweep failed" in caplog.text
+
+
+def test_make_run_passes_its_args_to_the_local_run():
+    out = subprocess.run(["make", "-n", "run", "ARGS=--speed 30 --port 5400"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "-m callback.local --speed 30 --port 5400" in out
+
+
+def test_the_readme_documents_every_setting_of_app_and_local_run():
+    import ast
+    from dataclasses import fields
+
+    from callback.config import Config
+
+    names = {f.name for f in fields(Config) if f.name != "extra"}
+    for module in ("local.py",):
+        tree = ast.parse(open(os.path.join(ROOT, "callback", module)).read())
+        names |= {node.args[0].value for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "get"
+                  and getattr(node.func.value, "attr", "") == "environ"
+                  and node.args and isinstance(node.args[0], ast.Constant)}
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", table, re.M))
+    assert {"PORT", "TWILIO_STANDIN_PORT", "LOCAL_CLOCK_SPEED", "LOCAL_PERSIST_FILE"} <= names
+    assert names - documented == set()
