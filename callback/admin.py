@@ -3,9 +3,9 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    url_for)
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from . import models as m
+from . import labels, models as m
 from .auth import login_required
-from .numbers import mask
+from .numbers import for_people, mask_for_list
 from .settings import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
@@ -29,14 +29,32 @@ def services():
 
 @bp.app_template_filter("masked")
 def masked(number):
-    """A phone number with all but two digits hidden."""
-    return mask(number)
+    """A number as lists show it: '(212) ***-1234', never in full."""
+    return mask_for_list(number)
+
+
+@bp.app_template_filter("phone")
+def phone(number):
+    """A number in full, as people write it (detail pages only)."""
+    return for_people(number)
 
 
 @bp.app_template_filter("when")
 def when(moment):
     """A UTC timestamp for people."""
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+@bp.app_template_filter("short_when")
+def short_when(moment, seconds=False):
+    """A compact UTC time for table cells: 'Nov 25 18:34' (the column says UTC)."""
+    return moment.strftime("%b %d %H:%M:%S" if seconds else "%b %d %H:%M") if moment else "—"
+
+
+bp.add_app_template_filter(labels.status_label, "status_label")
+bp.add_app_template_filter(labels.outcome_label, "outcome_label")
+bp.add_app_template_filter(labels.ended_reason_label, "ended_reason_label")
+bp.add_app_template_filter(labels.agent_status_label, "agent_status_label")
 
 
 def _ivr_or_404(name):
@@ -276,22 +294,32 @@ def callbacks():
 @login_required
 def callback_detail(callback_id):
     """One callback: its number in full, and every attempt."""
-    try:
-        callback = services().storage.get_callback(callback_id)
-    except NotFound:
-        abort(404)
+    callback = _callback_or_404(callback_id)
     agents = {a.agent_id: a.name for a in services().storage.list_agents()}
     return render_template("callback_detail.html", cb=callback, agents=agents)
 
 
-@bp.post("/callbacks/<callback_id>/cancel")
+def _callback_or_404(callback_id):
+    try:
+        return services().storage.get_callback(callback_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/callbacks/<callback_id>/cancel", methods=["GET", "POST"])
 @login_required
 def callback_cancel(callback_id):
-    """Cancel a pending callback."""
+    """Cancel a pending callback, once the admin confirmed it (a form, no script needed)."""
     svc = services()
+    callback = _callback_or_404(callback_id)
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        if callback.status != m.PENDING:
+            flash("Only a pending callback can be canceled; this one has moved on.", "error")
+            return redirect(url_for("admin.callback_detail", callback_id=callback_id))
+        return render_template("callback_cancel.html", cb=callback)
     try:
         svc.storage.cancel_callback(callback_id, svc.clock.now())
-        flash("Callback canceled.", "ok")
+        flash("Callback canceled: the caller will not be called back.", "ok")
     except NotFound:
         abort(404)
     except Conflict:

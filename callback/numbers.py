@@ -98,3 +98,24 @@ def mask(number):
         return "*" * len(digits)
     prefix = "+" if text.startswith("+") else ""
     return prefix + "*" * (len(digits) - 2) + "".join(digits[-2:])
+
+
+def mask_for_list(number):
+    """A number as a list shows it: enough to tell callbacks apart, never all of it.
+
+    '+12125551234' → '(212) ***-1234'; other numbers keep their last four digits.
+    """
+    digits = national_digits(number)
+    if number and number.startswith("+1") and len(digits) == 10 and digits.isdigit():
+        return f"({digits[:3]}) ***-{digits[6:]}"
+    if not number or str(number).startswith(("sip:", "client:")) or len(digits) <= 4:
+        return mask(number)
+    return "+" + "*" * (len(digits) - 4) + digits[-4:]
+
+
+def for_people(number):
+    """A number written in full the way people read it: '+12125551234' → '(212) 555-1234'."""
+    digits = national_digits(number)
+    if number and number.startswith("+1") and len(digits) == 10 and digits.isdigit():
+        return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    return number or "—"

@@ -69,38 +69,40 @@ class CallbackSettings:
         return queue_priority if self.priority is None else self.priority
 
 
-# name: (label, lowest, highest, help text)
+# name: (label, lowest, highest, help text). Labels are the names admins know from the
+# original settings (Expiration Time, Max Retries, Priority, Retry Time), all in one style:
+# Title Case, no "Callback -" prefix (the page is already about callbacks), unit in brackets.
 INTEGER_FIELDS = {
-    "offer_after_seconds": ("Offer after (seconds of waiting)", 0, 3600,
+    "offer_after_seconds": ("Offer After (seconds on hold)", 0, 3600,
                             "How long a caller holds before hearing the callback offer."),
-    "expiration_minutes": ("Callback - Expiration Time (minutes)", 1, 10080,
+    "expiration_minutes": ("Expiration Time (minutes)", 1, 10080,
                            "The total time the system keeps trying to reach the caller, "
                            "counted from the request; after it the callback expires."),
-    "max_retries": ("Callback - Max Retries", 1, 20,
+    "max_retries": ("Max Retries", 1, 20,
                     "How many failed attempts (no answer, busy, voicemail) before the "
                     "callback expires."),
-    "priority": ("Callback - Priority", -1000, 1000,
+    "priority": ("Priority", -1000, 1000,
                  "Set it to the queue's priority so callers keep their place; lower means "
                  "callbacks only when no calls are waiting. Leave blank to use the queue's."),
-    "retry_minutes": ("Callback - Retry Time (minutes)", 1, 1440,
+    "retry_minutes": ("Retry Time (minutes)", 1, 1440,
                       "Minutes between attempts after the customer did not answer."),
     "transfer_timeout_seconds": ("Transfer Timeout (seconds)", 5, 120,
                                  "How long the customer's phone rings before the attempt "
                                  "counts as failed."),
-    "entry_attempts": ("Number-entry attempts", 1, 5,
+    "entry_attempts": ("Number Entry Attempts", 1, 5,
                        "Tries a caller gets to key in a valid number before going back to "
                        "the queue."),
 }
 BOOLEAN_FIELDS = {
-    "callback_enabled": ("Callback enabled", "Offer callbacks to callers holding in this IVR's queues."),
-    "offer_caller_id": ("Offer the caller's own number",
+    "callback_enabled": ("Callback Enabled", "Offer callbacks to callers holding in this IVR's queues."),
+    "offer_caller_id": ("Offer Caller's Own Number",
                         "When the caller's number is a valid ten-digit North American number, "
                         "offer it first (\"Press 1 to be called back at the number ending 1 2 3 4, "
                         "or 2 to enter another\"). Off: every caller keys in a number."),
 }
 # name: (label, longest, help text)
 TEXT_FIELDS = {
-    "announce_as": ("Announce as", MAX_ANNOUNCE_AS,
+    "announce_as": ("Announce As", MAX_ANNOUNCE_AS,
                     "The company name customers hear when called back (\"this is the callback "
                     "you requested from Example Company\"). Leave blank to use the IVR's name."),
 }

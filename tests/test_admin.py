@@ -130,9 +130,10 @@ SETTINGS_FORM = {"callback_enabled": "on", "offer_after_seconds": "45", "expirat
 
 def test_settings_page_explains_each_field(admin):
     html = unescape(admin.get("/admin/ivrs/Main%20Line/settings").get_data(as_text=True))
-    for label in ("Callback - Expiration Time (minutes)", "Callback - Max Retries",
-                  "Callback - Priority", "Callback - Retry Time (minutes)", "Transfer Timeout (seconds)"):
-        assert label in html
+    for label in ("Expiration Time (minutes)", "Max Retries", "Priority", "Retry Time (minutes)",
+                  "Transfer Timeout (seconds)"):
+        assert f">{label}</label>" in html
+    assert "Callback - " not in html
     assert "The total time the system keeps trying" in html
     assert "set it to the queue's priority so callers keep their place".lower() in html.lower()
     assert 'href="/admin/queues"' in html
@@ -207,7 +208,7 @@ def test_queues_page_shows_waiting_callers_and_pending_callbacks(admin, svc, clo
                                          now + timedelta(hours=1)), "CA2")
     html = admin.get("/admin/queues").get_data(as_text=True)
     row = html[html.index('data-queue="Sales"'):]
-    cells = re.findall(r"<td>([^<]*)</td>", row[:row.index("</tr>")])
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row[:row.index("</tr>")])
     assert cells[-2:] == ["1", "1"]
 
 
@@ -233,7 +234,8 @@ def test_callbacks_list_newest_first_masked_and_paginated(admin, svc, clock):
     html = admin.get("/admin/callbacks").get_data(as_text=True)
     ids = re.findall(r'data-callback="([^"]+)"', html)
     assert ids[:3] == ["CA029", "CA028", "CA027"] and len(ids) == 25
-    assert "+12125550029" not in html and "*********29" in html
+    assert "(212) ***-0029" in html and "(212) ***-0028" in html
+    assert "+12125550029" not in html and "555-0029" not in html and "5550029" not in html
     after = re.search(r'href="([^"]*after=[^"]+)"', html).group(1).replace("&amp;", "&")
     rest = re.findall(r'data-callback="([^"]+)"', admin.get(after).get_data(as_text=True))
     assert rest == ["CA004", "CA003", "CA002", "CA001", "CA000"]
@@ -252,16 +254,25 @@ def test_callback_detail_shows_the_number_and_cancels(admin, svc, clock):
     make_callbacks(svc, clock, 1)
     page = "/admin/callbacks/CA000"
     html = admin.get(page).get_data(as_text=True)
-    assert "+12125550000" in html and "Cancel this callback" in html
-    post_form(admin, page, page + "/cancel", {})
+    assert "(212) 555-0000" in html and "Cancel this callback" in html
+    # One click is not enough: the cancel link leads to a question, answered by a form.
+    question = admin.get(page + "/cancel").get_data(as_text=True)
+    assert "Cancel this callback?" in question and "(212) 555-0000" in question
+    assert 'name="confirm" value="yes"' in question and "No, keep it" in question
+    assert post_form(admin, page, page + "/cancel", {}).status_code == 200
+    assert svc.storage.get_callback("CA000").status == "pending"
+    done = post_form(admin, page, page + "/cancel", {"confirm": "yes"})
+    assert done.status_code == 302 and done.location == page
     assert svc.storage.get_callback("CA000").status == "canceled"
-    assert "Cancel this callback" not in admin.get(page).get_data(as_text=True)
+    html = admin.get(page).get_data(as_text=True)
+    assert "Cancel this callback" not in html and "Canceled by an admin" in html
+    assert admin.get(page + "/cancel").status_code == 302
     assert admin.get("/admin/callbacks/CA-missing").status_code == 404
 
 
 def test_settings_page_explains_the_caller_voice_fields(admin):
     html = unescape(admin.get("/admin/ivrs/Main%20Line/settings").get_data(as_text=True))
-    for label in ("Offer the caller's own number", "Announce as", "Voice", "Language"):
+    for label in ("Offer Caller's Own Number", "Announce As", "Voice", "Language"):
         assert label in html
     assert "Leave blank to use the IVR's name" in html
     assert '<option value="Polly.Joanna" selected>' in html and '<option value="en-US" selected>' in html
@@ -290,3 +301,50 @@ def test_a_voice_and_language_that_do_not_go_together_save_nothing(admin, svc):
     html = unescape(response.get_data(as_text=True))
     assert "Polly.Lupe speaks es-US" in html and 'value="Example Company"' in html
     assert svc.storage.get_ivr("Main Line") == before
+
+
+def test_settings_labels_share_one_style_and_keep_the_known_names():
+    from callback.settings import BOOLEAN_FIELDS, CHOICE_FIELDS, INTEGER_FIELDS, TEXT_FIELDS
+
+    labels = [spec[0] for fields in (INTEGER_FIELDS, BOOLEAN_FIELDS, TEXT_FIELDS, CHOICE_FIELDS)
+              for spec in fields.values()]
+    for label in labels:
+        words = label.split(" (")[0].split()
+        assert all(w[0].isupper() for w in words), f"{label!r} is not in Title Case"
+        assert not label.startswith("Callback -"), label
+    for known in ("Expiration Time", "Max Retries", "Priority", "Retry Time"):
+        assert any(label.split(" (")[0] == known for label in labels), known
+
+
+def test_attempts_read_in_plain_words_with_compact_times(app, clock):
+    from flask import render_template
+
+    from callback.models import Attempt
+
+    now = clock.now()
+    history = (Attempt("a1", now, "alice", "dial-error"), Attempt("a2", now, "alice", "agent-leg-lost"),
+               Attempt("a3", now, "alice", "no-answer", counted=True, customer_call_sid="CA" + "c" * 32),
+               Attempt("a4", now, "alice", "brand-new-outcome"), Attempt("a5", now, "alice", "completed"),
+               Attempt("a6", now, "alice", None))
+    cb = Callback("CA" + "d" * 32, "+12125551234", "Main Line", "Sales", now, now, 10, now,
+                  now + timedelta(hours=2), status="completed", ended_reason="completed", history=history,
+                  ended_at=now)
+    with app.test_request_context("/admin/callbacks/x"):
+        html = unescape(render_template("callback_detail.html", cb=cb, agents={"alice": "Alice"}))
+    outcomes = re.findall(r'class="outcome"[^>]*>([^<]+)<', html)
+    assert outcomes == ["Could not dial", "Agent's call was lost", "Customer did not answer",
+                        "Brand new outcome", "Completed", "In progress"]
+    assert 'title="dial-error"' in html  # the code is still there for whoever needs it
+    assert re.search(r'id="callback-status">Completed</td>', html)
+    assert "Jan 05 15:00:00" in html and "2026-01-05 15:00:00 UTC" in html
+
+
+def test_an_expired_callback_says_why(app, clock):
+    from flask import render_template
+
+    now = clock.now()
+    cb = Callback("CA" + "e" * 32, "+12125551234", "Main Line", "Sales", now, now, 10, now, now,
+                  status="expired", ended_reason="max-retries", attempts=3, ended_at=now)
+    with app.test_request_context("/admin/callbacks/x"):
+        html = render_template("callback_detail.html", cb=cb, agents={})
+    assert re.search(r'id="callback-status">Expired: Max Retries reached</td>', html)

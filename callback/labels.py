@@ -1,0 +1,78 @@
+"""Plain words for the codes the app stores: what an admin reads instead of 'dial-error'.
+
+The API keeps the codes; the portal shows these labels. A code missing here still reads
+as words ('new-code' becomes 'New code'), so a new outcome never breaks a page, but give
+it a label here when you add it.
+"""
+
+CALLBACK_STATUS_LABELS = {
+    "pending": "Pending",
+    "dialing": "Calling now",
+    "connected": "Connected",
+    "completed": "Completed",
+    "expired": "Expired",
+    "canceled": "Canceled",
+}
+
+AGENT_STATUS_LABELS = {
+    "offline": "Offline",
+    "available": "Available",
+    "reserved": "Being rung",
+    "busy": "On a call",
+}
+
+# How an attempt ended (Attempt.outcome).
+OUTCOME_LABELS = {
+    None: "In progress",
+    "connected": "Connected",
+    "completed": "Completed",
+    "no-answer": "Customer did not answer",
+    "busy": "Customer's line was busy",
+    "failed": "Call to the customer failed",
+    "canceled": "Call to the customer was canceled",
+    "machine": "Voicemail answered",
+    "hung-up-early": "Customer hung up before the agent joined",
+    "no-status": "Customer's call was lost",
+    "agent-no-answer": "Agent did not answer",
+    "agent-hung-up": "Agent hung up first",
+    "agent-leg-lost": "Agent's call was lost",
+    "dial-error": "Could not dial",
+}
+
+# Why a callback ended (Callback.ended_reason).
+ENDED_REASON_LABELS = {
+    "completed": "Completed",
+    "max-retries": "Max Retries reached",
+    "expiration-time": "Expiration Time passed",
+    "canceled by admin": "Canceled by an admin",
+}
+
+
+def readable(code):
+    """Any code as words: 'agent-leg-lost' → 'Agent leg lost'."""
+    text = str(code).replace("-", " ").replace("_", " ").strip()
+    return text[:1].upper() + text[1:] if text else "—"
+
+
+def _label(table, code):
+    return table[code] if code in table else readable(code)
+
+
+def status_label(code):
+    """A callback's status for people."""
+    return _label(CALLBACK_STATUS_LABELS, code)
+
+
+def outcome_label(code):
+    """How an attempt ended, for people."""
+    return _label(OUTCOME_LABELS, code)
+
+
+def ended_reason_label(code):
+    """Why a callback ended, for people."""
+    return _label(ENDED_REASON_LABELS, code)
+
+
+def agent_status_label(code):
+    """An agent's presence for people."""
+    return _label(AGENT_STATUS_LABELS, code)
