@@ -5,6 +5,7 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import models as m
 from .settings import parse_int, validate_settings
@@ -37,12 +38,37 @@ def _storage_error(exc):
     return jsonify(error="storage unavailable, try again", fields={}), 503
 
 
+def _json_http_error(exc):
+    """An HTTP error as the API's JSON, keeping headers such as a 405's Allow."""
+    response = jsonify(error=exc.description or exc.name, fields={})
+    response.status_code = exc.code
+    allow = dict(exc.get_headers()).get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
 @bp.errorhandler(404)
 @bp.errorhandler(405)
 @bp.errorhandler(400)
 @bp.errorhandler(413)
 def _http_error(exc):
-    return jsonify(error=exc.description if hasattr(exc, "description") else "error", fields={}), exc.code
+    return _json_http_error(exc)
+
+
+@bp.errorhandler(InternalServerError)
+def _server_error(exc):
+    return jsonify(error="internal error; it has been logged", fields={}), 500
+
+
+@bp.app_errorhandler(HTTPException)
+def _unrouted_error(exc):
+    """Requests under /api that matched no route (an unknown path, a %2F in a name, a
+    method the route does not take) never reach this blueprint's handlers: they get the
+    API's JSON too. Anything else keeps Flask's own answer."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return _json_http_error(exc)
+    return exc
 
 
 def services():
@@ -208,7 +234,7 @@ def put_settings(name):
     """Change callback settings; fields left out keep their value, invalid input saves nothing."""
     svc = services()
     ivr = _ivr(name)
-    settings, errors = validate_settings(json_body(), ivr.settings, partial=True)
+    settings, errors = validate_settings(json_body(), ivr.settings, partial=True, json=True)
     if errors:
         raise ApiError(400, "invalid settings", errors)
     try:
@@ -241,11 +267,13 @@ def create_queue():
     unknown = set(body) - {"name", "ivr", "priority", "callback_enabled"}
     if unknown:
         raise ApiError(400, "invalid queue", {k: "unknown field" for k in unknown})
-    taken = m.queue_names(svc.storage.list_ivrs())
-    queue, errors = check_queue(body, ivr.name, taken)
+    # Invalid input is a 400 whatever else is wrong; only a valid queue can conflict (409).
+    queue, errors = check_queue(body, ivr.name, taken_names=set(), json=True)
     if errors:
-        status = 409 if "another IVR" in errors.get("name", "") else 400
-        raise ApiError(status, "invalid queue", errors)
+        raise ApiError(400, "invalid queue", errors)
+    owner = next((i.name for i in svc.storage.list_ivrs() if i.queue(queue.name)), None)
+    if owner:
+        raise ApiError(409, "queue exists", {"name": f"queue {queue.name} already exists, in IVR {owner}"})
     try:
         svc.storage.save_ivr(ivr.evolve(queues=ivr.queues + (queue,)))
     except Conflict as exc:

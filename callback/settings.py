@@ -119,37 +119,51 @@ FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS)
 OPTIONAL_FIELDS = {"offer_caller_id", *TEXT_FIELDS, *CHOICE_FIELDS}
 
 
-def parse_bool(value):
-    """True/false from JSON or a form ('on', 'true', '1', 'yes'; empty is false)."""
+# Whole numbers in text: ASCII digits only (str.isdigit would take '²' or Arabic-Indic digits).
+_WHOLE = re.compile(r"-?[0-9]+")
+# More digits than this is beyond every bound we set, and not worth converting to find out.
+_MAX_DIGITS = 12
+NOT_TEXT = "(a JSON number, not a string)"
+
+
+def parse_bool(value, *, json=False):
+    """True/false from JSON (true/false only) or a form ('on', 'true', '1', 'yes'; empty is false)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "on", "1", "yes", "y"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "off", "0", "no", "n", ""}:
-        return False
+    if not json and isinstance(value, str):
+        if value.strip().lower() in {"true", "on", "1", "yes", "y"}:
+            return True
+        if value.strip().lower() in {"false", "off", "0", "no", "n", ""}:
+            return False
     raise ValueError("must be true or false")
 
 
-_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
+def parse_int(value, low, high, *, json=False):
+    """A whole number within [low, high]; ValueError says what is wrong.
 
-
-def parse_int(value, low, high):
-    """A whole number within [low, high] from JSON or a form; ValueError says what is wrong."""
+    Form and API share these rules and their messages. Only the carrier differs: a form
+    sends text, while JSON has numbers, so with `json` a string is refused, not guessed at.
+    """
+    out_of_range = f"must be between {low} and {high}"
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a whole number")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError("must be a whole number")
     if isinstance(value, str):
+        if json:
+            raise ValueError(f"must be a whole number {NOT_TEXT}")
         text = value.strip()
-        # ASCII digits only: int() also reads other scripts' digits ("١٢" is 12).
-        if not _WHOLE_NUMBER.fullmatch(text):
+        if not _WHOLE.fullmatch(text):
             raise ValueError("must be a whole number")
+        if len(text.lstrip("-")) > _MAX_DIGITS:
+            raise ValueError(out_of_range)
         value = int(text)
-    if not isinstance(value, (int, float)):
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        value = int(value)
+    elif not isinstance(value, int):
         raise ValueError("must be a whole number")
-    value = int(value)
     if not low <= value <= high:
-        raise ValueError(f"must be between {low} and {high}")
+        raise ValueError(out_of_range)
     return value
 
 
@@ -167,12 +181,13 @@ def parse_announce_as(value):
     return text
 
 
-def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
+def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, json=False):
     """Parse and check raw values; returns (settings, errors) and settings only if no error.
 
     `partial` keeps current values for absent fields (API PUT of a few fields);
-    `checkbox_form` reads an absent checkbox as unchecked (HTML forms). OPTIONAL_FIELDS
-    are never required: absent, they keep their current value.
+    `checkbox_form` reads an absent checkbox as unchecked (HTML forms); `json` takes JSON's
+    own types only: numbers as numbers, true/false, null. OPTIONAL_FIELDS are never
+    required: absent, they keep their current value.
     """
     current = current or CallbackSettings()
     values = current.as_dict()
@@ -185,7 +200,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
     for name in BOOLEAN_FIELDS:
         if name in raw:
             try:
-                values[name] = parse_bool(raw[name])
+                values[name] = parse_bool(raw[name], json=json)
             except ValueError as exc:
                 errors[name] = str(exc)
         elif checkbox_form:
@@ -198,11 +213,12 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False):
                 errors[name] = "is required"
             continue
         value = raw[name]
-        if name == "priority" and (value is None or (isinstance(value, str) and not value.strip())):
+        blank = value is None if json else (value is None or (isinstance(value, str) and not value.strip()))
+        if name == "priority" and blank:
             values[name] = None
             continue
         try:
-            values[name] = parse_int(value, low, high)
+            values[name] = parse_int(value, low, high, json=json)
         except ValueError as exc:
             errors[name] = str(exc)
     if "announce_as" in raw:

@@ -18,8 +18,11 @@ def check_name(value, what="name"):
     return text
 
 
-def check_queue(raw, ivr_name, taken_names):
-    """One queue definition; `taken_names` are queue names other IVRs already use."""
+def check_queue(raw, ivr_name, taken_names, *, json=False):
+    """One queue definition; `taken_names` are queue names other IVRs already use.
+
+    `json`: the values came as JSON, so numbers and booleans must be JSON's own.
+    """
     errors = {}
     try:
         name = check_name(raw.get("name"), "queue name")
@@ -27,12 +30,12 @@ def check_queue(raw, ivr_name, taken_names):
         errors["name"] = str(exc)
         name = None
     try:
-        priority = parse_int(raw.get("priority", 0), -1000, 1000)
+        priority = parse_int(raw.get("priority", 0), -1000, 1000, json=json)
     except ValueError as exc:
         errors["priority"] = str(exc)
         priority = None
     try:
-        callback = parse_bool(raw.get("callback_enabled", True))
+        callback = parse_bool(raw.get("callback_enabled", True), json=json)
     except ValueError as exc:
         errors["callback_enabled"] = str(exc)
         callback = None

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from callback.models import Callback
+from callback.models import Callback, Ivr, Queue
 from conftest import API_TOKEN
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -107,3 +107,69 @@ def test_put_caller_voice_settings(client, svc, main_line):
     response = client.put("/api/ivrs/Main%20Line/settings", json={"voice": "Polly.Lupe"}, headers=AUTH)
     assert response.status_code == 400 and "language" in response.get_json()["fields"]
     assert svc.storage.get_ivr("Main Line").settings.voice == "Polly.Amy"
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("delete", "/api/agents/carol", 404), ("get", "/api/callbacks/CA1%2Fx", 404),
+    ("get", "/api/ivrs/Main%2FLine/settings", 404), ("post", "/api/callbacks/a%2Fb/cancel", 404),
+    ("get", "/api", 404), ("get", "/api/", 404), ("get", "/api/nothing/here", 404),
+    ("patch", "/api/agents", 405), ("delete", "/api/queues", 405), ("get", "/api/agents/alice/status", 405)])
+@pytest.mark.parametrize("headers", [AUTH, {}])
+def test_every_answer_under_api_is_json(client, main_line, method, path, status, headers):
+    response = getattr(client, method)(path, headers=headers)
+    assert response.status_code == status and response.is_json, response.data[:200]
+    assert response.get_json()["error"] and response.get_json()["fields"] == {}
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_pages_outside_the_api_keep_their_own_errors(client, main_line):
+    assert not client.get("/nothing").is_json
+    assert client.get("/apiary").status_code == 404 and not client.get("/apiary").is_json
+
+
+def test_an_unexpected_error_in_the_api_is_json_and_logged(client, svc, main_line, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(svc.storage, "list_agents", broken)
+    client.application.config["TESTING"] = False
+    response = client.get("/api/agents", headers=AUTH)
+    assert response.status_code == 500 and response.is_json and "a bug" not in response.get_data(as_text=True)
+    assert "RuntimeError: a bug" in caplog.text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"max_retries": "4"}, "max_retries"), ({"priority": "10"}, "priority"), ({"priority": ""}, "priority"),
+    ({"callback_enabled": "true"}, "callback_enabled"), ({"callback_enabled": 1}, "callback_enabled")])
+def test_json_takes_json_numbers_and_booleans_only(client, svc, main_line, body, field):
+    before = svc.storage.get_ivr("Main Line")
+    response = client.put("/api/ivrs/Main%20Line/settings", json=body, headers=AUTH)
+    assert response.status_code == 400 and field in response.get_json()["fields"]
+    assert svc.storage.get_ivr("Main Line") == before
+    assert client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 4, "priority": None,
+                                                               "callback_enabled": False},
+                      headers=AUTH).status_code == 200
+
+
+def test_form_and_api_give_the_same_message_for_the_same_mistake(client, main_line):
+    from callback.settings import validate_settings
+
+    _, form_errors = validate_settings({"max_retries": "9" * 20}, partial=True, checkbox_form=True)
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 10**20}, headers=AUTH)
+    assert response.get_json()["fields"]["max_retries"] == form_errors["max_retries"] == "must be between 1 and 20"
+    _, form_errors = validate_settings({"max_retries": "2.5"}, partial=True, checkbox_form=True)
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 2.5}, headers=AUTH)
+    assert response.get_json()["fields"]["max_retries"] == form_errors["max_retries"] == "must be a whole number"
+
+
+def test_a_new_queue_is_checked_before_it_can_conflict(client, svc, main_line):
+    bad = client.post("/api/queues", json={"name": "Sales", "ivr": "Main Line", "priority": "high"}, headers=AUTH)
+    assert bad.status_code == 400 and set(bad.get_json()["fields"]) == {"priority"}
+    text = client.post("/api/queues", json={"name": "Billing", "ivr": "Main Line", "priority": "3"}, headers=AUTH)
+    assert text.status_code == 400 and "JSON number" in text.get_json()["fields"]["priority"]
+    svc.storage.save_ivr(Ivr("Billing", numbers=("+15005550008",), queues=(Queue("Bills", "Billing"),)))
+    for name in ("Sales", "Bills"):
+        taken = client.post("/api/queues", json={"name": name, "ivr": "Main Line", "priority": 3}, headers=AUTH)
+        assert taken.status_code == 409 and "already exists" in taken.get_json()["fields"]["name"]
+    assert [q.name for q in svc.storage.get_ivr("Main Line").queues] == ["Sales", "Support"]

@@ -98,3 +98,28 @@ def test_caller_voice_settings_parse(raw, expected):
 def test_caller_voice_settings_refuse_what_twilio_could_not_say(raw, field, message):
     settings, errors = validate_settings(raw, CallbackSettings(), partial=True)
     assert settings is None and message in errors[field]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("max_retries", "9" * 20, "must be between 1 and 20"), ("max_retries", "-" + "9" * 40, "must be between 1 and 20"),
+    ("max_retries", "٣", "must be a whole number"), ("max_retries", "²", "must be a whole number"),
+    ("max_retries", "+3", "must be a whole number"), ("max_retries", " 4 ", None)])
+def test_form_text_follows_the_same_rules_as_json_numbers(field, value, message):
+    settings, errors = validate_settings({field: value}, partial=True, checkbox_form=True)
+    assert errors.get(field) == message
+    if message is None:
+        assert settings.max_retries == 4
+
+
+@pytest.mark.parametrize("value", ["4", "", "true", [4], {"n": 4}])
+def test_json_refuses_text_for_numbers(value):
+    settings, errors = validate_settings({"max_retries": value}, partial=True, json=True)
+    assert settings is None and errors["max_retries"].startswith("must be a whole number")
+
+
+def test_json_takes_whole_numbers_booleans_and_null():
+    settings, errors = validate_settings({"max_retries": 4.0, "callback_enabled": False, "priority": None},
+                                         CallbackSettings(priority=7), partial=True, json=True)
+    assert not errors and (settings.max_retries, settings.callback_enabled, settings.priority) == (4, False, None)
+    _, errors = validate_settings({"callback_enabled": "on"}, partial=True, json=True)
+    assert errors == {"callback_enabled": "must be true or false"}
