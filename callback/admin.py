@@ -296,7 +296,8 @@ def callback_detail(callback_id):
     """One callback: its number in full, and every attempt."""
     callback = _callback_or_404(callback_id)
     agents = {a.agent_id: a.name for a in services().storage.list_agents()}
-    return render_template("callback_detail.html", cb=callback, agents=agents)
+    return render_template("callback_detail.html", cb=callback, agents=agents,
+                           blocked=services().dispatcher.blocked_reason(callback))
 
 
 def _callback_or_404(callback_id):

@@ -145,6 +145,7 @@ def agent_json(agent):
         "id": agent.agent_id, "name": agent.name, "phone": agent.phone,
         "queues": list(agent.queues), "status": agent.status,
         "status_changed_at": agent.status_changed_at.isoformat() if agent.status_changed_at else None,
+        "away_reason": agent.away_reason,
     }
 
 
@@ -203,7 +204,9 @@ def callback_json(cb):
         "due_at": iso(cb.due_at), "expires_at": iso(cb.expires_at), "ended_reason": cb.ended_reason,
         "history": [{"attempt_id": a.attempt_id, "started_at": iso(a.started_at), "agent": a.agent_id,
                      "outcome": a.outcome, "counted": a.counted, "agent_call_sid": a.agent_call_sid,
-                     "customer_call_sid": a.customer_call_sid} for a in cb.history],
+                     "customer_call_sid": a.customer_call_sid, "error_code": a.error_code}
+                    for a in cb.history],
+        "blocked": services().dispatcher.blocked_reason(cb),
     }
 
 

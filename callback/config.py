@@ -23,6 +23,8 @@ class Config:
     CALLBACK_TABLE_PREFIX: str = "callback-"
     AWS_REGION: str = "us-east-1"
     AWS_ENDPOINT_URL_DYNAMODB: str = ""
+    # The most one DynamoDB request may take, connecting and reading, with no retry.
+    DYNAMODB_TIMEOUT_SECONDS: float = 2.0
     # Seconds an agent's phone rings before the attempt to reach them is abandoned.
     AGENT_RING_TIMEOUT_SECONDS: int = 20
     # Routing configuration (IVRs, queues, numbers) is cached per Lambda container for this

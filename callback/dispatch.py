@@ -1,40 +1,56 @@
-"""Dispatch: who gets which work next, and every step of connecting it, agent first.
+"""Dispatch: who gets which work next, and carrying out every step of an attempt.
 
 A Twilio queue is strictly FIFO, so the order (priority, then place in line) lives here.
 Work is claimed together with the agent in one DynamoDB transaction, so two dispatchers
-running at once never ring one agent twice or dial one callback twice. Every later step
-is a conditional write guarded by the attempt it belongs to, so late or repeated status
-callbacks change nothing.
+running at once never ring one agent twice or dial one callback twice. What an event
+does to a callback attempt is decided by the table in `attempts.py`; this module only
+reads the records, writes the new state (conditional on the state as read) and carries
+out the effects.
 """
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from . import attempts as a
 from . import models as m
 from .numbers import mask, speakable
 from .rules import (
     CALL,
     CALLBACK,
     WorkCandidate,
+    agent_after,
     decide_after_failed_attempt,
     decide_after_uncounted_attempt,
+    number_refused,
     rank_work,
+    settle_attempt,
 )
 from .settings import DEFAULT_SPEECH
 from .storage import Conflict, NotFound, StorageError
-from .telephony import CallGone, TelephonyError
+from .telephony import (
+    FINAL_CALL_STATUSES,
+    MACHINE_DETECTION_TIMEOUT_SECONDS,
+    CallGone,
+    MaybePlaced,
+    NumberRefused,
+    TelephonyError,
+)
 
 log = logging.getLogger(__name__)
 
-# How long after its last timeout a silent attempt is taken as lost by the sweep.
-REPAIR_MARGIN = timedelta(minutes=2)
-# Twilio ends every call after four hours: a callback 'connected' longer is over.
-MAX_CALL_LENGTH = timedelta(hours=4, minutes=10)
+# How long past its own timeouts an expected event may be late before the sweep asks
+# Twilio what became of the call.
+EVENT_MARGIN = timedelta(seconds=30)
+# Whisper, then the seconds the agent has to press a key.
+WHISPER = timedelta(seconds=25)
+ACCEPT_SECONDS = 8
+# How often the sweep checks that a connected conversation is still going.
+CONNECTED_CHECK = timedelta(minutes=2)
 CANDIDATES_PER_QUEUE = 5
 MAX_CLAIM_TRIES = 5
-CUSTOMER_FAILURES = {"busy", "no-answer", "failed", "canceled"}
-AGENT_MISSED = {"busy", "no-answer", "failed", "canceled"}
+# Phases written before the attempt table existed, as its states.
+_OLD_PHASES = {"agent": a.AGENT_RINGING, "customer": a.CUSTOMER_RINGING}
 
 NOTICES = {
     "retry": "The customer did not answer. The callback will be retried later. Goodbye.",
@@ -43,27 +59,32 @@ NOTICES = {
     "caller-gone": "The caller hung up before you could be connected. Goodbye.",
     "stale": "This call is no longer waiting for you. Goodbye.",
     "dial-error": "The customer could not be dialed. The callback will be tried again. Goodbye.",
+    "refused": "The customer's number cannot be called. The callback has ended. Goodbye.",
+    "declined": "You did not accept the call, so it goes to another agent. You are now set "
+                "away; set yourself available when you are ready. Goodbye.",
 }
 
 
 @dataclass(frozen=True)
 class Offer:
-    """Work handed to an agent: their phone is ringing."""
+    """Work handed to an agent: their phone is ringing (sid None: maybe, the request timed out)."""
 
     agent_id: str
     kind: str
     key: str
-    agent_call_sid: str
+    agent_call_sid: str | None
 
 
 @dataclass(frozen=True)
 class AgentAnswer:
-    """What an agent who picked up should hear and do."""
+    """What an agent who picked up, or pressed a key, should hear and do."""
 
-    conference: str | None
+    conference: str | None = None
     announcement: str | None = None
     notice: str | None = None
     status_callback: str | None = None
+    whisper: str | None = None
+    accept_url: str | None = None
     speech: tuple = DEFAULT_SPEECH
 
 
@@ -74,12 +95,36 @@ class CustomerAnswer:
     conference: str | None
     announcement: str | None = None
     hang_up: bool = False
+    status_callback: str | None = None
     speech: tuple = DEFAULT_SPEECH
 
 
 def _speech(ivr):
     """The voice and language of an IVR's prompts (the default when it is unknown)."""
     return ivr.settings.speech if ivr else DEFAULT_SPEECH
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an event did: the attempt's state after it, and whether an agent was freed."""
+
+    state: str
+    applied: bool
+    freed_agent: bool = False
+    callback_status: str | None = None
+    notice: str | None = None  # what the agent was (or, in their own webhook, is to be) told
+
+
+def attempt_view(cb, attempt_id):
+    """The state machine's view of one attempt of a callback (None: no such attempt)."""
+    attempt = cb.attempt(attempt_id) if attempt_id else None
+    if attempt is None:
+        return None
+    if cb.attempt_id == attempt_id and cb.status in (m.DIALING, m.CONNECTED):
+        state = a.CONNECTED if cb.status == m.CONNECTED else _OLD_PHASES.get(cb.phase, cb.phase)
+        return a.Attempt(cb.callback_id, attempt_id, state, cb.agent_call_sid, cb.customer_call_sid)
+    return a.Attempt(cb.callback_id, attempt_id, a.ENDED, attempt.agent_call_sid,
+                     attempt.customer_call_sid)
 
 
 class Dispatcher:
@@ -105,14 +150,14 @@ class Dispatcher:
 
     def dispatch(self, queue_names=None, agent_id=None):
         """Give every matching available agent their next work; returns the offers made."""
-        agents = [a for a in self.storage.list_agents() if a.status == m.AVAILABLE]
+        agents = [ag for ag in self.storage.list_agents() if ag.status == m.AVAILABLE]
         if agent_id is not None:
-            agents = [a for a in agents if a.agent_id == agent_id]
+            agents = [ag for ag in agents if ag.agent_id == agent_id]
         if queue_names:
             wanted = set(queue_names)
-            agents = [a for a in agents if wanted & set(a.queues)]
+            agents = [ag for ag in agents if wanted & set(ag.queues)]
         # Longest idle first: fair to agents, and it spreads the work.
-        agents.sort(key=lambda a: (a.status_changed_at is None, a.status_changed_at, a.agent_id))
+        agents.sort(key=lambda ag: (ag.status_changed_at is None, ag.status_changed_at, ag.agent_id))
         offers, skip = [], set()
         for agent in agents:
             offer = self._offer_next_work(agent, skip)
@@ -135,12 +180,31 @@ class Dispatcher:
             agent = self.storage.get_agent(agent_id)
         return agent
 
+    def caller_id(self, ivr):
+        """The number calls for this IVR come from, or None: never a made-up one (a number
+        that is not the account's makes every call fail)."""
+        return ivr.caller_id if ivr is not None else None
+
+    def blocked_reason(self, cb):
+        """Why an open callback cannot be dialed at all, for the admin; None when it can."""
+        if cb.status not in m.OPEN_STATUSES:
+            return None
+        ivr = self.directory.ivr(cb.ivr_name)
+        if self.caller_id(ivr) is None:
+            return (f"IVR {cb.ivr_name} has no phone number to call from, so nobody can be "
+                    "called back: add its Twilio number. The callback keeps its place in line.")
+        return None
+
     def candidates_for(self, agent, now):
         """Waiting callers and due callbacks in the agent's queues, with their records."""
         candidates, records = [], {}
         for queue_name in agent.queues:
             ivr, queue = self.directory.queue(queue_name)
             if queue is None:
+                continue
+            if self.caller_id(ivr) is None:
+                log.error("IVR %s has no phone number to call from: queue %s is not dispatched",
+                          ivr.name, queue_name)
                 continue
             for call in self.storage.waiting_in_queue(queue_name, limit=CANDIDATES_PER_QUEUE):
                 candidates.append(WorkCandidate(CALL, call.call_sid, queue_name, queue.priority,
@@ -180,49 +244,56 @@ class Dispatcher:
                 return None
         return None
 
+    def _place_agent_call(self, agent, ivr, query):
+        return self.telephony.place_call(
+            to=agent.phone, from_=self.caller_id(ivr), url=self.url("/voice/agent/answer", **query),
+            status_callback=self.url("/voice/agent/status", **query), timeout=self.ring_timeout,
+            fallback_url=self.url("/voice/call-fallback", leg="agent"))
+
     def _offer_callback(self, agent, callback, now):
         ivr = self.directory.ivr(callback.ivr_name)
-        transfer = ivr.settings.transfer_timeout_seconds if ivr else 60
         attempt_id = uuid.uuid4().hex[:16]
-        deadline = now + timedelta(seconds=self.ring_timeout + transfer) + REPAIR_MARGIN
-        self.storage.claim_callback(agent, callback, attempt_id, now, deadline)
+        self.storage.claim_callback(agent, callback, attempt_id, now,
+                                    self._deadline(a.AGENT_RINGING, ivr, now), a.AGENT_RINGING)
         query = dict(kind=CALLBACK, key=callback.callback_id, attempt=attempt_id, agent=agent.agent_id)
+        event = dict(callback_id=callback.callback_id, attempt_id=attempt_id)
         try:
-            sid = self.telephony.place_call(
-                to=agent.phone, from_=self._caller_id(ivr), url=self.url("/voice/agent/answer", **query),
-                status_callback=self.url("/voice/agent/status", **query), timeout=self.ring_timeout)
-        except TelephonyError:
-            # Never lose the callback: back to pending at once, the agent free again.
-            self.fail_uncounted(callback.callback_id, attempt_id, "dial-error", now)
-            self.storage.release_agent(agent.agent_id, now=now, work_key=callback.callback_id)
+            sid = self._place_agent_call(agent, ivr, query)
+        except MaybePlaced:
+            # It may ring: the status callbacks (their URLs name the attempt) or the sweep's
+            # reading of Twilio settle it. Ringing them again now could ring them twice.
+            log.warning("ringing agent %s for callback %s timed out: leg unknown",
+                        agent.agent_id, callback.callback_id)
+            return Offer(agent.agent_id, CALLBACK, callback.callback_id, None)
+        except TelephonyError as exc:
+            kind = a.AGENT_REFUSED if isinstance(exc, NumberRefused) else a.AGENT_NOT_PLACED
+            self.handle(a.Event(kind, error_code=exc.code, **event))
             raise
-        self._quietly(self.storage.set_agent_leg, callback.callback_id, attempt_id, sid)
-        self._quietly(self.storage.set_agent_call, agent.agent_id, callback.callback_id, sid)
+        self.handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event))
+        self._quietly(self.storage.set_agent_call, agent.agent_id, attempt_id, sid)
         log.info("callback %s offered to agent %s (call %s)", callback.callback_id, agent.agent_id, sid)
         return Offer(agent.agent_id, CALLBACK, callback.callback_id, sid)
 
     def _offer_call(self, agent, call, now):
         ivr = self.directory.ivr(call.ivr_name)
-        self.storage.claim_waiting_call(agent, call, now)
-        query = dict(kind=CALL, key=call.call_sid, agent=agent.agent_id)
+        offer_id = uuid.uuid4().hex[:16]
+        self.storage.claim_waiting_call(agent, call, now, offer_id)
+        query = dict(kind=CALL, key=call.call_sid, attempt=offer_id, agent=agent.agent_id)
         try:
-            sid = self.telephony.place_call(
-                to=agent.phone, from_=self._caller_id(ivr), url=self.url("/voice/agent/answer", **query),
-                status_callback=self.url("/voice/agent/status", **query), timeout=self.ring_timeout)
-        except TelephonyError:
+            sid = self._place_agent_call(agent, ivr, query)
+        except MaybePlaced:
+            log.warning("ringing agent %s for caller %s timed out: leg unknown", agent.agent_id,
+                        call.call_sid)
+            return Offer(agent.agent_id, CALL, call.call_sid, None)
+        except TelephonyError as exc:
             self.storage.waiting_call_back_in_line(call.call_sid, agent.agent_id)
-            self.storage.release_agent(agent.agent_id, now=now, work_key=call.call_sid)
+            self._release(agent.agent_id, offer_id, None,
+                          "refused" if isinstance(exc, NumberRefused) else "available")
             raise
         self._quietly(self.storage.set_waiting_call_agent_leg, call.call_sid, agent.agent_id, sid)
-        self._quietly(self.storage.set_agent_call, agent.agent_id, call.call_sid, sid)
+        self._quietly(self.storage.set_agent_call, agent.agent_id, offer_id, sid)
         log.info("caller %s offered to agent %s (call %s)", call.call_sid, agent.agent_id, sid)
         return Offer(agent.agent_id, CALL, call.call_sid, sid)
-
-    def _caller_id(self, ivr):
-        if ivr and ivr.caller_id:
-            return ivr.caller_id
-        numbers = [n for i in self.directory.ivrs() for n in i.numbers]
-        return numbers[0] if numbers else "+15005550006"
 
     @staticmethod
     def _quietly(step, *args):
@@ -234,35 +305,6 @@ class Dispatcher:
         except StorageError:
             log.exception("could not record %s; the sweep will repair", step.__name__)
 
-    # -- attempt endings -----------------------------------------------------------------
-
-    def fail_uncounted(self, callback_id, attempt_id, outcome, now, from_statuses=(m.DIALING,)):
-        """End an attempt that was not the customer's to fail: no retry is used up."""
-        cb = self.storage.get_callback(callback_id)
-        decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now, due_at=now)
-        try:
-            return self.storage.fail_attempt(callback_id, attempt_id, outcome=outcome, counted=False,
-                                             now=now, decision=decision, from_statuses=from_statuses)
-        except Conflict:
-            return None
-
-    def fail_counted(self, cb, attempt_id, outcome, now):
-        """End an attempt the customer did not take: retry after Retry Time, or expire."""
-        ivr = self.directory.ivr(cb.ivr_name)
-        settings = ivr.settings if ivr else None
-        decision = decide_after_failed_attempt(
-            failed_attempts=cb.attempts + 1,
-            max_retries=settings.max_retries if settings else 1,
-            retry_minutes=settings.retry_minutes if settings else 5,
-            expires_at=cb.expires_at, now=now)
-        try:
-            status = self.storage.fail_attempt(cb.callback_id, attempt_id, outcome=outcome,
-                                               counted=True, now=now, decision=decision)
-        except Conflict:
-            return None
-        log.info("callback %s attempt %s failed (%s): %s", cb.callback_id, attempt_id, outcome, status)
-        return status
-
     def _expire(self, cb, now):
         try:
             self.storage.expire_callback(cb, now)
@@ -270,14 +312,136 @@ class Dispatcher:
         except Conflict:
             pass
 
-    def _current(self, callback_id, attempt_id, statuses=(m.DIALING,)):
+    def _deadline(self, state, ivr, now):
+        """When the sweep should ask Twilio about an attempt that has heard nothing more."""
+        transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
+        waits = {
+            a.AGENT_RINGING: timedelta(seconds=self.ring_timeout) + EVENT_MARGIN,
+            a.AGENT_DECIDING: WHISPER + timedelta(seconds=ACCEPT_SECONDS) + EVENT_MARGIN,
+            a.CUSTOMER_RINGING: timedelta(seconds=transfer + MACHINE_DETECTION_TIMEOUT_SECONDS)
+            + EVENT_MARGIN,
+            a.CUSTOMER_ANSWERED: EVENT_MARGIN,
+            a.CONNECTED: CONNECTED_CHECK,
+        }
+        return now + waits.get(state, EVENT_MARGIN)
+
+    # -- the state machine, carried out -----------------------------------------------
+
+    def handle(self, event, tell_agent=True):
+        """Apply one event to its callback attempt: write the new state (conditional on the
+        state it came from), then carry out the effects. A lost race reads again.
+
+        tell_agent=False when the event comes from the agent's own webhook, which answers
+        with the notice itself (a REST redirect would race that answer).
+        """
+        for _ in range(3):
+            try:
+                cb = self.storage.get_callback(event.callback_id)
+            except NotFound:
+                return Outcome(a.ENDED, False)
+            view = attempt_view(cb, event.attempt_id)
+            if view is None:
+                log.info("event %s for unknown attempt %s of %s ignored", event.kind,
+                         event.attempt_id, event.callback_id)
+                return Outcome(a.ENDED, False)
+            step = a.apply(view, event)
+            if step.ignored:
+                log.info("callback %s attempt %s: %s ignored (%s)", cb.callback_id, event.attempt_id,
+                         event.kind, step.ignored)
+                return Outcome(view.state, False, callback_status=cb.status)
+            try:
+                return self._carry_out(cb, view, step, event, tell_agent)
+            except Conflict:
+                continue
+        log.warning("callback %s: %s lost three races; the sweep will look again",
+                    event.callback_id, event.kind)
+        return Outcome(a.ENDED, False)
+
+    def _carry_out(self, cb, view, step, event, tell_agent):
+        now = self.clock.now()
+        ivr = self.directory.ivr(cb.ivr_name)
+        effects = step.effects
+        status = cb.status
+        ending = next((e for e in effects if isinstance(e, (a.EndAttempt, a.RefuseNumber, a.Complete))),
+                      None)
+        if view.state != a.ENDED:
+            sids = dict(agent_call_sid=step.agent_call_sid, customer_call_sid=step.customer_call_sid)
+            if isinstance(ending, a.Complete):
+                self.storage.complete_attempt(cb, now)
+                status = m.COMPLETED
+            elif isinstance(ending, a.RefuseNumber):
+                status = self.storage.end_attempt(cb, outcome="number-refused", counted=False, now=now,
+                                                  decision=number_refused(),
+                                                  error_code=event.error_code, **sids)
+            elif isinstance(ending, a.EndAttempt):
+                status = self._end_attempt(cb, ending, now, event.error_code, sids)
+            elif step.state != view.state or (step.agent_call_sid, step.customer_call_sid) != (
+                    view.agent_call_sid, view.customer_call_sid):
+                self.storage.advance_attempt(cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now),
+                                             connected=step.state == a.CONNECTED, **sids)
+                status = m.CONNECTED if step.state == a.CONNECTED else status
+            log.info("callback %s attempt %s: %s -> %s on %s", cb.callback_id, view.attempt_id,
+                     view.state, step.state, event.kind)
+        freed, notice = False, None
+        attempt = cb.attempt(view.attempt_id)
+        for effect in effects:
+            if isinstance(effect, a.HangUp):
+                self._hang_up(step.agent_call_sid if effect.leg == a.AGENT else step.customer_call_sid)
+            elif isinstance(effect, a.TellAgent):
+                notice = effect.notice
+                if notice == "result":
+                    notice = "retry" if status == m.PENDING else "expired"
+                if tell_agent:
+                    self._tell_agent(step.agent_call_sid, notice)
+            elif isinstance(effect, a.ReleaseAgent) and attempt.agent_id:
+                freed = self._release(attempt.agent_id, view.attempt_id, step.agent_call_sid, effect.why)
+            elif isinstance(effect, a.DialCustomer):
+                dialed = self._dial_customer(cb, view.attempt_id, ivr, tell_agent)
+                if not dialed.applied or dialed.state == a.ENDED:
+                    return dialed
+        return Outcome(step.state, True, freed, status, notice)
+
+    def _end_attempt(self, cb, effect, now, error_code, sids):
+        earlier = [h for h in cb.history if h.attempt_id != cb.attempt_id]
+        settled = settle_attempt(effect.counted, effect.outcome, earlier)
+        ivr = self.directory.ivr(cb.ivr_name)
+        settings = ivr.settings if ivr else None
+        if settled.counted:
+            decision = decide_after_failed_attempt(
+                failed_attempts=cb.attempts + 1, max_retries=settings.max_retries if settings else 1,
+                retry_minutes=settings.retry_minutes if settings else 5, expires_at=cb.expires_at, now=now)
+        else:
+            decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now,
+                                                      due_at=now + settled.delay)
+        status = self.storage.end_attempt(cb, outcome=effect.outcome, counted=settled.counted, now=now,
+                                          decision=decision, error_code=error_code, **sids)
+        log.info("callback %s attempt %s ended (%s, %s): %s", cb.callback_id, cb.attempt_id,
+                 effect.outcome, "counted" if settled.counted else "not counted", status)
+        return status
+
+    def _release(self, agent_id, attempt_id, call_sid, why):
+        """Free (or set away) the agent of this attempt, once; True when this freed them."""
         try:
-            cb = self.storage.get_callback(callback_id)
+            agent = self.storage.get_agent(agent_id)
         except NotFound:
-            return None
-        if cb.attempt_id != attempt_id or cb.status not in statuses:
-            return None
-        return cb
+            return False
+        if agent.attempt_id != attempt_id or agent.status not in (m.RESERVED, m.BUSY):
+            return False
+        after = agent_after(why, agent.misses)
+        released = self.storage.release_agent(agent_id, now=self.clock.now(), attempt_id=attempt_id,
+                                              call_sid=call_sid, status=after.status,
+                                              away_reason=after.away_reason, misses=after.misses)
+        if released and after.away_reason:
+            log.info("agent %s set away: %s", agent_id, after.away_reason)
+        return released
+
+    def _hang_up(self, call_sid):
+        if not call_sid:
+            return
+        try:
+            self.telephony.hang_up(call_sid)
+        except TelephonyError as exc:
+            log.info("could not hang up %s: %s; the sweep will look again", call_sid, exc)
 
     def _tell_agent(self, agent_call_sid, notice):
         if not agent_call_sid:
@@ -287,148 +451,301 @@ class Dispatcher:
         except TelephonyError as exc:
             log.info("could not tell the agent (%s): %s", notice, exc)
 
-    # -- agent leg -----------------------------------------------------------------------
-
-    def agent_answered(self, kind, key, attempt_id, agent_id, agent_call_sid):
-        """The agent picked up: say what is coming and bring the other party in."""
-        now = self.clock.now()
-        if kind == CALLBACK:
-            return self._agent_answered_callback(key, attempt_id, agent_id, agent_call_sid, now)
-        return self._agent_answered_call(key, agent_id, agent_call_sid, now)
-
-    def _agent_answered_callback(self, callback_id, attempt_id, agent_id, agent_call_sid, now):
-        cb = self._current(callback_id, attempt_id)
-        if cb is None or cb.phase != m.PHASE_AGENT or cb.agent_id != agent_id:
-            return AgentAnswer(None, notice=NOTICES["stale"])
-        try:
-            self.storage.agent_answered(agent_id, callback_id, agent_call_sid, now)
-        except Conflict:
-            return AgentAnswer(None, notice=NOTICES["stale"])
-        ivr = self.directory.ivr(cb.ivr_name)
+    def _dial_customer(self, cb, attempt_id, ivr, tell_agent):
+        """The agent accepted and the write to customer-ringing won: dial, once. Returns
+        the outcome of what the dial request said."""
+        query = dict(callback=cb.callback_id, attempt=attempt_id)
+        event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
         transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
         try:
-            self.storage.start_customer_leg(callback_id, attempt_id,
-                                            now + timedelta(seconds=transfer) + REPAIR_MARGIN)
-        except Conflict:
-            return AgentAnswer(None, notice=NOTICES["stale"])
-        query = dict(callback=callback_id, attempt=attempt_id)
-        try:
             sid = self.telephony.place_call(
-                to=cb.number, from_=self._caller_id(ivr),
-                url=self.url("/voice/customer/answer", **query),
-                status_callback=self.url("/voice/customer/status", **query),
-                timeout=transfer, machine_detection=True)
+                to=cb.number, from_=self.caller_id(ivr), url=self.url("/voice/customer/answer", **query),
+                status_callback=self.url("/voice/customer/status", **query), timeout=transfer,
+                fallback_url=self.url("/voice/call-fallback", leg="customer"), machine_detection=True)
+        except MaybePlaced:
+            log.warning("dialing %s for callback %s timed out: leg unknown until Twilio tells",
+                        mask(cb.number), cb.callback_id)
+            return Outcome(a.CUSTOMER_RINGING, True)
+        except NumberRefused as exc:
+            log.warning("Twilio refuses %s (code %s): callback %s ends", mask(cb.number), exc.code,
+                        cb.callback_id)
+            return self.handle(a.Event(a.DIAL_REFUSED, error_code=exc.code, **event), tell_agent)
         except TelephonyError as exc:
-            log.warning("could not dial customer %s for callback %s: %s", mask(cb.number), callback_id, exc)
-            self.fail_uncounted(callback_id, attempt_id, "dial-error", now)
-            return AgentAnswer(None, notice=NOTICES["dial-error"])
-        self._quietly(self.storage.set_customer_leg, callback_id, attempt_id, sid)
-        queue = cb.queue_name
-        return AgentAnswer(
-            cb.conference_name,
-            announcement=f"Callback for {queue}, to {speakable(cb.number)}. Connecting the customer now.",
-            status_callback=self.url("/voice/conference", **query), speech=_speech(ivr))
+            log.warning("could not dial %s for callback %s: %s", mask(cb.number), cb.callback_id, exc)
+            return self.handle(a.Event(a.DIAL_FAILED, error_code=exc.code, **event), tell_agent)
+        self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event))
+        return Outcome(a.CUSTOMER_RINGING, True)
 
-    def _agent_answered_call(self, call_sid, agent_id, agent_call_sid, now):
+    # -- webhooks' entry points --------------------------------------------------------
+
+    def _conference_callback(self, kind, key, attempt_id, agent_id):
+        return self.url("/voice/conference", kind=kind, key=key, attempt=attempt_id, agent=agent_id)
+
+    def _speech_of(self, kind, key):
+        """The voice of the IVR this work came through."""
+        try:
+            record = self.storage.get_callback(key) if kind == CALLBACK else self.storage.get_waiting_call(key)
+        except NotFound:
+            record = None
+        return _speech(self.directory.ivr(record.ivr_name) if record else None)
+
+    def agent_answered(self, kind, key, attempt_id, agent_id, agent_call_sid):
+        """The agent's phone picked up: the whisper, and 1 to accept (in the IVR's voice)."""
+        answer = self._agent_answered(kind, key, attempt_id, agent_id, agent_call_sid)
+        return replace(answer, speech=self._speech_of(kind, key))
+
+    def _agent_answered(self, kind, key, attempt_id, agent_id, agent_call_sid):
+        accept = self.url("/voice/agent/accept", kind=kind, key=key, attempt=attempt_id, agent=agent_id)
+        if kind == CALLBACK:
+            outcome = self.handle(a.Event(a.AGENT_ANSWERED, key, attempt_id, agent_call_sid))
+            if outcome.state != a.AGENT_DECIDING:
+                return AgentAnswer(notice=NOTICES["stale"])
+            cb = self.storage.get_callback(key)
+            ivr = self.directory.ivr(cb.ivr_name)
+            tries = ivr.settings.max_retries if ivr else 1
+            text = (f"Callback for {cb.queue_name}, to {speakable(cb.number)}. "
+                    f"Attempt {cb.attempts + 1} of {tries}.")
+            return AgentAnswer(whisper=text, accept_url=accept)
+        call = self.storage.get_waiting_call(key)
+        if call is None or call.status != m.CONNECTING or call.agent_id != agent_id:
+            self._release(agent_id, attempt_id, agent_call_sid, "available")
+            return AgentAnswer(notice=NOTICES["caller-gone"])
+        waited = int((self.clock.now() - call.joined_at).total_seconds() // 60)
+        minutes = "under a minute" if waited < 1 else f"{waited} minute{'s' if waited > 1 else ''}"
+        return AgentAnswer(whisper=f"A caller waiting in {call.queue_name} for {minutes}.",
+                           accept_url=accept)
+
+    def agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
+        """The agent pressed a key (or none) after the whisper: 1 accepts, anything else declines."""
+        answer = self._agent_pressed(kind, key, attempt_id, agent_id, agent_call_sid, digits)
+        return replace(answer, speech=self._speech_of(kind, key))
+
+    def _agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
+        accepted = a.agent_pressed(digits) == a.AGENT_ACCEPTED
+        conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
+        if kind == CALLBACK:
+            if accepted:
+                # Busy before the customer rings: the agent is on this call from now on.
+                self._quietly(self.storage.agent_busy, agent_id, attempt_id, agent_call_sid,
+                              self.clock.now())
+            outcome = self.handle(a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid),
+                                  tell_agent=False)
+            if accepted and outcome.applied and outcome.state != a.ENDED:
+                return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
+                                   status_callback=conference_callback)
+            if outcome.applied and outcome.notice:
+                return AgentAnswer(notice=NOTICES[outcome.notice])
+            if not accepted and outcome.applied:
+                return AgentAnswer(notice=NOTICES["declined"])
+            return AgentAnswer(notice=NOTICES["stale"])
+        return self._agent_pressed_for_caller(key, attempt_id, agent_id, agent_call_sid, accepted,
+                                              conference_callback)
+
+    def _agent_pressed_for_caller(self, call_sid, offer_id, agent_id, agent_call_sid, accepted,
+                                  conference_callback):
         call = self.storage.get_waiting_call(call_sid)
         if call is None or call.status != m.CONNECTING or call.agent_id != agent_id:
-            return AgentAnswer(None, notice=NOTICES["caller-gone"])
+            self._release(agent_id, offer_id, agent_call_sid, "available")
+            return AgentAnswer(notice=NOTICES["caller-gone"])
+        if not accepted:
+            self.storage.waiting_call_back_in_line(call_sid, agent_id)
+            self._release(agent_id, offer_id, agent_call_sid, "declined")
+            return AgentAnswer(notice=NOTICES["declined"])
         try:
-            self.storage.agent_answered(agent_id, call_sid, agent_call_sid, now)
+            self.storage.agent_busy(agent_id, offer_id, agent_call_sid, self.clock.now())
         except Conflict:
-            return AgentAnswer(None, notice=NOTICES["stale"])
+            return AgentAnswer(notice=NOTICES["stale"])
         conference = f"call-{call_sid}"
         try:
-            self.telephony.redirect_call(call_sid, self.url("/voice/caller/join", conference=conference))
+            self.telephony.redirect_call(call_sid, self.url("/voice/caller/join", conference=conference,
+                                                            agent=agent_id, attempt=offer_id))
         except CallGone:
             self.storage.remove_waiting_call(call_sid)
-            return AgentAnswer(None, notice=NOTICES["caller-gone"])
+            self._release(agent_id, offer_id, agent_call_sid, "available")
+            return AgentAnswer(notice=NOTICES["caller-gone"])
         except TelephonyError as exc:
             log.warning("could not move caller %s to agent %s: %s", call_sid, agent_id, exc)
             self.storage.waiting_call_back_in_line(call_sid, agent_id)
-            return AgentAnswer(None, notice=NOTICES["stale"])
-        self.storage.remove_waiting_call(call_sid)
-        return AgentAnswer(conference, announcement=f"Caller from {call.queue_name}.",
-                           speech=_speech(self.directory.ivr(call.ivr_name)))
+            self._release(agent_id, offer_id, agent_call_sid, "available")
+            return AgentAnswer(notice=NOTICES["stale"])
+        return AgentAnswer(conference, announcement=f"Caller from {call.queue_name}. Connecting now.",
+                           status_callback=conference_callback)
+
+    def caller_joining(self, call_sid, agent_id, offer_id):
+        """A holding caller moved out of the queue: join the agent only if they still wait
+        for this caller; otherwise the caller goes back in line."""
+        try:
+            agent = self.storage.get_agent(agent_id)
+        except NotFound:
+            agent = None
+        if (agent is not None and agent.status == m.BUSY and agent.work_key == call_sid
+                and agent.attempt_id == offer_id):
+            return True
+        self.storage.waiting_call_back_in_line(call_sid, agent_id)
+        return False
 
     def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
         """The agent's leg reached a final status: free or park the agent, fix the work."""
-        now = self.clock.now()
-        missed = call_status in AGENT_MISSED
         if kind == CALLBACK:
-            cb = self._current(key, attempt_id, statuses=(m.DIALING, m.CONNECTED))
-            if cb is not None and cb.agent_id == agent_id:
-                if cb.status == m.CONNECTED:
-                    self.complete(cb, attempt_id, now)
-                else:
-                    if cb.phase == m.PHASE_CUSTOMER and cb.customer_call_sid:
-                        self.telephony.hang_up(cb.customer_call_sid)
-                    outcome = "agent-no-answer" if missed else "agent-hung-up"
-                    self.fail_uncounted(key, attempt_id, outcome, now)
-        else:
-            call = self.storage.get_waiting_call(key)
-            if call is not None and call.status == m.CONNECTING and call.agent_id == agent_id:
-                self.storage.waiting_call_back_in_line(key, agent_id)
-        # An agent who did not pick up is away: offline, so they are not rung again and again.
-        status = m.OFFLINE if missed else m.AVAILABLE
-        released = self.storage.release_agent(agent_id, now=now, status=status, work_key=key)
-        if released and missed:
-            log.info("agent %s did not answer; set offline", agent_id)
-        return released
+            outcome = self.handle(a.Event(a.agent_call_ended(call_status), key, attempt_id,
+                                          agent_call_sid, call_status))
+            return outcome.freed_agent
+        call = self.storage.get_waiting_call(key)
+        if call is not None and call.status == m.CONNECTING and call.agent_id == agent_id:
+            self.storage.waiting_call_back_in_line(key, agent_id)
+        why = "available" if call_status == "completed" else "missed"
+        return self._release(agent_id, attempt_id, agent_call_sid, why)
 
-    # -- customer leg --------------------------------------------------------------------
-
-    def customer_answered(self, callback_id, attempt_id, answered_by):
+    def customer_answered(self, callback_id, attempt_id, call_sid, answered_by):
         """The customer's phone picked up: a person joins the agent, a machine fails the try."""
-        now = self.clock.now()
-        cb = self._current(callback_id, attempt_id)
-        if cb is None or cb.phase != m.PHASE_CUSTOMER:
-            return CustomerAnswer(None, announcement="We are sorry, the agent is no longer "
-                                  "available. We will call you again. Goodbye.", hang_up=True)
-        if (answered_by or "").startswith(("machine", "fax")):
-            status = self.fail_counted(cb, attempt_id, "machine", now)
-            self._tell_agent(cb.agent_call_sid, "expired" if status == m.EXPIRED else "retry")
-            return CustomerAnswer(None, hang_up=True)
+        event = a.customer_answered(answered_by)
+        outcome = self.handle(a.Event(event, callback_id, attempt_id, call_sid))
         try:
-            self.storage.mark_connected(callback_id, attempt_id, now, now + MAX_CALL_LENGTH)
-        except Conflict:
+            cb = self.storage.get_callback(callback_id)
+        except NotFound:
+            cb = None
+        ivr = self.directory.ivr(cb.ivr_name) if cb else None
+        if event == a.CUSTOMER_HUMAN and outcome.applied and outcome.state == a.CUSTOMER_ANSWERED:
+            # The customer hears the company's name, not the IVR's internal one.
+            name = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
+            return CustomerAnswer(
+                f"callback-{callback_id}-{attempt_id}",
+                announcement=f"Hello, this is the callback you requested from {name}. "
+                             "Connecting you to an agent now.",
+                status_callback=self._conference_callback(CALLBACK, callback_id, attempt_id, cb.agent_id),
+                speech=_speech(ivr))
+        if event == a.CUSTOMER_MACHINE:
             return CustomerAnswer(None, hang_up=True)
-        ivr = self.directory.ivr(cb.ivr_name)
-        # The customer hears the company's name, not the IVR's internal one.
-        name = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
-        return CustomerAnswer(cb.conference_name,
-                              announcement=f"Hello, this is the callback you requested from "
-                                           f"{name}. Connecting you to an agent now.",
+        return CustomerAnswer(None, announcement="We are sorry, the agent is no longer available. "
+                                                 "We will call you again. Goodbye.", hang_up=True,
                               speech=_speech(ivr))
 
-    def customer_call_ended(self, callback_id, attempt_id, call_status):
+    def customer_call_ended(self, callback_id, attempt_id, call_sid, call_status):
         """The customer's leg reached a final status."""
-        now = self.clock.now()
-        cb = self._current(callback_id, attempt_id, statuses=(m.DIALING, m.CONNECTED))
-        if cb is None:
-            return None
-        if cb.status == m.CONNECTED:
-            return self.complete(cb, attempt_id, now)
-        if cb.phase != m.PHASE_CUSTOMER:
-            return None
-        outcome = call_status if call_status in CUSTOMER_FAILURES else "hung-up-early"
-        status = self.fail_counted(cb, attempt_id, outcome, now)
-        if status is not None:
-            self._tell_agent(cb.agent_call_sid, "expired" if status == m.EXPIRED else "retry")
-        return status
+        return self.handle(a.Event(a.customer_call_ended(call_status), callback_id, attempt_id,
+                                   call_sid, call_status))
 
-    def conference_ended(self, callback_id, attempt_id):
-        """The conference is over: a connected callback is complete."""
-        cb = self._current(callback_id, attempt_id, statuses=(m.CONNECTED,))
-        if cb is not None:
-            return self.complete(cb, attempt_id, self.clock.now())
+    def conference_event(self, kind, key, attempt_id, agent_id, status_event, call_sid):
+        """A conference status callback: participants joining and leaving, its end."""
+        if kind == CALLBACK:
+            try:
+                cb = self.storage.get_callback(key)
+            except NotFound:
+                return None
+            view = attempt_view(cb, attempt_id)
+            kind_of = a.conference_event(status_event, call_sid, view) if view else None
+            if kind_of is None:
+                return None
+            return self.handle(a.Event(kind_of, key, attempt_id, call_sid))
+        if status_event == "participant-join" and call_sid == key:
+            # The holding caller is with the agent: their waiting record is done.
+            self.storage.remove_waiting_call(key)
         return None
 
-    def complete(self, cb, attempt_id, now):
-        """Mark a connected callback done (once)."""
+    # -- Twilio as the source of truth -------------------------------------------------
+
+    def _twilio_leg(self, sid, number, since):
+        """(sid, status) of a leg as Twilio has it; status None when Twilio cannot say
+        now, "not-placed" when it holds no call to that number since the attempt began."""
+        if not sid and not (number and since):
+            return None, None
         try:
-            self.storage.mark_completed(cb.callback_id, attempt_id, now)
-            log.info("callback %s completed", cb.callback_id)
-            return m.COMPLETED
-        except Conflict:
+            if sid:
+                return sid, self.telephony.call_status(sid)
+            calls = self.telephony.calls_to(number, since)
+        except TelephonyError as exc:
+            log.info("could not ask Twilio about %s: %s", sid or mask(number), exc)
+            return sid, None
+        if not calls:
+            return None, "not-placed"
+        return calls[0].sid, calls[0].status
+
+    def reconcile(self, callback_id, attempt_id):
+        """An expected event is late: ask Twilio what became of the attempt's calls and apply
+        their real status as events. True when that changed the attempt."""
+        now = self.clock.now()
+        try:
+            cb = self.storage.get_callback(callback_id)
+        except NotFound:
+            return False
+        view = attempt_view(cb, attempt_id)
+        if view is None or view.state == a.ENDED or (cb.sweep_at and cb.sweep_at > now):
+            return False  # the index snapshot was stale: the attempt has moved on
+        attempt = cb.attempt(attempt_id)
+        event = dict(callback_id=callback_id, attempt_id=attempt_id)
+        changed = False
+        agent_phone = self._agent_phone(attempt.agent_id)
+        sid, status = self._twilio_leg(view.agent_call_sid, agent_phone, attempt.started_at)
+        if status == "not-placed" and view.state == a.AGENT_RINGING:
+            changed |= self.handle(a.Event(a.AGENT_NOT_PLACED, **event)).applied
+        elif status in FINAL_CALL_STATUSES:
+            changed |= self.handle(a.Event(a.agent_call_ended(status), call_sid=sid, call_status=status,
+                                           **event)).applied
+        elif status == "in-progress" and view.state in (a.AGENT_RINGING, a.AGENT_DECIDING):
+            changed |= self.handle(a.Event(a.AGENT_SILENT, call_sid=sid, **event)).applied
+        elif sid and not view.agent_call_sid:
+            changed |= self.handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event)).applied
+        cb = self.storage.get_callback(callback_id)
+        view = attempt_view(cb, attempt_id)
+        if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED):
+            sid, status = self._twilio_leg(view.customer_call_sid, cb.number, attempt.started_at)
+            if status == "not-placed":
+                changed |= self.handle(a.Event(a.DIAL_FAILED, **event)).applied
+            elif status in FINAL_CALL_STATUSES:
+                changed |= self.handle(a.Event(a.customer_call_ended(status), call_sid=sid,
+                                               call_status=status, **event)).applied
+            elif status == "in-progress" and view.state != a.CONNECTED:
+                # An answered customer runs only our conference TwiML: they are in it.
+                changed |= self.handle(a.Event(a.CUSTOMER_JOINED, call_sid=sid, **event)).applied
+            elif sid and not view.customer_call_sid:
+                changed |= self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event)).applied
+        if not changed:
+            cb = self.storage.get_callback(callback_id)
+            view = attempt_view(cb, attempt_id)
+            if view.state != a.ENDED:
+                later = now + (CONNECTED_CHECK if view.state == a.CONNECTED else EVENT_MARGIN)
+                try:
+                    self.storage.postpone_sweep(cb, later)
+                except Conflict:
+                    pass
+        return changed
+
+    def _agent_phone(self, agent_id):
+        try:
+            return self.storage.get_agent(agent_id).phone if agent_id else None
+        except NotFound:
             return None
+
+    def reconcile_agent(self, agent):
+        """A reserved or busy agent the sweep looks at: if Twilio says their call is over
+        (or was never placed), apply that, so they are free within two sweeps."""
+        since = agent.status_changed_at
+        sid, status = self._twilio_leg(agent.call_sid, agent.phone, since)
+        if status is None or (status not in FINAL_CALL_STATUSES and status != "not-placed"):
+            if agent.work_kind == CALL and status == "in-progress":
+                return self._caller_never_came(agent)
+            return False
+        if agent.work_kind == CALLBACK and agent.work_key:
+            kind = a.AGENT_NOT_PLACED if status == "not-placed" else a.agent_call_ended(status)
+            outcome = self.handle(a.Event(kind, agent.work_key, agent.attempt_id, sid, status))
+            if outcome.freed_agent:
+                return True
+        if agent.work_kind == CALL and agent.work_key:
+            self.storage.waiting_call_back_in_line(agent.work_key, agent.agent_id)
+        why = "available" if status in ("completed", "not-placed") else "missed"
+        return self._release(agent.agent_id, agent.attempt_id, sid, why)
+
+    def _caller_never_came(self, agent):
+        """A busy agent waiting for a holding caller who never joined (hung up on the way)."""
+        call = self.storage.get_waiting_call(agent.work_key)
+        if call is None or call.status != m.CONNECTING:
+            return False
+        try:
+            caller_status = self.telephony.call_status(agent.work_key)
+        except TelephonyError:
+            return False
+        if caller_status not in FINAL_CALL_STATUSES:
+            return False
+        self.storage.remove_waiting_call(agent.work_key)
+        self._tell_agent(agent.call_sid, "caller-gone")
+        return self._release(agent.agent_id, agent.attempt_id, agent.call_sid, "available")

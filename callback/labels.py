@@ -12,6 +12,7 @@ CALLBACK_STATUS_LABELS = {
     "completed": "Completed",
     "expired": "Expired",
     "canceled": "Canceled",
+    "failed": "Failed",
 }
 
 AGENT_STATUS_LABELS = {
@@ -37,6 +38,9 @@ OUTCOME_LABELS = {
     "agent-hung-up": "Agent hung up first",
     "agent-leg-lost": "Agent's call was lost",
     "dial-error": "Could not dial",
+    "agent-declined": "Agent did not accept (other key, no key or voicemail)",
+    "agent-phone-refused": "Twilio refuses the agent's phone number",
+    "number-refused": "Twilio refuses this number",
 }
 
 # Why a callback ended (Callback.ended_reason).
@@ -45,6 +49,7 @@ ENDED_REASON_LABELS = {
     "max-retries": "Max Retries reached",
     "expiration-time": "Expiration Time passed",
     "canceled by admin": "Canceled by an admin",
+    "number-refused": "Twilio refuses this number",
 }
 
 

@@ -11,12 +11,10 @@ CONNECTED = "connected"
 COMPLETED = "completed"
 EXPIRED = "expired"
 CANCELED = "canceled"
-CALLBACK_STATUSES = (PENDING, DIALING, CONNECTED, COMPLETED, EXPIRED, CANCELED)
+# Ended without a conversation for a reason no retry can change (a number Twilio refuses).
+FAILED = "failed"
+CALLBACK_STATUSES = (PENDING, DIALING, CONNECTED, COMPLETED, EXPIRED, CANCELED, FAILED)
 OPEN_STATUSES = (PENDING, DIALING, CONNECTED)
-
-# Which leg of a callback attempt is ringing.
-PHASE_AGENT = "agent"
-PHASE_CUSTOMER = "customer"
 
 # Agent presence.
 OFFLINE = "offline"
@@ -83,6 +81,13 @@ class Agent:
     work_kind: str | None = None
     work_key: str | None = None
     call_sid: str | None = None
+    # The attempt (callback) or offer (holding caller) they are reserved for: releases are
+    # guarded by it, since a work key is reused by every retry of a callback.
+    attempt_id: str | None = None
+    # Why the app set them offline (declined, missed calls), for the portal.
+    away_reason: str | None = None
+    # Calls offered and missed in a row.
+    misses: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class Attempt:
     counted: bool = False
     agent_call_sid: str | None = None
     customer_call_sid: str | None = None
+    # Twilio's error code when it refused to place a call of this attempt.
+    error_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,8 @@ class Callback:
     history: tuple = ()
     ended_reason: str | None = None
     ended_at: datetime | None = None
+    # When the sweep next looks at this callback (open ones only).
+    sweep_at: datetime | None = None
 
     @property
     def conference_name(self):

@@ -44,6 +44,7 @@ class RetryDecision:
     expire: bool
     due_at: datetime | None
     reason: str
+    status: str = "expired"  # the final status when `expire`
 
 
 def decide_after_failed_attempt(*, failed_attempts, max_retries, retry_minutes, expires_at, now):
@@ -73,3 +74,78 @@ def decide_after_uncounted_attempt(*, expires_at, now, due_at):
     if now >= expires_at:
         return RetryDecision(True, None, "expiration-time")
     return RetryDecision(False, max(due_at, now), "not-counted")
+
+
+# A callback is offered at most this many times in a row without a counted attempt: the
+# last of them counts, so no callback circles forever between agents who cannot take it.
+UNCOUNTED_IN_A_ROW = 5
+# Transient dial errors back off (30 s, 1 min, 2 min …) and the third in a row counts.
+TRANSIENT_ERRORS_IN_A_ROW = 3
+TRANSIENT_BACKOFF = timedelta(seconds=30)
+TRANSIENT = "dial-error"
+
+
+def trailing(history, predicate):
+    """How many of the latest attempts in a row satisfy `predicate`."""
+    count = 0
+    for attempt in reversed(history):
+        if not predicate(attempt):
+            break
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Whether a closed attempt counts against the customer, and how long until the next."""
+
+    counted: bool
+    delay: timedelta
+
+
+def settle_attempt(counted, outcome, earlier):
+    """Bounds on attempts that are not the customer's to fail.
+
+    `counted` is True (the customer did not take the call), False (not theirs to fail) or
+    None (a transient dial error); `earlier` are the callback's closed attempts, oldest
+    first.
+    """
+    if counted:
+        return Settlement(True, timedelta(0))
+    if counted is None:
+        errors = trailing(earlier, lambda a: a.outcome == TRANSIENT)
+        return Settlement(errors + 1 >= TRANSIENT_ERRORS_IN_A_ROW, TRANSIENT_BACKOFF * 2 ** errors)
+    uncounted = trailing(earlier, lambda a: not a.counted)
+    return Settlement(uncounted + 1 >= UNCOUNTED_IN_A_ROW, timedelta(0))
+
+
+def number_refused():
+    """A number Twilio refuses for good: the callback ends at once."""
+    return RetryDecision(True, None, "number-refused", status="failed")
+
+
+# An agent who misses this many offered calls in a row is set away.
+MISSES_IN_A_ROW = 2
+
+
+@dataclass(frozen=True)
+class AgentAfter:
+    """An agent's presence once their part of an attempt is over."""
+
+    status: str
+    away_reason: str | None
+    misses: int
+
+
+def agent_after(why, misses_before):
+    """Free, or away with the reason the portal shows: declined at once, missed twice."""
+    if why == "declined":
+        return AgentAfter("offline", "did not accept an offered call", misses_before + 1)
+    if why == "refused":
+        return AgentAfter("offline", "Twilio cannot call this agent's phone number", misses_before)
+    if why == "missed":
+        misses = misses_before + 1
+        if misses >= MISSES_IN_A_ROW:
+            return AgentAfter("offline", f"missed {misses} offered calls in a row", misses)
+        return AgentAfter("available", None, misses)
+    return AgentAfter("available", None, 0)

@@ -46,6 +46,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from . import models as m
+from .attempts import AGENT_RINGING
 from .estimate import BUCKET, Departures, bucket_start
 from .settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 
@@ -115,6 +116,19 @@ class _AttemptMap(MapAttribute):
     counted = BooleanAttribute(default=False)
     agent_call_sid = UnicodeAttribute(null=True)
     customer_call_sid = UnicodeAttribute(null=True)
+    error_code = NumberAttribute(null=True)
+
+
+def _client_limits(config):
+    """Twilio waits 15 s for a webhook and a webhook may make a few DynamoDB requests, so
+    each request gets DYNAMODB_TIMEOUT_SECONDS (2) in all: a short connect timeout, the
+    rest for reading, and no client-side retry (a retry's backoff alone can take a second).
+    A request that fails this way is a StorageError: the webhook answers its caller-safe
+    TwiML and the sweep repairs later."""
+    budget = config.DYNAMODB_TIMEOUT_SECONDS
+    connect = min(0.5, budget / 4)
+    return {"connect_timeout_seconds": connect, "read_timeout_seconds": budget - connect,
+            "max_retry_attempts": 0}
 
 
 def _meta(table_name, config):
@@ -122,10 +136,7 @@ def _meta(table_name, config):
         "table_name": table_name,
         "region": config.AWS_REGION,
         "billing_mode": "PAY_PER_REQUEST",
-        # Webhooks have seconds, not minutes: fail fast and let the caller-safe path run.
-        "connect_timeout_seconds": 2,
-        "read_timeout_seconds": 4,
-        "max_retry_attempts": 2,
+        **_client_limits(config),
     }
     if config.AWS_ENDPOINT_URL_DYNAMODB:
         attrs["host"] = config.AWS_ENDPOINT_URL_DYNAMODB
@@ -169,6 +180,9 @@ def _build_models(config):
         work_kind = UnicodeAttribute(null=True)
         work_key = UnicodeAttribute(null=True)
         call_sid = UnicodeAttribute(null=True)
+        attempt_id = UnicodeAttribute(null=True)
+        away_reason = UnicodeAttribute(null=True)
+        misses = NumberAttribute(default=0)
 
     class GuardRecord(Model):
         Meta = _meta(prefix + "config", config)
@@ -287,9 +301,14 @@ def _valid_key(value):
 
 
 def _code(exc):
-    if isinstance(exc, PynamoDBException):
-        return exc.cause_response_code
-    return None
+    """DynamoDB's error code, or None for errors that never got a response (timeouts,
+    refused connections): PynamoDB's own `cause_response_code` fails on those, since
+    botocore gives them `response=None`."""
+    cause = exc.cause if isinstance(exc, PynamoDBException) else exc
+    response = getattr(cause, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return (response.get("Error") or {}).get("Code")
 
 
 @contextmanager
@@ -301,7 +320,7 @@ def _dynamodb(conflict=None):
     except (PynamoDBException, BotoCoreError) as exc:
         if conflict is not None and _code(exc) == CONDITION_FAILED:
             raise Conflict(conflict) from exc
-        raise StorageError(str(exc)) from exc
+        raise StorageError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _cancel_codes(exc):
@@ -358,7 +377,8 @@ class Storage:
     def _tx(self):
         if self._connection is None:
             self._connection = Connection(region=self.config.AWS_REGION,
-                                          host=self.config.AWS_ENDPOINT_URL_DYNAMODB or None)
+                                          host=self.config.AWS_ENDPOINT_URL_DYNAMODB or None,
+                                          **_client_limits(self.config))
         return TransactWrite(connection=self._connection)
 
     # -- infrastructure -------------------------------------------------------------
@@ -449,7 +469,8 @@ class Storage:
     @staticmethod
     def _agent_from(r):
         return m.Agent(r.sk, r.name, r.phone, tuple(r.queues), r.status, r.status_changed_at,
-                       r.work_kind, r.work_key, r.call_sid)
+                       r.work_kind, r.work_key, r.call_sid, r.attempt_id, r.away_reason,
+                       int(r.misses or 0))
 
     def list_agents(self):
         """Every agent (one Query over the agents' partition)."""
@@ -481,37 +502,47 @@ class Storage:
         """Agent says available/offline; never while reserved or busy on a call."""
         A = self.AgentRec
         with _dynamodb(conflict=agent_id):
+            # Saying it themselves clears what the app noted when it set them away.
             A("AGENT", _valid_key(agent_id)).update(
-                actions=[A.status.set(status), A.status_changed_at.set(now)],
+                actions=[A.status.set(status), A.status_changed_at.set(now), A.away_reason.remove(),
+                         A.misses.set(0)],
                 condition=A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
         return self.get_agent(agent_id)
 
-    def agent_answered(self, agent_id, work_key, call_sid, now):
-        """Reserved agent picked up the call for this work: now busy on it."""
-        A = self.AgentRec
-        self._update(A("AGENT", agent_id),
-                     [A.status.set(m.BUSY), A.status_changed_at.set(now), A.call_sid.set(call_sid)],
-                     (A.status == m.RESERVED) & (A.work_key == work_key))
-
-    def set_agent_call(self, agent_id, work_key, call_sid):
-        """Remember the call that is ringing a reserved agent."""
-        A = self.AgentRec
-        self._update(A("AGENT", agent_id), [A.call_sid.set(call_sid)],
-                     (A.status == m.RESERVED) & (A.work_key == work_key))
-
-    def release_agent(self, agent_id, *, now, status=m.AVAILABLE, work_key=None, call_sid=None):
-        """End an agent's reservation or call; guarded so a stale event cannot free the
-        agent from newer work. Returns True when this call released them."""
+    def _agent_guard(self, attempt_id, call_sid=None):
+        """Condition: the agent still holds this attempt (and this call, when both know it)."""
         A = self.AgentRec
         condition = A.status.is_in(m.RESERVED, m.BUSY)
-        if work_key is not None:
-            condition &= A.work_key == work_key
-        if call_sid is not None:
-            condition &= A.call_sid == call_sid
+        condition &= (A.attempt_id == attempt_id) if attempt_id else A.attempt_id.does_not_exist()
+        if call_sid:
+            condition &= (A.call_sid == call_sid) | A.call_sid.does_not_exist()
+        return condition
+
+    def agent_busy(self, agent_id, attempt_id, call_sid, now):
+        """The agent accepted the work of this attempt: busy on it."""
+        A = self.AgentRec
+        self._update(A("AGENT", agent_id),
+                     [A.status.set(m.BUSY), A.status_changed_at.set(now), A.call_sid.set(call_sid),
+                      A.misses.set(0)],
+                     self._agent_guard(attempt_id, call_sid))
+
+    def set_agent_call(self, agent_id, attempt_id, call_sid):
+        """Remember the call that rings an agent for this attempt."""
+        A = self.AgentRec
+        self._update(A("AGENT", agent_id), [A.call_sid.set(call_sid)],
+                     self._agent_guard(attempt_id, call_sid))
+
+    def release_agent(self, agent_id, *, now, attempt_id, call_sid=None, status=m.AVAILABLE,
+                      away_reason=None, misses=0):
+        """End an agent's reservation or call for one attempt; a stale or repeated event
+        (another attempt, another call) changes nothing. True when this released them."""
+        A = self.AgentRec
+        actions = [A.status.set(status), A.status_changed_at.set(now), A.work_kind.remove(),
+                   A.work_key.remove(), A.call_sid.remove(), A.attempt_id.remove(),
+                   A.misses.set(misses)]
+        actions.append(A.away_reason.set(away_reason) if away_reason else A.away_reason.remove())
         try:
-            self._update(A("AGENT", agent_id),
-                         [A.status.set(status), A.status_changed_at.set(now), A.work_kind.remove(),
-                          A.work_key.remove(), A.call_sid.remove()], condition)
+            self._update(A("AGENT", agent_id), actions, self._agent_guard(attempt_id, call_sid))
             return True
         except Conflict:
             return False
@@ -596,13 +627,14 @@ class Storage:
     def _callback_from(r):
         history = tuple(
             m.Attempt(a.attempt_id, a.started_at, a.agent_id, a.outcome, a.ended_at, bool(a.counted),
-                      a.agent_call_sid, a.customer_call_sid)
+                      a.agent_call_sid, a.customer_call_sid,
+                      None if a.error_code is None else int(a.error_code))
             for a in (r.history or []))
         return m.Callback(
             r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
             int(r.priority), r.due_at, r.expires_at, r.status, int(r.attempts or 0), r.attempt_id,
             r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
-            r.ended_at)
+            r.ended_at, r.sweep_at)
 
     def _guard_key(self, queue_name, number):
         return self.Guard(f"PENDING#{queue_name}", number)
@@ -694,7 +726,7 @@ class Storage:
 
     # -- claiming work: agent and work change together or not at all --------------------
 
-    def _claim(self, agent, now, work_kind, work_key, work, work_actions, work_condition):
+    def _claim(self, agent, now, work_kind, work_key, attempt_id, work, work_actions, work_condition):
         """Reserve an available agent for a piece of work and change the work in the same
         transaction; Conflict when either has moved on."""
         A = self.AgentRec
@@ -704,7 +736,7 @@ class Storage:
                     tx.update(A("AGENT", agent.agent_id),
                               actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
                                        A.work_kind.set(work_kind), A.work_key.set(work_key),
-                                       A.call_sid.remove()],
+                                       A.attempt_id.set(attempt_id), A.call_sid.remove()],
                               condition=A.status == m.AVAILABLE)
                     tx.update(work, actions=work_actions, condition=work_condition)
             except TransactWriteError as exc:
@@ -715,12 +747,12 @@ class Storage:
                     raise Conflict("claim lost") from exc
                 raise
 
-    def claim_callback(self, agent, callback, attempt_id, now, dial_deadline):
+    def claim_callback(self, agent, callback, attempt_id, now, dial_deadline, phase=AGENT_RINGING):
         """Reserve an available agent and move a due pending callback to dialing, atomically."""
         C = self.CallbackRec
         attempt = _AttemptMap(attempt_id=attempt_id, started_at=now, agent_id=agent.agent_id)
-        self._claim(agent, now, "callback", callback.callback_id, C(callback.callback_id),
-                    [C.status.set(m.DIALING), C.phase.set(m.PHASE_AGENT), C.attempt_id.set(attempt_id),
+        self._claim(agent, now, "callback", callback.callback_id, attempt_id, C(callback.callback_id),
+                    [C.status.set(m.DIALING), C.phase.set(phase), C.attempt_id.set(attempt_id),
                      C.agent_id.set(agent.agent_id), C.agent_call_sid.remove(),
                      C.customer_call_sid.remove(), C.pending_queue.remove(),
                      C.sweep_status.set(m.DIALING), C.sweep_at.set(dial_deadline),
@@ -728,10 +760,11 @@ class Storage:
                     (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
         self._departed(callback.queue_name, now)
 
-    def claim_waiting_call(self, agent, call, now):
+    def claim_waiting_call(self, agent, call, now, offer_id=None):
         """Reserve an available agent and take a holding caller for them, atomically."""
         W = self.Waiting
-        self._claim(agent, now, "call", call.call_sid, W(call.call_sid),
+        offer_id = offer_id or uuid.uuid4().hex[:16]
+        self._claim(agent, now, "call", call.call_sid, offer_id, W(call.call_sid),
                     [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id)],
                     W.status == m.WAITING)
         self._departed(call.queue_name, now)
@@ -762,7 +795,7 @@ class Storage:
             return [Departures(r.bucket_start, int(r.departures)) for r in D.query(
                 f"STATS#{queue_name}", range_key_condition=D.sk >= _bucket_key(since))]
 
-    # -- callback attempt transitions (each guarded by the attempt it belongs to) --------
+    # -- callback attempts: every write conditional on the attempt exactly as read ------
 
     def _update(self, record, actions, condition):
         with _dynamodb(conflict=f"{type(record).__name__} is not in the expected state"):
@@ -770,56 +803,79 @@ class Storage:
                                             add_version_condition=False))
         return record
 
-    def _history_index(self, callback_id, attempt_id):
-        callback = self.get_callback(callback_id)
-        for i, attempt in enumerate(callback.history):
-            if attempt.attempt_id == attempt_id:
-                return callback, i
-        raise Conflict(f"attempt {attempt_id} not on callback {callback_id}")
-
-    def set_agent_leg(self, callback_id, attempt_id, agent_call_sid):
-        """Remember the call ringing the agent for this attempt."""
+    def _as_read(self, cb):
+        """Condition: the callback's attempt, status, phase and both CallSids are still
+        what `cb` says, so a write computed from a stale read loses instead of landing."""
         C = self.CallbackRec
-        callback, i = self._history_index(callback_id, attempt_id)
-        self._update(C(callback_id),
-                     [C.agent_call_sid.set(agent_call_sid),
-                      C.history[i].agent_call_sid.set(agent_call_sid)],
-                     (C.attempt_id == attempt_id) & (C.status == m.DIALING))
+        condition = (C.attempt_id == cb.attempt_id) & (C.status == cb.status)
+        for attr, value in ((C.phase, cb.phase), (C.agent_call_sid, cb.agent_call_sid),
+                            (C.customer_call_sid, cb.customer_call_sid)):
+            condition &= (attr == value) if value else attr.does_not_exist()
+        return condition
 
-    def start_customer_leg(self, callback_id, attempt_id, deadline):
-        """The agent is in the conference: the customer's leg may be dialed (once)."""
+    def _learned(self, cb, i, agent_call_sid, customer_call_sid):
         C = self.CallbackRec
-        self._update(C(callback_id),
-                     [C.phase.set(m.PHASE_CUSTOMER), C.sweep_at.set(deadline)],
-                     (C.attempt_id == attempt_id) & (C.status == m.DIALING)
-                     & (C.phase == m.PHASE_AGENT))
+        actions = []
+        if agent_call_sid and agent_call_sid != cb.agent_call_sid:
+            actions += [C.agent_call_sid.set(agent_call_sid), C.history[i].agent_call_sid.set(agent_call_sid)]
+        if customer_call_sid and customer_call_sid != cb.customer_call_sid:
+            actions += [C.customer_call_sid.set(customer_call_sid),
+                        C.history[i].customer_call_sid.set(customer_call_sid)]
+        return actions
 
-    def set_customer_leg(self, callback_id, attempt_id, customer_call_sid):
-        """Remember the call ringing the customer for this attempt."""
+    @staticmethod
+    def _index(cb):
+        for i, attempt in enumerate(cb.history):
+            if attempt.attempt_id == cb.attempt_id:
+                return i
+        raise Conflict(f"attempt {cb.attempt_id} not on callback {cb.callback_id}")
+
+    def advance_attempt(self, cb, *, phase, sweep_at, agent_call_sid=None, customer_call_sid=None,
+                        connected=False):
+        """Move the current attempt to another open state (and learn its CallSids)."""
         C = self.CallbackRec
-        callback, i = self._history_index(callback_id, attempt_id)
-        self._update(C(callback_id),
-                     [C.customer_call_sid.set(customer_call_sid),
-                      C.history[i].customer_call_sid.set(customer_call_sid)],
-                     (C.attempt_id == attempt_id) & (C.status == m.DIALING))
+        i = self._index(cb)
+        status = m.CONNECTED if connected else cb.status
+        actions = [C.phase.set(phase), C.status.set(status), C.sweep_status.set(status),
+                   C.sweep_at.set(sweep_at)]
+        actions += self._learned(cb, i, agent_call_sid, customer_call_sid)
+        if connected and cb.status != m.CONNECTED:
+            actions.append(C.history[i].outcome.set("connected"))
+        self._update(C(cb.callback_id), actions, self._as_read(cb))
 
-    def mark_connected(self, callback_id, attempt_id, now, stuck_after):
-        """The customer answered (a person): agent and customer are talking."""
+    def end_attempt(self, cb, *, outcome, counted, now, decision, agent_call_sid=None,
+                    customer_call_sid=None, error_code=None):
+        """Close the current attempt: back to pending at `decision.due_at`, or ended with
+        `decision.status`. Returns the callback's new status."""
         C = self.CallbackRec
-        callback, i = self._history_index(callback_id, attempt_id)
-        self._update(C(callback_id),
-                     [C.status.set(m.CONNECTED), C.sweep_status.set(m.CONNECTED),
-                      C.sweep_at.set(stuck_after), C.history[i].outcome.set("connected")],
-                     (C.attempt_id == attempt_id) & (C.status == m.DIALING))
+        i = self._index(cb)
+        closing = [C.history[i].outcome.set(outcome), C.history[i].ended_at.set(now),
+                   C.history[i].counted.set(counted),
+                   C.attempts.set(cb.attempts + (1 if counted else 0))]
+        closing += self._learned(cb, i, agent_call_sid, customer_call_sid)
+        if error_code is not None:
+            closing.append(C.history[i].error_code.set(error_code))
+        condition = self._as_read(cb)
+        if decision.expire:
+            self._update_ending(cb, closing, condition, status=decision.status,
+                                reason=decision.reason, now=now)
+            return decision.status
+        due = decision.due_at
+        self._update(C(cb.callback_id),
+                     closing + [C.status.set(m.PENDING), C.due_at.set(due),
+                                C.pending_queue.set(cb.queue_name), C.phase.remove(),
+                                C.sweep_status.set(m.PENDING),
+                                C.sweep_at.set(min(due, cb.expires_at))],
+                     condition)
+        return m.PENDING
 
-    def mark_completed(self, callback_id, attempt_id, now):
+    def complete_attempt(self, cb, now):
         """The conversation ended: the callback is done."""
         C = self.CallbackRec
-        callback, i = self._history_index(callback_id, attempt_id)
-        self._update_ending(callback, [C.history[i].outcome.set("completed"),
-                                       C.history[i].ended_at.set(now)],
-                            (C.attempt_id == attempt_id) & (C.status == m.CONNECTED),
-                            status=m.COMPLETED, reason="completed", now=now)
+        i = self._index(cb)
+        self._update_ending(cb, [C.history[i].outcome.set("completed"), C.history[i].ended_at.set(now),
+                                 C.phase.remove()],
+                            self._as_read(cb), status=m.COMPLETED, reason="completed", now=now)
 
     def _update_ending(self, callback, actions, condition, *, status, reason, now):
         """Final status: leave every work index and free the number's pending slot."""
@@ -844,27 +900,10 @@ class Storage:
                 # The guard is gone or belongs to another callback: end this one regardless.
                 self._update(C(callback.callback_id), actions, condition)
 
-    def fail_attempt(self, callback_id, attempt_id, *, outcome, counted, now, decision,
-                     from_statuses=(m.DIALING,)):
-        """Close the current attempt: back to pending at `decision.due_at`, or expired."""
+    def postpone_sweep(self, cb, sweep_at):
+        """Look at this attempt again later (nothing about it has changed)."""
         C = self.CallbackRec
-        callback, i = self._history_index(callback_id, attempt_id)
-        attempts = callback.attempts + (1 if counted else 0)
-        closing = [C.history[i].outcome.set(outcome), C.history[i].ended_at.set(now),
-                   C.history[i].counted.set(counted), C.attempts.set(attempts)]
-        condition = (C.attempt_id == attempt_id) & C.status.is_in(*from_statuses)
-        if decision.expire:
-            self._update_ending(callback, closing, condition, status=m.EXPIRED,
-                                reason=decision.reason, now=now)
-            return m.EXPIRED
-        due = decision.due_at
-        self._update(C(callback_id),
-                     closing + [C.status.set(m.PENDING), C.due_at.set(due),
-                                C.pending_queue.set(callback.queue_name), C.phase.remove(),
-                                C.sweep_status.set(m.PENDING),
-                                C.sweep_at.set(min(due, callback.expires_at))],
-                     condition)
-        return m.PENDING
+        self._update(C(cb.callback_id), [C.sweep_at.set(sweep_at)], self._as_read(cb))
 
     def expire_callback(self, callback, now, reason="expiration-time"):
         """End a pending callback whose expiration time has come."""

@@ -10,12 +10,13 @@ from datetime import timedelta
 
 from . import models as m
 from .config import Config
-from .dispatch import MAX_CALL_LENGTH, REPAIR_MARGIN
-from .storage import Conflict, WAITING_CALL_LIFETIME
-from .telephony import FINAL_CALL_STATUSES, TelephonyError
+from .storage import WAITING_CALL_LIFETIME, Conflict, StorageError
 
 log = logging.getLogger(__name__)
 BATCH = 100
+# An agent is looked at once their reservation or call is this old: a fresh claim is
+# still placing its call.
+AGENT_SETTLE = timedelta(seconds=45)
 
 
 @dataclass
@@ -24,7 +25,6 @@ class SweepReport:
 
     expired: int = 0
     repaired_attempts: int = 0
-    completed: int = 0
     released_agents: int = 0
     dropped_waiting: int = 0
     offers: int = 0
@@ -36,8 +36,7 @@ def sweep_once(svc):
     """One pass over everything whose time has come; returns a SweepReport."""
     report = SweepReport()
     now = svc.clock.now()
-    steps = (_expire_pending, _repair_dialing, _finish_connected, _release_stuck_agents,
-             _drop_stale_waiting, _dispatch)
+    steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _drop_stale_waiting, _dispatch)
     for step in steps:
         try:
             step(svc, now, report)
@@ -58,57 +57,37 @@ def _expire_pending(svc, now, report):
                 pass
 
 
-def _repair_dialing(svc, now, report):
-    """An attempt whose status callbacks never came, long after its timeouts."""
-    for cb in svc.storage.needing_sweep(m.DIALING, now, limit=BATCH):
-        report.items_read += 1
-        dispatcher = svc.dispatcher
-        for sid in (cb.customer_call_sid, cb.agent_call_sid):
-            if sid:
-                try:
-                    svc.telephony.hang_up(sid)
-                except TelephonyError:
-                    pass
-        if cb.phase == m.PHASE_CUSTOMER:
-            status = dispatcher.fail_counted(cb, cb.attempt_id, "no-status", now)
-        else:
-            status = dispatcher.fail_uncounted(cb.callback_id, cb.attempt_id, "agent-leg-lost", now)
-        if status is not None:
-            report.repaired_attempts += 1
-            if cb.agent_id:
-                svc.storage.release_agent(cb.agent_id, now=now, work_key=cb.callback_id)
+def _reconcile_attempts(svc, now, report):
+    """Attempts whose next event is late: Twilio's record of their calls is the truth.
+
+    The index is a snapshot that may be stale; `reconcile` reads the callback again and
+    every write it makes is conditional on the attempt exactly as read.
+    """
+    for status in (m.DIALING, m.CONNECTED):
+        for cb in svc.storage.needing_sweep(status, now, limit=BATCH):
+            report.items_read += 1
+            try:
+                if svc.dispatcher.reconcile(cb.callback_id, cb.attempt_id):
+                    report.repaired_attempts += 1
+            except StorageError:
+                log.exception("could not reconcile callback %s", cb.callback_id)
+                report.errors.append(f"reconcile {cb.callback_id}")
 
 
-def _finish_connected(svc, now, report):
-    """Twilio ends calls after four hours: a callback still 'connected' is over."""
-    for cb in svc.storage.needing_sweep(m.CONNECTED, now, limit=BATCH):
-        report.items_read += 1
-        if svc.dispatcher.complete(cb, cb.attempt_id, now):
-            report.completed += 1
-
-
-def _release_stuck_agents(svc, now, report):
-    """Reserved agents with no live call, and busy agents whose call is long over."""
-    config = svc.config
-    longest_ring = timedelta(seconds=config.AGENT_RING_TIMEOUT_SECONDS + 120) + REPAIR_MARGIN
+def _reconcile_agents(svc, now, report):
+    """Reserved or busy agents whose call Twilio says is over (or was never placed): free
+    within two sweeps, however many status callbacks were lost."""
     for agent in svc.storage.list_agents():
         report.items_read += 1
         since = agent.status_changed_at
-        if agent.status not in (m.RESERVED, m.BUSY) or since is None:
+        if agent.status not in (m.RESERVED, m.BUSY) or since is None or now - since < AGENT_SETTLE:
             continue
-        limit = longest_ring if agent.status == m.RESERVED else MAX_CALL_LENGTH
-        if now - since < limit:
-            continue
-        if agent.call_sid:
-            try:
-                if svc.telephony.call_status(agent.call_sid) not in FINAL_CALL_STATUSES:
-                    continue
-            except TelephonyError:
-                continue
-        if svc.storage.release_agent(agent.agent_id, now=now, work_key=agent.work_key):
-            report.released_agents += 1
-            if agent.work_kind == "call" and agent.work_key:
-                svc.storage.waiting_call_back_in_line(agent.work_key, agent.agent_id)
+        try:
+            if svc.dispatcher.reconcile_agent(agent):
+                report.released_agents += 1
+        except StorageError:
+            log.exception("could not reconcile agent %s", agent.agent_id)
+            report.errors.append(f"agent {agent.agent_id}")
 
 
 def _drop_stale_waiting(svc, now, report):

@@ -1,5 +1,9 @@
 """The Twilio REST client, wrapped: the only module that places or changes calls."""
 import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
@@ -7,6 +11,7 @@ log = logging.getLogger(__name__)
 
 # Twilio's answer when a call is no longer in progress and cannot be redirected.
 CALL_NOT_IN_PROGRESS = 21220
+MACHINE_DETECTION_TIMEOUT_SECONDS = 6
 FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
 
 
@@ -21,6 +26,41 @@ class TelephonyError(Exception):
 
 class CallGone(TelephonyError):
     """The call has already ended."""
+
+
+class NumberRefused(TelephonyError):
+    """Twilio refuses to call this number, for good (invalid, unreachable, not permitted)."""
+
+
+class MaybePlaced(TelephonyError):
+    """The request was sent but no answer came back: Twilio may have placed the call."""
+
+
+# Create-call errors that no retry changes: the number is invalid, unreachable or not
+# permitted. (21210/21212, a bad caller ID, are ours to fix, not the number's: transient.)
+REFUSED_NUMBER_CODES = frozenset({
+    21211,  # invalid 'To' phone number
+    21214,  # 'To' phone number cannot be reached
+    21215,  # geographic permission: the account may not call this destination
+    21216,  # the account may not call this number (blocked or premium)
+    21217,  # phone number does not appear to be valid
+    21219,  # 'To' not verified (trial accounts call verified numbers only)
+    21401,  # invalid phone number
+    21407,  # this phone number type is not supported
+    13224,  # Twilio does not support calling this number, or it is invalid
+    13225,  # forbidden phone number
+})
+# Requests errors raised after the request left: Twilio may have acted on it.
+_MAYBE_SENT = (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call as Twilio's own record has it."""
+
+    sid: str
+    status: str
+    created_at: datetime | None = None
 
 
 class Telephony:
@@ -57,24 +97,44 @@ class Telephony:
         except TwilioRestException as exc:
             if exc.code == CALL_NOT_IN_PROGRESS or exc.status == 404:
                 raise CallGone(exc.msg, exc.status, exc.code) from exc
+            if exc.code in REFUSED_NUMBER_CODES:
+                raise NumberRefused(exc.msg, exc.status, exc.code) from exc
             raise TelephonyError(exc.msg, exc.status, exc.code) from exc
+        except _MAYBE_SENT as exc:
+            raise MaybePlaced(type(exc).__name__) from exc
         except (TwilioException, OSError) as exc:
             raise TelephonyError(type(exc).__name__) from exc
-        except Exception as exc:  # requests' own errors (timeouts, refused connections)
+        except Exception as exc:  # requests' own errors (refused connections, connect timeouts)
             if type(exc).__module__.startswith(("requests", "urllib3")):
                 raise TelephonyError(type(exc).__name__) from exc
             raise
 
-    def place_call(self, *, to, from_, url, status_callback, timeout, machine_detection=False):
-        """Dial a number; Twilio fetches `url` for TwiML when it answers. Returns the CallSid."""
+    def place_call(self, *, to, from_, url, status_callback, timeout, fallback_url,
+                   machine_detection=False):
+        """Dial a number; Twilio fetches `url` for TwiML when it answers. Returns the CallSid.
+
+        NumberRefused when Twilio will never call `to`; MaybePlaced when the request timed
+        out after it was sent (the call may ring: its status callbacks will tell).
+        """
         params = dict(
             to=to, from_=from_, url=url, timeout=timeout, status_callback=status_callback,
             status_callback_event=["answered", "completed"], status_callback_method="POST",
+            fallback_url=fallback_url, fallback_method="POST",
         )
         if machine_detection:
-            params["machine_detection"] = "Enable"
+            # Detection keeps the callee in silence while it listens: a few seconds, not 30.
+            params.update(machine_detection="Enable",
+                          machine_detection_timeout=MACHINE_DETECTION_TIMEOUT_SECONDS)
         call = self._wrap(lambda: self._calls().create(**params))
         return call.sid
+
+    def calls_to(self, number, since):
+        """Calls placed to `number` created at or after `since`, newest first (settles a
+        create request that timed out: was the call placed after all?)."""
+        calls = self._wrap(lambda: self._calls().list(to=number, limit=20))
+        found = [CallRecord(c.sid, c.status, c.date_created) for c in calls
+                 if c.date_created is None or c.date_created >= since.replace(microsecond=0)]
+        return sorted(found, key=lambda c: c.created_at or since, reverse=True)
 
     def redirect_call(self, call_sid, url):
         """Make a live call run new TwiML (this also takes it out of a Twilio queue)."""

@@ -227,19 +227,36 @@ def leave_queue():
 
 
 def conference(conference_name, *, announcement=None, status_callback=None, end_on_exit=True,
-               wait_url="", speech=DEFAULT_SPEECH):
-    """Say something, then join a conference (agent or customer side)."""
+               wait_url="", start_on_enter=True, speech=DEFAULT_SPEECH):
+    """Say something, then join a conference (agent or customer side).
+
+    The agent joins with start_on_enter=False and a ringing tone as `wait_url`: they hear
+    ringing until the other party joins and starts the conference.
+    """
     response = VoiceResponse()
     if announcement:
         _say(response, announcement, speech)
     dial = Dial()
-    attrs = dict(start_conference_on_enter=True, end_conference_on_exit=end_on_exit, beep=False,
-                 wait_url=wait_url)
+    attrs = dict(start_conference_on_enter=start_on_enter, end_conference_on_exit=end_on_exit,
+                 beep=False, wait_url=wait_url)
+    if wait_url:
+        attrs["wait_method"] = "GET"
     if status_callback:
         attrs.update(status_callback=status_callback, status_callback_method="POST",
                      status_callback_event="start end join leave")
     dial.conference(conference_name, **attrs)
     response.append(dial)
+    return _xml(response)
+
+
+def agent_whisper(text, accept_url, speech=DEFAULT_SPEECH):
+    """What an agent hears on answering: the work, then 1 to accept. Any other key, or
+    silence (a voicemail greeting presses nothing), goes to `accept_url` as a decline."""
+    response = VoiceResponse()
+    gather = Gather(input="dtmf", num_digits=1, timeout=8, action=accept_url,
+                    action_on_empty_result=True)
+    _say(gather, f"{text} Press 1 to accept. Press any other key to decline.", speech)
+    response.append(gather)
     return _xml(response)
 
 

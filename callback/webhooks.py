@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
                                       get_signature_algorithm)
 
-from . import twiml
+from . import tones, twiml
 from .dispatch import NOTICES
 from .estimate import estimate_wait, history_since
 from .models import OFFLINE, Callback
@@ -450,20 +450,49 @@ def _agents_on_duty(queue_name):
 
 # -- agents, customers, conferences ----------------------------------------------------
 
+def _sorry_agent():
+    return twiml.notice("Sorry, this call could not be connected. Goodbye.")
+
+
+def _agent_answer_twiml(answer):
+    if answer.whisper:
+        return twiml.agent_whisper(answer.whisper, answer.accept_url, speech=answer.speech)
+    if answer.conference is None:
+        return twiml.notice(answer.notice, speech=answer.speech)
+    # The agent waits for the other party with a ringing tone, not silence.
+    return twiml.conference(answer.conference, announcement=answer.announcement,
+                            status_callback=answer.status_callback, start_on_enter=False,
+                            wait_url=services().config.public_url("/voice/ringback.wav"),
+                            speech=answer.speech)
+
+
 @bp.post("/agent/answer")
-@webhook(safe_twiml=lambda: twiml.notice("Sorry, this call could not be connected. Goodbye."))
+@webhook(safe_twiml=_sorry_agent)
 def agent_answer():
-    """The agent picked up: hear what is coming, then join the conference."""
+    """The agent picked up: the whisper (queue, number, attempt n of m), 1 to accept."""
     svc = services()
     kind = param("kind")
     if kind not in (CALL, CALLBACK):
         return twiml.hangup()
     answer = svc.dispatcher.agent_answered(kind, param("key"), param("attempt"), param("agent"),
                                            param("CallSid"))
+    return _agent_answer_twiml(answer)
+
+
+@bp.post("/agent/accept")
+@webhook(safe_twiml=_sorry_agent)
+def agent_accept():
+    """The agent's key after the whisper: 1 joins them to the conference and dials the
+    customer (or brings the holding caller); anything else, or nothing, declines."""
+    svc = services()
+    kind = param("kind")
+    if kind not in (CALL, CALLBACK):
+        return twiml.hangup()
+    answer = svc.dispatcher.agent_pressed(kind, param("key"), param("attempt"), param("agent"),
+                                          param("CallSid"), param("Digits"))
     if answer.conference is None:
-        return twiml.notice(answer.notice, speech=answer.speech)
-    return twiml.conference(answer.conference, announcement=answer.announcement,
-                            status_callback=answer.status_callback, speech=answer.speech)
+        _after_response(svc.dispatcher.dispatch)
+    return _agent_answer_twiml(answer)
 
 
 @bp.post("/agent/status")
@@ -474,9 +503,8 @@ def agent_status():
     status = param("CallStatus")
     if status not in FINAL_CALL_STATUSES or param("kind") not in (CALL, CALLBACK):
         return twiml.empty()
-    agent_id = param("agent")
     released = svc.dispatcher.agent_call_ended(param("kind"), param("key"), param("attempt"),
-                                               agent_id, param("CallSid"), status)
+                                               param("agent"), param("CallSid"), status)
     if released:
         _after_response(svc.dispatcher.dispatch)
     return twiml.empty()
@@ -488,12 +516,12 @@ def agent_status():
 def customer_answer():
     """The customer picked up (Twilio already ran answering-machine detection)."""
     answer = services().dispatcher.customer_answered(param("callback"), param("attempt"),
-                                                     param("AnsweredBy"))
+                                                     param("CallSid"), param("AnsweredBy"))
     if answer.hang_up:
         return (twiml.notice(answer.announcement, speech=answer.speech) if answer.announcement
                 else twiml.hangup())
     return twiml.conference(answer.conference, announcement=answer.announcement,
-                            speech=answer.speech)
+                            status_callback=answer.status_callback, speech=answer.speech)
 
 
 @bp.post("/customer/status")
@@ -502,27 +530,68 @@ def customer_status():
     """Status of the customer's leg: a final status ends the attempt, once."""
     status = param("CallStatus")
     if status in FINAL_CALL_STATUSES:
-        services().dispatcher.customer_call_ended(param("callback"), param("attempt"), status)
+        outcome = services().dispatcher.customer_call_ended(param("callback"), param("attempt"),
+                                                            param("CallSid"), status)
+        if outcome.freed_agent:
+            _after_response(services().dispatcher.dispatch)
     return twiml.empty()
 
 
 @bp.post("/conference")
 @webhook(safe_twiml=twiml.empty)
 def conference_event():
-    """Conference status: its end completes a connected callback."""
-    if param("StatusCallbackEvent") == "conference-end":
-        services().dispatcher.conference_ended(param("callback"), param("attempt"))
+    """Conference status: participants joining and leaving, and its end."""
+    svc = services()
+    kind = param("kind") or CALLBACK
+    key = param("key") or param("callback")
+    outcome = svc.dispatcher.conference_event(kind, key, param("attempt"), param("agent"),
+                                              param("StatusCallbackEvent"), param("CallSid"))
+    if outcome is not None and outcome.freed_agent:
+        _after_response(svc.dispatcher.dispatch)
     return twiml.empty()
 
 
 @bp.post("/caller/join")
 @webhook(safe_twiml=twiml.goodbye)
 def caller_join():
-    """A holding caller taken out of the queue: into the agent's conference."""
+    """A holding caller taken out of the queue: into the agent's conference, or back in
+    line (same place) when the agent is no longer there for them."""
+    svc = services()
     conference = param("conference")
-    if not conference.startswith("call-"):
+    call_sid = param("CallSid")
+    if not conference.startswith("call-") or conference != f"call-{call_sid}":
         return twiml.goodbye()
-    return twiml.conference(conference, announcement="Connecting you to an agent now.")
+    agent_id, offer_id = param("agent"), param("attempt")
+    if not svc.dispatcher.caller_joining(call_sid, agent_id, offer_id):
+        call = svc.storage.get_waiting_call(call_sid)
+        if call is None:
+            return twiml.goodbye()
+        action = svc.config.public_url("/voice/enqueue-done", ivr=call.ivr_name, queue=call.queue_name)
+        return twiml.enqueue(call.queue_name, _wait_url(call.ivr_name, call.queue_name), action,
+                             greeting="Sorry, the agent is no longer available. You are back "
+                                      "on hold and you have kept your place in line.")
+    status_callback = svc.config.public_url("/voice/conference", kind=CALL, key=call_sid,
+                                            attempt=offer_id, agent=agent_id)
+    return twiml.conference(conference, announcement="Connecting you to an agent now.",
+                            status_callback=status_callback)
+
+
+@bp.post("/call-fallback")
+@webhook(safe_twiml=twiml.hangup)
+def call_fallback():
+    """Twilio's FallbackUrl for the calls the app places: the app could not answer, so the
+    callee hears an apology (no database needed); the sweep puts the attempt right."""
+    if param("leg") == "customer":
+        return twiml.goodbye("We are sorry, we could not connect your callback just now. "
+                             "We will call you again. Goodbye.")
+    return twiml.notice("Sorry, this call could not be connected. Goodbye.")
+
+
+@bp.get("/ringback.wav")
+def ringback():
+    """The ringing tone an agent hears while the customer's phone rings (public audio)."""
+    return Response(tones.ringback_wav(), mimetype="audio/wav",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @bp.post("/notice")

@@ -112,6 +112,8 @@ def config_overrides(dynamodb_endpoint, standin_server, clock):
         "PUBLIC_BASE_URL": PUBLIC,
         "CALLBACK_TABLE_PREFIX": f"t{uuid.uuid4().hex[:10]}-",
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        # A shared 2-core test machine is slower than DynamoDB; production keeps 2 s.
+        "DYNAMODB_TIMEOUT_SECONDS": 20,
         "ADMIN_API_TOKEN": API_TOKEN,
         "SECRET_KEY": "test-secret",
         "SESSION_COOKIE_SECURE": False,

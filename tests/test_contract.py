@@ -2,11 +2,12 @@
 import json
 import os
 import re
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 import pytest
 
-from callback.telephony import CallGone, Telephony, TelephonyError
+from callback.telephony import CallGone, MaybePlaced, NumberRefused, Telephony, TelephonyError
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "twilio", "twilio_api_v2010.json")
 
@@ -47,26 +48,58 @@ def assert_in_spec(request):
 
 def test_every_telephony_call_matches_the_spec(app, twilio_standin):
     telephony = Telephony(app.extensions["callback"].config)
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
     sid = telephony.place_call(to="+14155550101", from_="+15005550006",
                                url="https://x.example/voice/a", status_callback="https://x.example/s",
-                               timeout=20)
+                               timeout=20, fallback_url="https://x.example/f")
     telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x.example/voice/c",
-                         status_callback="https://x.example/s", timeout=30, machine_detection=True)
+                         status_callback="https://x.example/s", timeout=30, machine_detection=True,
+                         fallback_url="https://x.example/f")
+    customer = twilio_standin.placed(to="+12125551234")[0]
+    assert customer.machine_detection == "Enable"
+    assert twilio_standin.requests[1]["params"]["MachineDetectionTimeout"] == ["6"]
+    assert twilio_standin.requests[1]["params"]["FallbackUrl"] == ["https://x.example/f"]
     telephony.redirect_call(sid, "https://x.example/voice/notice")
     assert telephony.call_status(sid) == "queued"
+    assert [c.sid for c in telephony.calls_to("+14155550101", since)] == [sid]
     telephony.hang_up(sid)
     with pytest.raises(CallGone):
         telephony.redirect_call(sid, "https://x.example/voice/notice")
     twilio_standin.fail_next(500, 20500)
     with pytest.raises(TelephonyError):
         telephony.hang_up(sid)
-    assert len(twilio_standin.requests) == 7
+    assert len(twilio_standin.requests) == 8
     for request in twilio_standin.requests:
         assert_in_spec(request)
 
 
+@pytest.mark.parametrize("code", [21211, 21214, 21215, 21216, 21217])
+def test_a_refused_number_is_told_apart_from_a_passing_failure(app, twilio_standin, code):
+    telephony = Telephony(app.extensions["callback"].config)
+    twilio_standin.fail_next(400, code)
+    with pytest.raises(NumberRefused) as refused:
+        telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x/a",
+                             status_callback="https://x/s", timeout=20, fallback_url="https://x/f")
+    assert refused.value.code == code
+    twilio_standin.fail_next(400, 21210)  # our caller ID, not their number
+    with pytest.raises(TelephonyError) as other:
+        telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x/a",
+                             status_callback="https://x/s", timeout=20, fallback_url="https://x/f")
+    assert not isinstance(other.value, NumberRefused)
+
+
+def test_a_timed_out_create_is_maybe_placed(app, twilio_standin):
+    """The request left; Twilio may have placed the call: not the same as 'not placed'."""
+    config = app.extensions["callback"].config.with_overrides({"TWILIO_REST_TIMEOUT_SECONDS": 0.5})
+    twilio_standin.delay_next(1.5)
+    with pytest.raises(MaybePlaced):
+        Telephony(config).place_call(to="+12125551234", from_="+15005550006", url="https://x/a",
+                                     status_callback="https://x/s", timeout=20,
+                                     fallback_url="https://x/f")
+
+
 def test_a_whole_dispatch_journey_sends_only_spec_requests(twilio, svc, clock, twilio_standin):
-    from test_dispatch import ALICE, CUSTOMER, answer, ringing, status, store_callback
+    from test_dispatch import ALICE, CUSTOMER, agent_accepts, ringing, status, store_callback
 
     from callback.models import Ivr, Queue
 
@@ -77,7 +110,7 @@ def test_a_whole_dispatch_journey_sends_only_spec_requests(twilio, svc, clock, t
     svc.storage.set_agent_presence("alice", "available", clock.now())
     svc.dispatcher.dispatch()
     agent_leg = ringing(twilio_standin, ALICE)
-    answer(twilio, agent_leg)
+    agent_accepts(twilio, agent_leg)
     status(twilio, ringing(twilio_standin, CUSTOMER), "no-answer")
     assert len(twilio_standin.requests) >= 3
     for request in twilio_standin.requests:
@@ -89,7 +122,8 @@ def test_unreachable_twilio_is_a_telephony_error(app):
         {"TWILIO_API_BASE_URL": "http://127.0.0.1:9", "TWILIO_REST_TIMEOUT_SECONDS": 1})
     with pytest.raises(TelephonyError):
         Telephony(config).place_call(to="+14155550101", from_="+15005550006", url="https://x/a",
-                                     status_callback="https://x/s", timeout=20)
+                                     status_callback="https://x/s", timeout=20,
+                                     fallback_url="https://x/f")
 
 
 def test_the_standin_reads_calls_and_conferences_as_twilio_does(app, twilio_standin):
@@ -103,13 +137,13 @@ def test_the_standin_reads_calls_and_conferences_as_twilio_does(app, twilio_stan
     telephony = Telephony(app.extensions["callback"].config)
     calls = telephony.client.api.v2010.accounts(app.extensions["callback"].config.TWILIO_ACCOUNT_SID).calls
     first = telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x.example/c",
-                                 status_callback="https://x.example/s", timeout=30)
+                                 status_callback="https://x.example/s", timeout=30, fallback_url="https://x.example/f")
     clock.advance(minutes=5)
     since = clock.now()
     second = telephony.place_call(to="+12125551234", from_="+15005550006", url="https://x.example/c",
-                                  status_callback="https://x.example/s", timeout=30)
+                                  status_callback="https://x.example/s", timeout=30, fallback_url="https://x.example/f")
     telephony.place_call(to="+14155550101", from_="+15005550006", url="https://x.example/a",
-                         status_callback="https://x.example/s", timeout=20)
+                         status_callback="https://x.example/s", timeout=20, fallback_url="https://x.example/f")
     assert [c.sid for c in calls.list(to="+12125551234")] == [second, first]
     assert [c.sid for c in calls.list(to="+12125551234", start_time_after=since)] == [second]
     assert [c.sid for c in calls.list(to="+12125551234", start_time_before=since - timedelta(seconds=1))] == [first]

@@ -59,7 +59,8 @@ def ringing(standin, to):
 
 
 def answer(twilio, call, **extra):
-    """The callee picks up: Twilio fetches the call's Url."""
+    """The callee picks up: Twilio fetches the call's Url (and its record says in-progress)."""
+    call.status = "in-progress"
     return twiml(twilio.post_url(call.url, {"CallSid": call.sid, "CallStatus": "in-progress",
                                             "To": call.to, "From": call.from_, **extra}))
 
@@ -73,10 +74,39 @@ def status(twilio, call, call_status, **extra):
 
 
 def conference_end(twilio, agent_twiml):
-    conf = agent_twiml.find("Dial/Conference")
-    return twilio.post_url(conf.get("statusCallback"), {"StatusCallbackEvent": "conference-end",
-                                                         "FriendlyName": conf.text,
-                                                         "ConferenceSid": "CF" + "0" * 32})
+    return conference_event(twilio, agent_twiml, "conference-end")
+
+
+def conference_event(twilio, conference_twiml, event, call=None):
+    """Twilio reports a conference event (a participant's, with their CallSid)."""
+    conf = conference_twiml.find("Dial/Conference")
+    response = twilio.post_url(conf.get("statusCallback"), {
+        "StatusCallbackEvent": event, "FriendlyName": conf.text, "ConferenceSid": "CF" + "0" * 32,
+        "CallSid": call.sid if call else None})
+    assert response.status_code == 200
+    return response
+
+
+def press(twilio, call, whisper, digits):
+    """The agent presses keys (or nothing: "") after the whisper."""
+    gather = whisper.find("Gather")
+    assert gather is not None and gather.get("actionOnEmptyResult") == "true"
+    return twiml(twilio.post_url(gather.get("action"), {"CallSid": call.sid, "Digits": digits,
+                                                        "CallStatus": "in-progress"}))
+
+
+def agent_accepts(twilio, call):
+    """The agent answers, hears the whisper and presses 1; returns their conference TwiML."""
+    whisper = answer(twilio, call)
+    return press(twilio, call, whisper, "1")
+
+
+def customer_joins(twilio, standin, agent_twiml, answered_by="human"):
+    """The customer answers (a person) and joins the agent's conference; returns their leg."""
+    customer_leg = ringing(standin, CUSTOMER)
+    customer_twiml = answer(twilio, customer_leg, AnsweredBy=answered_by)
+    conference_event(twilio, agent_twiml, "participant-join", customer_leg)
+    return customer_leg, customer_twiml
 
 
 def test_agent_api_needs_the_bearer_token(app, agents):
@@ -108,17 +138,26 @@ def test_callback_answered_on_the_first_attempt(twilio, svc, clock, agents, api,
     assert agent_leg.url.startswith(PUBLIC + "/voice/agent/answer?")
     assert not twilio_standin.placed(to=CUSTOMER)
 
-    # Only when the agent answers is the customer dialed, for the Transfer Timeout.
-    agent_twiml = answer(twilio, agent_leg)
-    assert "Callback for Sales, to 2 1 2, 5 5 5, 1 2 3 4" in said(agent_twiml)
+    # The agent hears what is coming and must press 1; only then is the customer dialed.
+    whisper = answer(twilio, agent_leg)
+    assert "Callback for Sales, to 2 1 2, 5 5 5, 1 2 3 4. Attempt 1 of 3." in said(whisper)
+    assert not twilio_standin.placed(to=CUSTOMER)
+    agent_twiml = press(twilio, agent_leg, whisper, "1")
     conference = agent_twiml.find("Dial/Conference")
     assert conference.get("endConferenceOnExit") == "true"
+    # The agent hears a ringing tone until the customer starts the conference.
+    assert conference.get("startConferenceOnEnter") == "false"
+    assert conference.get("waitUrl") == f"{PUBLIC}/voice/ringback.wav"
     customer_leg = ringing(twilio_standin, CUSTOMER)
     assert customer_leg.timeout == 30 and customer_leg.machine_detection == "Enable"
     assert svc.storage.get_agent("alice").status == "busy"
 
     customer_twiml = answer(twilio, customer_leg, AnsweredBy="human")
     assert customer_twiml.find("Dial/Conference").text == conference.text
+    # Answered is not connected: only both in the conference is.
+    assert svc.storage.get_callback(cb_id).status == "dialing"
+    conference_event(twilio, agent_twiml, "participant-join", agent_leg)
+    conference_event(twilio, agent_twiml, "participant-join", customer_leg)
     assert svc.storage.get_callback(cb_id).status == "connected"
 
     conference_end(twilio, agent_twiml)
@@ -134,7 +173,7 @@ def test_callback_answered_on_the_first_attempt(twilio, svc, clock, agents, api,
 
 def run_attempt(twilio, standin, customer_status, agent=ALICE, answered_by=None):
     agent_leg = ringing(standin, agent)
-    answer(twilio, agent_leg)
+    agent_accepts(twilio, agent_leg)
     customer_leg = ringing(standin, CUSTOMER)
     if answered_by:
         answer(twilio, customer_leg, AnsweredBy=answered_by)
@@ -168,8 +207,8 @@ def test_no_answer_twice_then_answered(twilio, svc, clock, agents, api, twilio_s
     clock.advance(minutes=5)
     sweep_once(svc)
     agent_leg = ringing(twilio_standin, ALICE)
-    agent_twiml = answer(twilio, agent_leg)
-    answer(twilio, ringing(twilio_standin, CUSTOMER), AnsweredBy="human")
+    agent_twiml = agent_accepts(twilio, agent_leg)
+    customer_joins(twilio, twilio_standin, agent_twiml)
     conference_end(twilio, agent_twiml)
     cb = svc.storage.get_callback(cb_id)
     assert cb.status == "completed"
@@ -201,7 +240,7 @@ def test_max_retries_exhausted_expires_and_never_dials_again(twilio, svc, clock,
 def test_answering_machine_counts_as_a_failed_attempt(twilio, svc, clock, agents, api, twilio_standin):
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
-    answer(twilio, ringing(twilio_standin, ALICE))
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
     customer_leg = ringing(twilio_standin, CUSTOMER)
     root = answer(twilio, customer_leg, AnsweredBy="machine_end_beep")
     assert root.find("Hangup") is not None and root.find("Dial") is None
@@ -221,14 +260,19 @@ def test_expired_before_an_agent_was_free(svc, clock, agents, api, twilio_standi
     assert svc.storage.get_agent("alice").status == "available"
 
 
-def test_agent_not_answering_goes_offline_and_the_callback_waits_uncounted(
+def test_agent_not_answering_twice_goes_away_and_the_callback_waits_uncounted(
         twilio, svc, clock, agents, api, twilio_standin):
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
     status(twilio, ringing(twilio_standin, ALICE), "no-answer")
     cb = svc.storage.get_callback(cb_id)
-    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "agent-no-answer")
-    assert svc.storage.get_agent("alice").status == "offline"
+    assert (cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (0, "agent-no-answer", False)
+    # One miss may be a moment away from the desk: she is rung again, at once.
+    status(twilio, ringing(twilio_standin, ALICE), "no-answer")
+    alice = svc.storage.get_agent("alice")
+    assert (alice.status, alice.away_reason) == ("offline", "missed 2 offered calls in a row")
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, len(cb.history)) == ("pending", 0, 2)
     assert not twilio_standin.placed(to=CUSTOMER)
     # Bob becomes available and gets it at once.
     api.status("bob", "available")
@@ -256,13 +300,16 @@ def test_holding_caller_is_moved_into_the_agents_conference(twilio, svc, clock, 
     caller = holding_caller(svc, clock, "Support")
     api.status("bob", "available")
     agent_leg = ringing(twilio_standin, BOB)
-    root = answer(twilio, agent_leg)
-    assert "Caller from Support" in said(root)
+    whisper = answer(twilio, agent_leg)
+    assert "A caller waiting in Support" in said(whisper)
+    assert not twilio_standin.calls.get(caller)
+    root = press(twilio, agent_leg, whisper, "1")
     conference = root.find("Dial/Conference").text
-    moved = twilio_standin.calls[caller].redirects
-    assert moved == [f"{PUBLIC}/voice/caller/join?conference={conference}"]
-    joined = twiml(twilio.post_url(moved[0], {"CallSid": caller}))
+    [moved] = twilio_standin.calls[caller].redirects
+    assert moved.startswith(f"{PUBLIC}/voice/caller/join?conference={conference}&agent=bob&attempt=")
+    joined = twiml(twilio.post_url(moved, {"CallSid": caller}))
     assert joined.find("Dial/Conference").text == conference
+    conference_event(twilio, joined, "participant-join", twilio_standin.calls[caller])
     assert svc.storage.get_waiting_call(caller) is None
     status(twilio, agent_leg, "completed")
     assert svc.storage.get_agent("bob").status == "available"
@@ -274,7 +321,7 @@ def test_caller_who_hung_up_meanwhile_releases_the_agent(twilio, svc, clock, age
     api.status("bob", "available")
     agent_leg = ringing(twilio_standin, BOB)
     twilio_standin.end_call(caller)
-    root = answer(twilio, agent_leg)
+    root = press(twilio, agent_leg, answer(twilio, agent_leg), "1")
     assert "hung up" in said(root) and root.find("Hangup") is not None
     status(twilio, agent_leg, "completed")
     assert svc.storage.get_agent("bob").status == "available"
@@ -286,7 +333,12 @@ def test_agent_not_answering_a_holding_caller_puts_them_back_in_line(
     joined = clock.now()
     caller = holding_caller(svc, clock, "Sales")
     api.status("alice", "available")
+    first = ringing(twilio_standin, ALICE)
+    status(twilio, first, "no-answer")
+    twilio_standin.end_call(first.sid)
+    # Still available after one miss, she is offered the caller again, and misses again.
     status(twilio, ringing(twilio_standin, ALICE), "no-answer")
+    assert svc.storage.get_agent("alice").status == "offline"
     back = svc.storage.get_waiting_call(caller)
     assert (back.status, back.joined_at) == ("waiting", joined)
     assert [c.call_sid for c in svc.storage.waiting_in_queue("Sales")] == [caller]
@@ -297,9 +349,8 @@ def test_duplicate_and_out_of_order_status_callbacks_count_once(twilio, svc, clo
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
     agent_leg = ringing(twilio_standin, ALICE)
-    agent_twiml = answer(twilio, agent_leg)
-    customer_leg = ringing(twilio_standin, CUSTOMER)
-    answer(twilio, customer_leg, AnsweredBy="human")
+    agent_twiml = agent_accepts(twilio, agent_leg)
+    customer_leg, _ = customer_joins(twilio, twilio_standin, agent_twiml)
     conference_end(twilio, agent_twiml)
     status(twilio, customer_leg, "completed")
     # Late and repeated: a no-answer after completion, and everything twice.
@@ -316,7 +367,7 @@ def test_duplicate_and_out_of_order_status_callbacks_count_once(twilio, svc, clo
 def test_repeated_failure_status_counts_one_attempt(twilio, svc, clock, agents, api, twilio_standin):
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
-    answer(twilio, ringing(twilio_standin, ALICE))
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
     customer_leg = ringing(twilio_standin, CUSTOMER)
     for _ in range(3):
         status(twilio, customer_leg, "no-answer")
@@ -332,7 +383,10 @@ def test_twilio_failing_to_ring_the_agent_keeps_the_callback(svc, clock, agents,
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
     assert svc.storage.get_agent("alice").status == "available"
-    # The next sweep tries again, and this time Twilio answers.
+    # It backs off before the next try; then Twilio answers.
+    assert cb.due_at == clock.now() + timedelta(seconds=30)
+    assert sweep_once(svc).offers == 0
+    clock.advance(seconds=30)
     sweep_once(svc)
     assert ringing(twilio_standin, ALICE)
     assert svc.storage.get_callback(cb_id).status == "dialing"
@@ -343,13 +397,18 @@ def test_twilio_failing_to_dial_the_customer_keeps_the_callback(twilio, svc, clo
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
     agent_leg = ringing(twilio_standin, ALICE)
+    whisper = answer(twilio, agent_leg)
     twilio_standin.fail_next(503, 20503)
-    root = answer(twilio, agent_leg)
+    root = press(twilio, agent_leg, whisper, "1")
     assert "could not be dialed" in said(root)
     cb = svc.storage.get_callback(cb_id)
-    assert (cb.status, cb.attempts) == ("pending", 0)
-    # The agent hangs up after the notice, is free again, and is offered the callback anew.
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
+    # The agent hangs up after the notice, is free again, and is offered the callback anew
+    # once the back-off has passed.
     status(twilio, agent_leg, "completed")
+    assert svc.storage.get_agent("alice").status == "available"
+    clock.advance(seconds=30)
+    sweep_once(svc)
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.agent_id, len(cb.history)) == ("dialing", "alice", 2)
     assert ringing(twilio_standin, ALICE).sid != agent_leg.sid
@@ -359,13 +418,21 @@ def test_sweep_repairs_an_attempt_whose_status_never_came(twilio, svc, clock, ag
                                                           twilio_standin):
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
-    answer(twilio, ringing(twilio_standin, ALICE))
-    assert ringing(twilio_standin, CUSTOMER)
+    agent_leg = ringing(twilio_standin, ALICE)
+    agent_accepts(twilio, agent_leg)
+    customer_leg = ringing(twilio_standin, CUSTOMER)
+    # Twilio gave up on the customer, and both status callbacks were lost.
+    twilio_standin.calls[customer_leg.sid].status = "no-answer"
     clock.advance(minutes=3)
     report = sweep_once(svc)
     assert report.repaired_attempts == 1
     cb = svc.storage.get_callback(cb_id)
-    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 1, "no-status")
+    # Twilio's own status, not a guess, and the agent is told.
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 1, "no-answer")
+    assert agent_leg.redirects == [f"{PUBLIC}/voice/notice?message=retry"]
+    twilio_standin.end_call(agent_leg.sid)
+    clock.advance(minutes=1)
+    assert sweep_once(svc).released_agents == 1
     assert svc.storage.get_agent("alice").status == "available"
 
 
@@ -379,8 +446,10 @@ def test_sweep_frees_an_agent_reserved_with_no_live_call(svc, clock, agents, twi
     clock.advance(minutes=6)
     report = sweep_once(svc)
     assert report.repaired_attempts == 1
-    assert svc.storage.get_callback(cb.callback_id).status in ("pending", "dialing")
-    assert svc.storage.get_callback(cb.callback_id).history[0].outcome == "agent-leg-lost"
+    # Twilio holds no call to her since the attempt began: it was never placed.
+    cb = svc.storage.get_callback(cb.callback_id)
+    assert (cb.history[0].outcome, cb.history[0].counted) == ("dial-error", False)
+    assert svc.storage.get_agent("alice").status in ("available", "reserved")
 
 
 def test_sweep_drops_stale_waiting_calls(svc, clock, main_line):

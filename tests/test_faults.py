@@ -3,8 +3,9 @@ Twilio failing or hanging. The caller always gets valid TwiML, a callback confir
 caller is never lost, and the sweep repairs what was left half done."""
 import json
 import threading
+import time
 import xml.etree.ElementTree as ET
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -88,6 +89,8 @@ class FaultyEndpoint:
             return Response('{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
                             '"message":"Rate of requests exceeds the allowed throughput."}',
                             status=400, content_type="application/x-amz-json-1.0")
+        if kind == "hang":
+            time.sleep(1.5)
         if kind == "error":
             return Response('{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
                             '"message":"Internal server error"}', status=500,
@@ -243,10 +246,48 @@ def test_the_fault_lists_name_every_operation_dispatch_and_sweep_send(
     assert faulty.seen == set(DISPATCH_OPERATIONS)
 
 
-def test_twilio_timing_out_keeps_the_callback_and_frees_the_agent(svc, clock, twilio_standin,
-                                                                  callback_ready):
+def placed_eventually(standin, number):
+    """Calls to `number`, once the stand-in (still sleeping on a slow request) placed one."""
+    for _ in range(100):
+        calls = standin.placed(to=number)
+        if calls:
+            return calls
+        time.sleep(0.05)
+    return []
+
+
+def test_a_timed_out_ring_is_maybe_placed_and_never_rung_twice(twilio, svc, clock, twilio_standin,
+                                                                callback_ready):
+    """Twilio placed the call but the answer never came back: the agent may be ringing, so
+    they stay reserved for this attempt and are not rung again; the call's own status
+    callback (its URL names the attempt) settles the leg."""
     twilio_standin.delay_next(2.5)
-    assert svc.dispatcher.dispatch() == []
+    offers = svc.dispatcher.dispatch()
+    assert [o.agent_call_sid for o in offers] == [None]
+    cb = svc.storage.get_callback(CALL_SID)
+    assert (cb.status, cb.agent_call_sid, cb.attempts) == ("dialing", None, 0)
+    assert svc.storage.get_agent("alice").status == "reserved"
+    assert svc.dispatcher.dispatch() == [] and sweep_once(svc).offers == 0
+    [placed] = placed_eventually(twilio_standin, ALICE)  # it did ring
+    valid_twiml(twilio.post_url(placed.status_callback, {"CallSid": placed.sid,
+                                                         "CallStatus": "no-answer"}))
+    cb = svc.storage.get_callback(CALL_SID)
+    assert (cb.history[0].agent_call_sid, cb.history[0].outcome) == (placed.sid, "agent-no-answer")
+
+
+def test_a_timed_out_ring_that_was_never_placed_is_settled_by_asking_twilio(svc, clock, twilio_standin,
+                                                                             callback_ready):
+    twilio_standin.delay_next(2.5)
+    twilio_standin.fail_next(500, 20500)  # after the wait: Twilio did not place it
+    svc.dispatcher.dispatch()
+    for _ in range(100):  # the stand-in is still sleeping on that request: let it fail it
+        if not twilio_standin._failures:
+            break
+        time.sleep(0.05)
+    assert not twilio_standin.placed(to=ALICE)
+    clock.advance(minutes=1)
+    report = sweep_once(svc)
+    assert report.repaired_attempts == 1
     cb = svc.storage.get_callback(CALL_SID)
     assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
     assert svc.storage.get_agent("alice").status == "available"
@@ -297,6 +338,47 @@ def test_a_write_refused_for_another_transaction_runs_again(svc, clock, faulty, 
     offer, = svc.dispatcher.dispatch()
     before = faulty.failures
     faulty.fail("UpdateItem", "conflict", times=2)
-    svc.storage.agent_answered("alice", CALL_SID, "CA" + "a" * 32, clock.now())
+    svc.storage.agent_busy("alice", svc.storage.get_agent("alice").attempt_id, offer.agent_call_sid,
+                           clock.now())
     assert faulty.failures - before == 2
     assert svc.storage.get_agent("alice").status == "busy"
+
+
+@pytest.fixture
+def slow(faulty):
+    """DynamoDB answering only after the client's timeout."""
+    faulty.fail("GetItem", "hang")
+    faulty.fail("UpdateItem", "hang")
+    yield faulty
+    faulty.clear()
+
+
+def test_a_dynamodb_timeout_is_a_storage_error(app, main_line, config_overrides, slow):
+    from callback.storage import Conflict, Storage, StorageError
+
+    storage = Storage(app.extensions["callback"].config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": 0.5}))
+    with pytest.raises(StorageError):
+        storage.get_callback("CA" + "1" * 32)
+    # A conditional write that timed out has no response, hence no error code: it is a
+    # StorageError too (not a Conflict, and not an AttributeError from reading the code).
+    with pytest.raises(StorageError) as timed_out:
+        storage.set_agent_presence("alice", "available", datetime.now(timezone.utc))
+    assert not isinstance(timed_out.value, Conflict)
+
+
+def test_no_dynamodb_at_all_is_a_storage_error(app):
+    from callback.storage import Storage, StorageError
+
+    config = app.extensions["callback"].config.with_overrides(
+        {"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9", "DYNAMODB_TIMEOUT_SECONDS": 0.5})
+    with pytest.raises(StorageError):
+        Storage(config).get_callback("CA" + "1" * 32)
+
+
+def test_production_dynamodb_limits_keep_a_request_within_two_seconds():
+    from callback.config import Config
+    from callback.storage import _client_limits
+
+    limits = _client_limits(Config())
+    assert limits["max_retry_attempts"] == 0
+    assert limits["connect_timeout_seconds"] + limits["read_timeout_seconds"] <= 2.0

@@ -104,6 +104,12 @@ def test_settings_validation_is_total(form):
     assert (result is None) == bool(errors)
 
 
+def accept(twilio, agent_leg):
+    """The agent answers and presses 1 after the whisper."""
+    whisper = ET.fromstring(twilio.post_url(agent_leg.url, {"CallSid": agent_leg.sid}).data)
+    twilio.post_url(whisper.find("Gather").get("action"), {"CallSid": agent_leg.sid, "Digits": "1"})
+
+
 def test_no_phone_number_or_secret_reaches_the_logs(twilio, svc, clock, main_line, twilio_standin, caplog):
     """A whole journey, logged at DEBUG: the caller's and customer's numbers and the
     secrets never appear."""
@@ -120,7 +126,7 @@ def test_no_phone_number_or_secret_reaches_the_logs(twilio, svc, clock, main_lin
     svc.storage.set_agent_presence("alice", "available", clock.now())
     svc.dispatcher.dispatch()
     agent_leg = twilio_standin.placed(to="+14155550101")[0]
-    twilio.post_url(agent_leg.url, {"CallSid": agent_leg.sid})
+    accept(twilio, agent_leg)
     customer_leg = twilio_standin.placed(to="+1" + customer)[0]
     twilio.post_url(customer_leg.status_callback, {"CallSid": customer_leg.sid, "CallStatus": "busy",
                                                    "To": "+1" + customer})
@@ -143,7 +149,7 @@ def test_repeated_status_storms_leave_a_consistent_callback(twilio, svc, clock, 
     svc.storage.set_agent_presence("alice", "available", now)
     svc.dispatcher.dispatch()
     agent_leg = twilio_standin.placed()[0]
-    twilio.post_url(agent_leg.url, {"CallSid": agent_leg.sid})
+    accept(twilio, agent_leg)
     customer_leg = twilio_standin.placed(to="+12125551234")[0]
     for status in ["no-answer", "completed", "busy", "in-progress", "no-answer", "failed", "canceled"] * 3:
         twilio.post_url(customer_leg.status_callback, {"CallSid": customer_leg.sid, "CallStatus": status})

@@ -1,0 +1,343 @@
+"""The lifecycle of one callback attempt, written down as data.
+
+Events reach an attempt from outside in any order: Twilio's status callbacks, the agent's
+key press, conference participant events, the dial request's own result, and the sweep's
+reading of a call it has not heard about. `TABLE` maps (state, event) to the next state
+and the effects to carry out; `apply` is the one function that reads it, and the one
+place that ignores an event not meant for the attempt as it stands. The dispatcher
+carries out the effects, each write conditional on the state it was computed from.
+
+Plain Python: no Flask, Twilio or DynamoDB here.
+"""
+from dataclasses import dataclass
+
+# -- states -----------------------------------------------------------------------------
+AGENT_RINGING = "agent-ringing"          # the agent's phone rings (or may: leg unknown)
+AGENT_DECIDING = "agent-deciding"        # the agent answered, hears the whisper; 1 accepts
+CUSTOMER_RINGING = "customer-ringing"    # accepted: the customer rings, the agent hears ringing
+CUSTOMER_ANSWERED = "customer-answered"  # a person answered and is on the way in
+CONNECTED = "connected"                  # both are in the conference
+ENDED = "ended"                          # closed; only the agent's own call may still end
+STATES = (AGENT_RINGING, AGENT_DECIDING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED, ENDED)
+OPEN_STATES = STATES[:-1]
+
+# -- legs -------------------------------------------------------------------------------
+AGENT = "agent"
+CUSTOMER = "customer"
+CONFERENCE = "conference"
+
+# -- events -----------------------------------------------------------------------------
+AGENT_PLACED = "agent-placed"            # Twilio accepted the call to the agent: its CallSid
+AGENT_ANSWERED = "agent-answered"        # the agent's phone picked up (person or machine)
+AGENT_ACCEPTED = "agent-accepted"        # pressed 1 during the whisper
+AGENT_DECLINED = "agent-declined"        # another key, silence, or a machine
+AGENT_SILENT = "agent-silent"            # Twilio says on the line, long past the whisper
+AGENT_LEFT = "agent-left"                # left the conference
+AGENT_MISSED = "agent-missed"            # final status busy / no-answer / failed / canceled
+AGENT_HUNG_UP = "agent-hung-up"          # final status completed
+AGENT_NOT_PLACED = "agent-not-placed"    # dial error, or Twilio holds no such call
+AGENT_REFUSED = "agent-refused"          # Twilio refuses the agent's number for good
+CUSTOMER_PLACED = "customer-placed"      # Twilio accepted the call to the customer: its CallSid
+CUSTOMER_HUMAN = "customer-human"        # answered; AnsweredBy human or unknown
+CUSTOMER_MACHINE = "customer-machine"    # answered by a machine or a fax
+CUSTOMER_JOINED = "customer-joined"      # participant-join with the customer's CallSid
+CUSTOMER_LEFT = "customer-left"          # participant-leave with the customer's CallSid
+CUSTOMER_UNANSWERED = "customer-unanswered"  # final status busy / no-answer / failed / canceled
+CUSTOMER_HUNG_UP = "customer-hung-up"    # final status completed
+DIAL_REFUSED = "dial-refused"            # the customer's number is refused for good
+DIAL_FAILED = "dial-failed"              # the customer's leg was not placed (transient)
+DIAL_UNKNOWN = "dial-unknown"            # the dial request timed out: maybe placed
+CONFERENCE_ENDED = "conference-ended"
+EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_LEFT,
+          AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
+          CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
+          CONFERENCE_ENDED)
+
+# The leg whose CallSid an event must carry (conference events name their participant).
+LEG_OF = {event: (AGENT if event.startswith("agent") else CUSTOMER) for event in EVENTS}
+LEG_OF[CONFERENCE_ENDED] = CONFERENCE
+
+FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+                   "fax")
+
+
+# -- effects ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DialCustomer:
+    """Place the customer's call into the conference (after the state write won)."""
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """End one leg's call (ignored when it is already over)."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
+class TellAgent:
+    """Redirect the agent's call to a spoken notice, then it hangs up."""
+
+    notice: str
+
+
+@dataclass(frozen=True)
+class EndAttempt:
+    """Close the attempt and put the callback back in line, retry later, or end it.
+
+    counted: True when the customer did not take the call (uses a retry); False when it
+    was not theirs to fail; None for a transient dial error, counted only after a few.
+    """
+
+    outcome: str
+    counted: bool | None
+
+
+@dataclass(frozen=True)
+class RefuseNumber:
+    """End the callback now: Twilio refuses its number for good."""
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Agent and customer are both in the conference."""
+
+
+@dataclass(frozen=True)
+class Complete:
+    """The conversation is over: the callback is done."""
+
+
+@dataclass(frozen=True)
+class ReleaseAgent:
+    """Free the agent of this attempt; `why` is available, missed or declined."""
+
+    why: str
+
+
+AVAILABLE, MISSED, DECLINED, REFUSED = "available", "missed", "declined", "refused"
+
+
+def _when_agent_goes(outcome):
+    """The agent's leg ended before the customer was with them: nothing counts."""
+    return (ENDED, (HangUp(CUSTOMER), EndAttempt(outcome, False), ReleaseAgent(AVAILABLE)))
+
+
+_AGENT_GONE_EARLY = {
+    AGENT_LEFT: _when_agent_goes("agent-hung-up"),
+    AGENT_HUNG_UP: _when_agent_goes("agent-hung-up"),
+    AGENT_MISSED: _when_agent_goes("agent-hung-up"),
+    CONFERENCE_ENDED: _when_agent_goes("agent-hung-up"),
+}
+
+_CUSTOMER_NOT_REACHED = {
+    CUSTOMER_MACHINE: (ENDED, (HangUp(CUSTOMER), EndAttempt("machine", True), TellAgent("result"))),
+    CUSTOMER_UNANSWERED: (ENDED, (EndAttempt("{status}", True), TellAgent("result"))),
+    CUSTOMER_HUNG_UP: (ENDED, (EndAttempt("hung-up-early", True), TellAgent("result"))),
+    CUSTOMER_LEFT: (ENDED, (HangUp(CUSTOMER), EndAttempt("hung-up-early", True), TellAgent("result"))),
+}
+
+# Both legs leave the conference when it ends (each has endConferenceOnExit).
+_FINISHED = (ENDED, (Complete(),))
+
+# (state, event) -> (next state, effects). A pair not listed changes nothing.
+TABLE = {
+    (AGENT_RINGING, AGENT_PLACED): (AGENT_RINGING, ()),
+    (AGENT_RINGING, AGENT_ANSWERED): (AGENT_DECIDING, ()),
+    # The answer's own write may have failed: a key press proves the agent answered.
+    (AGENT_RINGING, AGENT_ACCEPTED): (CUSTOMER_RINGING, (DialCustomer(),)),
+    (AGENT_RINGING, AGENT_DECLINED): (ENDED, (EndAttempt("agent-declined", False),
+                                              ReleaseAgent(DECLINED))),
+    (AGENT_RINGING, AGENT_MISSED): (ENDED, (EndAttempt("agent-no-answer", False),
+                                            ReleaseAgent(MISSED))),
+    (AGENT_RINGING, AGENT_HUNG_UP): (ENDED, (EndAttempt("agent-hung-up", False),
+                                             ReleaseAgent(AVAILABLE))),
+    (AGENT_RINGING, AGENT_NOT_PLACED): (ENDED, (EndAttempt("dial-error", None),
+                                                ReleaseAgent(AVAILABLE))),
+    (AGENT_RINGING, AGENT_REFUSED): (ENDED, (EndAttempt("agent-phone-refused", False),
+                                             ReleaseAgent(REFUSED))),
+    (AGENT_RINGING, AGENT_SILENT): (ENDED, (HangUp(AGENT), EndAttempt("agent-declined", False),
+                                            ReleaseAgent(DECLINED))),
+
+    (AGENT_DECIDING, AGENT_PLACED): (AGENT_DECIDING, ()),
+    (AGENT_DECIDING, AGENT_SILENT): (ENDED, (HangUp(AGENT), EndAttempt("agent-declined", False),
+                                             ReleaseAgent(DECLINED))),
+
+    (AGENT_DECIDING, AGENT_ACCEPTED): (CUSTOMER_RINGING, (DialCustomer(),)),
+    (AGENT_DECIDING, AGENT_DECLINED): (ENDED, (EndAttempt("agent-declined", False),
+                                               ReleaseAgent(DECLINED))),
+    (AGENT_DECIDING, AGENT_MISSED): (ENDED, (EndAttempt("agent-declined", False),
+                                             ReleaseAgent(DECLINED))),
+    (AGENT_DECIDING, AGENT_HUNG_UP): (ENDED, (EndAttempt("agent-hung-up", False),
+                                              ReleaseAgent(AVAILABLE))),
+
+    **{(CUSTOMER_RINGING, e): t for e, t in _AGENT_GONE_EARLY.items()},
+    **{(CUSTOMER_RINGING, e): t for e, t in _CUSTOMER_NOT_REACHED.items()},
+    (CUSTOMER_RINGING, AGENT_PLACED): (CUSTOMER_RINGING, ()),
+    (CUSTOMER_RINGING, CUSTOMER_PLACED): (CUSTOMER_RINGING, ()),
+    (CUSTOMER_RINGING, CUSTOMER_HUMAN): (CUSTOMER_ANSWERED, ()),
+    # The answer webhook's write may have failed: joining proves they answered.
+    (CUSTOMER_RINGING, CUSTOMER_JOINED): (CONNECTED, (Connect(),)),
+    (CUSTOMER_RINGING, DIAL_REFUSED): (ENDED, (RefuseNumber(), TellAgent("refused"))),
+    (CUSTOMER_RINGING, DIAL_FAILED): (ENDED, (EndAttempt("dial-error", None), TellAgent("dial-error"))),
+
+    **{(CUSTOMER_ANSWERED, e): t for e, t in _AGENT_GONE_EARLY.items()},
+    **{(CUSTOMER_ANSWERED, e): t for e, t in _CUSTOMER_NOT_REACHED.items() if e != CUSTOMER_MACHINE},
+    (CUSTOMER_ANSWERED, CUSTOMER_JOINED): (CONNECTED, (Connect(),)),
+    (CUSTOMER_ANSWERED, CUSTOMER_PLACED): (CUSTOMER_ANSWERED, ()),
+
+    (CONNECTED, CUSTOMER_PLACED): (CONNECTED, ()),
+    (CONNECTED, CONFERENCE_ENDED): _FINISHED,
+    (CONNECTED, CUSTOMER_LEFT): _FINISHED,
+    (CONNECTED, CUSTOMER_HUNG_UP): _FINISHED,
+    (CONNECTED, CUSTOMER_UNANSWERED): _FINISHED,
+    (CONNECTED, AGENT_LEFT): _FINISHED,
+    (CONNECTED, AGENT_HUNG_UP): (ENDED, (Complete(), ReleaseAgent(AVAILABLE))),
+    (CONNECTED, AGENT_MISSED): (ENDED, (Complete(), ReleaseAgent(AVAILABLE))),
+
+    # After the attempt closed, the agent's own call still has to end to free them.
+    (ENDED, AGENT_HUNG_UP): (ENDED, (ReleaseAgent(AVAILABLE),)),
+    (ENDED, AGENT_MISSED): (ENDED, (ReleaseAgent(MISSED),)),
+    (ENDED, AGENT_NOT_PLACED): (ENDED, (ReleaseAgent(AVAILABLE),)),
+}
+# The agent's final status always frees them, whatever else it does.
+for (_state, _event), (_next, _effects) in list(TABLE.items()):
+    if _event in (AGENT_HUNG_UP, AGENT_MISSED) and not any(isinstance(e, ReleaseAgent) for e in _effects):
+        TABLE[(_state, _event)] = (_next, _effects + (ReleaseAgent(AVAILABLE),))
+
+
+# -- applying it ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt as the machine sees it: which one, where it stands, its legs' CallSids."""
+
+    callback_id: str
+    attempt_id: str
+    state: str
+    agent_call_sid: str | None = None
+    customer_call_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to one leg of one attempt."""
+
+    kind: str
+    callback_id: str
+    attempt_id: str
+    call_sid: str | None = None
+    call_status: str | None = None
+    error_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an event does: the next state, the effects, the CallSids it teaches us."""
+
+    state: str
+    effects: tuple = ()
+    ignored: str | None = None
+    agent_call_sid: str | None = None
+    customer_call_sid: str | None = None
+
+    @property
+    def changed(self):
+        """True when there is something to write or do."""
+        return self.ignored is None
+
+
+def _mismatch(attempt, event):
+    """Why an event is not for this attempt as it stands, or None when it is."""
+    if (event.callback_id, event.attempt_id) != (attempt.callback_id, attempt.attempt_id):
+        return "another attempt"
+    leg = LEG_OF[event.kind]
+    known = {AGENT: attempt.agent_call_sid, CUSTOMER: attempt.customer_call_sid}.get(leg)
+    if known and event.call_sid and event.call_sid != known:
+        return f"another {leg} call"
+    return None
+
+
+def apply(attempt, event):
+    """The one step an event makes: ignored unless it matches the attempt and its leg."""
+    why = _mismatch(attempt, event)
+    if why is None and (attempt.state, event.kind) not in TABLE:
+        why = f"nothing to do in {attempt.state}"
+    if why is not None:
+        return Step(attempt.state, ignored=why, agent_call_sid=attempt.agent_call_sid,
+                    customer_call_sid=attempt.customer_call_sid)
+    state, effects = TABLE[(attempt.state, event.kind)]
+    effects = tuple(EndAttempt(e.outcome.format(status=event.call_status or "failed"), e.counted)
+                    if isinstance(e, EndAttempt) else e for e in effects)
+    leg = LEG_OF[event.kind]
+    agent_sid, customer_sid = attempt.agent_call_sid, attempt.customer_call_sid
+    if leg == AGENT and event.call_sid:
+        agent_sid = agent_sid or event.call_sid
+    if leg == CUSTOMER and event.call_sid:
+        customer_sid = customer_sid or event.call_sid
+    return Step(state, effects, agent_call_sid=agent_sid, customer_call_sid=customer_sid)
+
+
+# -- reading Twilio's words as events ----------------------------------------------------
+def agent_call_ended(call_status):
+    """The event a final status of the agent's leg stands for."""
+    return AGENT_HUNG_UP if call_status == "completed" else AGENT_MISSED
+
+
+def customer_call_ended(call_status):
+    """The event a final status of the customer's leg stands for."""
+    return CUSTOMER_HUNG_UP if call_status == "completed" else CUSTOMER_UNANSWERED
+
+
+def customer_answered(answered_by):
+    """Policy per AnsweredBy: a machine or fax fails the try; a person, `unknown` (no
+    verdict: often a person who said little) or no detection at all joins the agent."""
+    return CUSTOMER_MACHINE if (answered_by or "").strip() in MACHINE_ANSWERS else CUSTOMER_HUMAN
+
+
+def agent_pressed(digits):
+    """Only 1 accepts; any other key, or silence, declines."""
+    return AGENT_ACCEPTED if digits == "1" else AGENT_DECLINED
+
+
+def conference_event(status_event, call_sid, attempt):
+    """A conference status callback as an event of this attempt, or None.
+
+    A participant is the agent when their CallSid is the agent leg's; anyone else joining
+    this attempt's conference is the customer (whose CallSid we may not know yet, when
+    the dial request timed out).
+    """
+    if status_event == "conference-end":
+        return CONFERENCE_ENDED
+    if status_event not in ("participant-join", "participant-leave") or not call_sid:
+        return None
+    joined = status_event == "participant-join"
+    if call_sid == attempt.agent_call_sid:
+        return None if joined else AGENT_LEFT
+    return CUSTOMER_JOINED if joined else CUSTOMER_LEFT
+
+
+def _effect_text(effect):
+    name = type(effect).__name__
+    if isinstance(effect, EndAttempt):
+        counted = {True: "counted", False: "not counted", None: "counted after a few"}[effect.counted]
+        return f"end attempt: {effect.outcome}, {counted}"
+    if isinstance(effect, HangUp):
+        return f"hang up {effect.leg}"
+    if isinstance(effect, TellAgent):
+        return f"tell agent: {effect.notice}"
+    if isinstance(effect, ReleaseAgent):
+        return f"release agent: {effect.why}"
+    return {"DialCustomer": "dial customer", "RefuseNumber": "end callback: number refused",
+            "Connect": "connected", "Complete": "completed"}[name]
+
+
+def table_markdown():
+    """The table as Markdown, for the README (a test keeps the two the same)."""
+    lines = ["| state | event | next state | effects |", "| --- | --- | --- | --- |"]
+    for (state, event), (following, effects) in TABLE.items():
+        shown = "; ".join(_effect_text(e) for e in effects)
+        if not shown:
+            shown = "learn its CallSid" if following == state else "—"
+        lines.append(f"| {state} | {event} | {following} | {shown} |")
+    return "\n".join(lines)

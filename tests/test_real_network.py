@@ -1,0 +1,435 @@
+"""Journeys on the real telephone network (issue items 1–9): voicemail, late and repeated
+and lost status callbacks, refused numbers, timed-out REST calls, conference events. Every
+step goes through signed webhooks and DynamoDB over HTTP; Twilio is the stand-in."""
+import time
+from datetime import timedelta
+
+import pytest
+
+from callback import models as m
+from callback.sweep import sweep_once
+from conftest import PUBLIC, said, twiml
+from test_dispatch import (
+    ALICE,
+    BOB,
+    CUSTOMER,
+    agent_accepts,
+    agents,  # noqa: F401  (fixture)
+    answer,
+    api,  # noqa: F401  (fixture)
+    conference_event,
+    customer_joins,
+    holding_caller,
+    press,
+    ringing,
+    status,
+    store_callback,
+)
+
+OTHER = "+13125550188"
+
+
+def live(standin, number):
+    """Calls to a number that are not over."""
+    return [c for c in standin.placed(to=number) if c.status not in ("completed", "busy", "no-answer",
+                                                                      "failed", "canceled")]
+
+
+# 1 -------------------------------------------------------------------------------------
+
+def test_1_an_agents_voicemail_declines_and_the_customer_is_never_dialed(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    voicemail = ringing(twilio_standin, ALICE)
+    whisper = answer(twilio, voicemail)  # the voicemail greeting plays over the whisper
+    root = press(twilio, voicemail, whisper, "")  # and presses nothing
+    assert root.find("Hangup") is not None and root.find("Dial") is None
+    assert not twilio_standin.placed(to=CUSTOMER)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (
+        "pending", 0, "agent-declined", False)
+    alice = svc.storage.get_agent("alice")
+    assert alice.status == "offline" and alice.away_reason == "did not accept an offered call"
+    # The reason is in the portal and the API; the work goes to the next agent.
+    assert api.status("bob", "available").status_code == 200
+    assert ringing(twilio_standin, BOB)
+
+
+def test_1_an_agent_pressing_another_key_declines(twilio, svc, clock, agents, api, twilio_standin):
+    store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    root = press(twilio, leg, answer(twilio, leg), "2")
+    assert "You did not accept" in said(root)
+    assert not twilio_standin.placed(to=CUSTOMER)
+    assert svc.storage.get_agent("alice").status == "offline"
+
+
+def test_1_a_holding_caller_declined_keeps_their_place(twilio, svc, clock, agents, api, twilio_standin):
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(twilio_standin, BOB)
+    press(twilio, leg, answer(twilio, leg), "")
+    assert caller not in twilio_standin.calls  # never moved out of the queue
+    back = svc.storage.get_waiting_call(caller)
+    assert (back.status, back.joined_at) == ("waiting", joined)
+    bob = svc.storage.get_agent("bob")
+    assert (bob.status, bob.away_reason) == ("offline", "did not accept an offered call")
+
+
+# 2 -------------------------------------------------------------------------------------
+
+def test_2_a_late_final_status_of_an_earlier_attempt_cannot_free_the_agent(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    first = ringing(twilio_standin, ALICE)
+    press(twilio, first, answer(twilio, first), "1")
+    customer = ringing(twilio_standin, CUSTOMER)
+    # The customer is not reached; the agent hangs up; the callback is due again later.
+    status(twilio, customer, "no-answer")
+    twilio_standin.end_call(customer.sid)
+    status(twilio, first, "completed")
+    twilio_standin.end_call(first.sid)
+    clock.advance(minutes=5)
+    sweep_once(svc)
+    second = ringing(twilio_standin, ALICE)
+    assert second.sid != first.sid
+    assert svc.storage.get_agent("alice").status == "reserved"
+    # Attempt 1's final status, re-delivered now, with the same work key.
+    status(twilio, first, "completed")
+    status(twilio, first, "no-answer")
+    alice = svc.storage.get_agent("alice")
+    assert alice.status == "reserved" and alice.call_sid == second.sid
+    # The next dispatch does not ring her again while she rings.
+    api.status("bob", "offline")
+    sweep_once(svc)
+    assert len(live(twilio_standin, ALICE)) == 1
+    assert svc.storage.get_callback(cb_id).history[-1].agent_call_sid == second.sid
+
+
+# 3 -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code", [21211, 21214, 21215, 21216, 21217])
+def test_3_a_number_twilio_refuses_ends_the_callback_at_once(
+        twilio, svc, clock, agents, api, twilio_standin, code):
+    refused = store_callback(svc, clock, call_sid="CA" + "1" * 32, joined_minutes_ago=10)
+    behind = store_callback(svc, clock, call_sid="CA" + "2" * 32, number=OTHER, joined_minutes_ago=5)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    assert f"key={refused}" in leg.url
+    whisper = answer(twilio, leg)
+    twilio_standin.fail_next(400, code, message="refused")
+    root = press(twilio, leg, whisper, "1")
+    assert "cannot be called" in said(root)
+    cb = svc.storage.get_callback(refused)
+    assert (cb.status, cb.ended_reason, cb.history[0].outcome, cb.history[0].error_code) == (
+        "failed", "number-refused", "number-refused", code)
+    # The admin sees Twilio's code, and the callback behind it is served next.
+    detail = api_get(svc, twilio, f"/api/callbacks/{refused}")
+    assert detail["history"][0]["error_code"] == code
+    status(twilio, leg, "completed")
+    twilio_standin.end_call(leg.sid)
+    assert f"key={behind}" in ringing(twilio_standin, ALICE).url
+    clock.advance(minutes=30)
+    sweep_once(svc)
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 0
+
+
+def api_get(svc, twilio, path):
+    from conftest import API_TOKEN
+
+    response = twilio.client.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 200
+    return response.get_json()["callback"] if "callbacks/" in path else response.get_json()
+
+
+def test_3_transient_errors_back_off_and_count_after_a_few(twilio, svc, clock, agents, api,
+                                                          twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    waits = []
+    for _ in range(3):
+        leg = ringing(twilio_standin, ALICE)
+        whisper = answer(twilio, leg)
+        twilio_standin.fail_next(503, 20503)
+        press(twilio, leg, whisper, "1")
+        status(twilio, leg, "completed")
+        twilio_standin.end_call(leg.sid)
+        cb = svc.storage.get_callback(cb_id)
+        waits.append(cb.due_at - clock.now())
+        clock.advance(seconds=waits[-1].total_seconds())
+        sweep_once(svc)
+    assert waits[:2] == [timedelta(seconds=30), timedelta(seconds=60)]
+    cb = svc.storage.get_callback(cb_id)
+    assert [a.counted for a in cb.history[:3]] == [False, False, True] and cb.attempts == 1
+
+
+def test_3_no_callback_circles_forever_without_a_counted_attempt(twilio, svc, clock, agents, api,
+                                                                 twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    for _ in range(5):  # the agent hangs up during the whisper, again and again
+        leg = ringing(twilio_standin, ALICE)
+        answer(twilio, leg)
+        status(twilio, leg, "completed")
+        twilio_standin.end_call(leg.sid)
+    cb = svc.storage.get_callback(cb_id)
+    assert [a.counted for a in cb.history] == [False] * 4 + [True]
+    assert cb.attempts == 1 and cb.due_at > clock.now()
+
+
+# 4 -------------------------------------------------------------------------------------
+
+def test_4_an_agent_whose_final_status_never_came_is_free_within_two_sweeps(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    agent_twiml = agent_accepts(twilio, leg)
+    customer, _ = customer_joins(twilio, twilio_standin, agent_twiml)
+    # The conversation ends; every status callback and the conference end are lost.
+    twilio_standin.end_call(leg.sid)
+    twilio_standin.end_call(customer.sid)
+    for _ in range(2):
+        clock.advance(minutes=1)
+        sweep_once(svc)
+    assert svc.storage.get_agent("alice").status == "available"
+    assert svc.storage.get_callback(cb_id).status == "completed"
+    assert api.status("alice", "offline").status_code == 200
+
+
+def test_4_a_storage_error_in_the_status_handler_is_repaired_from_twilio(
+        twilio, svc, clock, agents, api, twilio_standin, monkeypatch):
+    from callback.storage import StorageError
+
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+
+    def failing(*args, **kwargs):
+        raise StorageError("DynamoDB timed out")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(svc.storage, "get_callback", failing)
+        response = status(twilio, leg, "no-answer")  # answered 200: Twilio never retries it
+    twiml(response)
+    twilio_standin.calls[leg.sid].status = "no-answer"
+    assert svc.storage.get_agent("alice").status == "reserved"
+    clock.advance(minutes=1)
+    sweep_once(svc)
+    # Twilio's record says no-answer: one miss, the attempt closed uncounted, and the
+    # same sweep offers the callback again (to her: one miss does not set her away).
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.history[0].outcome, cb.history[0].counted, cb.attempts) == ("agent-no-answer", False, 0)
+    assert svc.storage.get_agent("alice").misses == 1
+    assert len(twilio_standin.placed(to=ALICE)) == 2
+
+
+# 5 -------------------------------------------------------------------------------------
+
+def wait_for(standin, number, count=1):
+    for _ in range(100):
+        if len(standin.placed(to=number)) >= count:
+            return standin.placed(to=number)
+        time.sleep(0.05)
+    raise AssertionError(f"no call to {number}")
+
+
+@pytest.fixture
+def short_rest_timeout(config_overrides):
+    config_overrides["TWILIO_REST_TIMEOUT_SECONDS"] = 0.5
+    return config_overrides
+
+
+def test_5_a_timed_out_customer_dial_is_maybe_placed_never_dialed_twice(
+        short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    whisper = answer(twilio, leg)
+    twilio_standin.delay_next(1.5)
+    agent_twiml = press(twilio, leg, whisper, "1")
+    assert agent_twiml.find("Dial/Conference") is not None  # the agent waits, hearing ringing
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.phase, cb.customer_call_sid) == ("dialing", "customer-ringing", None)
+    [customer] = wait_for(twilio_standin, CUSTOMER)
+    # Nothing dials the customer again while that call may ring.
+    clock.advance(seconds=20)
+    sweep_once(svc)
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 1
+    # Its answer and join (URLs naming the attempt) settle the leg.
+    answer(twilio, customer, AnsweredBy="human")
+    conference_event(twilio, agent_twiml, "participant-join", customer)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.customer_call_sid) == ("connected", customer.sid)
+
+
+def test_5_a_lost_leg_after_a_timeout_is_found_by_listing_twilios_calls(
+        short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    whisper = answer(twilio, leg)
+    twilio_standin.delay_next(1.5)
+    press(twilio, leg, whisper, "1")
+    [customer] = wait_for(twilio_standin, CUSTOMER)
+    twilio_standin.calls[customer.sid].status = "busy"  # and its status callback was lost
+    clock.advance(minutes=2)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 1, "busy")
+    assert cb.history[0].customer_call_sid == customer.sid
+
+
+# 6 -------------------------------------------------------------------------------------
+
+def test_6_agent_hanging_up_before_the_customer_joined_counts_nothing(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    place = svc.storage.get_callback(cb_id).place_in_line
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    agent_twiml = agent_accepts(twilio, leg)
+    customer = ringing(twilio_standin, CUSTOMER)
+    answer(twilio, customer, AnsweredBy="human")
+    assert svc.storage.get_callback(cb_id).status == "dialing"  # answered is not connected
+    api.status("bob", "offline")
+    conference_event(twilio, agent_twiml, "participant-leave", leg)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (0, "agent-hung-up", False)
+    assert twilio_standin.calls[customer.sid].status == "completed"  # not left alone
+    # It keeps its place and is due at once: the free agent is offered it again.
+    assert cb.place_in_line == place and cb.due_at <= clock.now()
+    assert (cb.status, len(cb.history)) == ("dialing", 2)
+
+
+def test_6_connected_only_when_the_customer_joins_and_the_customer_alone_ends_it(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_twiml = agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    customer, customer_twiml = customer_joins(twilio, twilio_standin, agent_twiml)
+    conference = customer_twiml.find("Dial/Conference")
+    assert conference.get("endConferenceOnExit") == "true"
+    assert conference.get("statusCallback") == agent_twiml.find("Dial/Conference").get("statusCallback")
+    assert svc.storage.get_callback(cb_id).status == "connected"
+    conference_event(twilio, agent_twiml, "participant-leave", customer)
+    assert svc.storage.get_callback(cb_id).status == "completed"
+
+
+# 7 -------------------------------------------------------------------------------------
+
+def test_7_the_sweep_acting_on_a_stale_snapshot_changes_nothing(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    clock.advance(minutes=1)
+    stale = svc.storage.needing_sweep(m.DIALING, clock.now())
+    assert [c.callback_id for c in stale] == [cb_id]
+    # Meanwhile the agent answers and accepts: the attempt moves on.
+    agent_accepts(twilio, leg)
+    from callback.storage import Conflict
+
+    with pytest.raises(Conflict):
+        svc.storage.postpone_sweep(stale[0], clock.now())
+    assert svc.dispatcher.reconcile(cb_id, stale[0].attempt_id) is False
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.phase) == ("dialing", "customer-ringing")
+    assert svc.storage.get_agent("alice").status == "busy"
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 1
+
+
+# 8 is in test_faults.py (timeouts and connection errors are StorageError).
+
+# 9 -------------------------------------------------------------------------------------
+
+def test_9_every_outbound_call_has_a_fallback_url_and_short_machine_detection(
+        twilio, svc, clock, agents, api, twilio_standin):
+    store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    creates = [r["params"] for r in twilio_standin.requests if r["path"].endswith("/Calls.json")
+               and r["method"] == "POST"]
+    assert len(creates) == 2
+    for params in creates:
+        [fallback] = params["FallbackUrl"]
+        assert fallback.startswith(f"{PUBLIC}/voice/call-fallback?leg=")
+        root = twiml(twilio.post_url(fallback, {"CallSid": "CA" + "3" * 32}))
+        assert root.find("Hangup") is not None
+    assert creates[1]["MachineDetectionTimeout"] == ["6"]
+
+
+def test_9_no_caller_id_means_no_dialing_and_a_clear_error(twilio, svc, clock, agents, api,
+                                                          twilio_standin, main_line):
+    svc.storage.save_ivr(main_line.evolve(numbers=()))
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    assert not twilio_standin.placed()
+    detail = api_get(svc, twilio, f"/api/callbacks/{cb_id}")
+    assert detail["status"] == "pending" and "no phone number to call from" in detail["blocked"]
+
+
+@pytest.mark.parametrize("answered_by, joins", [("human", True), ("unknown", True), (None, True),
+                                                ("machine_start", False), ("fax", False),
+                                                ("machine_end_beep", False)])
+def test_9_answered_by_policy(twilio, svc, clock, agents, api, twilio_standin, answered_by, joins):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    root = answer(twilio, ringing(twilio_standin, CUSTOMER), AnsweredBy=answered_by)
+    assert (root.find("Dial/Conference") is not None) == joins
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.attempts == (0 if joins else 1)
+
+
+def test_9_a_holding_caller_who_hangs_up_on_the_way_frees_the_agent(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(twilio_standin, BOB)
+    press(twilio, leg, answer(twilio, leg), "1")
+    twilio_standin.end_call(caller)  # gone before their redirect ran
+    for _ in range(2):
+        clock.advance(minutes=1)
+        sweep_once(svc)
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=caller-gone"]
+    assert svc.storage.get_agent("bob").status == "available"
+    assert svc.storage.get_waiting_call(caller) is None
+
+
+def test_9_a_caller_arriving_after_the_agent_left_goes_back_in_line(
+        twilio, svc, clock, agents, api, twilio_standin):
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(twilio_standin, BOB)
+    press(twilio, leg, answer(twilio, leg), "1")
+    [moved] = twilio_standin.calls[caller].redirects
+    status(twilio, leg, "completed")
+    root = twiml(twilio.post_url(moved, {"CallSid": caller}))
+    assert root.find("Enqueue").text == "Support" and "kept your place" in said(root)
+    assert svc.storage.get_waiting_call(caller).joined_at == joined
+
+
+def test_9_a_lost_conference_end_does_not_leave_a_callback_connected(
+        twilio, svc, clock, agents, api, twilio_standin, main_line):
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    agent_twiml = agent_accepts(twilio, leg)
+    customer, _ = customer_joins(twilio, twilio_standin, agent_twiml)
+    twilio_standin.end_call(customer.sid)
+    twilio_standin.end_call(leg.sid)
+    clock.advance(minutes=3)
+    sweep_once(svc)
+    assert svc.storage.get_callback(cb_id).status == "completed"
+    # So the same number may ask again, instead of "you already have a callback".
+    call_sid = "CA" + "7" * 32
+    holding_caller(svc, clock, "Sales", call_sid=call_sid)
+    response = twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
+                               {"CallSid": call_sid, "Digits": "2125551234"})
+    assert [e.tag for e in twiml(response)] == ["Leave"]
