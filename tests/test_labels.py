@@ -8,7 +8,8 @@ from callback import labels, models as m
 from callback.numbers import for_people, mask_for_list
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "callback")
-FAILING_CALLS = {"fail_counted", "fail_uncounted", "fail_attempt"}
+# Calls whose outcome argument is written to an attempt (EndAttempt: the attempt table's).
+FAILING_CALLS = {"fail_counted", "fail_uncounted", "fail_attempt", "end_attempt", "EndAttempt"}
 
 
 def written_codes():
@@ -33,14 +34,15 @@ def written_codes():
                             outcomes.add(value.value)
                         elif key == "reason":
                             reasons.add(value.value)
-            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CUSTOMER_FAILURES":
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("CUSTOMER_FAILURES",
+                                                                                  "FINAL_CALL_STATUSES"):
                 outcomes |= {e.value for e in node.value.elts}
     return outcomes, reasons
 
 
 def test_every_code_the_app_writes_has_plain_words():
     outcomes, reasons = written_codes()
-    assert {"dial-error", "agent-leg-lost", "machine", "no-answer"} <= outcomes
+    assert {"dial-error", "agent-declined", "machine", "no-answer", "number-refused"} <= outcomes
     assert {"max-retries", "expiration-time", "canceled by admin"} <= reasons
     missing = sorted(outcomes - set(labels.OUTCOME_LABELS)) + sorted(reasons - set(labels.ENDED_REASON_LABELS))
     assert not missing, f"give these codes a label in callback/labels.py: {missing}"

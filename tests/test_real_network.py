@@ -430,6 +430,8 @@ def test_9_a_lost_conference_end_does_not_leave_a_callback_connected(
     # So the same number may ask again, instead of "you already have a callback".
     call_sid = "CA" + "7" * 32
     holding_caller(svc, clock, "Sales", call_sid=call_sid)
-    response = twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
-                               {"CallSid": call_sid, "Digits": "2125551234"})
-    assert [e.tag for e in twiml(response)] == ["Leave"]
+    read_back = twiml(twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
+                                      {"CallSid": call_sid, "Digits": "2125551234"}))
+    confirmed = twiml(twilio.post_url(read_back.find("Gather").get("action"),
+                                      {"CallSid": call_sid, "Digits": "1"}))
+    assert [e.tag for e in confirmed] == ["Leave"]
