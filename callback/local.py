@@ -241,6 +241,8 @@ def main(argv=None):
         "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": generate_password_hash(password),
         "SECRET_KEY": secrets.token_hex(32), "SESSION_COOKIE_SECURE": False,
         "LOCAL_CLOCK_SPEED": args.speed, "CONFIG_CACHE_SECONDS": 2, "local_run": True,
+        # moto in this process shares the CPU with the app: allow it more than DynamoDB's 2 s.
+        "DYNAMODB_TIMEOUT_SECONDS": 10,
     }
     from . import create_app
 

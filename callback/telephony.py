@@ -3,8 +3,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-import requests
-
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 log = logging.getLogger(__name__)
@@ -50,8 +48,9 @@ REFUSED_NUMBER_CODES = frozenset({
     13224,  # Twilio does not support calling this number, or it is invalid
     13225,  # forbidden phone number
 })
-# Requests errors raised after the request left: Twilio may have acted on it.
-_MAYBE_SENT = (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError)
+# Errors of requests raised after the request left, so Twilio may have acted on it. Told
+# apart by name: requests is imported with the REST client, on first use, not at cold start.
+_MAYBE_SENT = {"ReadTimeout", "ChunkedEncodingError"}
 
 
 @dataclass(frozen=True)
@@ -100,16 +99,15 @@ class Telephony:
             if exc.code in REFUSED_NUMBER_CODES:
                 raise NumberRefused(exc.msg, exc.status, exc.code) from exc
             raise TelephonyError(exc.msg, exc.status, exc.code) from exc
-        except _MAYBE_SENT as exc:
-            raise MaybePlaced(type(exc).__name__) from exc
-        except (TwilioException, OSError) as exc:
-            raise TelephonyError(type(exc).__name__) from exc
-        except Exception as exc:  # requests' own errors (refused connections, connect timeouts)
-            if type(exc).__module__.startswith(("requests", "urllib3")):
+        except Exception as exc:  # requests' own errors: timeouts, refused connections
+            from_requests = type(exc).__module__.startswith(("requests", "urllib3"))
+            if from_requests and type(exc).__name__ in _MAYBE_SENT:
+                raise MaybePlaced(type(exc).__name__) from exc
+            if from_requests or isinstance(exc, (TwilioException, OSError)):
                 raise TelephonyError(type(exc).__name__) from exc
             raise
 
-    def place_call(self, *, to, from_, url, status_callback, timeout, fallback_url,
+    def place_call(self, *, to, from_, url, status_callback, timeout, fallback_url=None,
                    machine_detection=False):
         """Dial a number; Twilio fetches `url` for TwiML when it answers. Returns the CallSid.
 
@@ -119,8 +117,9 @@ class Telephony:
         params = dict(
             to=to, from_=from_, url=url, timeout=timeout, status_callback=status_callback,
             status_callback_event=["answered", "completed"], status_callback_method="POST",
-            fallback_url=fallback_url, fallback_method="POST",
         )
+        if fallback_url:
+            params.update(fallback_url=fallback_url, fallback_method="POST")
         if machine_detection:
             # Detection keeps the callee in silence while it listens: a few seconds, not 30.
             params.update(machine_detection="Enable",
