@@ -16,7 +16,7 @@ from test_caller_flow import (
     query_of,
     wait_url,
 )
-from test_dispatch import agents, answer, api, ringing, store_callback  # noqa: F401 (fixtures)
+from test_dispatch import agent_accepts, agents, answer, api, ringing, store_callback  # noqa: F401 (fixtures)
 
 OFFER = f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales"
 
@@ -117,7 +117,7 @@ def test_every_prompt_of_the_caller_flow_speaks_the_ivrs_voice_and_language(twil
 def customer_hears(twilio, svc, clock, twilio_standin, api):  # noqa: F811
     store_callback(svc, clock)
     api.status("alice", "available")
-    answer(twilio, ringing(twilio_standin, "+14155550101"))
+    agent_accepts(twilio, ringing(twilio_standin, "+14155550101"))
     return answer(twilio, ringing(twilio_standin, "+12125551234"), AnsweredBy="human")
 
 
@@ -224,3 +224,13 @@ def test_agents_taking_work_count_departures(svc, main_line, clock, agents, api,
     assert ringing(twilio_standin, "+14155550101")
     [bucket] = svc.storage.recent_departures("Sales", clock.now() - timedelta(minutes=5))
     assert bucket.count == 1
+
+
+def test_the_agent_hears_the_whisper_in_the_ivrs_voice(
+        twilio, svc, clock, main_line, agents, api, twilio_standin):  # noqa: F811
+    with_settings(svc, main_line, voice="Polly.Amy", language="en-GB")
+    store_callback(svc, clock)
+    api.status("alice", "available")
+    whisper = answer(twilio, ringing(twilio_standin, "+14155550101"))
+    assert "Press 1 to accept" in said(whisper)
+    assert set(says(whisper)) == {("Polly.Amy", "en-GB")}
