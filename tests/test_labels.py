@@ -37,6 +37,8 @@ def written_codes():
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("CUSTOMER_FAILURES",
                                                                                   "FINAL_CALL_STATUSES"):
                 outcomes |= {e.value for e in node.value.elts}
+    # The attempt table's "{status}" stands for Twilio's final status, listed above.
+    outcomes.discard("{status}")
     return outcomes, reasons
 
 
