@@ -209,14 +209,14 @@ class Dispatcher:
             for call in self.storage.waiting_in_queue(queue_name, limit=CANDIDATES_PER_QUEUE):
                 candidates.append(WorkCandidate(CALL, call.call_sid, queue_name, queue.priority,
                                                 call.joined_at))
-                records[call.call_sid] = call
+                records[(CALL, call.call_sid)] = call
             for cb in self.storage.due_callbacks(queue_name, now, limit=CANDIDATES_PER_QUEUE):
                 if cb.expires_at <= now:
                     self._expire(cb, now)
                     continue
                 candidates.append(WorkCandidate(CALLBACK, cb.callback_id, queue_name, cb.priority,
                                                 cb.place_in_line))
-                records[cb.callback_id] = cb
+                records[(CALLBACK, cb.callback_id)] = cb
         return candidates, records
 
     def _offer_next_work(self, agent, skip):
@@ -227,7 +227,8 @@ class Dispatcher:
             if tries >= MAX_CLAIM_TRIES:
                 break
             tries += 1
-            record = records[candidate.key]
+            # A callback's id is its caller's CallSid: the same key can name both kinds.
+            record = records[(candidate.kind, candidate.key)]
             try:
                 if candidate.kind == CALLBACK:
                     return self._offer_callback(agent, record, now)

@@ -473,3 +473,13 @@ def test_an_agent_on_a_call_cannot_go_offline_mid_call(twilio, svc, clock, agent
     api.status("alice", "available")
     response = api.status("alice", "offline")
     assert response.status_code == 409 and response.get_json()["fields"]["status"] == "reserved"
+
+
+def test_a_caller_and_their_callback_sharing_a_call_sid_are_told_apart(svc, clock, agents, api,
+                                                                       twilio_standin):
+    """The callback's id is the caller's CallSid; if that caller is (again) recorded holding,
+    both are candidates under one key, and each must be offered as what it is."""
+    cb_id = store_callback(svc, clock, queue="Support", priority=5, joined_minutes_ago=1)
+    holding_caller(svc, clock, "Support", minutes_ago=5, call_sid=cb_id)
+    assert api.status("bob", "available").status_code == 200
+    assert f"kind=call&key={cb_id}" in ringing(twilio_standin, BOB).url
