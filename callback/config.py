@@ -41,6 +41,12 @@ class Config:
     SESSION_COOKIE_SECURE: bool = True
     # Local runs only: how much faster than real time the app's clock runs.
     LOCAL_CLOCK_SPEED: float = 1.0
+    # Where dispatch runs after a webhook hands it over: "lambda", "thread" or "inline";
+    # empty picks "lambda" on AWS Lambda (AWS_LAMBDA_FUNCTION_NAME set), else "thread".
+    DISPATCH_RUNNER: str = ""
+    # Set by the Lambda runtime: the function that asynchronous dispatches invoke.
+    AWS_LAMBDA_FUNCTION_NAME: str = ""
+    AWS_ENDPOINT_URL_LAMBDA: str = ""
     LOG_LEVEL: str = "INFO"
     extra: dict = field(default_factory=dict)
 

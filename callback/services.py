@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from .clock import ScaledClock, SystemClock
 from .directory import Directory
 from .dispatch import Dispatcher
+from .handoff import Handoff, runner_for
 from .storage import Storage
 from .telephony import Telephony
 
@@ -18,6 +19,7 @@ class Services:
     telephony: Telephony
     directory: Directory
     dispatcher: Dispatcher
+    handoff: Handoff | None = None
 
 
 def default_clock(config):
@@ -34,4 +36,6 @@ def build_services(config):
     telephony = Telephony(config)
     directory = Directory(storage, config.CONFIG_CACHE_SECONDS)
     dispatcher = Dispatcher(storage, telephony, directory, clock, config)
-    return Services(config, clock, storage, telephony, directory, dispatcher)
+    services = Services(config, clock, storage, telephony, directory, dispatcher)
+    services.handoff = Handoff(runner_for(services))
+    return services

@@ -5,8 +5,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
   numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
   departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long
-  TTL), which the wait estimate reads, and admin sessions (pk "SESSION"); throttles and
-  sessions expire by TTL.
+  TTL), which the wait estimate reads, admin sessions (pk "SESSION") and pending
+  asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -64,6 +64,9 @@ WAITING_CALL_LIFETIME = timedelta(hours=4, minutes=10)
 ENTRY_LIFETIME = timedelta(minutes=10)
 # Departure buckets are read for half an hour; DynamoDB may delete them after this.
 DEPARTURES_LIFETIME = timedelta(hours=2)
+# A number's pending slot taken over from ended callbacks this many times in a row means
+# something keeps changing it: give up and let the caller try again.
+MAX_GUARD_TRIES = 3
 
 
 class StorageError(Exception):
@@ -82,7 +85,8 @@ class NotFound(StorageError):
 class CreateResult:
     """How storing a callback request went."""
 
-    outcome: str  # "created", "same-call" (already stored), "number-pending" (another one)
+    outcome: str  # "created", "same-call" (already stored), "number-pending" (another one),
+    #             "agent-connecting" (an agent is being connected to the caller: no callback)
     callback: m.Callback | None
 
 
@@ -324,8 +328,10 @@ def _dynamodb(conflict=None):
 
 
 def _cancel_codes(exc):
-    """Cancellation codes in PynamoDB's send order: condition checks, deletes, puts, updates."""
-    return [reason.code if reason else None for reason in exc.cancellation_reasons]
+    """Cancellation codes in PynamoDB's send order: condition checks, deletes, puts, updates.
+    None at all when the transaction failed without an answer (a timeout)."""
+    reasons = getattr(exc.cause, "cancellation_reasons", None) or ()
+    return [reason.code if reason else None for reason in reasons]
 
 
 def _failed(codes, index):
@@ -568,6 +574,31 @@ class Storage:
         except Conflict:
             return self.get_waiting_call(call_sid) if fetch_existing else None
 
+    def record_waiting_call(self, call_sid, *, ivr_name, queue_name, caller, joined_at):
+        """Record a caller found holding in a queue, unless they already have a callback.
+
+        Returns ("recorded", call), ("already", call or None) when a record exists (its
+        first place stands), or ("has-callback", None) when a callback was stored for this
+        call: a caller is never both in line and holding a callback.
+        """
+        C, W = self.CallbackRec, self.Waiting
+        record = W(call_sid, ivr_name=ivr_name, queue_name=queue_name, caller=caller,
+                   joined_at=joined_at, status=m.WAITING, waiting_queue=queue_name,
+                   expires_ttl=joined_at + WAITING_CALL_LIFETIME)
+        with _dynamodb():
+            try:
+                with self._tx() as tx:
+                    tx.condition_check(C, _valid_key(call_sid), condition=C.callback_id.does_not_exist())
+                    tx.save(record, condition=W.call_sid.does_not_exist())
+            except TransactWriteError as exc:
+                codes = _cancel_codes(exc)  # [callback check, put waiting call]
+                if _failed(codes, 0):
+                    return "has-callback", None
+                if _failed(codes, 1):
+                    return "already", self.get_waiting_call(call_sid)
+                raise
+        return "recorded", self._waiting_from(record)
+
     def get_waiting_call(self, call_sid):
         """A waiting call by CallSid, or None."""
         with _dynamodb():
@@ -621,6 +652,28 @@ class Storage:
         self._update(W(call_sid), [W.agent_call_sid.set(agent_call_sid)],
                      (W.status == m.CONNECTING) & (W.agent_id == agent_id))
 
+    # -- pending dispatches (coalescing asynchronous dispatch requests) -----------------
+
+    def request_dispatch(self, key, now, pending_until):
+        """Mark a dispatch of `key` (a queue name, or "*") pending until `pending_until`;
+        False when one already is, so the caller need not ask for another."""
+        G = self.Guard
+        with _dynamodb(conflict=key):
+            try:
+                G("DISPATCH", _valid_key(key), expires_ttl=pending_until).save(
+                    condition=G.sk.does_not_exist() | (G.expires_ttl <= now))
+            except PynamoDBException as exc:
+                if _code(exc) == CONDITION_FAILED:
+                    return False
+                raise
+        return True
+
+    def dispatch_started(self, keys):
+        """A dispatch of these keys starts: a change from now on needs a new one."""
+        with _dynamodb():
+            for key in keys:
+                self.Guard("DISPATCH", _valid_key(key)).delete()
+
     # -- callbacks ---------------------------------------------------------------------
 
     @staticmethod
@@ -641,7 +694,12 @@ class Storage:
 
     def create_callback(self, callback, waiting_call_sid):
         """Store a new pending callback, claim its number's slot in the queue and take the
-        caller out of the waiting list, all or nothing."""
+        caller out of the waiting list, all or nothing.
+
+        The waiting call is deleted only while it still waits: a caller an agent is being
+        connected to gets no callback ("agent-connecting"). A guard left by a callback that
+        has ended no longer blocks the number: it is replaced, on the owner it was read with.
+        """
         C, G, W = self.CallbackRec, self.Guard, self.Waiting
         record = C(callback.callback_id, number=callback.number, ivr_name=callback.ivr_name,
                    queue_name=callback.queue_name, requested_at=callback.requested_at,
@@ -649,35 +707,63 @@ class Storage:
                    due_at=callback.due_at, expires_at=callback.expires_at, status=m.PENDING,
                    attempts=0, history=[], pending_queue=callback.queue_name,
                    sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at))
-        guard = self._guard_key(callback.queue_name, callback.number)
-        guard.owner = callback.callback_id
-        def write():
-            with self._tx() as tx:
-                tx.save(record, condition=C.callback_id.does_not_exist())
-                tx.save(guard, condition=G.sk.does_not_exist())
-                tx.delete(W(waiting_call_sid))
+        still_waiting = W.call_sid.does_not_exist() | (W.status == m.WAITING)
+        guard_free = G.sk.does_not_exist()
+        for _ in range(MAX_GUARD_TRIES):
+            guard = self._guard_key(callback.queue_name, callback.number)
+            guard.owner = callback.callback_id
+            with _dynamodb():
+                def write(guard=guard, guard_free=guard_free):
+                    with self._tx() as tx:
+                        tx.save(record, condition=C.callback_id.does_not_exist())
+                        tx.save(guard, condition=guard_free)
+                        tx.delete(W(waiting_call_sid), condition=still_waiting)
 
+                try:
+                    _retrying(write)
+                except TransactWriteError as exc:
+                    codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
+                    if _failed(codes, 1):
+                        return CreateResult("same-call", self.get_callback(callback.callback_id))
+                    if _failed(codes, 0):
+                        return CreateResult("agent-connecting", None)
+                    if not _failed(codes, 2):
+                        raise
+                else:
+                    return CreateResult("created", self._callback_from(record))
+            owner_id, existing = self._pending_owner(callback.queue_name, callback.number)
+            if existing is not None and existing.status in m.OPEN_STATUSES:
+                return self._keep_existing(existing, waiting_call_sid)
+            # The guard is stale (its callback ended, or it vanished since): take it over,
+            # but only if it still names the owner just read.
+            guard_free = (G.sk.does_not_exist() | G.owner.does_not_exist() if owner_id is None
+                          else G.owner == owner_id)
+        raise StorageError(f"the pending slot for callback {callback.callback_id} kept changing")
+
+    def _keep_existing(self, existing, waiting_call_sid):
+        """The number has a live callback: the caller leaves the line for it, unless an
+        agent is already being connected to them."""
+        W = self.Waiting
         with _dynamodb():
             try:
-                _retrying(write)
-            except TransactWriteError as exc:
-                codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
-                if _failed(codes, 1):
-                    return CreateResult("same-call", self.get_callback(callback.callback_id))
-                if _failed(codes, 2):
-                    existing = self._pending_owner(callback.queue_name, callback.number)
-                    self.remove_waiting_call(waiting_call_sid)
-                    return CreateResult("number-pending", existing)
+                W(waiting_call_sid).delete(condition=W.call_sid.does_not_exist() | (W.status == m.WAITING))
+            except PynamoDBException as exc:
+                if _code(exc) == CONDITION_FAILED:
+                    return CreateResult("agent-connecting", None)
                 raise
-        return CreateResult("created", self._callback_from(record))
+        return CreateResult("number-pending", existing)
 
     def _pending_owner(self, queue_name, number):
+        """(owner id, owner callback) of a number's pending slot; Nones when free or ownerless."""
         with _dynamodb():
             try:
-                guard = self.Guard.get(f"PENDING#{queue_name}", number)
-                return self.get_callback(guard.owner)
-            except (DoesNotExist, NotFound):
-                return None
+                owner_id = self.Guard.get(f"PENDING#{queue_name}", number, consistent_read=True).owner
+            except DoesNotExist:
+                return None, None
+        try:
+            return owner_id, self.get_callback(owner_id)
+        except NotFound:
+            return owner_id, None
 
     def get_callback(self, callback_id):
         """One callback by id."""

@@ -5,7 +5,7 @@ failure inside a route answers with TwiML that keeps the caller safe, never an H
 """
 import functools
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
@@ -14,17 +14,19 @@ from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADE
 from . import tones, twiml
 from .dispatch import NOTICES
 from .estimate import estimate_wait, history_since
-from .models import OFFLINE, Callback
+from .models import CONNECTING, OFFLINE, Callback
 from .numbers import caller_id_number, check_callback_entry, mask
 from .rules import CALL, CALLBACK
 from .settings import DEFAULT_SPEECH
-from .storage import NotFound, StorageError
+from .storage import CreateResult, NotFound, StorageError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 MAX_PARAM_LENGTH = 256
 FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
+# QueueResult values of an Enqueue that ended through no choice of the caller's.
+QUEUE_ERRORS = ("error", "system-error")
 
 
 def services():
@@ -107,11 +109,26 @@ def webhook(safe_twiml):
     return decorate
 
 
-def _wait_url(ivr_name, queue_name, offer=True, record=None, offered=False):
+def _wait_url(ivr_name, queue_name, offer=True, offered=False, recorded=True):
+    """The hold loop's URL. `recorded` carries this request's `joined` marker (the caller
+    is recorded as waiting since then); False gives the bare URL, which records them."""
     config = services().config
+    joined = _joined_marker() if recorded else None
     return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
-                             offer=None if offer else "off", record=record,
-                             offered="1" if offered else None)
+                             offer=None if offer else "off", offered="1" if offered else None,
+                             joined=joined)
+
+
+def _joined_marker():
+    """The `joined` marker of this request (epoch seconds, a URL we built), or None."""
+    value = param("joined")
+    return value if value.isdigit() and len(value) <= 10 else None
+
+
+def _joined_time():
+    """The time in the `joined` marker, or None."""
+    marker = _joined_marker()
+    return datetime.fromtimestamp(int(marker), timezone.utc) if marker else None
 
 
 def _speech(ivr):
@@ -121,14 +138,6 @@ def _speech(ivr):
 
 def _hold_music():
     return twiml.hold_music_only(services().config.HOLD_MUSIC_URL)
-
-
-def _after_response(step, *args, **kwargs):
-    """Run dispatch work after the caller's answer is decided; it never fails the caller."""
-    try:
-        step(*args, **kwargs)
-    except Exception:
-        log.exception("dispatch after %s failed (CallSid %s)", request.path, param("CallSid") or "-")
 
 
 # -- caller flow -------------------------------------------------------------------------
@@ -175,22 +184,11 @@ def _int(text, default):
 
 
 def _enqueue(ivr, queue, greeting=None):
-    svc = services()
-    call_sid = param("CallSid")
-    wait_url = _wait_url(ivr.name, queue.name)
-    if call_sid:
-        try:
-            svc.storage.add_waiting_call(call_sid, ivr_name=ivr.name, queue_name=queue.name,
-                                         caller=param("From"), joined_at=svc.clock.now())
-        except StorageError:
-            # Hold the caller anyway: the wait loop records them (with their true join
-            # time, from QueueTime) as soon as DynamoDB answers again.
-            log.exception("could not record waiting call %s; the wait loop will", call_sid)
-            wait_url = _wait_url(ivr.name, queue.name, record="retry")
-        else:
-            _after_response(svc.dispatcher.dispatch, queue_names=[queue.name])
-    action = svc.config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
-    return twiml.enqueue(queue.name, wait_url, action, greeting=greeting, speech=_speech(ivr))
+    # Nothing is recorded yet: a caller who hangs up before Twilio runs <Enqueue> never
+    # reaches the queue, so the first waitUrl request records them (see `wait`).
+    action = services().config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
+    return twiml.enqueue(queue.name, _wait_url(ivr.name, queue.name, recorded=False), action,
+                         greeting=greeting, speech=_speech(ivr))
 
 
 @bp.post("/wait")
@@ -198,40 +196,68 @@ def _enqueue(ivr, queue, greeting=None):
 def wait():
     """The hold loop (hottest path): music, and the callback offer once it is due.
 
-    Reads only the cached directory (at most one DynamoDB Query per refresh), except once
-    per call: the request that first makes the offer reads what the wait estimate needs
-    (three Queries), then the loop continues on an `offered` URL that never reads again.
+    A request without the `joined` marker records the caller as waiting since Twilio says
+    they joined (now - QueueTime; an earlier record keeps its place) and answers with a loop
+    on the marked URL, which redirects to itself. Marked requests read only the cached
+    directory, except once per call: the request that first makes the offer reads what the
+    wait estimate needs (three Queries), then the loop continues on an `offered` URL. If
+    recording fails, plain music without a redirect sends the caller back to the bare
+    waitUrl, which tries again.
     """
     svc = services()
     ivr = svc.directory.ivr(param("ivr"))
     queue = ivr.queue(param("queue")) if ivr else None
     music = svc.config.HOLD_MUSIC_URL
-    if param("record") == "retry" and queue is not None and param("CallSid"):
-        joined = svc.clock.now() - timedelta(seconds=_int(param("QueueTime"), 0))
-        svc.storage.add_waiting_call(param("CallSid"), ivr_name=ivr.name, queue_name=queue.name,
-                                     caller=param("From"), joined_at=joined, fetch_existing=False)
-    if param("offer") == "off":
-        return twiml.hold(music, loop_url=_wait_url(param("ivr"), param("queue"), offer=False),
-                          speech=_speech(ivr))
-    settings = ivr.settings if ivr else None
+    if queue is None:
+        return twiml.hold(music, speech=_speech(ivr))
+    now = svc.clock.now()
+    joined = _joined_time()
+    if joined is None:
+        joined = _record_caller(ivr, queue, now - timedelta(seconds=_int(param("QueueTime"), 0)))
+        if joined is None:
+            # A callback was stored for this call (its confirmation was lost): leave for it.
+            return twiml.leave_queue()
+    offer_on = param("offer") != "off"
     offered = param("offered") == "1"
-    # Once offered, the offer stays: a redirected request may not carry QueueTime.
+
+    def loop(offered):
+        return svc.config.public_url("/voice/wait", ivr=ivr.name, queue=queue.name,
+                                     offer=None if offer_on else "off",
+                                     offered="1" if offered else None, joined=int(joined.timestamp()))
+
+    settings = ivr.settings
     offer_due = (
-        queue is not None and queue.callback_enabled and settings.callback_enabled
-        and (offered or _int(param("QueueTime"), 0) >= settings.offer_after_seconds)
+        offer_on and queue.callback_enabled and settings.callback_enabled
+        and (offered or (now - joined).total_seconds() >= settings.offer_after_seconds)
     )
     if not offer_due:
-        return twiml.hold(music, speech=_speech(ivr))
-    offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name)
+        return twiml.hold(music, loop_url=loop(False), speech=_speech(ivr))
+    offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name,
+                                      joined=int(joined.timestamp()))
     if offered:
-        return twiml.hold(music, offer_url=offer_url, loop_url=public_request_url(),
-                          speech=_speech(ivr))
-    loop_url = _wait_url(ivr.name, queue.name, record=param("record") or None, offered=True)
-    return twiml.hold(music, offer_url=offer_url, loop_url=loop_url, wait=_offer_wait(queue),
+        return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), speech=_speech(ivr))
+    return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), wait=_offer_wait(queue, joined),
                       speech=_speech(ivr))
 
 
-def _offer_wait(queue):
+def _record_caller(ivr, queue, joined):
+    """Record the caller of this request as waiting; returns the time their place in line
+    dates from, or None when this call already has a callback."""
+    svc = services()
+    call_sid = param("CallSid")
+    if not call_sid:
+        return joined
+    outcome, call = svc.storage.record_waiting_call(call_sid, ivr_name=ivr.name, queue_name=queue.name,
+                                                    caller=param("From"), joined_at=joined)
+    if outcome == "has-callback":
+        log.warning("call %s is holding although its callback is stored; it leaves the queue", call_sid)
+        return None
+    if outcome == "recorded":
+        svc.handoff.dispatch([queue.name])
+    return call.joined_at if call else joined
+
+
+def _offer_wait(queue, joined):
     """(ahead, estimate) for the caller hearing the offer, or None; never fails the loop.
 
     Ahead: the callers holding before them (Twilio's QueuePosition) and the pending
@@ -242,7 +268,6 @@ def _offer_wait(queue):
     if position < 1:
         return None
     now = svc.clock.now()
-    joined = now - timedelta(seconds=_int(param("QueueTime"), 0))
     try:
         history = svc.storage.recent_departures(queue.name, history_since(now))
         ahead = position - 1 + svc.storage.count_pending_before(queue.name, joined)
@@ -277,11 +302,13 @@ def offer():
 
 def _entry_url(ivr_name, queue_name, attempt, redo=0):
     return services().config.public_url("/voice/number", ivr=ivr_name, queue=queue_name,
-                                        attempt=attempt, redo=redo or None)
+                                        attempt=attempt, redo=redo or None, joined=_joined_marker())
 
 
 def _entry_not_saved(speech=DEFAULT_SPEECH):
-    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False),
+    # Back to the bare wait URL: whatever the failed request left stored, its next request
+    # puts it right (records the caller again, or sees the callback and leaves for it).
+    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False, recorded=False),
                               message="Sorry, I could not save your number just now. You are "
                                       "still on hold and you have kept your place in line.",
                               speech=speech)
@@ -321,7 +348,8 @@ def number():
 def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, source=None, ask=1):
     return services().config.public_url("/voice/confirm", ivr=ivr_name, queue=queue_name,
                                         attempt=attempt, redo=redo or None, entry=entry,
-                                        source=source, ask=ask if ask > 1 else None)
+                                        source=source, ask=ask if ask > 1 else None,
+                                        joined=_joined_marker())
 
 
 # A caller may re-enter their number this many times (each is not a failed try, but the
@@ -373,10 +401,14 @@ def confirm():
 def _store_and_leave(ivr, queue, call_sid, e164):
     """Store the confirmed callback and take the caller out of the queue."""
     result = _store_callback(ivr, queue, call_sid, e164)
+    if result.outcome == "agent-connecting":
+        return twiml.back_to_hold(_wait_url(ivr.name, queue.name, offer=False),
+                                  message="An agent is about to answer your call. "
+                                          "Please stay on the line.", speech=_speech(ivr))
     if result.outcome == "number-pending":
         existing = result.callback.number if result.callback else e164
         return twiml.already_pending(existing, speech=_speech(ivr))
-    _after_response(services().dispatcher.dispatch, queue_names=[queue.name])
+    services().handoff.dispatch([queue.name])
     return twiml.leave_queue()
 
 
@@ -384,30 +416,73 @@ def _store_callback(ivr, queue, call_sid, e164):
     svc = services()
     now = svc.clock.now()
     waiting = svc.storage.get_waiting_call(call_sid)
+    if waiting is not None and waiting.status == CONNECTING:
+        return CreateResult("agent-connecting", None)
     # Their place in line is when they first joined the queue, not when they asked.
-    place = waiting.joined_at if waiting else now
+    place = waiting.joined_at if waiting else (_joined_time() or now)
     settings = ivr.settings
     callback = Callback(
         callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
         requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
         due_at=now, expires_at=now + timedelta(minutes=settings.expiration_minutes))
-    result = svc.storage.create_callback(callback, call_sid)
+    try:
+        result = svc.storage.create_callback(callback, call_sid)
+    except StorageError:
+        stored = _stored_anyway(call_sid, e164)
+        if stored is None:
+            raise
+        log.warning("callback %s was stored although DynamoDB's answer was lost", call_sid)
+        result = CreateResult("created", stored)
     log.info("callback %s for %s in %s: %s", call_sid, mask(e164), queue.name, result.outcome)
     return result
 
 
+def _stored_anyway(call_sid, e164):
+    """After a failed store: the callback if the write was applied all the same (its answer
+    was lost), else None. The transaction is all or nothing, so a stored callback means
+    the caller has left the line too."""
+    try:
+        callback = services().storage.get_callback(call_sid)
+    except NotFound:
+        return None
+    except StorageError:
+        log.exception("could not check whether callback %s was stored", call_sid)
+        return None
+    return callback if callback.number == e164 else None
+
+
+MAX_REQUEUES = 2
+REQUEUE_MESSAGE = "Sorry, something went wrong. You are still in line and you have kept your place."
+
+
 def _left_queue_safely():
-    if param("QueueResult") == "leave":
+    result = param("QueueResult")
+    if result == "leave":
         # Only a stored callback makes us <Leave>: confirm it, without the read-back.
         return twiml.goodbye("Thank you. Your callback request is saved and keeps your place "
                              "in line. You may hang up now. Goodbye.")
+    if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
+        # Back into the queue without DynamoDB: their record, if any, keeps their place.
+        return _requeue(None)
     return twiml.hangup()
+
+
+def _requeue(joined):
+    """Put the caller back in their queue (Twilio ended the Enqueue with an error)."""
+    config = services().config
+    ivr_name, queue_name = param("ivr"), param("queue")
+    wait_url = config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
+                                 joined=int(joined.timestamp()) if joined else None)
+    action = config.public_url("/voice/enqueue-done", ivr=ivr_name, queue=queue_name,
+                               requeue=_int(param("requeue"), 0) + 1)
+    return twiml.enqueue(queue_name, wait_url, action, greeting=REQUEUE_MESSAGE)
 
 
 @bp.post("/enqueue-done")
 @webhook(safe_twiml=_left_queue_safely)
 def enqueue_done():
-    """The caller left the queue: hung up, served, or left for a callback."""
+    """The caller left the queue: hung up, served, left for a callback, or thrown out by
+    an error (then back in, with their place, a bounded number of times)."""
     svc = services()
     call_sid = param("CallSid")
     result = param("QueueResult")
@@ -418,9 +493,14 @@ def enqueue_done():
             return twiml.goodbye("Goodbye.")
         return twiml.callback_stored(callback.number, expected=_expected_callback(callback),
                                      speech=_speech(svc.directory.ivr(callback.ivr_name)))
-    if call_sid and result in ("hangup", "bridged", "error", "system-error", "queue-full"):
+    if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
+        waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
+        log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
+                    param("queue"), result)
+        return _requeue(waiting.joined_at if waiting else None)
+    if call_sid and result in ("hangup", "bridged", "queue-full") + QUEUE_ERRORS:
         svc.storage.remove_waiting_call(call_sid)
-    if result in ("error", "system-error", "queue-full"):
+    if result in ("queue-full",) + QUEUE_ERRORS:
         return twiml.goodbye()
     return twiml.hangup() if result == "hangup" else twiml.empty()
 
@@ -491,7 +571,7 @@ def agent_accept():
     answer = svc.dispatcher.agent_pressed(kind, param("key"), param("attempt"), param("agent"),
                                           param("CallSid"), param("Digits"))
     if answer.conference is None:
-        _after_response(svc.dispatcher.dispatch)
+        svc.handoff.dispatch()
     return _agent_answer_twiml(answer)
 
 
@@ -506,7 +586,7 @@ def agent_status():
     released = svc.dispatcher.agent_call_ended(param("kind"), param("key"), param("attempt"),
                                                param("agent"), param("CallSid"), status)
     if released:
-        _after_response(svc.dispatcher.dispatch)
+        svc.handoff.dispatch()
     return twiml.empty()
 
 
@@ -533,7 +613,7 @@ def customer_status():
         outcome = services().dispatcher.customer_call_ended(param("callback"), param("attempt"),
                                                             param("CallSid"), status)
         if outcome.freed_agent:
-            _after_response(services().dispatcher.dispatch)
+            services().handoff.dispatch()
     return twiml.empty()
 
 
@@ -547,7 +627,7 @@ def conference_event():
     outcome = svc.dispatcher.conference_event(kind, key, param("attempt"), param("agent"),
                                               param("StatusCallbackEvent"), param("CallSid"))
     if outcome is not None and outcome.freed_agent:
-        _after_response(svc.dispatcher.dispatch)
+        svc.handoff.dispatch()
     return twiml.empty()
 
 

@@ -118,6 +118,8 @@ def config_overrides(dynamodb_endpoint, standin_server, clock):
         "SECRET_KEY": "test-secret",
         "SESSION_COOKIE_SECURE": False,
         "CONFIG_CACHE_SECONDS": 0,
+        # Dispatch in the request, so a test sees its effects when the webhook returns.
+        "DISPATCH_RUNNER": "inline",
         "clock": clock,
     }
 

@@ -21,10 +21,18 @@ def call_params(call_sid="CA" + "a" * 32, **extra):
             "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01", **extra}
 
 
+QUEUE_SID = "QU" + "0" * 32
+
+
 def enqueue_caller(twilio, call_sid="CA" + "a" * 32, choice="1"):
+    """Menu choice, then Twilio's first waitUrl request (which records the caller);
+    returns the menu's answer (the <Enqueue>)."""
     root = twiml(twilio.post("/voice/incoming", call_params(call_sid)))
     action = root.find("Gather").get("action")
-    return twiml(twilio.post_url(action, call_params(call_sid, Digits=choice)))
+    enqueued = twiml(twilio.post_url(action, call_params(call_sid, Digits=choice)))
+    twiml(twilio.post_url(enqueued.find("Enqueue").get("waitUrl"),
+                          call_params(call_sid, QueueSid=QUEUE_SID, QueueTime="0", QueuePosition="1")))
+    return enqueued
 
 
 def wait_url(queue="Sales", offer=True):
@@ -107,7 +115,7 @@ def test_a_second_enqueue_of_the_same_call_keeps_its_first_place(twilio, main_li
 
 def hold(twilio, queue_time, url=None):
     return twiml(twilio.post_url(url or wait_url(), call_params(QueueTime=str(queue_time),
-                                                                QueuePosition="1")))
+                                                                QueuePosition="1", QueueSid=QUEUE_SID)))
 
 
 def test_hold_plays_music_without_offer_before_the_delay(twilio, main_line):
@@ -116,11 +124,12 @@ def test_hold_plays_music_without_offer_before_the_delay(twilio, main_line):
 
 
 @pytest.mark.parametrize("queue_time", [60, 999, 1500, 14400])
-def test_offer_comes_once_the_caller_waited_long_enough(twilio, main_line, queue_time):
+def test_offer_comes_once_the_caller_waited_long_enough(twilio, main_line, clock, queue_time):
     root = hold(twilio, queue_time)
     gather = root.find("Gather")
     assert gather.get("numDigits") == "1"
-    assert gather.get("action") == f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales"
+    joined = str(int(clock.now().timestamp()) - queue_time)
+    assert gather.get("action") == f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales&joined={joined}"
     assert "Press 1 to be called back" in said(root) and "keep your place" in said(root)
     assert gather.find("Play") is not None
 
@@ -149,7 +158,9 @@ def test_pressing_another_key_goes_back_to_holding(twilio, main_line):
     # Back on the loop that keeps offering, without reading the wait estimate again.
     assert root.find("Redirect").text == wait_url() + "&offered=1"
     loop = hold(twilio, 300, url=root.find("Redirect").text)
-    assert loop.find("Gather") is not None and loop.find("Redirect").text == wait_url() + "&offered=1"
+    # The loop goes on marked with the caller's join time (recorded by this request).
+    assert loop.find("Gather") is not None
+    assert loop.find("Redirect").text.startswith(wait_url() + "&offered=1&joined=")
 
 
 def test_pressing_1_asks_for_the_whole_number_ended_by_pound_or_a_pause(twilio, main_line):
@@ -241,7 +252,10 @@ def test_third_failure_goes_back_to_the_queue_without_a_new_offer(twilio, main_l
     assert root.find("Redirect").text == wait_url(offer=False)
     loop = hold(twilio, 900, url=wait_url(offer=False))
     assert loop.find("Gather") is None
-    assert loop.find("Redirect").text == wait_url(offer=False)
+    marked = loop.find("Redirect").text
+    assert marked.startswith(wait_url(offer=False) + "&joined=")
+    again = hold(twilio, 930, url=marked)
+    assert again.find("Gather") is None and again.find("Redirect").text == marked
     assert svc.storage.get_waiting_call("CA" + "a" * 32) is not None
 
 

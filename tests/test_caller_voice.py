@@ -183,18 +183,21 @@ def test_the_hold_loop_reads_for_the_estimate_once_per_call(twilio, svc, main_li
     history(svc, clock, per_bucket=3)
     svc.directory._ttl = 3600
     svc.directory.ivrs()
-    root = enqueue_caller(twilio)
-    loop = root.find("Enqueue").get("waitUrl")
+    root = enqueue_caller(twilio)  # the first waitUrl request recorded the caller
+    first = twiml(twilio.post_url(root.find("Enqueue").get("waitUrl"),
+                                  call_params(QueueTime="0", QueuePosition="2")))
+    loop = first.find("Redirect").text
     reads = []
-    for queue_time in range(0, 600, 30):
+    for queue_time in range(30, 600, 30):
+        clock.advance(seconds=30)
         before = len(no_scans)
         page = twiml(twilio.post_url(loop, call_params(QueueTime=str(queue_time), QueuePosition="2")))
         reads.append(len(no_scans) - before)
         redirect = page.find("Redirect")
         loop = redirect.text if redirect is not None else loop
-    # Three reads (history, callbacks ahead, agents) when the offer is first made; none
-    # on any other request of the loop.
-    assert reads[2] == 3 and sum(reads) == 3
+    # Three reads (history, callbacks ahead, agents) when the offer is first made, at 60 s;
+    # none on any other request of the loop.
+    assert reads[1] == 3 and sum(reads) == 3
     assert "offered=1" in loop
 
 

@@ -22,6 +22,7 @@ from conftest import IVR_NUMBER, PUBLIC
 CALLER_FLOW_OPERATIONS = ["Query", "GetItem", "PutItem", "TransactWriteItems"]
 DISPATCH_OPERATIONS = ["Query", "GetItem", "UpdateItem", "TransactWriteItems"]
 CALL_SID = "CA" + "f" * 32
+QUEUE_SID = "QU" + "0" * 32
 CUSTOMER = "+12125551234"
 ALICE = "+14155550101"
 
@@ -33,6 +34,7 @@ class FaultyEndpoint:
         self.target = target
         self.failing = {}
         self.remaining = {}
+        self.passing = {}
         self.failures = 0
         self.seen = set()
         self.lock = threading.Lock()
@@ -43,21 +45,27 @@ class FaultyEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def fail(self, operation, kind="throttle", times=None):
-        """Fail the requests of this operation from now on (only the next `times` if given)."""
+    def fail(self, operation, kind="throttle", times=None, after=0):
+        """Fail the requests of this operation from now on (only the next `times` if given,
+        after letting `after` through). Kinds: "throttle", "error" and "conflict" answer at
+        once; "lost" applies the request, then answers an error as if the answer had been
+        lost on the way back."""
         with self.lock:
             self.failing[operation] = kind
             self.remaining[operation] = times
+            self.passing[operation] = after
 
     def clear(self):
         """Stop failing."""
         with self.lock:
             self.failing.clear()
+            self.passing.clear()
 
     def reset(self):
         """Stop failing and forget the failures counted so far (one test's count is its own)."""
         with self.lock:
             self.failing.clear()
+            self.passing.clear()
             self.failures = 0
             self.seen.clear()
 
@@ -66,6 +74,9 @@ class FaultyEndpoint:
         with self.lock:
             self.seen.add(operation)
             kind = self.failing.get(operation)
+            if kind and self.passing.get(operation, 0) > 0:
+                self.passing[operation] -= 1
+                kind = None
             if kind:
                 self.failures += 1
                 if self.remaining[operation] is not None:
@@ -91,14 +102,19 @@ class FaultyEndpoint:
                             status=400, content_type="application/x-amz-json-1.0")
         if kind == "hang":
             time.sleep(1.5)
-        if kind == "error":
+        if kind == "lost":
+            self.forward()
+        if kind in ("error", "lost"):
             return Response('{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
                             '"message":"Internal server error"}', status=500,
                             content_type="application/x-amz-json-1.0")
-        headers = {k: v for k, v in request.headers if k.lower() not in ("host", "content-length")}
-        upstream = self.http.post(self.target + "/", data=request.get_data(), headers=headers, timeout=30)
+        upstream = self.forward()
         return Response(upstream.content, status=upstream.status_code,
                         content_type=upstream.headers.get("Content-Type"))
+
+    def forward(self):
+        headers = {k: v for k, v in request.headers if k.lower() not in ("host", "content-length")}
+        return self.http.post(self.target + "/", data=request.get_data(), headers=headers, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -173,17 +189,96 @@ def test_the_fault_lists_name_every_operation_the_caller_flow_sends(twilio, main
     assert faulty.seen == set(CALLER_FLOW_OPERATIONS)
 
 
-def test_a_caller_whose_record_failed_is_recorded_by_the_wait_loop_with_their_place(
+def test_a_caller_whose_record_failed_is_recorded_by_the_next_loop_with_their_place(
         twilio, svc, main_line, faulty, clock):
-    faulty.fail("PutItem")
     enqueue = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1",
                                           params(Digits="1"))).find("Enqueue")
-    faulty.clear()
-    assert enqueue is not None and "record=retry" in enqueue.get("waitUrl")
     joined = clock.now()
+    faulty.fail("TransactWriteItems")
+    held = valid_twiml(twilio.post_url(enqueue.get("waitUrl"), params(QueueTime="0", QueueSid=QUEUE_SID)))
+    faulty.clear()
+    # Music, and no redirect: Twilio comes back to the bare waitUrl, which records them.
+    assert [e.tag for e in held] == ["Play"] and svc.storage.get_waiting_call(CALL_SID) is None
     clock.advance(seconds=40)
-    valid_twiml(twilio.post_url(enqueue.get("waitUrl"), params(QueueTime="40")))
+    held = valid_twiml(twilio.post_url(enqueue.get("waitUrl"), params(QueueTime="40", QueueSid=QUEUE_SID)))
+    assert "joined=" in held.find("Redirect").text
     assert svc.storage.get_waiting_call(CALL_SID).joined_at == joined
+
+
+def enqueue_and_hold(twilio):
+    """Menu choice and the first waitUrl request: the caller is recorded as waiting."""
+    enqueue = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1",
+                                          params(Digits="1"))).find("Enqueue")
+    valid_twiml(twilio.post_url(enqueue.get("waitUrl"), params(QueueTime="0", QueueSid=QUEUE_SID)))
+    return enqueue
+
+
+def read_back(twilio):
+    """A valid number keyed in: the app reads it back and waits for 1."""
+    return valid_twiml(twilio.post_url(f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
+                                       params(Digits="2125551234")))
+
+
+def confirm(twilio, read):
+    return valid_twiml(twilio.post_url(read.find("Gather").get("action"), params(Digits="1")))
+
+
+def test_a_callback_stored_although_dynamodbs_answer_was_lost_is_confirmed(twilio, svc, main_line, faulty):
+    enqueue_and_hold(twilio)
+    read = read_back(twilio)
+    faulty.fail("TransactWriteItems", "lost")
+    answer = confirm(twilio, read)
+    faulty.clear()
+    # Every try of the transaction failed, but the first one was applied: the caller is
+    # told the truth and leaves the queue for their callback.
+    assert [e.tag for e in answer] == ["Leave"]
+    assert svc.storage.get_callback(CALL_SID).status == "pending"
+    assert svc.storage.get_waiting_call(CALL_SID) is None
+
+
+def test_a_lost_store_that_cannot_be_checked_is_put_right_by_the_next_hold_request(
+        twilio, svc, main_line, faulty):
+    enqueue = enqueue_and_hold(twilio)
+    read = read_back(twilio)
+    faulty.fail("TransactWriteItems", "lost")
+    # The entry and the waiting call are read; the check after the store fails.
+    faulty.fail("GetItem", after=2)
+    answer = confirm(twilio, read)
+    faulty.clear()
+    assert "could not save your number" in ET.tostring(answer, encoding="unicode")
+    back = answer.find("Redirect").text
+    assert "joined=" not in back, "the bare wait URL, whose request settles what is stored"
+    # The callback is stored and the caller is no longer in line: the next request of the
+    # hold loop sees it, and the caller leaves for the callback, which is confirmed.
+    assert [e.tag for e in valid_twiml(twilio.post_url(back, params()))] == ["Leave"]
+    assert svc.storage.get_waiting_call(CALL_SID) is None
+    done = valid_twiml(twilio.post_url(enqueue.get("action"), params(QueueResult="leave")))
+    assert "2 1 2, 5 5 5, 1 2 3 4" in ET.tostring(done, encoding="unicode")
+
+
+def test_a_store_that_failed_leaves_the_caller_in_line_with_their_place(twilio, svc, main_line, faulty,
+                                                                        clock):
+    enqueue_and_hold(twilio)
+    joined = clock.now()
+    clock.advance(minutes=2)
+    read = read_back(twilio)
+    faulty.fail("TransactWriteItems", "error")
+    answer = confirm(twilio, read)
+    faulty.clear()
+    assert "could not save your number" in ET.tostring(answer, encoding="unicode")
+    loop = valid_twiml(twilio.post_url(answer.find("Redirect").text, params()))
+    assert loop.find("Leave") is None and "joined=" in loop.find("Redirect").text
+    assert svc.storage.get_waiting_call(CALL_SID).joined_at == joined
+
+
+@pytest.mark.parametrize("result", ["error", "system-error"])
+def test_a_queue_error_with_dynamodb_failing_still_puts_the_caller_back(twilio, svc, main_line, faulty,
+                                                                        result):
+    faulty.fail("GetItem")
+    faulty.fail("DeleteItem")
+    root = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales",
+                                       params(QueueResult=result)))
+    assert root.find("Enqueue").text == "Sales"
 
 
 @pytest.fixture

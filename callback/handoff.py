@@ -1,0 +1,208 @@
+"""Dispatch off the caller's path: a webhook decides and stores, then hands dispatch over.
+
+Dispatch may ring several agents through Twilio's REST API; a webhook must answer Twilio
+within seconds whatever Twilio does, so it only asks for a dispatch of the queues it
+changed and returns. Where that dispatch runs is configuration (DISPATCH_RUNNER):
+
+- `lambda` (the default on AWS Lambda): Zappa's own asynchronous tasks
+  (`zappa.asynchronous.run`) invoke this same function with InvocationType=Event; Zappa's
+  handler routes the event to `run_dispatch`. The role may invoke exactly this function.
+- `thread` (the default elsewhere, as in `make run`): a background worker thread.
+- `inline`: in the request, once its answer is decided (tests).
+
+Each runner coalesces a burst into one pending dispatch per queue. A dispatch that runs
+twice, late or never is harmless: work is claimed in transactions, so nothing is dialed
+twice, and the sweep dispatches every minute whatever was missed.
+"""
+import logging
+import threading
+from datetime import timedelta
+
+log = logging.getLogger(__name__)
+
+ALL_QUEUES = "*"
+# How long a requested Lambda dispatch stands for every later request of its queue. An
+# invocation that never comes blocks nothing for longer: the next request invokes again.
+PENDING_FOR = timedelta(seconds=30)
+RUNNERS = ("lambda", "thread", "inline")
+
+
+def _keys(queue_names):
+    return sorted(set(queue_names)) if queue_names else [ALL_QUEUES]
+
+
+def _queue_names(keys):
+    return None if ALL_QUEUES in keys else sorted(keys)
+
+
+def dispatch_now(svc, queue_names=None):
+    """The dispatch every runner runs: offer work to the available agents of these queues
+    (all queues when None). Never raises: the sweep catches anything missed."""
+    try:
+        return svc.dispatcher.dispatch(queue_names=queue_names or None)
+    except Exception:
+        log.exception("dispatch for %s failed; the sweep will catch up", queue_names or "all queues")
+        return []
+
+
+def dispatch_pending(svc, queue_names=None):
+    """A requested Lambda dispatch starts: first let later changes request a new one, then
+    dispatch (so nothing stored after the dispatch has read the line is left waiting)."""
+    try:
+        svc.storage.dispatch_started(_keys(queue_names))
+    except Exception:  # the marks expire on their own
+        log.exception("could not clear the pending-dispatch marks of %s", queue_names or "all queues")
+    return dispatch_now(svc, queue_names)
+
+
+_process_services = None
+
+
+def run_dispatch(queue_names=None):
+    """Entry point of the asynchronous Lambda invocation (Zappa routes it here)."""
+    global _process_services
+    if _process_services is None:
+        from . import logs
+        from .config import Config
+        from .services import build_services
+
+        config = Config.from_env()
+        logs.install(config.LOG_LEVEL)
+        # This invocation is the dispatch: it must not hand itself over again.
+        _process_services = build_services(config.with_overrides({"DISPATCH_RUNNER": "inline"}))
+    offers = dispatch_pending(_process_services, queue_names)
+    log.info("dispatch for %s: %d offers", queue_names or "all queues", len(offers))
+    return {"offers": len(offers)}
+
+
+class InlineRunner:
+    """Dispatch in the request itself."""
+
+    def __init__(self, svc):
+        self.svc = svc
+
+    def submit(self, queue_names):
+        """Run the dispatch now."""
+        dispatch_now(self.svc, queue_names)
+
+
+class ThreadRunner:
+    """One background worker; requests arriving while it works are merged into its next run."""
+
+    def __init__(self, run):
+        self._run = run
+        self._pending = set()
+        self._wake = threading.Condition()
+        self._thread = None
+
+    def submit(self, queue_names):
+        """Queue a dispatch of these queues (merged with any already waiting)."""
+        with self._wake:
+            self._pending.update(_keys(queue_names))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="dispatch", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _work(self):
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                keys, self._pending = self._pending, set()
+            try:
+                self._run(_queue_names(keys))
+            except Exception:  # the worker must outlive any one dispatch
+                log.exception("background dispatch failed")
+
+
+class _LambdaClientSession:
+    """What zappa.asynchronous asks its `boto_session` for: a Lambda client (ours, with
+    short timeouts, so a slow Lambda API cannot hold a webhook)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def client(self, service_name):
+        """The Lambda client, whatever the name (Zappa asks only for "lambda")."""
+        return self._client
+
+
+class LambdaRunner:
+    """Zappa's asynchronous invocation of this same function, one pending per queue.
+
+    Its AWS clients are made when the app is built, in the Lambda's init phase (which runs
+    at full CPU), not on the first caller's webhook that hands a dispatch over: importing
+    zappa.asynchronous builds its own clients, and ours loads the Lambda API's model.
+    """
+
+    def __init__(self, svc):
+        import boto3
+        from botocore.config import Config as BotoConfig
+        from zappa.asynchronous import run
+
+        self.svc = svc
+        self._run = run
+        config = svc.config
+        client = boto3.client(
+            "lambda", region_name=config.AWS_REGION, endpoint_url=config.AWS_ENDPOINT_URL_LAMBDA or None,
+            # One try: a hand-off that fails costs the caller nothing (the sweep dispatches
+            # within a minute); a retry's backoff would.
+            config=BotoConfig(connect_timeout=1, read_timeout=2,
+                              retries={"total_max_attempts": 1, "mode": "standard"}))
+        self._session = _LambdaClientSession(client)
+
+    def submit(self, queue_names):
+        """Invoke a dispatch unless one is already pending for every queue asked for."""
+        now = self.svc.clock.now()
+        keys = [key for key in _keys(queue_names) if self._mark(key, now)]
+        if not keys:
+            return
+        config = self.svc.config
+        try:
+            response = self._run(run_dispatch, args=[_queue_names(keys)],
+                                 remote_aws_lambda_function_name=config.AWS_LAMBDA_FUNCTION_NAME,
+                                 remote_aws_region=config.AWS_REGION, boto_session=self._session)
+            if not response.sent:
+                raise RuntimeError(f"Lambda did not accept the invocation: {response.response}")
+        except Exception:
+            self.svc.storage.dispatch_started(keys)  # not pending after all: let the next one try
+            raise
+
+    def _mark(self, key, now):
+        try:
+            return self.svc.storage.request_dispatch(key, now, now + PENDING_FOR)
+        except Exception:  # without the mark, invoke anyway: a second dispatch is harmless
+            log.exception("could not mark a dispatch of %s as pending", key)
+            return True
+
+
+class Handoff:
+    """What webhooks call: ask for a dispatch, never wait for it, never fail for it."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def dispatch(self, queue_names=None):
+        """Have the available agents of these queues (all when None) offered work."""
+        try:
+            self.runner.submit(list(queue_names) if queue_names else None)
+        except Exception:
+            log.exception("could not hand over a dispatch of %s; the sweep will catch up",
+                          queue_names or "all queues")
+
+
+def runner_for(svc):
+    """The runner configuration asks for (an object in `dispatch_runner` wins)."""
+    config = svc.config
+    injected = config.extra.get("dispatch_runner")
+    if injected is not None:
+        return injected
+    name = config.DISPATCH_RUNNER or ("lambda" if config.AWS_LAMBDA_FUNCTION_NAME else "thread")
+    if name == "lambda":
+        return LambdaRunner(svc)
+    if name == "inline":
+        return InlineRunner(svc)
+    if name == "thread":
+        return ThreadRunner(lambda queue_names: dispatch_now(svc, queue_names))
+    raise ValueError(f"DISPATCH_RUNNER must be one of {', '.join(RUNNERS)}, not {name!r}")
