@@ -57,11 +57,16 @@ def test_the_lambda_role_grants_only_what_the_app_uses(template):
     assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                        "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
                        "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
-                       "dynamodb:Query", "s3:GetObject"}
+                       "dynamodb:Query", "s3:GetObject", "lambda:InvokeFunction"}
     assert not any("*" in a for a in actions)
     dynamo = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
     for statement in dynamo:
         assert statement["Resource"] != "*"
+    # Dispatch runs in an asynchronous invocation of the same function, and only that.
+    invoke = [s for s in statements if "lambda:InvokeFunction" in s["Action"]]
+    assert [s["Action"] for s in invoke] == [["lambda:InvokeFunction"]]
+    assert invoke[0]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"}
 
 
 def test_zappa_uses_the_templates_role():

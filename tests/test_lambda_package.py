@@ -22,10 +22,12 @@ import boto3
 import pytest
 from twilio.request_validator import RequestValidator
 
+from callback.clock import SystemClock
 from callback.config import Config
 from callback.models import Ivr, Queue
 from callback.storage import Storage
 from import_probe import PROBE, REPORT, read_report
+from test_handoff import LambdaApi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -91,9 +93,17 @@ def runtime_sdk(directory):
 
 
 @pytest.fixture
-def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path):
+def lambda_api():
+    """Lambda's Invoke API, where the package's asynchronous dispatches go."""
+    api = LambdaApi()
+    yield api
+    api.server.shutdown()
+
+
+@pytest.fixture
+def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path, standin_server, lambda_api):
     """The unpacked package with its settings pointed at DynamoDB Local, secrets in a moto
-    bucket."""
+    bucket, the Twilio stand-in and a local Lambda Invoke API."""
     prefix = f"l{uuid.uuid4().hex[:8]}-"
     settings_path = package_dir / "zappa_settings.py"
     lines = []
@@ -113,9 +123,11 @@ def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path):
     s3.put_object(Bucket="callback-secrets-test", Key="callback/dev.json", Body=json.dumps({
         "TWILIO_ACCOUNT_SID": "AC" + "5" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
         "SECRET_KEY": "lambda-secret-key", "ADMIN_API_TOKEN": "lambda-api-token",
-        "TWILIO_API_BASE_URL": "http://127.0.0.1:9"}))
+        "TWILIO_API_BASE_URL": standin_server.url}))
 
-    storage = Storage(Config(CALLBACK_TABLE_PREFIX=prefix, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint))
+    # As in conftest: a loaded test machine can stall DynamoDB Local past the production timeout.
+    storage = Storage(Config(CALLBACK_TABLE_PREFIX=prefix, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+                             DYNAMODB_READ_TIMEOUT_SECONDS=15))
     storage.create_tables()
     storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), greeting="Welcome.",
                          queues=(Queue("Sales", "Main Line", 10),)))
@@ -124,7 +136,10 @@ def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path):
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{package_dir}{os.pathsep}{sdk}",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, "AWS_ENDPOINT_URL_S3": s3_endpoint}
+           "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, "AWS_ENDPOINT_URL_S3": s3_endpoint,
+           "DYNAMODB_READ_TIMEOUT_SECONDS": "15",
+           # What the Lambda runtime sets, and where this function's own Invoke API is.
+           "AWS_LAMBDA_FUNCTION_NAME": "callback-dev", "AWS_ENDPOINT_URL_LAMBDA": lambda_api.url}
     return {"dir": package_dir, "env": env, "storage": storage, "tmp": tmp_path}
 
 
@@ -146,7 +161,7 @@ def invoke(lambda_env, events):
     return output["results"], run.stdout + run.stderr
 
 
-def api_gateway_event(path, params, signature):
+def api_gateway_event(path, params, signature, query=None):
     body = urlencode(params)
     headers = {"Host": API_HOST, "Content-Type": "application/x-www-form-urlencoded",
                "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443", "User-Agent": "TwilioProxy/1.1"}
@@ -155,7 +170,8 @@ def api_gateway_event(path, params, signature):
     return {
         "resource": "/{proxy+}", "path": path, "httpMethod": "POST", "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
         "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
         "requestContext": {"stage": "dev", "path": "/dev" + path, "httpMethod": "POST",
                            "resourcePath": "/{proxy+}", "requestId": "r-1", "apiId": "abc123defg",
@@ -185,8 +201,8 @@ def test_signed_webhook_through_zappas_handler_answers_twiml(lambda_env):
     assert bad["statusCode"] == 403
     assert no_stage["statusCode"] == 403, "the signature must cover the stage path"
     assert isinstance(sweep, dict) and sweep["errors"] == [] and "expired" in sweep
-    waiting = lambda_env["storage"].get_waiting_call("CA" + "7" * 32)
-    assert waiting is not None and waiting.queue_name == "Sales"
+    # Recorded as waiting only by the first waitUrl request, once the caller is in the queue.
+    assert lambda_env["storage"].get_waiting_call("CA" + "7" * 32) is None
     assert "+14155550123" not in logs
 
 
@@ -211,3 +227,32 @@ def test_a_cold_start_loads_the_packages_bytecode_and_compiles_nothing(package_d
     assert {"app", "callback.webhooks", "flask.app", "werkzeug.routing", "pynamodb.models",
             "twilio.twiml.voice_response"} <= set(from_package)
     assert {name: cached for name, cached in from_package.items() if cached not in shipped} == {}
+
+
+def test_a_dispatch_handed_over_by_a_webhook_runs_through_zappas_handler(lambda_env, lambda_api,
+                                                                           twilio_standin):
+    storage, now = lambda_env["storage"], SystemClock().now()
+    storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"], now=now,
+                               create=True)
+    storage.set_agent_presence("alice", "available", now)
+    query = {"ivr": "Main Line", "queue": "Sales"}
+    params = {"CallSid": "CA" + "8" * 32, "AccountSid": "AC" + "5" * 32, "From": "+14155550123",
+              "To": "+15005550006", "QueueSid": "QU" + "1" * 32, "QueueTime": "2"}
+    signature = RequestValidator(TOKEN).compute_signature(
+        f"{PUBLIC}/voice/wait?{urlencode(query)}", params)
+    (held,), _ = invoke(lambda_env, [api_gateway_event("/voice/wait", params, signature, query)])
+
+    # The first waitUrl request records the caller and returns; nothing was dialed in it.
+    assert held["statusCode"] == 200 and "<Redirect" in held["body"] and "joined=" in held["body"]
+    assert storage.get_waiting_call("CA" + "8" * 32).queue_name == "Sales"
+    assert twilio_standin.placed() == []
+    # Zappa's asynchronous task: an Event invocation of this same function ...
+    assert [(i["function"], i["type"]) for i in lambda_api.invocations] == [("callback-dev", "Event")]
+    payload = lambda_api.invocations[0]["payload"]
+    assert payload["command"] == "zappa.asynchronous.route_lambda_task"
+
+    # ... which Zappa's handler routes to the dispatch, in a fresh container: Alice is rung.
+    (result,), _ = invoke(lambda_env, [payload])
+    assert result == {"offers": 1}
+    assert [c.to for c in twilio_standin.placed()] == ["+14155550101"]
+    assert storage.get_agent("alice").status == "reserved"
