@@ -8,6 +8,9 @@ Each part prints a table with ratios against a baseline measured in the same run
   DynamoDB Local;
 - dispatch throughput with N agents, against one agent;
 - the wait estimate's accuracy over a simulated day, against a recent-average baseline.
+- webhooks with a Twilio that takes 2 s a request and 4 idle agents: dispatch handed to a
+  background worker, against dispatch inside the webhook (as before);
+- every caller-facing webhook with DynamoDB not answering, against DynamoDB answering.
 """
 import argparse
 import heapq
@@ -90,12 +93,14 @@ def start_moto():
     return f"http://{host}:{port}", server
 
 
-def make_app(endpoint, standin_url, clock, cache_seconds=30):
-    app = create_app({
+def make_app(endpoint, standin_url, clock, cache_seconds=30, runner="inline", log_level="WARNING",
+             **overrides):
+    app = create_app({**overrides,
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_API_BASE_URL": standin_url,
         "PUBLIC_BASE_URL": PUBLIC, "CALLBACK_TABLE_PREFIX": f"b{uuid.uuid4().hex[:8]}-",
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "ADMIN_API_TOKEN": "bench", "SECRET_KEY": "bench",
-        "CONFIG_CACHE_SECONDS": cache_seconds, "LOG_LEVEL": "WARNING", "clock": clock})
+        "CONFIG_CACHE_SECONDS": cache_seconds, "LOG_LEVEL": log_level, "DISPATCH_RUNNER": runner,
+        "clock": clock})
     svc = app.extensions["callback"]
     svc.storage.create_tables()
     svc.storage.save_ivr(m.Ivr("Main Line", numbers=("+15005550006",),
@@ -129,14 +134,17 @@ def bench_webhooks(endpoint, standin, n):
         svc.storage.add_waiting_call(f"CAW{i}", ivr_name="Main Line", queue_name="Sales", caller="+1",
                                      joined_at=now)
         entries.append(svc.storage.hold_entry(f"CAW{i}", f"+1212555{i % 10000:04d}", now))
+    joined = int((now - timedelta(seconds=90)).timestamp())
     cases = {
         "waitUrl (hold loop, offer due)": (
-            lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales&offered=1",
-            lambda i: {"CallSid": f"CAW{i}", "QueueTime": "90", "From": "+14155550123"}),
+            lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales&offered=1&joined={joined}",
+            lambda i: {"CallSid": f"CAW{i}", "From": "+14155550123"}),
         "waitUrl (first offer, reads the wait estimate)": (
+            lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales&joined={joined}",
+            lambda i: {"CallSid": f"CAW{i}", "QueuePosition": "3", "From": "+14155550123"}),
+        "waitUrl (first request, records the caller)": (
             lambda i: f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales",
-            lambda i: {"CallSid": f"CAW{i}", "QueueTime": "60", "QueuePosition": "3",
-                       "From": "+14155550123"}),
+            lambda i: {"CallSid": f"CAF{i}", "QueueTime": "1", "QueueSid": "QU1", "From": "+14155550123"}),
         "number entry (valid, read back)": (
             lambda i: f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
             lambda i: {"CallSid": f"CAV{i}", "Digits": f"212555{i % 10000:04d}", "From": "+14155550123"}),
@@ -426,6 +434,242 @@ def bench_estimate(days):
     out()
 
 
+def signed_post(client, url, params):
+    """POST a webhook signed like Twilio; returns (seconds, response)."""
+    signature = RequestValidator(TOKEN).compute_signature(url, params)
+    start = time.perf_counter()
+    response = client.post(url[len(PUBLIC):], data=params, headers={"X-Twilio-Signature": signature})
+    return time.perf_counter() - start, response
+
+
+def bench_slow_twilio(endpoint, standin, n, n_inline):
+    out("## Webhooks with Twilio taking 2 s a request and 4 idle agents")
+    out()
+    out("Before each request four agents are available and work is waiting for them, so a")
+    out("dispatch rings four agents. `inline` dispatches inside the webhook (as before).")
+    out("`lambda` hands it to an asynchronous invocation of the function, as deployed: a")
+    out("pending mark in DynamoDB, then Lambda's Invoke API (a local stand-in answering 202;")
+    out("the clock moves 31 s between requests, so every request marks and invokes). `thread`")
+    out("hands it to the background worker of `make run`, which rings the agents in this")
+    out("same process meanwhile.")
+    out()
+    standin.standin.reset()
+    standin.standin.delay_next(2.0, count=1_000_000)
+    invoke_api = LambdaInvokeStandIn()
+    lambda_settings = {"AWS_LAMBDA_FUNCTION_NAME": "callback-bench",
+                       "AWS_ENDPOINT_URL_LAMBDA": invoke_api.url}
+    rows = []
+    try:
+        for runner, count in (("inline", n_inline), ("lambda", n), ("thread", n)):
+            clock = FixedClock()
+            app, svc = make_app(endpoint, standin.url, clock, runner=runner, **lambda_settings)
+            client = app.test_client()
+            now = clock.now()
+            for a in range(4):
+                svc.storage.save_agent_profile(f"a{a}", name=f"A{a}", phone=f"+1415555{a:04d}",
+                                               queues=["Sales"], now=now, create=True)
+            # The agent whose call ends in the status case: in no queue, so no dispatch takes them.
+            svc.storage.save_agent_profile("s0", name="S0", phone="+14155559999", queues=[], now=now,
+                                           create=True)
+            svc.storage.set_agent_presence("s0", m.AVAILABLE, now)
+            # Enough waiting work for four offers on every request that dispatches inline.
+            for i in range(20 * n_inline + 8):
+                sid = f"CB{i:032d}"
+                svc.storage.create_callback(m.Callback(sid, f"+1212556{i:04d}", "Main Line", "Sales", now,
+                                                       now - timedelta(hours=1), 10, now,
+                                                       now + timedelta(hours=2)), sid)
+
+            def idle_agents():
+                for a in range(4):
+                    agent = svc.storage.get_agent(f"a{a}")
+                    if agent.status in (m.RESERVED, m.BUSY):
+                        svc.storage.release_agent(agent.agent_id, now=now)
+                    elif agent.status == m.OFFLINE:
+                        svc.storage.set_agent_presence(agent.agent_id, m.AVAILABLE, now)
+
+            def incoming(i):
+                return f"{PUBLIC}/voice/incoming", {"CallSid": f"CI{i}", "From": "+14155550123",
+                                                    "To": "+15005550006"}
+
+            def number(i):
+                return (f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1",
+                        {"CallSid": f"CR{i}", "Digits": f"212559{i:04d}", "From": "+14155550123"})
+
+            def confirm(i):
+                sid = f"CN{i}"
+                svc.storage.add_waiting_call(sid, ivr_name="Main Line", queue_name="Sales", caller="+1",
+                                             joined_at=now)
+                entry = svc.storage.hold_entry(sid, f"+1212557{i:04d}", clock.now())
+                return (f"{PUBLIC}/voice/confirm?ivr=Main+Line&queue=Sales&attempt=1&entry={entry}",
+                        {"CallSid": sid, "Digits": "1", "From": "+14155550123"})
+
+            def agent_status(i):
+                sid = f"CS{i}"
+                svc.storage.add_waiting_call(sid, ivr_name="Main Line", queue_name="Support", caller="+1",
+                                             joined_at=now)
+                call = svc.storage.get_waiting_call(sid)
+                svc.storage.claim_waiting_call(svc.storage.get_agent("s0"), call, now)
+                return (f"{PUBLIC}/voice/agent/status?kind=call&key={sid}&agent=s0",
+                        {"CallSid": f"CAG{i}", "CallStatus": "completed"})
+
+            def customer_status(i):
+                return (f"{PUBLIC}/voice/customer/status?callback=CB{i:032d}&attempt=gone",
+                        {"CallSid": f"CC{i}", "CallStatus": "no-answer"})
+
+            cases = {"/voice/incoming": incoming, "/voice/number (valid: read back)": number,
+                     "/voice/confirm (1: stores a callback)": confirm,
+                     "/voice/agent/status (frees an agent)": agent_status,
+                     "/voice/customer/status (stale attempt)": customer_status}
+            for name, prepare in cases.items():
+                times = []
+                for i in range(count):
+                    idle_agents()
+                    clock.advance(seconds=31)
+                    url, params = prepare(i)
+                    elapsed, response = signed_post(client, url, params)
+                    assert response.status_code == 200, response.data[:200]
+                    times.append(elapsed)
+                rows.append((name, runner, times))
+    finally:
+        standin.standin.reset()
+        invoke_api.server.shutdown()
+    out(f"Invocations the `lambda` rows sent: {invoke_api.count}.")
+    out()
+    inline = {name: statistics.median(times) for name, runner, times in rows if runner == "inline"}
+    out("| webhook | dispatch | requests | median ms | p99 ms | ratio to inline median |")
+    out("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, runner, times in rows:
+        med = statistics.median(times)
+        out(f"| {name} | {runner} | {len(times)} | {med * 1e3:.1f} | {pct(times, 0.99) * 1e3:.1f} | "
+            f"{med / inline[name]:.3f} |")
+    out()
+
+
+class LambdaInvokeStandIn:
+    """Lambda's Invoke API on loopback: accepts every asynchronous invocation, runs none."""
+
+    def __init__(self):
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.count = 0
+        api = Flask("lambda-invoke")
+
+        @api.post("/2015-03-31/functions/<name>/invocations")
+        def invoke(name):
+            self.count += 1
+            return Response(b"", status=202)
+
+        self.server = make_server("127.0.0.1", 0, api, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class HangingDynamoDB:
+    """Forwards to moto until told to hang: then it accepts requests and never answers."""
+
+    def __init__(self, target):
+        import threading
+
+        import requests
+        from flask import request
+        from werkzeug.serving import make_server
+
+        self.target, self.http = target, requests.Session()
+        self.hanging, self.released = threading.Event(), threading.Event()
+        proxy = Flask("hanging-dynamodb")
+
+        @proxy.post("/")
+        def forward():
+            if self.hanging.is_set():
+                self.released.wait(120)
+                return Response("", status=503)
+            headers = {k: v for k, v in request.headers if k.lower() not in ("host", "content-length")}
+            upstream = self.http.post(target + "/", data=request.get_data(), headers=headers, timeout=30)
+            return Response(upstream.content, status=upstream.status_code,
+                            content_type=upstream.headers.get("Content-Type"))
+
+        self.server = make_server("127.0.0.1", 0, proxy, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.released.set()
+        self.server.shutdown()
+
+
+def bench_dynamodb_hanging(endpoint, standin, runs):
+    out("## Caller-facing webhooks with DynamoDB not answering")
+    out()
+    out("DynamoDB behind a proxy that accepts each request and never answers (production")
+    out("timeouts: 1 s connect, 1 s read, one retry). The routing directory is cached, as in a")
+    out("warm container, except on the last row. Baseline: the same request, DynamoDB answering.")
+    out()
+    import xml.etree.ElementTree as ET
+
+    hanging = HangingDynamoDB(endpoint)
+    clock = FixedClock()
+    app, svc = make_app(hanging.url, standin.url, clock, runner="thread", log_level="CRITICAL")
+    client = app.test_client()
+    now = clock.now()
+    joined = int(now.timestamp())
+    base = {"From": "+14155550123", "To": "+15005550006"}
+    wait = f"{PUBLIC}/voice/wait?ivr=Main+Line&queue=Sales"
+    done = f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales"
+    cases = {
+        "/voice/incoming": lambda i: (f"{PUBLIC}/voice/incoming", {"CallSid": f"CI{i}"}),
+        "/voice/menu": lambda i: (f"{PUBLIC}/voice/menu?ivr=Main+Line&attempt=1",
+                                  {"CallSid": f"CI{i}", "Digits": "1"}),
+        "/voice/wait (first request)": lambda i: (wait, {"CallSid": f"CW{i}", "QueueSid": "QU1",
+                                                         "QueueTime": "0"}),
+        "/voice/wait (hold loop)": lambda i: (f"{wait}&joined={joined}", {"CallSid": f"CW{i}"}),
+        "/voice/offer": lambda i: (f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales&joined={joined}",
+                                   {"CallSid": f"CW{i}", "Digits": "1"}),
+        "/voice/number (valid number)": lambda i: (
+            f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1&joined={joined}",
+            {"CallSid": f"CW{i}", "Digits": f"212558{i:04d}"}),
+        "/voice/confirm (1: store)": lambda i: (
+            f"{PUBLIC}/voice/confirm?ivr=Main+Line&queue=Sales&attempt=1&joined={joined}"
+            f"&entry={entries.get(i, 'gone')}", {"CallSid": f"CK{i}", "Digits": "1"}),
+        "/voice/enqueue-done (leave)": lambda i: (done, {"CallSid": f"CW{i}", "QueueResult": "leave"}),
+        "/voice/enqueue-done (error)": lambda i: (done, {"CallSid": f"CW{i}", "QueueResult": "error"}),
+        "/voice/incoming (directory not cached)": lambda i: (f"{PUBLIC}/voice/incoming",
+                                                             {"CallSid": f"CJ{i}"}),
+    }
+    entries = {i: svc.storage.hold_entry(f"CK{i}", f"+1212550{i:04d}", now) for i in range(runs)}
+    results = {}
+    try:
+        for phase in ("answering", "hanging"):
+            if phase == "hanging":
+                hanging.hanging.set()
+            for name, request_of in cases.items():
+                if name.endswith("not cached)"):
+                    svc.directory.invalidate()
+                times, answers = [], set()
+                for i in range(runs):
+                    url, params = request_of(i if phase == "answering" else 1000 + i)
+                    elapsed, response = signed_post(client, url, {**base, **params})
+                    assert response.status_code == 200 and response.mimetype == "text/xml", response.data[:200]
+                    root = ET.fromstring(response.data)
+                    assert root.tag == "Response"
+                    answers.add(" ".join(e.tag for e in root))
+                    times.append(elapsed)
+                results[(name, phase)] = (max(times), answers)
+    finally:
+        hanging.stop()
+    out("| webhook | answer with DynamoDB not answering | slowest s | slowest s, answering | ratio |")
+    out("| --- | --- | ---: | ---: | ---: |")
+    for name in cases:
+        slow, answers = results[(name, "hanging")]
+        fast, _ = results[(name, "answering")]
+        out(f"| {name} | {' / '.join(sorted(answers))} | {slow:.2f} | {fast:.3f} | {slow / fast:.0f}x |")
+    out()
+    worst = max(results[(name, "hanging")][0] for name in cases)
+    out(f"Slowest answer with DynamoDB not answering: {worst:.2f} s (Twilio waits 15 s).")
+    out()
+
+
 def machine():
     cpu = platform.processor() or platform.machine()
     try:
@@ -436,7 +680,7 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate")
+PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate", "slow-twilio", "dynamodb-hanging")
 
 
 def merge_sections(previous, lines):
@@ -497,6 +741,10 @@ def main(argv=None):
             bench_dispatch(endpoint, standin, [1, 5] if args.quick else [1, 5, 20])
         if "estimate" in parts:
             bench_estimate(2 if args.quick else 5)
+        if "slow-twilio" in parts:
+            bench_slow_twilio(endpoint, standin, 20 if args.quick else 100, 3 if args.quick else 5)
+        if "dynamodb-hanging" in parts:
+            bench_dynamodb_hanging(endpoint, standin, 2 if args.quick else 5)
     finally:
         standin.stop()
         moto.stop()
