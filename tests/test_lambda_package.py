@@ -127,7 +127,7 @@ def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path, standin_se
 
     # As in conftest: a loaded test machine can stall DynamoDB Local past the production timeout.
     storage = Storage(Config(CALLBACK_TABLE_PREFIX=prefix, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
-                             DYNAMODB_READ_TIMEOUT_SECONDS=15))
+                             DYNAMODB_TIMEOUT_SECONDS=15))
     storage.create_tables()
     storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), greeting="Welcome.",
                          queues=(Queue("Sales", "Main Line", 10),)))
@@ -137,7 +137,7 @@ def lambda_env(package_dir, dynamodb_endpoint, s3_endpoint, tmp_path, standin_se
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, "AWS_ENDPOINT_URL_S3": s3_endpoint,
-           "DYNAMODB_READ_TIMEOUT_SECONDS": "15",
+           "DYNAMODB_TIMEOUT_SECONDS": "15",
            # What the Lambda runtime sets, and where this function's own Invoke API is.
            "AWS_LAMBDA_FUNCTION_NAME": "callback-dev", "AWS_ENDPOINT_URL_LAMBDA": lambda_api.url}
     return {"dir": package_dir, "env": env, "storage": storage, "tmp": tmp_path}
