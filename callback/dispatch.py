@@ -379,7 +379,7 @@ class Dispatcher:
             elif step.state != view.state or (step.agent_call_sid, step.customer_call_sid) != (
                     view.agent_call_sid, view.customer_call_sid):
                 self.storage.advance_attempt(cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now),
-                                             connected=step.state == a.CONNECTED, **sids)
+                                             connected=step.state == a.CONNECTED, now=now, **sids)
                 status = m.CONNECTED if step.state == a.CONNECTED else status
             log.info("callback %s attempt %s: %s -> %s on %s", cb.callback_id, view.attempt_id,
                      view.state, step.state, event.kind)

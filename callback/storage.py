@@ -6,7 +6,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
   departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long
   TTL), which the wait estimate reads, admin sessions (pk "SESSION") and pending
-  asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL.
+  asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL;
+  the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL).
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -46,6 +47,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from . import models as m
+from . import stats
 from .attempts import AGENT_RINGING
 from .estimate import BUCKET, Departures, bucket_start
 from .settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
@@ -64,6 +66,8 @@ WAITING_CALL_LIFETIME = timedelta(hours=4, minutes=10)
 ENTRY_LIFETIME = timedelta(minutes=10)
 # Departure buckets are read for half an hour; DynamoDB may delete them after this.
 DEPARTURES_LIFETIME = timedelta(hours=2)
+# Hourly counters serve today and the last 24 hours; a week more leaves room to look back.
+STATS_LIFETIME = timedelta(days=8)
 # A number's pending slot taken over from ended callbacks this many times in a row means
 # something keeps changing it: give up and let the caller try again.
 MAX_GUARD_TRIES = 3
@@ -296,6 +300,20 @@ def _bucket_key(start):
     return start.strftime("%Y-%m-%dT%H:%M")
 
 
+def _build_stats_model(config):
+    """One queue's counters for one UTC hour: a number attribute per counted transition
+    and per time-to-connected histogram bucket, each changed only by ADD."""
+    attrs = {
+        "Meta": _meta(config.CALLBACK_TABLE_PREFIX + "config", config),
+        "pk": UnicodeAttribute(hash_key=True),
+        "sk": UnicodeAttribute(range_key=True),
+        "ivr_name": UnicodeAttribute(null=True),
+        "expires_ttl": TTLAttribute(null=True),
+        **{name: NumberAttribute(null=True) for name in stats.COUNTERS},
+    }
+    return type("StatsRecord", (Model,), attrs)
+
+
 def _valid_key(value):
     """DynamoDB refuses empty key values and sort keys over 1,024 bytes: such a key names
     no record, so lookups by it answer NotFound instead of a DynamoDB error."""
@@ -373,6 +391,7 @@ class Storage:
 
 
         self.DeparturesRec = _build_departures_model(config)
+        self.Stats = _build_stats_model(config)
         self._connection = None
 
     @property
@@ -386,6 +405,14 @@ class Storage:
                                           host=self.config.AWS_ENDPOINT_URL_DYNAMODB or None,
                                           **_client_limits(self.config))
         return TransactWrite(connection=self._connection)
+
+    def _transact(self, write):
+        """Run `write(tx)` as one transaction; again while another transaction held one of
+        its items (counted transitions share an hourly counter item, so they meet often)."""
+        def run():
+            with self._tx() as tx:
+                write(tx)
+        _retrying(run)
 
     # -- infrastructure -------------------------------------------------------------
 
@@ -607,10 +634,27 @@ class Storage:
             except (DoesNotExist, NotFound):
                 return None
 
-    def remove_waiting_call(self, call_sid):
-        """Forget a waiting call (hung up or served); absent is fine."""
+    def remove_waiting_call(self, call_sid, event=None, now=None):
+        """Forget a waiting call (hung up or served); absent is fine. With an `event`
+        (abandoned, refused) the removal is counted at `now`, once: only the removal that
+        finds the record counts, in the same transaction."""
+        if event is None:
+            with _dynamodb():
+                self.Waiting(call_sid).delete()
+            return
+        W = self.Waiting
+        call = self.get_waiting_call(call_sid)
+        if call is None:
+            return
         with _dynamodb():
-            self.Waiting(call_sid).delete()
+            def write(tx):
+                tx.delete(W(call_sid), condition=W.call_sid.exists())
+                self._count(tx, call.queue_name, call.ivr_name, now, {event: 1})
+            try:
+                self._transact(write)
+            except TransactWriteError as exc:
+                if not _failed(_cancel_codes(exc), 0):
+                    raise
 
     def waiting_in_queue(self, queue_name, limit=10, joined_before=None):
         """Callers waiting (not being connected) in a queue, earliest place first."""
@@ -718,6 +762,8 @@ class Storage:
                         tx.save(record, condition=C.callback_id.does_not_exist())
                         tx.save(guard, condition=guard_free)
                         tx.delete(W(waiting_call_sid), condition=still_waiting)
+                        self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
+                                    {stats.REQUESTED: 1})
 
                 try:
                     _retrying(write)
@@ -733,24 +779,32 @@ class Storage:
                     return CreateResult("created", self._callback_from(record))
             owner_id, existing = self._pending_owner(callback.queue_name, callback.number)
             if existing is not None and existing.status in m.OPEN_STATUSES:
-                return self._keep_existing(existing, waiting_call_sid)
+                return self._keep_existing(existing, waiting_call_sid, callback)
             # The guard is stale (its callback ended, or it vanished since): take it over,
             # but only if it still names the owner just read.
             guard_free = (G.sk.does_not_exist() | G.owner.does_not_exist() if owner_id is None
                           else G.owner == owner_id)
         raise StorageError(f"the pending slot for callback {callback.callback_id} kept changing")
 
-    def _keep_existing(self, existing, waiting_call_sid):
-        """The number has a live callback: the caller leaves the line for it, unless an
-        agent is already being connected to them."""
+    def _keep_existing(self, existing, waiting_call_sid, callback):
+        """The number has a live callback: the caller leaves the line for it (the refusal
+        counted once, with the removal), unless an agent is already being connected to them."""
         W = self.Waiting
+
+        def write():
+            with self._tx() as tx:
+                tx.delete(W(waiting_call_sid), condition=W.status == m.WAITING)
+                self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
+                            {stats.REFUSED: 1})
+
         with _dynamodb():
             try:
-                W(waiting_call_sid).delete(condition=W.call_sid.does_not_exist() | (W.status == m.WAITING))
-            except PynamoDBException as exc:
-                if _code(exc) == CONDITION_FAILED:
+                _retrying(write)
+            except TransactWriteError as exc:
+                if not _failed(_cancel_codes(exc), 0):
+                    raise
+                if self.get_waiting_call(waiting_call_sid) is not None:
                     return CreateResult("agent-connecting", None)
-                raise
         return CreateResult("number-pending", existing)
 
     def _pending_owner(self, queue_name, number):
@@ -917,8 +971,9 @@ class Storage:
         raise Conflict(f"attempt {cb.attempt_id} not on callback {cb.callback_id}")
 
     def advance_attempt(self, cb, *, phase, sweep_at, agent_call_sid=None, customer_call_sid=None,
-                        connected=False):
-        """Move the current attempt to another open state (and learn its CallSids)."""
+                        connected=False, now=None):
+        """Move the current attempt to another open state (and learn its CallSids); the
+        move to connected, at `now`, is counted for the wallboard."""
         C = self.CallbackRec
         i = self._index(cb)
         status = m.CONNECTED if connected else cb.status
@@ -927,6 +982,12 @@ class Storage:
         actions += self._learned(cb, i, agent_call_sid, customer_call_sid)
         if connected and cb.status != m.CONNECTED:
             actions.append(C.history[i].outcome.set("connected"))
+            counts = {stats.CONNECTED: 1,
+                      stats.wait_bucket((now - cb.requested_at).total_seconds()): 1}
+            if cb.attempts == 0:
+                counts[stats.FIRST_ATTEMPT_CONNECTED] = 1
+            self._update_counted(cb, actions, self._as_read(cb), now, counts)
+            return
         self._update(C(cb.callback_id), actions, self._as_read(cb))
 
     def end_attempt(self, cb, *, outcome, counted, now, decision, agent_call_sid=None,
@@ -955,6 +1016,21 @@ class Storage:
                      condition)
         return m.PENDING
 
+    def _update_counted(self, callback, actions, condition, now, counts):
+        """A conditional callback update and its counters, in one transaction: the write
+        that loses its condition counts nothing."""
+        C = self.CallbackRec
+        with _dynamodb():
+            def write(tx):
+                tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
+            try:
+                self._transact(write)
+            except TransactWriteError as exc:
+                if _failed(_cancel_codes(exc), 0):
+                    raise Conflict(f"callback {callback.callback_id} is not in the expected state") from exc
+                raise
+
     def complete_attempt(self, cb, now):
         """The conversation ended: the callback is done."""
         C = self.CallbackRec
@@ -968,23 +1044,26 @@ class Storage:
         C = self.CallbackRec
         actions = actions + [C.status.set(status), C.ended_reason.set(reason), C.ended_at.set(now),
                              C.pending_queue.remove(), C.sweep_status.remove(), C.sweep_at.remove()]
+        counts = {stats.ENDINGS[status]: 1}
+
         def write():
             with self._tx() as tx:
                 tx.update(C(callback.callback_id), actions=actions, condition=condition)
                 tx.delete(self._guard_key(callback.queue_name, callback.number),
                           condition=self.Guard.owner == callback.callback_id)
+                self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
 
         with _dynamodb():
             try:
                 _retrying(write)
             except TransactWriteError as exc:
-                codes = _cancel_codes(exc)  # [delete guard, update callback]
+                codes = _cancel_codes(exc)  # [delete guard, update callback, count]
                 if _failed(codes, 1):
                     raise Conflict(f"callback {callback.callback_id} moved on") from exc
                 if not _failed(codes, 0):
                     raise
                 # The guard is gone or belongs to another callback: end this one regardless.
-                self._update(C(callback.callback_id), actions, condition)
+                self._update_counted(callback, actions, condition, now, counts)
 
     def postpone_sweep(self, cb, sweep_at):
         """Look at this attempt again later (nothing about it has changed)."""
@@ -1004,6 +1083,42 @@ class Storage:
         self._update_ending(callback, [], C.status == m.PENDING, status=m.CANCELED,
                             reason="canceled by admin", now=now)
         return self.get_callback(callback_id)
+
+    # -- wallboard counters ---------------------------------------------------------------
+
+    def _count(self, tx, queue_name, ivr_name, when, counts):
+        """Add `counts` ({counter: n}) to a queue's bucket of the hour `when` falls in, as part
+        of transaction `tx`: the counters move only if the state change they count is written,
+        so a retried Lambda or a duplicate status callback counts nothing twice."""
+        S = self.Stats
+        tx.update(S(f"STATS#{queue_name}", stats.hour_key(when)),
+                  actions=[S.ivr_name.set(ivr_name),
+                           S.expires_ttl.set(stats.hour_of(when) + STATS_LIFETIME),
+                           *(getattr(S, name).add(n) for name, n in counts.items())])
+
+    def hourly_counts(self, queue_name, since, until):
+        """A queue's hourly counters from the hour of `since` to that of `until` (one Query
+        of at most that many small items), as [{"hour": datetime, counter: n, …}]."""
+        S = self.Stats
+        with _dynamodb():
+            records = S.query(f"STATS#{queue_name}",
+                              S.sk.between(stats.hour_key(since), stats.hour_key(until)))
+            return [{"hour": stats.hour_from_key(r.sk),
+                     **{name: int(getattr(r, name) or 0) for name in stats.COUNTERS}}
+                    for r in records]
+
+    def oldest_pending(self, queue_name):
+        """The pending callback of a queue first in line, or None (one index read)."""
+        with _dynamodb():
+            return next((self._callback_from(r)
+                         for r in self.CallbackRec.by_pending.query(queue_name, limit=1)), None)
+
+    def open_callbacks(self, status, limit=500):
+        """Callbacks in an open status (dialing, connected) across queues, through the sweep
+        index: as many as there are agents on such calls, never the table's history."""
+        with _dynamodb():
+            return [self._callback_from(r)
+                    for r in self.CallbackRec.by_sweep.query(status, limit=limit)]
 
     # -- numbers awaiting confirmation ---------------------------------------------------
 

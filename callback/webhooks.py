@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
                                       get_signature_algorithm)
 
-from . import tones, twiml
+from . import stats, tones, twiml
 from .dispatch import NOTICES
 from .estimate import estimate_wait, history_since
 from .models import CONNECTING, OFFLINE, Callback
@@ -499,7 +499,9 @@ def enqueue_done():
                     param("queue"), result)
         return _requeue(waiting.joined_at if waiting else None)
     if call_sid and result in ("hangup", "bridged", "queue-full") + QUEUE_ERRORS:
-        svc.storage.remove_waiting_call(call_sid)
+        # A hang-up while holding is an abandoned call, counted once for the wallboard.
+        svc.storage.remove_waiting_call(call_sid, event=stats.ABANDONED if result == "hangup" else None,
+                                        now=svc.clock.now())
     if result in ("queue-full",) + QUEUE_ERRORS:
         return twiml.goodbye()
     return twiml.hangup() if result == "hangup" else twiml.empty()

@@ -1,0 +1,154 @@
+"""Wallboard figures: what the line looks like now, and hourly counters summed for today
+and the last 24 hours. Plain Python over what storage returns; no Flask, Twilio or PynamoDB.
+
+Counters live in hourly buckets per queue, one small item each, updated with atomic ADDs in
+the same DynamoDB transaction as the state change they count (see storage._count), so a
+retried Lambda or a duplicate status callback counts nothing twice. Time from request to
+connected is kept as a fixed histogram, so its median and 90th percentile come from counters.
+"""
+from datetime import datetime, timedelta, timezone
+
+from . import models as m
+
+# Transitions counted once each, per queue and hour.
+REQUESTED = "requested"  # a holding caller chose a callback (it was stored)
+COMPLETED = "completed"
+EXPIRED = "expired"
+CANCELED = "canceled"
+REFUSED = "refused"  # the number already had a callback pending in that queue
+ABANDONED = "abandoned"  # hung up while holding
+CONNECTED = "connected"
+FIRST_ATTEMPT_CONNECTED = "first_attempt_connected"
+EVENTS = (REQUESTED, COMPLETED, EXPIRED, CANCELED, REFUSED, ABANDONED, CONNECTED,
+          FIRST_ATTEMPT_CONNECTED)
+ENDINGS = {m.COMPLETED: COMPLETED, m.EXPIRED: EXPIRED, m.CANCELED: CANCELED}
+
+# Upper bounds (seconds) of the time-to-connected histogram; the last bucket is open-ended.
+WAIT_BOUNDS = (60, 120, 300, 600, 900, 1800, 3600, 7200)
+WAIT_BUCKETS = tuple(f"wait_{i}" for i in range(len(WAIT_BOUNDS) + 1))
+COUNTERS = EVENTS + WAIT_BUCKETS
+
+HOURS = 24
+
+
+def hour_of(moment):
+    """The UTC hour a moment falls in, as a timezone-aware datetime."""
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_key(moment):
+    """The sort key of a moment's hourly bucket: '2026-01-05T15'."""
+    return hour_of(moment).strftime("%Y-%m-%dT%H")
+
+
+def hour_from_key(key):
+    """The hour a bucket's sort key names."""
+    return datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+
+
+def wait_bucket(seconds):
+    """The histogram counter a time from request to connected falls in."""
+    for i, bound in enumerate(WAIT_BOUNDS):
+        if seconds <= bound:
+            return WAIT_BUCKETS[i]
+    return WAIT_BUCKETS[-1]
+
+
+def first_hour_needed(now):
+    """The earliest hour any figure needs: the last 24 hours and all of today (UTC)."""
+    return min(hour_of(now) - timedelta(hours=HOURS - 1),
+               now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def percentile(histogram, fraction):
+    """The histogram bound under which `fraction` of the counted waits fall, in seconds;
+    None when nothing was counted, and None for waits beyond the last bound."""
+    total = sum(histogram)
+    if not total:
+        return None
+    rank = fraction * total
+    running = 0
+    for i, count in enumerate(histogram):
+        running += count
+        if running >= rank:
+            return WAIT_BOUNDS[i] if i < len(WAIT_BOUNDS) else None
+    return None
+
+
+def totals(buckets):
+    """Counters summed over some hourly buckets, with the rates and percentiles they give."""
+    sums = {name: sum(b.get(name, 0) for b in buckets) for name in COUNTERS}
+    histogram = [sums.pop(name) for name in WAIT_BUCKETS]
+    figures = {name: sums[name] for name in EVENTS}
+    figures["first_attempt_success_rate"] = (
+        round(sums[FIRST_ATTEMPT_CONNECTED] / sums[CONNECTED], 3) if sums[CONNECTED] else None)
+    figures["time_to_connect"] = {
+        "median_seconds_at_most": percentile(histogram, 0.5),
+        "p90_seconds_at_most": percentile(histogram, 0.9),
+        "histogram": [{"at_most_seconds": bound, "count": count}
+                      for bound, count in zip(WAIT_BOUNDS + (None,), histogram)],
+    }
+    return figures
+
+
+def agent_figures(agents, queue_name):
+    """Agents of a queue: available, on a call (ringing or talking), away."""
+    mine = [a for a in agents if queue_name in a.queues]
+    return {"available": sum(a.status == m.AVAILABLE for a in mine),
+            "on_call": sum(a.status in (m.RESERVED, m.BUSY) for a in mine),
+            "away": sum(a.status == m.OFFLINE for a in mine)}
+
+
+def _age(now, since):
+    return max(0, int((now - since).total_seconds())) if since else None
+
+
+def collect(storage, ivrs, now, ivr_name=None, queue_name=None):
+    """Every figure of the wallboard, per queue and per IVR, as plain JSON-ready data.
+
+    Reads per refresh: one Query for agents, one for callbacks being dialed, and per queue
+    four index reads (how many hold, the longest holding, how many callbacks are pending,
+    the oldest) plus one Query of at most 25 hourly buckets - whatever the history size."""
+    since = first_hour_needed(now)
+    today = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_ago = hour_of(now) - timedelta(hours=HOURS - 1)
+    agents = storage.list_agents()
+    dialing = storage.open_callbacks(m.DIALING)
+    queues, by_ivr = [], {}
+    for ivr in ivrs:
+        if ivr_name and ivr.name != ivr_name:
+            continue
+        for queue in ivr.queues:
+            if queue_name and queue.name != queue_name:
+                continue
+            oldest_waiting = storage.waiting_in_queue(queue.name, limit=1)
+            oldest_pending = storage.oldest_pending(queue.name)
+            buckets = storage.hourly_counts(queue.name, since, now)
+            hours = [hour_of(now) - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
+            by_hour = {b["hour"]: b for b in buckets}
+            last_day = [b for b in buckets if b["hour"] >= day_ago]
+            todays = [b for b in buckets if b["hour"] >= today]
+            queues.append({
+                "name": queue.name, "ivr": ivr.name,
+                "now": {
+                    "holding": storage.count_waiting(queue.name),
+                    "longest_hold_seconds": _age(now, oldest_waiting[0].joined_at if oldest_waiting else None),
+                    "pending_callbacks": storage.count_pending(queue.name),
+                    "oldest_pending_seconds": _age(now, oldest_pending.place_in_line if oldest_pending else None),
+                    "agents": agent_figures(agents, queue.name),
+                    "dialing": sum(cb.queue_name == queue.name for cb in dialing),
+                },
+                "today": totals(todays),
+                "last_24h": totals(last_day),
+                "hours": [{"hour": h.isoformat(), **{e: by_hour.get(h, {}).get(e, 0) for e in EVENTS}}
+                          for h in hours],
+            })
+            by_ivr.setdefault(ivr.name, {"today": [], "last_24h": []})
+            by_ivr[ivr.name]["today"] += todays
+            by_ivr[ivr.name]["last_24h"] += last_day
+    return {
+        "generated_at": now.isoformat(),
+        "queues": queues,
+        "ivrs": [{"name": name, "today": totals(b["today"]), "last_24h": totals(b["last_24h"])}
+                 for name, b in by_ivr.items()],
+    }

@@ -1,0 +1,201 @@
+"""Wallboard counters on DynamoDB over HTTP: each transition counted once (duplicates and
+retries count nothing), figures from index reads only, and GET /api/stats."""
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, strategies as st
+
+from callback import stats
+from callback.clock import FixedClock
+from callback.models import Callback
+from callback.storage import Conflict
+from conftest import API_TOKEN
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+CUSTOMER = "+12125551234"
+
+
+@pytest.fixture
+def clock():
+    """A clock the test moves by hand, starting this hour: DynamoDB Local deletes items
+    whose TTL (counters, waiting calls) is past by the real time, as DynamoDB does."""
+    return FixedClock(datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0))
+
+
+def request_callback(svc, clock, call_sid, number=CUSTOMER, queue="Sales", held_minutes=2):
+    """A caller holding for `held_minutes` asks for a callback; returns the storage outcome."""
+    now = clock.now()
+    svc.storage.add_waiting_call(call_sid, ivr_name="Main Line", queue_name=queue, caller=number,
+                                 joined_at=now - timedelta(minutes=held_minutes))
+    cb = Callback(call_sid, number, "Main Line", queue, now, now - timedelta(minutes=held_minutes),
+                  10, now, now + timedelta(minutes=120))
+    return svc.storage.create_callback(cb, call_sid)
+
+
+def connect(svc, clock, callback_id, agent_id="alice"):
+    """Claim the callback for an agent and mark it connected (twice: a duplicate event)."""
+    storage = svc.storage
+    storage.set_agent_presence(agent_id, "available", clock.now())
+    cb = storage.get_callback(callback_id)
+    storage.claim_callback(storage.get_agent(agent_id), cb, "att1", clock.now(),
+                           clock.now() + timedelta(minutes=5))
+    storage.mark_connected(callback_id, "att1", clock.now(), clock.now() + timedelta(hours=4))
+    with pytest.raises(Conflict):
+        storage.mark_connected(callback_id, "att1", clock.now(), clock.now() + timedelta(hours=4))
+
+
+@pytest.fixture
+def alice(svc, main_line, clock):
+    svc.storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
+                                   now=clock.now(), create=True)
+
+
+def sales_hour(svc, clock):
+    buckets = svc.storage.hourly_counts("Sales", clock.now(), clock.now())
+    assert len(buckets) <= 1
+    return buckets[0] if buckets else {}
+
+
+def test_each_transition_counts_once_however_often_it_is_retried(svc, clock, alice):
+    storage = svc.storage
+    a, b, c = "CA" + "a" * 32, "CA" + "b" * 32, "CA" + "c" * 32
+    assert request_callback(svc, clock, a).outcome == "created"
+    assert request_callback(svc, clock, a).outcome == "same-call"  # the confirm webhook, retried
+    # Another call from the same number while the first is pending: refused, once.
+    assert request_callback(svc, clock, b).outcome == "number-pending"
+    storage.remove_waiting_call(b, event=stats.REFUSED, now=clock.now())
+    clock.advance(minutes=4)
+    connect(svc, clock, a)
+    storage.mark_completed(a, "att1", clock.now())
+    with pytest.raises(Conflict):
+        storage.mark_completed(a, "att1", clock.now())  # the status callback, again
+    # A caller who hangs up while holding: Twilio's action callback arrives twice.
+    storage.add_waiting_call(c, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
+                             joined_at=clock.now())
+    storage.remove_waiting_call(c, event=stats.ABANDONED, now=clock.now())
+    storage.remove_waiting_call(c, event=stats.ABANDONED, now=clock.now())
+
+    counts = sales_hour(svc, clock)
+    assert {e: counts[e] for e in stats.EVENTS} == {
+        "requested": 1, "completed": 1, "expired": 0, "canceled": 0, "refused": 1, "abandoned": 1,
+        "connected": 1, "first_attempt_connected": 1}
+    # Four minutes from request to connected: the "at most 5 minutes" bucket, once.
+    assert counts["wait_2"] == 1 and sum(counts[w] for w in stats.WAIT_BUCKETS) == 1
+
+
+def test_expired_and_canceled_count_once(svc, clock, main_line):
+    a, b = "CA" + "a" * 32, "CA" + "b" * 32
+    request_callback(svc, clock, a)
+    request_callback(svc, clock, b, number="+12125559876")
+    svc.storage.cancel_callback(b, clock.now())
+    with pytest.raises(Conflict):
+        svc.storage.cancel_callback(b, clock.now())
+    clock.advance(minutes=121)
+    cb = svc.storage.get_callback(a)
+    svc.storage.expire_callback(cb, clock.now())
+    with pytest.raises(Conflict):
+        svc.storage.expire_callback(cb, clock.now())
+    first, later = svc.storage.hourly_counts("Sales", clock.now() - timedelta(hours=3), clock.now())
+    assert (first["requested"], first["canceled"], first["expired"]) == (2, 1, 0)
+    assert (later["requested"], later["canceled"], later["expired"]) == (0, 0, 1)
+    assert later["hour"] - first["hour"] == timedelta(hours=2)
+
+
+def test_counters_are_hourly_items_that_expire(svc, clock, main_line):
+    request_callback(svc, clock, "CA" + "a" * 32)
+    record = svc.storage.Stats.get("STATS#Sales", stats.hour_key(clock.now()))
+    assert record.ivr_name == "Main Line"
+    assert record.expires_ttl == stats.hour_of(clock.now()) + timedelta(days=8)
+
+
+def test_figures_come_from_a_bounded_number_of_reads_whatever_the_history(svc, clock, alice, no_scans):
+    def reads():
+        no_scans.clear()
+        stats.collect(svc.storage, svc.storage.list_ivrs(), clock.now())
+        return len(no_scans)
+
+    baseline = reads()
+    for i in range(12):
+        request_callback(svc, clock, f"CA{i:032d}", number=f"+1212555{i:04d}")
+        svc.storage.cancel_callback(f"CA{i:032d}", clock.now())
+        clock.advance(minutes=30)
+    assert reads() == baseline
+    # IVRs, agents, dialing callbacks, and per queue: two counts, two first-in-line reads,
+    # one Query of hourly buckets.
+    assert baseline == 3 + 2 * 5
+    assert set(no_scans) <= {"Query"}
+
+
+def test_now_figures_per_queue(svc, clock, alice):
+    storage = svc.storage
+    storage.add_waiting_call("CA" + "1" * 32, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
+                             joined_at=clock.now() - timedelta(minutes=7))
+    storage.add_waiting_call("CA" + "2" * 32, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
+                             joined_at=clock.now() - timedelta(minutes=1))
+    request_callback(svc, clock, "CA" + "3" * 32, held_minutes=3)
+    request_callback(svc, clock, "CA" + "4" * 32, number="+12125559876", held_minutes=9)
+    storage.set_agent_presence("alice", "available", clock.now())
+    storage.claim_callback(storage.get_agent("alice"), storage.get_callback("CA" + "3" * 32), "att1",
+                           clock.now(), clock.now() + timedelta(minutes=5))
+    figures = stats.collect(storage, storage.list_ivrs(), clock.now())
+    sales = next(q for q in figures["queues"] if q["name"] == "Sales")
+    assert sales["now"] == {"holding": 2, "longest_hold_seconds": 420, "pending_callbacks": 1,
+                            "oldest_pending_seconds": 540, "dialing": 1,
+                            "agents": {"available": 0, "on_call": 1, "away": 0}}
+    support = next(q for q in figures["queues"] if q["name"] == "Support")
+    assert support["now"]["holding"] == 0 and support["now"]["longest_hold_seconds"] is None
+
+
+@given(st.lists(st.integers(min_value=0, max_value=20_000), min_size=1, max_size=60))
+def test_percentiles_from_the_histogram_bound_the_true_ones(waits):
+    histogram = [0] * len(stats.WAIT_BUCKETS)
+    for w in waits:
+        histogram[stats.WAIT_BUCKETS.index(stats.wait_bucket(w))] += 1
+    for fraction in (0.5, 0.9):
+        true = sorted(waits)[math.ceil(fraction * len(waits) - 1e-9) - 1]  # nearest rank
+        bound = stats.percentile(histogram, fraction)
+        if bound is None:
+            assert true > stats.WAIT_BOUNDS[-1]
+        else:
+            assert true <= bound
+            smaller = [b for b in stats.WAIT_BOUNDS if b < bound]
+            assert not smaller or true > smaller[-1]
+
+
+def test_percentile_of_nothing_is_none():
+    assert stats.percentile([0] * len(stats.WAIT_BUCKETS), 0.5) is None
+
+
+# -- the API -----------------------------------------------------------------------------
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+def test_stats_needs_the_token(client, main_line, headers):
+    response = client.get("/api/stats", headers=headers)
+    assert response.status_code == 401 and response.get_json()["error"]
+
+
+def test_stats_api_gives_the_figures_per_queue_and_ivr(client, svc, clock, main_line):
+    request_callback(svc, clock, "CA" + "a" * 32)
+    clock.advance(minutes=10)
+    body = client.get("/api/stats", headers=AUTH).get_json()
+    assert body["generated_at"] == clock.now().isoformat()
+    assert [q["name"] for q in body["queues"]] == ["Sales", "Support"]
+    sales = body["queues"][0]
+    assert sales["now"]["pending_callbacks"] == 1 and sales["now"]["oldest_pending_seconds"] == 720
+    assert sales["today"]["requested"] == sales["last_24h"]["requested"] == 1
+    assert len(sales["hours"]) == 24 and sales["hours"][-1]["requested"] == 1
+    assert body["ivrs"] == [{"name": "Main Line", "today": sales["today"], "last_24h": sales["last_24h"]}]
+    only = client.get("/api/stats?queue=Support", headers=AUTH).get_json()
+    assert [q["name"] for q in only["queues"]] == ["Support"]
+
+
+@pytest.mark.parametrize("query", ["queue=Nope", "ivr=Nope"])
+def test_stats_api_names_an_unknown_filter(client, main_line, query):
+    response = client.get(f"/api/stats?{query}", headers=AUTH)
+    assert response.status_code == 404 and response.get_json()["fields"]
