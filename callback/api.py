@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import models as m
+from . import models as m, stats
 from .settings import parse_int, validate_settings
 from .storage import Conflict, NotFound, StorageError
 from .validation import check_agent, check_queue
@@ -348,3 +348,19 @@ def get_callback(callback_id):
         return jsonify(callback=callback_json(services().storage.get_callback(callback_id[:64])))
     except NotFound as exc:
         raise ApiError(404, "no such callback") from exc
+
+
+@bp.get("/stats")
+@token_required
+def get_stats():
+    """Wallboard figures per queue and IVR: now, today and the last 24 hours (?ivr=&queue=)."""
+    svc = services()
+    ivr_name = request.args.get("ivr") or None
+    queue_name = request.args.get("queue") or None
+    ivrs = svc.storage.list_ivrs()
+    if ivr_name and not any(i.name == ivr_name for i in ivrs):
+        raise ApiError(404, "no such IVR", {"ivr": "unknown"})
+    if queue_name and queue_name not in m.queue_names(ivrs):
+        raise ApiError(404, "no such queue", {"queue": "unknown"})
+    return jsonify(stats.collect(svc.storage, ivrs, svc.clock.now(), ivr_name=ivr_name,
+                                 queue_name=queue_name))
