@@ -1,9 +1,9 @@
 """Admin pages: IVRs and their callback settings, queues, agents, callbacks."""
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect,
+                   render_template, request, url_for)
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from . import labels, models as m
+from . import CONTENT_SECURITY_POLICY, labels, models as m, stats
 from .auth import login_required
 from .numbers import for_people, mask_for_list
 from .settings import (
@@ -19,6 +19,8 @@ from .validation import check_agent, check_ivr
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 25
+DASHBOARD_REFRESH_SECONDS = 15
+DASHBOARD_CSP = CONTENT_SECURITY_POLICY.replace("script-src 'none'", "script-src 'self'")
 BLANK_QUEUE_ROWS = 3
 
 
@@ -55,6 +57,18 @@ bp.add_app_template_filter(labels.status_label, "status_label")
 bp.add_app_template_filter(labels.outcome_label, "outcome_label")
 bp.add_app_template_filter(labels.ended_reason_label, "ended_reason_label")
 bp.add_app_template_filter(labels.agent_status_label, "agent_status_label")
+
+
+@bp.app_template_filter("duration")
+def duration(seconds):
+    """Seconds for people: '45 s', '12 min', '2 h 05 min'; '—' for none."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _ivr_or_404(name):
@@ -187,6 +201,41 @@ def queues():
             rows.append({"queue": queue, "ivr": ivr, "waiting": storage.count_waiting(queue.name),
                          "pending": storage.count_pending(queue.name)})
     return render_template("queues.html", rows=rows)
+
+
+# -- dashboard -----------------------------------------------------------------------------
+
+def _board():
+    svc = services()
+    figures = stats.collect(svc.storage, sorted(svc.storage.list_ivrs(), key=lambda i: i.name.lower()),
+                            svc.clock.now())
+    return figures, render_template("_dashboard_board.html", stats=figures, outcomes=DASHBOARD_OUTCOMES)
+
+
+DASHBOARD_OUTCOMES = (("completed", "Completed"), ("expired", "Expired"), ("canceled", "Canceled"),
+                      ("refused", "Refused (already pending)"))
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():
+    """The wallboard: the line now, today and the last 24 hours, refreshing itself."""
+    figures, board = _board()
+    response = make_response(render_template("dashboard.html", stats=figures, board=board,
+                                             refresh_seconds=DASHBOARD_REFRESH_SECONDS))
+    # The one page with a script: our own static file, never an inline one.
+    response.headers["Content-Security-Policy"] = DASHBOARD_CSP
+    return response
+
+
+@bp.get("/dashboard.json")
+@login_required
+def dashboard_data():
+    """The wallboard's figures and its re-rendered board, for the page's refresh script."""
+    figures, board = _board()
+    response = jsonify(stats=figures, html=board)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # -- agents --------------------------------------------------------------------------------

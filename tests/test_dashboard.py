@@ -1,0 +1,122 @@
+"""The dashboard in headless Chromium after scripted journeys: the page shows the journeys'
+numbers, refreshes itself in place, fits a 400 px screen; a screenshot is kept in build/."""
+import os
+from datetime import timedelta
+
+import pytest
+
+from callback import admin
+from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
+from test_browser import PASSWORD, config_overrides, live_server, page  # noqa: F401 (fixtures)
+from test_stats import clock, connect, request_callback  # noqa: F401 (clock: a fixture)
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "artifacts")
+
+
+def hang_up_while_holding(twilio, call_sid, duplicate=False):
+    """A caller picks Sales, holds, and hangs up; Twilio may send the action callback twice."""
+    params = {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "From": "+12125550000",
+              "To": IVR_NUMBER, "CallStatus": "in-progress", "Direction": "inbound"}
+    root = twiml(twilio.post("/voice/incoming", params))
+    twiml(twilio.post_url(root.find("Gather").get("action"), {**params, "Digits": "1"}))
+    for _ in range(2 if duplicate else 1):
+        twiml(twilio.post_url(f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales",
+                              {**params, "QueueResult": "hangup"}))
+
+
+@pytest.fixture
+def journeys(app, svc, clock, main_line):
+    """Two callers abandon (one action callback twice); three ask for a callback, one of
+    them connected after 4 minutes and completed, one canceled; a number asks twice
+    (refused); one caller holds for 7 minutes; Alice is away after her call."""
+    storage = svc.storage
+    twilio = TwilioClient(app.test_client())
+    storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
+                               now=clock.now(), create=True)
+    hang_up_while_holding(twilio, "CA" + "1" * 32, duplicate=True)
+    hang_up_while_holding(twilio, "CA" + "2" * 32)
+    done, canceled, waiting = "CA" + "a" * 32, "CA" + "b" * 32, "CA" + "c" * 32
+    request_callback(svc, clock, done)
+    request_callback(svc, clock, canceled, number="+12125559876")
+    request_callback(svc, clock, waiting, number="+12125554444", held_minutes=5)
+    assert request_callback(svc, clock, "CA" + "d" * 32, number="+12125554444").outcome == "number-pending"
+    storage.remove_waiting_call("CA" + "d" * 32, event="refused", now=clock.now())
+    storage.cancel_callback(canceled, clock.now())
+    clock.advance(minutes=4)
+    connect(svc, clock, done)
+    storage.mark_completed(done, "att1", clock.now())
+    storage.release_agent("alice", now=clock.now(), status="offline", work_key=done)
+    storage.add_waiting_call("CA" + "e" * 32, ivr_name="Main Line", queue_name="Sales", caller="+12125550001",
+                             joined_at=clock.now() - timedelta(minutes=7))
+
+
+def figure(page, name):
+    return page.locator(f"[data-queue='Sales'] [data-figure='{name}']").first.inner_text()
+
+
+def row(page, name):
+    return page.locator(f"[data-queue='Sales'] tr[data-figure='{name}'] td").all_inner_texts()
+
+
+def test_dashboard_shows_the_journeys_and_refreshes_itself(page, svc, clock, journeys, monkeypatch):
+    monkeypatch.setattr(admin, "DASHBOARD_REFRESH_SECONDS", 1)
+    page.set_viewport_size({"width": 400, "height": 900})
+    page.goto("/admin/dashboard")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/dashboard")
+    assert page.get_by_role("link", name="Dashboard").get_attribute("aria-current") == "page"
+
+    assert figure(page, "holding") == "1"
+    assert figure(page, "longest_hold") == "7 min"
+    assert figure(page, "pending_callbacks") == "1"
+    assert figure(page, "oldest_pending") == "9 min"
+    assert (figure(page, "dialing"), figure(page, "agents_available"), figure(page, "agents_away")) == ("0", "0", "1")
+    assert row(page, "requested") == ["3", "3"]
+    assert row(page, "completed") == ["1", "1"]
+    assert row(page, "canceled") == ["1", "1"]
+    assert row(page, "refused") == ["1", "1"]
+    assert row(page, "abandoned") == ["2", "2"]
+    assert row(page, "first_attempt_success_rate") == ["100 %", "100 %"]
+    assert row(page, "median_wait") == ["≤ 5 min", "≤ 5 min"]
+    # Every chart has a name and a text alternative.
+    assert page.locator("[data-queue='Sales'] svg[role='img']").count() == 4
+    assert page.locator("[data-queue='Sales'] details table").count() == 2
+    # A narrow screen scrolls nothing sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+
+    # A new caller starts holding; the page shows it without being reloaded.
+    page.evaluate("window.notReloaded = true")
+    svc.storage.add_waiting_call("CA" + "f" * 32, ivr_name="Main Line", queue_name="Sales",
+                                 caller="+12125550002", joined_at=clock.now())
+    clock.advance(seconds=15)
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("[data-queue='Sales'] [data-figure='holding']")).to_have_text("2")
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#refreshed-at").inner_text() == clock.now().strftime("%H:%M:%S UTC")
+    assert page.locator("#refresh-problem").is_hidden()
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "dashboard-400px.png")
+    page.screenshot(path=shot, full_page=True)
+    assert os.path.getsize(shot) > 0
+
+
+def test_dashboard_needs_a_login(app):
+    client = app.test_client()
+    for path in ("/admin/dashboard", "/admin/dashboard.json"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_dashboard_page_allows_only_its_own_scripts(app, main_line):
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["admin"] = True
+    response = client.get("/admin/dashboard")
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert b"<script src=" in response.data and b"<script>" not in response.data
