@@ -10,7 +10,8 @@ Each part prints a table with ratios against a baseline measured in the same run
 - the wait estimate's accuracy over a simulated day, against a recent-average baseline.
 - webhooks with a Twilio that takes 2 s a request and 4 idle agents: dispatch handed to a
   background worker, against dispatch inside the webhook (as before);
-- every caller-facing webhook with DynamoDB not answering, against DynamoDB answering.
+- every caller-facing webhook with DynamoDB not answering, against DynamoDB answering;
+- wallboard reads per refresh as the history grows (bench/wallboard.py).
 """
 import argparse
 import heapq
@@ -45,7 +46,7 @@ from callback.estimate import (  # noqa: E402
 )
 from callback.twilio_standin import StandInServer  # noqa: E402
 
-from . import cold_start  # noqa: E402
+from . import cold_start, wallboard  # noqa: E402
 
 TOKEN = "bench-token"
 PUBLIC = "https://bench.example.com/dev"
@@ -688,7 +689,7 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate", "slow-twilio", "dynamodb-hanging")
+PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate", "slow-twilio", "dynamodb-hanging", "wallboard")
 
 
 def merge_sections(previous, lines):
@@ -753,6 +754,9 @@ def main(argv=None):
             bench_slow_twilio(endpoint, standin, 20 if args.quick else 100, 3 if args.quick else 5)
         if "dynamodb-hanging" in parts:
             bench_dynamodb_hanging(endpoint, standin, 2 if args.quick else 5)
+        if "wallboard" in parts:
+            for line in wallboard.section([1_000, 10_000] if args.quick else [1_000, 100_000]):
+                out(line)
     finally:
         standin.stop()
         moto.stop()
