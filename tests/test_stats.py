@@ -199,3 +199,16 @@ def test_stats_api_gives_the_figures_per_queue_and_ivr(client, svc, clock, main_
 def test_stats_api_names_an_unknown_filter(client, main_line, query):
     response = client.get(f"/api/stats?{query}", headers=AUTH)
     assert response.status_code == 404 and response.get_json()["fields"]
+
+
+def test_callbacks_requested_at_once_are_all_stored_and_all_counted(svc, clock, main_line):
+    """Many Lambdas count into the same hourly item at once: DynamoDB cancels transactions
+    that meet on it, and those are tried again, so no request is lost and none counted twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(
+            lambda i: request_callback(svc, clock, f"CA{i:032d}", number=f"+1212555{i:04d}").outcome,
+            range(16)))
+    assert outcomes == ["created"] * 16
+    assert sales_hour(svc, clock)["requested"] == 16
