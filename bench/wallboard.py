@@ -70,5 +70,5 @@ def load_counters(svc, clock, days):
         for queue in ("Sales", "Support"):
             for hour in range(days * 24):
                 when = clock.now() - timedelta(hours=hour)
-                batch.save(Stats(f"STATS#{queue}", stats.hour_key(when), ivr_name="Main Line",
+                batch.save(Stats(f"HOURLY#{queue}", stats.hour_key(when), ivr_name="Main Line",
                                  requested=5, completed=4, connected=4, wait_2=4))

@@ -1091,7 +1091,7 @@ class Storage:
         of transaction `tx`: the counters move only if the state change they count is written,
         so a retried Lambda or a duplicate status callback counts nothing twice."""
         S = self.Stats
-        tx.update(S(f"STATS#{queue_name}", stats.hour_key(when)),
+        tx.update(S(f"HOURLY#{queue_name}", stats.hour_key(when)),
                   actions=[S.ivr_name.set(ivr_name),
                            S.expires_ttl.set(stats.hour_of(when) + STATS_LIFETIME),
                            *(getattr(S, name).add(n) for name, n in counts.items())])
@@ -1101,7 +1101,7 @@ class Storage:
         of at most that many small items), as [{"hour": datetime, counter: n, …}]."""
         S = self.Stats
         with _dynamodb():
-            records = S.query(f"STATS#{queue_name}",
+            records = S.query(f"HOURLY#{queue_name}",
                               S.sk.between(stats.hour_key(since), stats.hour_key(until)))
             return [{"hour": stats.hour_from_key(r.sk),
                      **{name: int(getattr(r, name) or 0) for name in stats.COUNTERS}}

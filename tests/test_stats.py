@@ -104,7 +104,7 @@ def test_expired_and_canceled_count_once(svc, clock, main_line):
 
 def test_counters_are_hourly_items_that_expire(svc, clock, main_line):
     request_callback(svc, clock, "CA" + "a" * 32)
-    record = svc.storage.Stats.get("STATS#Sales", stats.hour_key(clock.now()))
+    record = svc.storage.Stats.get("HOURLY#Sales", stats.hour_key(clock.now()))
     assert record.ivr_name == "Main Line"
     assert record.expires_ttl == stats.hour_of(clock.now()) + timedelta(days=8)
 
