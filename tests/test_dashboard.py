@@ -8,6 +8,7 @@ import pytest
 from callback import admin
 from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
 from test_browser import PASSWORD, config_overrides, live_server, page  # noqa: F401 (fixtures)
+from test_admin import log_in
 from test_stats import clock, connect, request_callback  # noqa: F401 (clock: a fixture)
 
 pytestmark = pytest.mark.browser
@@ -111,12 +112,15 @@ def test_dashboard_needs_a_login(app):
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_dashboard_page_allows_only_its_own_scripts(app, main_line):
+def test_only_the_dashboard_allows_a_script_and_only_its_own(app, main_line):
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["admin"] = True
+    assert log_in(client, password=PASSWORD).status_code == 302
     response = client.get("/admin/dashboard")
     assert response.status_code == 200
     csp = response.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert b"<script src=" in response.data and b"<script>" not in response.data
+    assert "script-src 'none'" in client.get("/admin/ivrs").headers["Content-Security-Policy"]
+    data = client.get("/admin/dashboard.json")
+    assert data.headers["Cache-Control"] == "no-store"
+    assert [q["name"] for q in data.get_json()["stats"]["queues"]] == ["Sales", "Support"]
