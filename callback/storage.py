@@ -1044,7 +1044,8 @@ class Storage:
         C = self.CallbackRec
         actions = actions + [C.status.set(status), C.ended_reason.set(reason), C.ended_at.set(now),
                              C.pending_queue.remove(), C.sweep_status.remove(), C.sweep_at.remove()]
-        counts = {stats.ENDINGS[status]: 1}
+        # An ending the wallboard does not chart (none today) changes no counter.
+        counts = {stats.ENDINGS[status]: 1} if status in stats.ENDINGS else {}
 
         def write():
             with self._tx() as tx:
@@ -1090,6 +1091,8 @@ class Storage:
         """Add `counts` ({counter: n}) to a queue's bucket of the hour `when` falls in, as part
         of transaction `tx`: the counters move only if the state change they count is written,
         so a retried Lambda or a duplicate status callback counts nothing twice."""
+        if not counts:
+            return
         S = self.Stats
         tx.update(S(f"HOURLY#{queue_name}", stats.hour_key(when)),
                   actions=[S.ivr_name.set(ivr_name),
