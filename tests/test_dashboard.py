@@ -9,7 +9,7 @@ from callback import admin
 from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
 from test_browser import PASSWORD, config_overrides, live_server, page  # noqa: F401 (fixtures)
 from test_admin import log_in
-from test_stats import clock, connect, request_callback  # noqa: F401 (clock: a fixture)
+from test_stats import clock, complete, connect, request_callback  # noqa: F401 (clock: a fixture)
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "artifacts")
@@ -46,8 +46,8 @@ def journeys(app, svc, clock, main_line):
     storage.cancel_callback(canceled, clock.now())
     clock.advance(minutes=4)
     connect(svc, clock, done)
-    storage.mark_completed(done, "att1", clock.now())
-    storage.release_agent("alice", now=clock.now(), status="offline", work_key=done)
+    complete(svc, clock, done)
+    storage.release_agent("alice", now=clock.now(), status="offline", attempt_id="att1")
     storage.add_waiting_call("CA" + "e" * 32, ivr_name="Main Line", queue_name="Sales", caller="+12125550001",
                              joined_at=clock.now() - timedelta(minutes=7))
 
