@@ -20,7 +20,8 @@ def hang_up_while_holding(twilio, call_sid, duplicate=False):
     params = {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "From": "+12125550000",
               "To": IVR_NUMBER, "CallStatus": "in-progress", "Direction": "inbound"}
     root = twiml(twilio.post("/voice/incoming", params))
-    twiml(twilio.post_url(root.find("Gather").get("action"), {**params, "Digits": "1"}))
+    enqueue = twiml(twilio.post_url(root.find("Gather").get("action"), {**params, "Digits": "1"}))
+    twiml(twilio.post_url(enqueue.find("Enqueue").get("waitUrl"), {**params, "QueueTime": "5"}))
     for _ in range(2 if duplicate else 1):
         twiml(twilio.post_url(f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales",
                               {**params, "QueueResult": "hangup"}))
@@ -42,7 +43,6 @@ def journeys(app, svc, clock, main_line):
     request_callback(svc, clock, canceled, number="+12125559876")
     request_callback(svc, clock, waiting, number="+12125554444", held_minutes=5)
     assert request_callback(svc, clock, "CA" + "d" * 32, number="+12125554444").outcome == "number-pending"
-    storage.remove_waiting_call("CA" + "d" * 32, event="refused", now=clock.now())
     storage.cancel_callback(canceled, clock.now())
     clock.advance(minutes=4)
     connect(svc, clock, done)

@@ -77,7 +77,9 @@ def test_each_transition_counts_once_however_often_it_is_retried(svc, clock, ali
     assert request_callback(svc, clock, a).outcome == "same-call"  # the confirm webhook, retried
     # Another call from the same number while the first is pending: refused, once.
     assert request_callback(svc, clock, b).outcome == "number-pending"
-    storage.remove_waiting_call(b, event=stats.REFUSED, now=clock.now())
+    retried = Callback(b, CUSTOMER, "Main Line", "Sales", clock.now(), clock.now(), 10, clock.now(),
+                       clock.now() + timedelta(minutes=120))
+    assert storage.create_callback(retried, b).outcome == "number-pending"  # the webhook, retried
     clock.advance(minutes=4)
     connect(svc, clock, a)
     complete(svc, clock, a)
