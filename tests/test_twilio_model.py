@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
+from callback.clock import ScaledClock
 from callback.config import Config
 from callback.telephony import Telephony, TelephonyError
 from callback.twilio_model import (
@@ -71,10 +72,10 @@ def model(twilio_standin):
     """A factory: a Network over the stand-in, sending webhooks to a given app."""
     started = []
 
-    def build(app, chaos=None, seed=1, speed=FAST):
+    def build(app, chaos=None, seed=1, speed=FAST, clock=None):
         served = Served(app)
         network = Network(LocalBackend(twilio_standin), Webhooks(AUTH_TOKEN, PUBLIC, [served.url]),
-                          Timeline(speed), chaos=chaos, seed=seed).start()
+                          Timeline(speed, clock), chaos=chaos, seed=seed).start()
         started.append((served, network))
         return network
 
@@ -211,11 +212,20 @@ def test_a_refused_number_never_rings_and_a_timed_out_create_still_rings(model, 
     assert any(r.number == "+12125550141" for r in network.records)
 
 
-def test_the_caller_journey_through_the_real_app_asks_for_a_callback(app, main_line, model):
+JOURNEY_SPEED = 60  # the offer (60 s of holding) comes after a second
+
+
+@pytest.fixture
+def clock():
+    """The app's clock runs with the model's time here: the hold loop times the offer by it."""
+    return ScaledClock(JOURNEY_SPEED)
+
+
+def test_the_caller_journey_through_the_real_app_asks_for_a_callback(app, main_line, model, clock):
     """The engine drives the real IVR over HTTP: menu, hold, offer, number, leave."""
     from callback.twilio_model import answering_caller
 
-    network = model(app)
+    network = model(app, speed=JOURNEY_SPEED, clock=clock)
     run = network.dial_in("+12125550150", IVR_NUMBER, Keys(responder=answering_caller("2125550150")),
                           patience=600)
     assert run.left_with == "leave" and run.ending in ("hung-up-by-app", "twiml-ended")
