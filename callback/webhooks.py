@@ -178,6 +178,18 @@ def menu():
                             speech=_speech(ivr))
 
 
+def _routed():
+    """(IVR, queue) named by the request; the queue is None when either is unknown."""
+    ivr = services().directory.ivr(param("ivr"))
+    return ivr, (ivr.queue(param("queue")) if ivr else None)
+
+
+def _unrouted_back_to_hold():
+    # The IVR or queue was renamed or deleted mid-call: the caller keeps holding where
+    # Twilio has them, and the offer is not made again on a route we no longer know.
+    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+
+
 def _int(text, default):
     """A small whole number from a parameter (QueueTime is at most 14,400: calls end at 4 h)."""
     return int(text) if text.isdigit() and len(text) <= 6 else default
@@ -205,8 +217,7 @@ def wait():
     waitUrl, which tries again.
     """
     svc = services()
-    ivr = svc.directory.ivr(param("ivr"))
-    queue = ivr.queue(param("queue")) if ivr else None
+    ivr, queue = _routed()
     music = svc.config.HOLD_MUSIC_URL
     if queue is None:
         return twiml.hold(music, speech=_speech(ivr))
@@ -319,10 +330,9 @@ def _entry_not_saved(speech=DEFAULT_SPEECH):
 def number():
     """Check the keyed-in number: read a valid one back for confirmation, or ask again."""
     svc = services()
-    ivr = svc.directory.ivr(param("ivr"))
-    queue = ivr.queue(param("queue")) if ivr else None
+    ivr, queue = _routed()
     if queue is None:
-        return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+        return _unrouted_back_to_hold()
     speech = _speech(ivr)
     attempt, redo = _int(param("attempt"), 1), _int(param("redo"), 0)
     # Read the raw value: the length cap of `param` must not turn junk into a valid number.
@@ -363,10 +373,9 @@ def confirm():
     """The number was read back (or the caller's own offered): 1 stores it, 2 enters a
     number (again), silence or another key asks once more."""
     svc = services()
-    ivr = svc.directory.ivr(param("ivr"))
-    queue = ivr.queue(param("queue")) if ivr else None
+    ivr, queue = _routed()
     if queue is None:
-        return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+        return _unrouted_back_to_hold()
     speech = _speech(ivr)
     attempt, redo, ask = _int(param("attempt"), 1), _int(param("redo"), 0), _int(param("ask"), 1)
     entry, call_sid = param("entry"), param("CallSid")

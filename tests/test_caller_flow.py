@@ -7,6 +7,7 @@ import pytest
 
 from callback.models import Ivr, Queue
 from callback.settings import CallbackSettings
+from callback.storage import NotFound
 from conftest import IVR_NUMBER, PUBLIC, said, twiml
 
 CALLER = "+14155550123"
@@ -387,6 +388,17 @@ def test_hangup_in_the_queue_forgets_the_waiting_call(twilio, main_line, svc):
                                  call_params(QueueResult="hangup")))
     assert root.find("Hangup") is not None
     assert svc.storage.get_waiting_call("CA" + "a" * 32) is None
+
+
+@pytest.mark.parametrize("path", ["/voice/number", "/voice/confirm"])
+def test_an_entry_step_for_a_queue_deleted_mid_call_goes_back_to_hold_without_the_offer(
+        twilio, main_line, svc, path):
+    root = twiml(twilio.post_url(f"{PUBLIC}{path}?ivr=Main+Line&queue=Gone&attempt=1",
+                                 call_params(Digits="2125551234")))
+    redirect = root.find("Redirect")
+    assert redirect is not None and redirect.text == wait_url("Gone", offer=False)
+    with pytest.raises(NotFound):
+        svc.storage.get_callback("CA" + "a" * 32)
 
 
 # -- signatures and failures -------------------------------------------------------------
