@@ -70,14 +70,18 @@ def start_dynamodb():
 
 
 def load_demo_data(svc):
-    """IVR 'Main Line' with Sales and Support, two agents (offline); idempotent."""
+    """IVR 'Main Line' (announced as Example Company), Sales and Support, two agents; idempotent."""
     from .models import Ivr, Queue
+    from .settings import CallbackSettings
     from .storage import Conflict
 
     try:
+        # "Announce as" names the company the customer hears when called back: an IVR's
+        # own name ("Main Line") means nothing to them.
         svc.storage.save_ivr(Ivr(
             "Main Line", numbers=(DEMO_NUMBER,),
             greeting="Thank you for calling Example Company.",
+            settings=CallbackSettings(announce_as="Example Company"),
             queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True))))
     except Conflict:
         pass
