@@ -695,8 +695,8 @@ class Dispatcher:
             elif status in FINAL_CALL_STATUSES:
                 changed |= self.handle(a.Event(a.customer_call_ended(status), call_sid=sid,
                                                call_status=status, **event)).applied
-            elif status == "in-progress" and view.state != a.CONNECTED:
-                # An answered customer runs only our conference TwiML: they are in it.
+            elif (status == "in-progress" and view.state != a.CONNECTED
+                  and self._joined_agent(cb, view.agent_call_sid, sid)):
                 changed |= self.handle(a.Event(a.CUSTOMER_JOINED, call_sid=sid, **event)).applied
             elif sid and not view.customer_call_sid:
                 changed |= self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event)).applied
@@ -710,6 +710,17 @@ class Dispatcher:
                 except Conflict:
                     pass
         return changed
+
+    def _joined_agent(self, cb, agent_call_sid, customer_call_sid):
+        """True when Twilio lists the customer's call (and the agent's, when known) in the
+        attempt's conference now. Answered is not joined: the customer may still hear the
+        announcement, or the agent may have left before they came."""
+        try:
+            joined = self.telephony.conference_participants(cb.conference_name)
+        except TelephonyError as exc:
+            log.info("could not read conference %s: %s", cb.conference_name, exc)
+            return False
+        return customer_call_sid in joined and (agent_call_sid is None or agent_call_sid in joined)
 
     def _agent_phone(self, agent_id):
         try:

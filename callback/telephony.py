@@ -146,6 +146,18 @@ class Telephony:
         except CallGone:
             pass
 
+    def conference_participants(self, friendly_name):
+        """CallSids connected now to the in-progress conference of that name (none when
+        no such conference is in progress): Twilio's word on who is with whom."""
+        conferences = self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).conferences
+        rooms = self._wrap(lambda: conferences.list(friendly_name=friendly_name, status="in-progress",
+                                                    limit=5))
+        joined = set()
+        for room in rooms:
+            participants = self._wrap(lambda: conferences(room.sid).participants.list(limit=50))
+            joined |= {p.call_sid for p in participants if p.status in (None, "connected")}
+        return frozenset(joined)
+
     def call_status(self, call_sid):
         """The current status of a call ('in-progress', 'completed', ...)."""
         try:

@@ -164,8 +164,11 @@ def test_the_standin_reads_calls_and_conferences_as_twilio_does(app, twilio_stan
     assert [c.sid for c in conferences.list(friendly_name="callback-x-1", status="in-progress")] == [room.sid]
     assert sorted(p.call_sid for p in conferences(room.sid).participants.list()) == sorted([first, second])
     assert conferences(room.sid).participants(first).fetch().end_conference_on_exit is True
+    assert telephony.conference_participants("callback-x-1") == {first, second}
+    assert telephony.conference_participants("callback-x-2") == frozenset()
     assert twilio_standin.conference_left("callback-x-1", first)[1] is True
     assert conferences(room.sid).fetch().status == "completed"
     assert conferences(room.sid).participants.list() == []
+    assert telephony.conference_participants("callback-x-1") == frozenset()
     for request in twilio_standin.requests:
         assert_in_spec(request)

@@ -35,6 +35,18 @@ def live(standin, number):
                                                                       "failed", "canceled")]
 
 
+def accepted(twilio, svc, clock, api, standin, dial_times_out=False):
+    """A callback rung to Alice, who accepts, so the customer is dialed (that request timing
+    out after placing the call, when asked); returns (callback id, her leg, her TwiML)."""
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(standin, ALICE)
+    whisper = answer(twilio, leg)
+    if dial_times_out:
+        standin.delay_next(1.5)
+    return cb_id, leg, press(twilio, leg, whisper, "1")
+
+
 # 1 -------------------------------------------------------------------------------------
 
 def test_1_an_agents_voicemail_declines_and_the_customer_is_never_dialed(
@@ -83,10 +95,7 @@ def test_1_a_holding_caller_declined_keeps_their_place(twilio, svc, clock, agent
 
 def test_2_a_late_final_status_of_an_earlier_attempt_cannot_free_the_agent(
         twilio, svc, clock, agents, api, twilio_standin):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    first = ringing(twilio_standin, ALICE)
-    press(twilio, first, answer(twilio, first), "1")
+    cb_id, first, _ = accepted(twilio, svc, clock, api, twilio_standin)
     customer = ringing(twilio_standin, CUSTOMER)
     # The customer is not reached; the agent hangs up; the callback is due again later.
     status(twilio, customer, "no-answer")
@@ -185,10 +194,7 @@ def test_3_no_callback_circles_forever_without_a_counted_attempt(twilio, svc, cl
 
 def test_4_an_agent_whose_final_status_never_came_is_free_within_two_sweeps(
         twilio, svc, clock, agents, api, twilio_standin):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    leg = ringing(twilio_standin, ALICE)
-    agent_twiml = agent_accepts(twilio, leg)
+    cb_id, leg, agent_twiml = accepted(twilio, svc, clock, api, twilio_standin)
     customer, _ = customer_joins(twilio, twilio_standin, agent_twiml)
     # The conversation ends; every status callback and the conference end are lost.
     twilio_standin.end_call(leg.sid)
@@ -246,12 +252,7 @@ def short_rest_timeout(config_overrides):
 
 def test_5_a_timed_out_customer_dial_is_maybe_placed_never_dialed_twice(
         short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    leg = ringing(twilio_standin, ALICE)
-    whisper = answer(twilio, leg)
-    twilio_standin.delay_next(1.5)
-    agent_twiml = press(twilio, leg, whisper, "1")
+    cb_id, _, agent_twiml = accepted(twilio, svc, clock, api, twilio_standin, dial_times_out=True)
     assert agent_twiml.find("Dial/Conference") is not None  # the agent waits, hearing ringing
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.phase, cb.customer_call_sid) == ("dialing", "customer-ringing", None)
@@ -269,12 +270,7 @@ def test_5_a_timed_out_customer_dial_is_maybe_placed_never_dialed_twice(
 
 def test_5_a_lost_leg_after_a_timeout_is_found_by_listing_twilios_calls(
         short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    leg = ringing(twilio_standin, ALICE)
-    whisper = answer(twilio, leg)
-    twilio_standin.delay_next(1.5)
-    press(twilio, leg, whisper, "1")
+    cb_id, _, _ = accepted(twilio, svc, clock, api, twilio_standin, dial_times_out=True)
     [customer] = wait_for(twilio_standin, CUSTOMER)
     twilio_standin.calls[customer.sid].status = "busy"  # and its status callback was lost
     clock.advance(minutes=2)
@@ -284,15 +280,48 @@ def test_5_a_lost_leg_after_a_timeout_is_found_by_listing_twilios_calls(
     assert cb.history[0].customer_call_sid == customer.sid
 
 
+def test_5_an_answered_customer_of_a_lost_leg_is_connected_only_once_in_the_conference(
+        short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
+    cb_id, leg, _ = accepted(twilio, svc, clock, api, twilio_standin, dial_times_out=True)
+    [customer] = wait_for(twilio_standin, CUSTOMER)
+    # Twilio says the customer's call is in progress (answering-machine detection still
+    # listens, or they hear the announcement); every status callback of theirs is lost.
+    twilio_standin.set_status(customer.sid, "in-progress", answered_by="human")
+    clock.advance(minutes=2)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.customer_call_sid) == ("dialing", customer.sid)
+    # The agent gives up before the customer joined; both calls end, unheard of.
+    api.status("bob", "offline")
+    twilio_standin.end_call(leg.sid)
+    twilio_standin.end_call(customer.sid)
+    clock.advance(minutes=2)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.history[0].outcome == "agent-hung-up" and cb.attempts == 0
+    assert cb.status != "completed"
+
+
+def test_5_a_lost_leg_found_in_the_conference_with_the_agent_is_connected(
+        short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
+    cb_id, leg, _ = accepted(twilio, svc, clock, api, twilio_standin, dial_times_out=True)
+    [customer] = wait_for(twilio_standin, CUSTOMER)
+    twilio_standin.set_status(customer.sid, "in-progress", answered_by="human")
+    conference = svc.storage.get_callback(cb_id).conference_name
+    twilio_standin.conference_joined(conference, leg.sid, start_on_enter=False, end_on_exit=True)
+    twilio_standin.conference_joined(conference, customer.sid, end_on_exit=True)
+    clock.advance(minutes=2)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.customer_call_sid) == ("connected", customer.sid)
+
+
 # 6 -------------------------------------------------------------------------------------
 
 def test_6_agent_hanging_up_before_the_customer_joined_counts_nothing(
         twilio, svc, clock, agents, api, twilio_standin):
-    cb_id = store_callback(svc, clock)
+    cb_id, leg, agent_twiml = accepted(twilio, svc, clock, api, twilio_standin)
     place = svc.storage.get_callback(cb_id).place_in_line
-    api.status("alice", "available")
-    leg = ringing(twilio_standin, ALICE)
-    agent_twiml = agent_accepts(twilio, leg)
     customer = ringing(twilio_standin, CUSTOMER)
     answer(twilio, customer, AnsweredBy="human")
     assert svc.storage.get_callback(cb_id).status == "dialing"  # answered is not connected
@@ -308,9 +337,7 @@ def test_6_agent_hanging_up_before_the_customer_joined_counts_nothing(
 
 def test_6_connected_only_when_the_customer_joins_and_the_customer_alone_ends_it(
         twilio, svc, clock, agents, api, twilio_standin):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    agent_twiml = agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    cb_id, _, agent_twiml = accepted(twilio, svc, clock, api, twilio_standin)
     customer, customer_twiml = customer_joins(twilio, twilio_standin, agent_twiml)
     conference = customer_twiml.find("Dial/Conference")
     assert conference.get("endConferenceOnExit") == "true"
@@ -349,9 +376,7 @@ def test_7_the_sweep_acting_on_a_stale_snapshot_changes_nothing(
 
 def test_9_every_outbound_call_has_a_fallback_url_and_short_machine_detection(
         twilio, svc, clock, agents, api, twilio_standin):
-    store_callback(svc, clock)
-    api.status("alice", "available")
-    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    accepted(twilio, svc, clock, api, twilio_standin)
     creates = [r["params"] for r in twilio_standin.requests if r["path"].endswith("/Calls.json")
                and r["method"] == "POST"]
     assert len(creates) == 2
@@ -377,9 +402,7 @@ def test_9_no_caller_id_means_no_dialing_and_a_clear_error(twilio, svc, clock, a
                                                 ("machine_start", False), ("fax", False),
                                                 ("machine_end_beep", False)])
 def test_9_answered_by_policy(twilio, svc, clock, agents, api, twilio_standin, answered_by, joins):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    cb_id, _, _ = accepted(twilio, svc, clock, api, twilio_standin)
     root = answer(twilio, ringing(twilio_standin, CUSTOMER), AnsweredBy=answered_by)
     assert (root.find("Dial/Conference") is not None) == joins
     cb = svc.storage.get_callback(cb_id)
@@ -417,10 +440,7 @@ def test_9_a_caller_arriving_after_the_agent_left_goes_back_in_line(
 
 def test_9_a_lost_conference_end_does_not_leave_a_callback_connected(
         twilio, svc, clock, agents, api, twilio_standin, main_line):
-    cb_id = store_callback(svc, clock)
-    api.status("alice", "available")
-    leg = ringing(twilio_standin, ALICE)
-    agent_twiml = agent_accepts(twilio, leg)
+    cb_id, leg, agent_twiml = accepted(twilio, svc, clock, api, twilio_standin)
     customer, _ = customer_joins(twilio, twilio_standin, agent_twiml)
     twilio_standin.end_call(customer.sid)
     twilio_standin.end_call(leg.sid)
