@@ -136,7 +136,7 @@ def run_worker(spec):
     from werkzeug.serving import make_server
 
     from callback import create_app
-    from callback.sweep import sweep_once
+    from callback.sweep import EVERY, sweep_forever
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = create_app(app_config(spec))
@@ -144,21 +144,10 @@ def run_worker(spec):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stop = threading.Event()
-    log = logging.getLogger("soak.sweep")
-
-    def sweeping():
-        # Workers sweep out of step, as CloudWatch's Lambdas would, sometimes at once.
-        period = 60.0 / spec["speed"]
-        stop.wait(period * spec["index"] / max(spec["workers"], 1))
-        while not stop.wait(period):
-            try:
-                report = sweep_once(svc)
-                for error in report.errors:
-                    log.error("sweep error: %s", error)
-            except Exception:
-                log.exception("sweep failed")
-
-    threading.Thread(target=sweeping, daemon=True).start()
+    # Workers sweep out of step, as CloudWatch's Lambdas would, sometimes at once.
+    first_after = EVERY * (1 + spec["index"] / max(spec["workers"], 1))
+    threading.Thread(target=sweep_forever, args=(svc, stop), kwargs={"first_after": first_after},
+                     daemon=True).start()
     print(server.server_port, flush=True)
     sys.stdin.read()
     stop.set()

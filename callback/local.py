@@ -12,10 +12,10 @@ import secrets
 import signal
 import threading
 import time
-from datetime import timedelta
 
 from werkzeug.security import generate_password_hash
 
+from .sweep import sweep_forever
 from .twilio_standin import StandInServer
 
 SESSION_FILE = os.path.join(".local-data", "session.json")
@@ -168,31 +168,6 @@ def local_controls(svc, api_token, base_speed):
 
     csrf.exempt(bp)
     return bp
-
-
-SWEEP_EVERY = timedelta(minutes=1)
-
-
-def sweep_forever(svc, stop, tick=0.5):
-    """Run the sweep at start and then every minute of app time, until told to stop.
-
-    The wait is recomputed every `tick` real seconds from the app's clock, so a speed
-    changed meanwhile (`make call --speed 60`) takes effect at once, not after a minute
-    measured at the old speed.
-    """
-    from .sweep import sweep_once
-
-    due = svc.clock.now()
-    while not stop.is_set():
-        if svc.clock.now() >= due:
-            due = svc.clock.now() + SWEEP_EVERY
-            try:
-                sweep_once(svc)
-            except Exception:  # keep sweeping, as CloudWatch would call again next minute
-                log.exception("local sweep failed")
-        speed = max(getattr(svc.clock, "speed", 1.0), 0.01)
-        left = (due - svc.clock.now()).total_seconds() / speed
-        stop.wait(min(max(left, 0.01), tick))
 
 
 def banner(session, password, dynamodb_url, standin_url, speed):

@@ -105,6 +105,30 @@ def _dispatch(svc, now, report):
     report.offers += len(svc.dispatcher.dispatch())
 
 
+EVERY = timedelta(minutes=1)
+
+
+def sweep_forever(svc, stop, tick=0.5, first_after=timedelta(0)):
+    """Sweep every minute of app time, the first after `first_after`, until `stop` is set:
+    CloudWatch's schedule for local runs and the soak's app processes.
+
+    The wait is recomputed every `tick` real seconds from the app's clock, so a speed
+    changed meanwhile (`make call --speed 60`) takes effect at once, not after a minute
+    measured at the old speed. A failed sweep is logged; the next comes a minute later.
+    """
+    due = svc.clock.now() + first_after
+    while not stop.is_set():
+        if svc.clock.now() >= due:
+            due = svc.clock.now() + EVERY
+            try:
+                sweep_once(svc)
+            except Exception:  # keep sweeping, as CloudWatch would call again next minute
+                log.exception("scheduled sweep failed")
+        speed = max(getattr(svc.clock, "speed", 1.0), 0.01)
+        left = (due - svc.clock.now()).total_seconds() / speed
+        stop.wait(min(max(left, 0.01), tick))
+
+
 _services = None
 
 

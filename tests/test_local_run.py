@@ -245,7 +245,7 @@ def test_the_local_sweep_keeps_going_after_a_failed_run(monkeypatch, caplog):
     finally:
         stop.set()
         thread.join(timeout=5)
-    assert calls.count == 2 and "local sweep failed" in caplog.text
+    assert calls.count == 2 and "scheduled sweep failed" in caplog.text
 
 
 def test_make_run_passes_its_args_to_the_local_run():
