@@ -256,6 +256,20 @@ class Desk:
         self.rng = random.Random(f"{run.plan.seed}|desk")
         self.back_at = {}
 
+    def wanted(self, agent, elapsed):
+        """The status this agent's desk sets now (at `elapsed` simulated seconds), or None."""
+        if agent.status != "offline":
+            # A break starts when they go offline, not at an earlier sighting of them offline.
+            self.back_at.pop(agent.agent_id, None)
+            return "offline" if self.draining.is_set() and agent.status == "available" else None
+        if self.draining.is_set():
+            return None
+        back = self.back_at.setdefault(agent.agent_id, elapsed + self.rng.uniform(30, 120))
+        if elapsed < back:
+            return None
+        del self.back_at[agent.agent_id]
+        return "available"
+
     def loop(self):
         """Every 20 simulated seconds, set agents available (or, when draining, offline)."""
         import requests
@@ -268,15 +282,7 @@ class Desk:
             except Exception:
                 continue
             for agent in agents:
-                wanted = None
-                if self.draining.is_set():
-                    wanted = "offline" if agent.status == "available" else None
-                elif agent.status == "offline":
-                    back = self.back_at.setdefault(
-                        agent.agent_id, self.run.network.sim_elapsed() + self.rng.uniform(30, 120))
-                    if self.run.network.sim_elapsed() >= back:
-                        wanted = "available"
-                        self.back_at.pop(agent.agent_id, None)
+                wanted = self.wanted(agent, self.run.network.sim_elapsed())
                 if wanted:
                     try:
                         http.put(f"{self.rng.choice(self.api_urls)}/api/agents/{agent.agent_id}/status",

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bench.soak import (
+    Desk,
     check_agents,
     check_callbacks,
     overlapping_calls,
@@ -72,6 +73,23 @@ def test_agents_left_busy_or_reserved_are_counted():
     agents = [Agent("a1", "A", "+1", status="available"), Agent("a2", "B", "+2", status="busy"),
               Agent("a3", "C", "+3", status="reserved"), Agent("a4", "D", "+4", status="offline")]
     assert check_agents(agents).examples == ["a2 (busy)", "a3 (reserved)"]
+
+
+def test_a_desk_break_starts_when_the_agent_goes_offline():
+    from types import SimpleNamespace
+
+    desk = Desk(SimpleNamespace(plan=SimpleNamespace(seed=1)), [])
+    agent = SimpleNamespace(agent_id="a00", status="offline")
+    assert desk.wanted(agent, 0) is None  # offline at the start of the day, seen once
+    agent.status = "available"
+    assert desk.wanted(agent, 10) is None
+    # Set away much later (a decline): a whole break, not at once, so their call has ended.
+    agent.status = "offline"
+    assert [desk.wanted(agent, t) for t in (200, 229)] == [None, None]
+    assert desk.wanted(agent, 321) == "available"
+    desk.draining.set()
+    agent.status = "available"
+    assert desk.wanted(agent, 400) == "offline"
 
 
 def test_results_keep_the_other_sections(tmp_path):
