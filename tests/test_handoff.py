@@ -3,13 +3,14 @@ invocation (Lambda's Invoke API stood in for over HTTP) or a background worker, 
 dispatch that comes twice, late, out of order or never changes nothing it should not."""
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timezone
 
 import pytest
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from callback import handoff
+from callback.clock import FixedClock
 from callback.models import DIALING, PENDING
 from callback.sweep import sweep_once
 from conftest import PUBLIC, twiml
@@ -57,6 +58,13 @@ def lambda_api(lambda_api_server):
 
 
 @pytest.fixture
+def clock():
+    """A clock the test moves by hand, starting now: DynamoDB Local deletes items whose TTL
+    (pending-dispatch marks, waiting calls) is past by the real time, at moments of its own."""
+    return FixedClock(datetime.now(timezone.utc).replace(microsecond=0))
+
+
+@pytest.fixture
 def config_overrides(config_overrides, lambda_api_server):
     """The app as on Lambda: dispatch handed to an asynchronous invocation."""
     return {**config_overrides, "DISPATCH_RUNNER": "lambda", "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
@@ -92,6 +100,26 @@ def test_the_webhook_answers_before_any_dispatch_and_hands_it_to_one_async_invoc
     # The dispatch has started: the next change asks for a new one.
     enqueue_caller(twilio, "CA" + "b" * 32)
     assert len(lambda_api.invocations) == 2
+
+
+def test_the_agent_status_webhook_frees_the_agent_and_hands_dispatch_over_without_calling_twilio(
+        twilio, svc, clock, alice_available, twilio_standin, lambda_api):
+    """An agent's call ends while work waits for them: the webhook must not ring them again
+    itself (a slow Twilio would hold it), only hand the dispatch over."""
+    holding = "CA" + "c" * 32
+    svc.storage.add_waiting_call(holding, ivr_name="Main Line", queue_name="Sales",
+                                 caller="+12125550000", joined_at=clock.now())
+    svc.storage.claim_waiting_call(svc.storage.get_agent("alice"), svc.storage.get_waiting_call(holding),
+                                   clock.now(), offer_id="offer1")
+    twilio_standin.delay_next(2.0, count=5)  # any REST request made inline would wait here
+    root = twiml(twilio.post("/voice/agent/status", {"CallSid": "CA" + "9" * 32, "CallStatus": "completed"},
+                             query={"kind": "call", "key": holding, "agent": "alice", "attempt": "offer1"}))
+    assert list(root) == []
+    assert twilio_standin.requests == [], "the webhook called Twilio's REST API itself"
+    assert svc.storage.get_agent("alice").status == "available"
+    assert svc.storage.get_waiting_call(holding).status == "waiting"
+    # The hand-off ran: one asynchronous invocation, for every queue the agent serves.
+    assert [(i["type"], i["payload"]["args"]) for i in lambda_api.invocations] == [("Event", [None])]
 
 
 def test_an_invocation_that_runs_twice_dials_once(twilio, svc, alice_available, twilio_standin, lambda_api):
