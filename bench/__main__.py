@@ -488,7 +488,7 @@ def bench_slow_twilio(endpoint, standin, n, n_inline):
                 for a in range(4):
                     agent = svc.storage.get_agent(f"a{a}")
                     if agent.status in (m.RESERVED, m.BUSY):
-                        svc.storage.release_agent(agent.agent_id, now=now)
+                        svc.storage.release_agent(agent.agent_id, now=now, attempt_id=agent.attempt_id)
                     elif agent.status == m.OFFLINE:
                         svc.storage.set_agent_presence(agent.agent_id, m.AVAILABLE, now)
 
@@ -513,8 +513,8 @@ def bench_slow_twilio(endpoint, standin, n, n_inline):
                 svc.storage.add_waiting_call(sid, ivr_name="Main Line", queue_name="Support", caller="+1",
                                              joined_at=now)
                 call = svc.storage.get_waiting_call(sid)
-                svc.storage.claim_waiting_call(svc.storage.get_agent("s0"), call, now)
-                return (f"{PUBLIC}/voice/agent/status?kind=call&key={sid}&agent=s0",
+                svc.storage.claim_waiting_call(svc.storage.get_agent("s0"), call, now, offer_id=f"o{i}")
+                return (f"{PUBLIC}/voice/agent/status?kind=call&key={sid}&agent=s0&attempt=o{i}",
                         {"CallSid": f"CAG{i}", "CallStatus": "completed"})
 
             def customer_status(i):
