@@ -57,6 +57,7 @@ bp.add_app_template_filter(labels.status_label, "status_label")
 bp.add_app_template_filter(labels.outcome_label, "outcome_label")
 bp.add_app_template_filter(labels.ended_reason_label, "ended_reason_label")
 bp.add_app_template_filter(labels.agent_status_label, "agent_status_label")
+bp.add_app_template_filter(labels.figure_label, "figure_label")
 
 
 @bp.app_template_filter("duration")
@@ -212,8 +213,9 @@ def _board():
     return figures, render_template("_dashboard_board.html", stats=figures, outcomes=DASHBOARD_OUTCOMES)
 
 
-DASHBOARD_OUTCOMES = (("completed", "Completed"), ("expired", "Expired"), ("canceled", "Canceled"),
-                      ("refused", "Refused (already pending)"))
+# The outcome bar: how callbacks ended, and the requests not stored because one was pending.
+DASHBOARD_OUTCOMES = (stats.COMPLETED, stats.EXPIRED, stats.CANCELED, stats.NUMBER_REFUSED,
+                      stats.ALREADY_PENDING)
 
 
 @bp.get("/dashboard")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from . import attempts as a
-from . import models as m
+from . import models as m, stats
 from .numbers import mask, speakable
 from .rules import (
     CALL,
@@ -639,8 +639,9 @@ class Dispatcher:
                 return None
             return self.handle(a.Event(kind_of, key, attempt_id, call_sid))
         if status_event == "participant-join" and call_sid == key:
-            # The holding caller is with the agent: their waiting record is done.
-            self.storage.remove_waiting_call(key)
+            # The holding caller is with the agent: their waiting record is done, and the
+            # removal that finds it counts them answered, once.
+            self.storage.remove_waiting_call(key, event=stats.ANSWERED, now=self.clock.now())
         return None
 
     # -- Twilio as the source of truth -------------------------------------------------

@@ -52,6 +52,22 @@ ENDED_REASON_LABELS = {
     "number-refused": "Twilio refuses this number",
 }
 
+# The wallboard's counters (callback.stats), as the dashboard names them: a number Twilio
+# refuses ends a callback; a request for a number already pending is simply not stored.
+FIGURE_LABELS = {
+    "requested": "Callbacks requested",
+    "completed": "Completed",
+    "expired": "Expired",
+    "canceled": "Canceled",
+    "number_refused": "Number refused by Twilio",
+    "already_pending": "Not stored: already pending",
+    "joined": "Callers who joined the line",
+    "answered": "Answered from hold",
+    "abandoned": "Hung up while holding",
+    "connected": "Connected",
+    "first_attempt_connected": "Connected at the first attempt",
+}
+
 
 def readable(code):
     """Any code as words: 'agent-leg-lost' → 'Agent leg lost'."""
@@ -81,3 +97,8 @@ def ended_reason_label(code):
 def agent_status_label(code):
     """An agent's presence for people."""
     return _label(AGENT_STATUS_LABELS, code)
+
+
+def figure_label(code):
+    """A wallboard counter for people."""
+    return _label(FIGURE_LABELS, code)

@@ -15,12 +15,15 @@ REQUESTED = "requested"  # a holding caller chose a callback (it was stored)
 COMPLETED = "completed"
 EXPIRED = "expired"
 CANCELED = "canceled"
-REFUSED = "refused"  # the number already had a callback pending in that queue
+NUMBER_REFUSED = "number_refused"  # the callback ended: Twilio refuses to call the number
+ALREADY_PENDING = "already_pending"  # a request not stored: the number already had one pending
+JOINED = "joined"  # a caller was recorded holding in the queue (counted in the hour they joined)
+ANSWERED = "answered"  # a holding caller joined an agent's conference
 ABANDONED = "abandoned"  # hung up while holding
 CONNECTED = "connected"
 FIRST_ATTEMPT_CONNECTED = "first_attempt_connected"
-EVENTS = (REQUESTED, COMPLETED, EXPIRED, CANCELED, REFUSED, ABANDONED, CONNECTED,
-          FIRST_ATTEMPT_CONNECTED)
+EVENTS = (REQUESTED, COMPLETED, EXPIRED, CANCELED, NUMBER_REFUSED, ALREADY_PENDING, JOINED, ANSWERED,
+          ABANDONED, CONNECTED, FIRST_ATTEMPT_CONNECTED)
 ENDINGS = {m.COMPLETED: COMPLETED, m.EXPIRED: EXPIRED, m.CANCELED: CANCELED}
 
 # Upper bounds (seconds) of the time-to-connected histogram; the last bucket is open-ended.
@@ -29,6 +32,14 @@ WAIT_BUCKETS = tuple(f"wait_{i}" for i in range(len(WAIT_BOUNDS) + 1))
 COUNTERS = EVENTS + WAIT_BUCKETS
 
 HOURS = 24
+
+
+def ending(status, reason):
+    """The counter a callback's final status moves; None for one the wallboard does not count
+    (a failure other than Twilio refusing the number: none today)."""
+    if status == m.FAILED:
+        return NUMBER_REFUSED if reason == "number-refused" else None
+    return ENDINGS.get(status)
 
 
 def hour_of(moment):

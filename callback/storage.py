@@ -612,13 +612,18 @@ class Storage:
         record = W(call_sid, ivr_name=ivr_name, queue_name=queue_name, caller=caller,
                    joined_at=joined_at, status=m.WAITING, waiting_queue=queue_name,
                    expires_ttl=joined_at + WAITING_CALL_LIFETIME)
+
+        def write(tx):
+            tx.condition_check(C, _valid_key(call_sid), condition=C.callback_id.does_not_exist())
+            tx.save(record, condition=W.call_sid.does_not_exist())
+            # Counted in the hour they joined, only by the request that records them.
+            self._count(tx, queue_name, ivr_name, joined_at, {stats.JOINED: 1})
+
         with _dynamodb():
             try:
-                with self._tx() as tx:
-                    tx.condition_check(C, _valid_key(call_sid), condition=C.callback_id.does_not_exist())
-                    tx.save(record, condition=W.call_sid.does_not_exist())
+                self._transact(write)
             except TransactWriteError as exc:
-                codes = _cancel_codes(exc)  # [callback check, put waiting call]
+                codes = _cancel_codes(exc)  # [callback check, put waiting call, count]
                 if _failed(codes, 0):
                     return "has-callback", None
                 if _failed(codes, 1):
@@ -636,7 +641,7 @@ class Storage:
 
     def remove_waiting_call(self, call_sid, event=None, now=None):
         """Forget a waiting call (hung up or served); absent is fine. With an `event`
-        (abandoned, refused) the removal is counted at `now`, once: only the removal that
+        (abandoned, answered) the removal is counted at `now`, once: only the removal that
         finds the record counts, in the same transaction."""
         if event is None:
             with _dynamodb():
@@ -787,15 +792,16 @@ class Storage:
         raise StorageError(f"the pending slot for callback {callback.callback_id} kept changing")
 
     def _keep_existing(self, existing, waiting_call_sid, callback):
-        """The number has a live callback: the caller leaves the line for it (the refusal
-        counted once, with the removal), unless an agent is already being connected to them."""
+        """The number has a live callback: the caller leaves the line for it (the request
+        counted once as already pending, with the removal), unless an agent is already being
+        connected to them."""
         W = self.Waiting
 
         def write():
             with self._tx() as tx:
                 tx.delete(W(waiting_call_sid), condition=W.status == m.WAITING)
                 self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
-                            {stats.REFUSED: 1})
+                            {stats.ALREADY_PENDING: 1})
 
         with _dynamodb():
             try:
@@ -1044,8 +1050,8 @@ class Storage:
         C = self.CallbackRec
         actions = actions + [C.status.set(status), C.ended_reason.set(reason), C.ended_at.set(now),
                              C.pending_queue.remove(), C.sweep_status.remove(), C.sweep_at.remove()]
-        # An ending the wallboard does not chart (none today) changes no counter.
-        counts = {stats.ENDINGS[status]: 1} if status in stats.ENDINGS else {}
+        counter = stats.ending(status, reason)
+        counts = {counter: 1} if counter else {}
 
         def write():
             with self._tx() as tx:

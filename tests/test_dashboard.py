@@ -9,19 +9,32 @@ from callback import admin
 from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
 from test_browser import PASSWORD, config_overrides, live_server, page  # noqa: F401 (fixtures)
 from test_admin import log_in
-from test_stats import clock, complete, connect, request_callback  # noqa: F401 (clock: a fixture)
+from test_stats import (  # noqa: F401 (clock: a fixture)
+    answer_from_hold,
+    clock,
+    complete,
+    connect,
+    refuse_number,
+    request_callback,
+)
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "artifacts")
 
 
-def hang_up_while_holding(twilio, call_sid, duplicate=False):
-    """A caller picks Sales, holds, and hangs up; Twilio may send the action callback twice."""
+def join_the_line(twilio, call_sid):
+    """A caller picks Sales and holds: the wait URL's first request records them."""
     params = {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "From": "+12125550000",
               "To": IVR_NUMBER, "CallStatus": "in-progress", "Direction": "inbound"}
     root = twiml(twilio.post("/voice/incoming", params))
     enqueue = twiml(twilio.post_url(root.find("Gather").get("action"), {**params, "Digits": "1"}))
     twiml(twilio.post_url(enqueue.find("Enqueue").get("waitUrl"), {**params, "QueueTime": "5"}))
+    return params
+
+
+def hang_up_while_holding(twilio, call_sid, duplicate=False):
+    """A caller picks Sales, holds, and hangs up; Twilio may send the action callback twice."""
+    params = join_the_line(twilio, call_sid)
     for _ in range(2 if duplicate else 1):
         twiml(twilio.post_url(f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales",
                               {**params, "QueueResult": "hangup"}))
@@ -29,16 +42,23 @@ def hang_up_while_holding(twilio, call_sid, duplicate=False):
 
 @pytest.fixture
 def journeys(app, svc, clock, main_line):
-    """Two callers abandon (one action callback twice); three ask for a callback, one of
-    them connected after 4 minutes and completed, one canceled; a number asks twice
-    (refused); one caller holds for 7 minutes; Alice is away after her call."""
+    """Three callers join the line: two abandon (one action callback twice), Bob answers
+    the third. Four ask for a callback: one connected after 4 minutes and completed, one
+    canceled, one whose number Twilio refuses; a number asks twice (not stored again); one
+    caller holds for 7 minutes; Alice is away after her call."""
     storage = svc.storage
     twilio = TwilioClient(app.test_client())
     storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
                                now=clock.now(), create=True)
+    storage.save_agent_profile("bob", name="Bob", phone="+14155550102", queues=["Sales"],
+                               now=clock.now(), create=True)
     hang_up_while_holding(twilio, "CA" + "1" * 32, duplicate=True)
     hang_up_while_holding(twilio, "CA" + "2" * 32)
-    done, canceled, waiting = "CA" + "a" * 32, "CA" + "b" * 32, "CA" + "c" * 32
+    join_the_line(twilio, "CA" + "3" * 32)
+    answer_from_hold(svc, clock, "CA" + "3" * 32, "bob")
+    done, canceled, waiting, refused = "CA" + "a" * 32, "CA" + "b" * 32, "CA" + "c" * 32, "CA" + "9" * 32
+    request_callback(svc, clock, refused, number="+12125557777")
+    refuse_number(svc, clock, refused)
     request_callback(svc, clock, done)
     request_callback(svc, clock, canceled, number="+12125559876")
     request_callback(svc, clock, waiting, number="+12125554444", held_minutes=5)
@@ -75,11 +95,16 @@ def test_dashboard_shows_the_journeys_and_refreshes_itself(page, svc, clock, jou
     assert figure(page, "pending_callbacks") == "1"
     assert figure(page, "oldest_pending") == "9 min"
     assert (figure(page, "dialing"), figure(page, "agents_available"), figure(page, "agents_away")) == ("0", "0", "1")
-    assert row(page, "requested") == ["3", "3"]
+    assert row(page, "requested") == ["4", "4"]
     assert row(page, "completed") == ["1", "1"]
     assert row(page, "canceled") == ["1", "1"]
-    assert row(page, "refused") == ["1", "1"]
+    assert row(page, "number_refused") == ["1", "1"]
+    assert row(page, "already_pending") == ["1", "1"]
+    assert row(page, "joined") == ["3", "3"]
+    assert row(page, "answered") == ["1", "1"]
     assert row(page, "abandoned") == ["2", "2"]
+    labels = page.locator("[data-queue='Sales'] tr[data-figure] th").all_inner_texts()
+    assert {"Number refused by Twilio", "Not stored: already pending"} <= set(labels)
     assert row(page, "first_attempt_success_rate") == ["100 %", "100 %"]
     assert row(page, "median_wait") == ["≤ 5 min", "≤ 5 min"]
     # Every chart has a name and a text alternative.

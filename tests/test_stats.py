@@ -9,6 +9,7 @@ from hypothesis import given, strategies as st
 from callback import stats
 from callback.clock import FixedClock
 from callback.models import Callback
+from callback.rules import number_refused
 from callback.storage import Conflict
 from conftest import API_TOKEN
 
@@ -58,6 +59,43 @@ def complete(svc, clock, callback_id):
         svc.storage.complete_attempt(connected, clock.now())
 
 
+def refuse_number(svc, clock, callback_id, agent_id="alice"):
+    """Twilio refuses the customer's number on the first attempt: the callback ends failed.
+    The refusal is handled twice from the same read (a retried Lambda)."""
+    storage = svc.storage
+    storage.set_agent_presence(agent_id, "available", clock.now())
+    storage.claim_callback(storage.get_agent(agent_id), storage.get_callback(callback_id), "att1",
+                           clock.now(), clock.now() + timedelta(minutes=5))
+    dialing = storage.get_callback(callback_id)
+    for _ in range(2):
+        try:
+            storage.end_attempt(dialing, outcome="number-refused", counted=False, now=clock.now(),
+                                decision=number_refused(), error_code=21217)
+        except Conflict:
+            pass
+    assert storage.get_callback(callback_id).status == "failed"
+    storage.release_agent(agent_id, now=clock.now(), attempt_id="att1")
+
+
+def answer_from_hold(svc, clock, call_sid, agent_id):
+    """An agent takes a recorded holding caller, who joins their conference; Twilio sends
+    the participant-join event twice."""
+    storage = svc.storage
+    storage.set_agent_presence(agent_id, "available", clock.now())
+    storage.claim_waiting_call(storage.get_agent(agent_id), storage.get_waiting_call(call_sid), clock.now(),
+                               offer_id="offer1")
+    for _ in range(2):
+        svc.dispatcher.conference_event("call", call_sid, "offer1", agent_id, "participant-join", call_sid)
+    assert storage.get_waiting_call(call_sid) is None
+
+
+def record_holding(svc, clock, call_sid, number=CUSTOMER, held_seconds=30):
+    """The wait URL's first request records the caller (the second finds them recorded)."""
+    for _ in range(2):
+        svc.storage.record_waiting_call(call_sid, ivr_name="Main Line", queue_name="Sales", caller=number,
+                                        joined_at=clock.now() - timedelta(seconds=held_seconds))
+
+
 @pytest.fixture
 def alice(svc, main_line, clock):
     svc.storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
@@ -75,7 +113,7 @@ def test_each_transition_counts_once_however_often_it_is_retried(svc, clock, ali
     a, b, c = "CA" + "a" * 32, "CA" + "b" * 32, "CA" + "c" * 32
     assert request_callback(svc, clock, a).outcome == "created"
     assert request_callback(svc, clock, a).outcome == "same-call"  # the confirm webhook, retried
-    # Another call from the same number while the first is pending: refused, once.
+    # Another call from the same number while the first is pending: not stored, counted once.
     assert request_callback(svc, clock, b).outcome == "number-pending"
     retried = Callback(b, CUSTOMER, "Main Line", "Sales", clock.now(), clock.now(), 10, clock.now(),
                        clock.now() + timedelta(minutes=120))
@@ -83,18 +121,56 @@ def test_each_transition_counts_once_however_often_it_is_retried(svc, clock, ali
     clock.advance(minutes=4)
     connect(svc, clock, a)
     complete(svc, clock, a)
-    # A caller who hangs up while holding: Twilio's action callback arrives twice.
-    storage.add_waiting_call(c, ivr_name="Main Line", queue_name="Sales", caller=CUSTOMER,
-                             joined_at=clock.now())
+    # A caller who joins the line and hangs up while holding: Twilio's action callback
+    # arrives twice.
+    record_holding(svc, clock, c)
     storage.remove_waiting_call(c, event=stats.ABANDONED, now=clock.now())
     storage.remove_waiting_call(c, event=stats.ABANDONED, now=clock.now())
 
     counts = sales_hour(svc, clock)
     assert {e: counts[e] for e in stats.EVENTS} == {
-        "requested": 1, "completed": 1, "expired": 0, "canceled": 0, "refused": 1, "abandoned": 1,
+        "requested": 1, "completed": 1, "expired": 0, "canceled": 0, "number_refused": 0,
+        "already_pending": 1, "joined": 1, "answered": 0, "abandoned": 1,
         "connected": 1, "first_attempt_connected": 1}
     # Four minutes from request to connected: the "at most 5 minutes" bucket, once.
     assert counts["wait_2"] == 1 and sum(counts[w] for w in stats.WAIT_BUCKETS) == 1
+
+
+def test_a_number_twilio_refuses_is_an_ending_of_its_own_counted_once(svc, clock, alice):
+    a, b = "CA" + "a" * 32, "CA" + "b" * 32
+    request_callback(svc, clock, a)
+    assert request_callback(svc, clock, b).outcome == "number-pending"
+    refuse_number(svc, clock, a)
+    counts = sales_hour(svc, clock)
+    assert (counts["requested"], counts["number_refused"], counts["already_pending"]) == (1, 1, 1)
+    assert counts["completed"] == counts["expired"] == counts["canceled"] == counts["connected"] == 0
+    # The pending slot is free again: the same number may ask anew.
+    assert request_callback(svc, clock, "CA" + "c" * 32).outcome == "created"
+
+
+def test_holding_callers_count_once_as_they_join_and_are_answered(svc, clock, alice):
+    holding = "CA" + "h" * 32
+    record_holding(svc, clock, holding, held_seconds=0)
+    clock.advance(minutes=61)  # answered in the next hour: each move counts in its own hour
+    answer_from_hold(svc, clock, holding, "alice")
+    joined_hour, answered_hour = svc.storage.hourly_counts("Sales", clock.now() - timedelta(hours=2),
+                                                           clock.now())
+    assert (joined_hour["joined"], joined_hour["answered"]) == (1, 0)
+    assert (answered_hour["joined"], answered_hour["answered"]) == (0, 1)
+    assert answered_hour["abandoned"] == joined_hour["abandoned"] == 0
+    figures = stats.collect(svc.storage, svc.storage.list_ivrs(), clock.now())
+    sales = next(q for q in figures["queues"] if q["name"] == "Sales")
+    assert [(h["joined"], h["answered"]) for h in sales["hours"][-2:]] == [(1, 0), (0, 1)]
+    assert (sales["last_24h"]["joined"], sales["last_24h"]["answered"]) == (1, 1)
+
+
+def test_a_caller_who_already_has_a_callback_is_not_counted_joining(svc, clock, main_line):
+    sid = "CA" + "a" * 32
+    request_callback(svc, clock, sid)
+    outcome, _ = svc.storage.record_waiting_call(sid, ivr_name="Main Line", queue_name="Sales",
+                                                 caller=CUSTOMER, joined_at=clock.now())
+    assert outcome == "has-callback"
+    assert sales_hour(svc, clock)["joined"] == 0
 
 
 def test_expired_and_canceled_count_once(svc, clock, main_line):
