@@ -287,7 +287,7 @@ class Dispatcher:
                         call.call_sid)
             return Offer(agent.agent_id, CALL, call.call_sid, None)
         except TelephonyError as exc:
-            self.storage.waiting_call_back_in_line(call.call_sid, agent.agent_id)
+            self.storage.waiting_call_back_in_line(call.call_sid, agent.agent_id, queue_name=call.queue_name)
             self._release(agent.agent_id, offer_id, None,
                           "refused" if isinstance(exc, NumberRefused) else "available")
             raise
@@ -549,7 +549,7 @@ class Dispatcher:
             self._release(agent_id, offer_id, agent_call_sid, "available")
             return AgentAnswer(notice=NOTICES["caller-gone"])
         if not accepted:
-            self.storage.waiting_call_back_in_line(call_sid, agent_id)
+            self.storage.waiting_call_back_in_line(call_sid, agent_id, queue_name=call.queue_name)
             self._release(agent_id, offer_id, agent_call_sid, "declined")
             return AgentAnswer(notice=NOTICES["declined"])
         try:
@@ -566,7 +566,7 @@ class Dispatcher:
             return AgentAnswer(notice=NOTICES["caller-gone"])
         except TelephonyError as exc:
             log.warning("could not move caller %s to agent %s: %s", call_sid, agent_id, exc)
-            self.storage.waiting_call_back_in_line(call_sid, agent_id)
+            self.storage.waiting_call_back_in_line(call_sid, agent_id, queue_name=call.queue_name)
             self._release(agent_id, offer_id, agent_call_sid, "available")
             return AgentAnswer(notice=NOTICES["stale"])
         return AgentAnswer(conference, announcement=f"Caller from {call.queue_name}. Connecting now.",
@@ -593,7 +593,7 @@ class Dispatcher:
             return outcome.freed_agent
         call = self.storage.get_waiting_call(key)
         if call is not None and call.status == m.CONNECTING and call.agent_id == agent_id:
-            self.storage.waiting_call_back_in_line(key, agent_id)
+            self.storage.waiting_call_back_in_line(key, agent_id, queue_name=call.queue_name)
         why = "available" if call_status == "completed" else "missed"
         return self._release(agent_id, attempt_id, agent_call_sid, why)
 

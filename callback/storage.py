@@ -680,15 +680,18 @@ class Storage:
         with _dynamodb():
             return W.by_queue.count(queue_name, range_key_condition=W.joined_at < joined_at)
 
-    def waiting_call_back_in_line(self, call_sid, agent_id):
-        """The agent did not take the caller: back in the queue at the same place."""
+    def waiting_call_back_in_line(self, call_sid, agent_id, queue_name=None):
+        """The agent did not take the caller: back in the queue at the same place. A caller
+        who already read the record passes its queue, saving a read."""
         W = self.Waiting
-        record = self.get_waiting_call(call_sid)
-        if record is None:
-            return False
+        if queue_name is None:
+            record = self.get_waiting_call(call_sid)
+            if record is None:
+                return False
+            queue_name = record.queue_name
         try:
             self._update(W(call_sid),
-                         [W.status.set(m.WAITING), W.waiting_queue.set(record.queue_name),
+                         [W.status.set(m.WAITING), W.waiting_queue.set(queue_name),
                           W.agent_id.remove(), W.agent_call_sid.remove()],
                          (W.status == m.CONNECTING) & (W.agent_id == agent_id))
             return True
