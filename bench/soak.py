@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -39,11 +39,15 @@ for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(_key, "soak")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from callback.clock import fixed_start  # noqa: E402
+
 PUBLIC = "https://soak.example.com/live"
 TOKEN = "soak-auth-token"
 API_TOKEN = "soak-api-token"
 IVR_NUMBER = "+15005550006"
-ORIGIN = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+# A Monday at 14:00 UTC ahead of the real time, never a past date: DynamoDB Local deletes
+# items (waiting calls, sessions) whose TTL is past by the real time (see FixedClock).
+ORIGIN = fixed_start() - timedelta(hours=1)
 REFUSAL_CODES = (21211, 21214, 21215, 21217)
 OPEN = ("pending", "dialing", "connected")
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")

@@ -12,11 +12,30 @@ class SystemClock:
         return datetime.now(timezone.utc)
 
 
+def fixed_start(today=None):
+    """15:00 UTC on the first Monday of the first January at least a week after `today`."""
+    today = today or datetime.now(timezone.utc)
+    year = today.year
+    while True:
+        new_year = datetime(year, 1, 1, 15, tzinfo=timezone.utc)
+        monday = new_year + timedelta(days=-new_year.weekday() % 7)
+        if monday >= today + timedelta(days=7):
+            return monday
+        year += 1
+
+
 class FixedClock:
-    """A clock that moves only when told: for tests."""
+    """A clock that moves only when told: for tests.
+
+    It starts at the same weekday, hour and week of the year in every run, but ahead of the
+    real time, not at a fixed date: DynamoDB deletes items whose TTL attribute is past by the
+    real time, and so does DynamoDB Local (within seconds), so a clock set in the past would
+    see its sessions, login throttles, counters and waiting calls vanish mid-test. Ahead of
+    real time, TTL deletion never overtakes the app's own expiry checks, as in production.
+    """
 
     def __init__(self, start=None):
-        self._now = start or datetime(2026, 1, 5, 15, 0, 0, tzinfo=timezone.utc)
+        self._now = start or fixed_start()
         self._lock = threading.Lock()
 
     def now(self):

@@ -1,9 +1,15 @@
-"""Starting DynamoDB Local: a clear reason when it cannot run, another port when one is taken."""
+"""Starting DynamoDB Local: a clear reason when it cannot run, another port when one is taken;
+its TTL deletion, which runs by the real time, never takes what tests write by their clock."""
 import stat
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from callback import dynamodb_local
+from callback.clock import fixed_start
+from callback.models import AdminSession
+from callback.storage import WAITING_CALL_LIFETIME
 
 
 def fake_java(tmp_path, script):
@@ -26,6 +32,37 @@ def home(tmp_path):
 def test_the_session_runs_on_dynamodb_local_and_says_so(dynamodb_endpoint):
     assert dynamodb_local._answers(dynamodb_endpoint)
     assert dynamodb_local.describe().startswith("Amazon DynamoDB Local from npm amplify-dynamodb-simulator@")
+
+
+@pytest.mark.parametrize("today", ["2026-12-01", "2026-12-28T15:00", "2026-12-29", "2027-01-04",
+                                   "2027-07-15", "2028-12-31T23:59"])
+def test_the_test_clock_starts_a_week_ahead_on_a_january_monday_at_three(today):
+    today = datetime.fromisoformat(today).replace(tzinfo=timezone.utc)
+    start = fixed_start(today)
+    assert (start.weekday(), start.month, start.time()) == (0, 1, datetime.min.time().replace(hour=15))
+    assert start.day <= 7  # the first Monday of its January
+    assert today + timedelta(days=7) <= start < today + timedelta(days=7 + 366)
+
+
+def test_ttl_deletion_by_the_real_time_leaves_what_the_test_clock_wrote(svc, clock):
+    """DynamoDB Local deletes items whose TTL is past by the real time within seconds. Items
+    dated by the test clock must outlive that, or sessions and lines vanish mid-test."""
+    storage, now = svc.storage, clock.now()
+    storage.create_session(AdminSession("s" * 64, "admin", "tag", now, now, now + timedelta(minutes=30)))
+    storage.add_waiting_call("CA" + "1" * 32, ivr_name="Main Line", queue_name="Sales", caller="+1",
+                             joined_at=now)
+    # Witnesses dated by the real time, past their TTL in both TTL tables: once both are
+    # gone, DynamoDB Local's deletion has been over these tables.
+    real_past = datetime.now(timezone.utc) - timedelta(minutes=5)
+    storage.take_login_attempt("witness", real_past, timedelta(minutes=1), limit=5)
+    storage.add_waiting_call("CA" + "2" * 32, ivr_name="Main Line", queue_name="Sales", caller="+1",
+                             joined_at=real_past - WAITING_CALL_LIFETIME)
+    deadline = time.monotonic() + 300
+    while storage.get_waiting_call("CA" + "2" * 32) or any(storage.Guard.query("LOGIN", storage.Guard.sk == "witness")):
+        assert time.monotonic() < deadline, "DynamoDB Local's TTL deletion did not run within 300 s"
+        time.sleep(0.5)
+    assert storage.get_session("s" * 64) is not None
+    assert storage.get_waiting_call("CA" + "1" * 32) is not None
 
 
 def test_not_installed_says_how_to_get_it(tmp_path):

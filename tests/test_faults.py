@@ -5,7 +5,7 @@ import json
 import threading
 import time
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 import requests
@@ -457,7 +457,7 @@ def test_a_dynamodb_timeout_is_a_storage_error(app, main_line, config_overrides,
     # A conditional write that timed out has no response, hence no error code: it is a
     # StorageError too (not a Conflict, and not an AttributeError from reading the code).
     with pytest.raises(StorageError) as timed_out:
-        storage.set_agent_presence("alice", "available", datetime.now(timezone.utc))
+        storage.set_agent_presence("alice", "available", app.extensions["callback"].clock.now())
     assert not isinstance(timed_out.value, Conflict)
 
 

@@ -1,13 +1,12 @@
 """Wallboard counters on DynamoDB over HTTP: each transition counted once (duplicates and
 retries count nothing), figures from index reads only, and GET /api/stats."""
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, strategies as st
 
 from callback import stats
-from callback.clock import FixedClock
 from callback.models import Callback
 from callback.rules import number_refused
 from callback.storage import Conflict
@@ -15,13 +14,6 @@ from conftest import API_TOKEN
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CUSTOMER = "+12125551234"
-
-
-@pytest.fixture
-def clock():
-    """A clock the test moves by hand, starting this hour: DynamoDB Local deletes items
-    whose TTL (counters, waiting calls) is past by the real time, as DynamoDB does."""
-    return FixedClock(datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0))
 
 
 def request_callback(svc, clock, call_sid, number=CUSTOMER, queue="Sales", held_minutes=2):
