@@ -1,6 +1,9 @@
 """Fixtures: a real DynamoDB endpoint (Amazon's DynamoDB Local), the Twilio stand-in over
 HTTP, a controlled clock, the app, and a client that signs requests like Twilio does."""
 import os
+import re
+import shutil
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
@@ -8,6 +11,8 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, settings
 from twilio.request_validator import RequestValidator
+from werkzeug.security import generate_password_hash
+from werkzeug.serving import make_server
 
 from callback import create_app
 from callback.clock import FixedClock
@@ -28,6 +33,8 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://callback.example.com/dev"
 IVR_NUMBER = "+15005550006"
 API_TOKEN = "api-token-for-tests"
+ADMIN_PASSWORD = "correct horse battery staple"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -146,6 +153,60 @@ def main_line(svc):
               queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True)),
               settings=CallbackSettings())
     return svc.storage.save_ivr(ivr)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app (a browser without JavaScript)."""
+    return app.test_client()
+
+
+def with_admin_account(overrides, password=ADMIN_PASSWORD):
+    """The configuration plus the admin account: user "admin" with `password`."""
+    return {**overrides, "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": generate_password_hash(password)}
+
+
+def csrf_of(html):
+    """The CSRF token of the page's form; fails the test when there is none."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def log_in(client, password=ADMIN_PASSWORD, username="admin", environ_base=None, **extra):
+    """Sign in through the login form as a browser does: its CSRF token, then the POST."""
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token,
+                                       **extra}, environ_base=environ_base or {})
+
+
+@pytest.fixture
+def live_server(app):
+    """The app over real HTTP on a free loopback port, for the browser."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def page(live_server):
+    """A page of Debian's headless Chromium, driven by Playwright, on the live app (Playwright's
+    own browser download cannot work offline); the test skips, saying why, without one."""
+    if not CHROMIUM:
+        pytest.skip("no chromium on this machine and it could not be installed (make test tries apt-get)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(base_url=live_server)
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
 
 
 class TwilioClient:

@@ -4,33 +4,14 @@ from html import unescape
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from werkzeug.security import generate_password_hash
 
 from callback.models import Callback, Ivr, Queue
-
-PASSWORD = "correct horse battery staple"
+from conftest import ADMIN_PASSWORD as PASSWORD, csrf_of, log_in, with_admin_account
 
 
 @pytest.fixture
 def config_overrides(config_overrides):
-    return {**config_overrides, "ADMIN_USERNAME": "admin",
-            "ADMIN_PASSWORD_HASH": generate_password_hash(PASSWORD)}
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def csrf_of(html):
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def log_in(client, password=PASSWORD, username="admin"):
-    token = csrf_of(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    return with_admin_account(config_overrides)
 
 
 @pytest.fixture

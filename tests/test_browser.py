@@ -1,53 +1,28 @@
 """The admin portal in a real headless Chromium (Debian's), driven by Playwright."""
-import os
-import shutil
-import threading
 from pathlib import Path
 from datetime import timedelta
 
 import pytest
-from werkzeug.security import generate_password_hash
-from werkzeug.serving import make_server
 
 from callback.models import Callback, Ivr, Queue
+from conftest import with_admin_account
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-test-password"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Screenshots are test artifacts: kept in the (ignored) build directory to look at afterwards.
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
 
 
 @pytest.fixture
 def config_overrides(config_overrides):
-    return {**config_overrides, "ADMIN_PASSWORD_HASH": generate_password_hash(PASSWORD)}
+    return with_admin_account(config_overrides, PASSWORD)
 
 
 @pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def page(live_server):
+def page(page):
+    """The shared Chromium page (conftest), with somewhere to keep its screenshots."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    if not CHROMIUM:
-        pytest.skip("no chromium on this machine and it could not be installed (make test tries apt-get)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(base_url=live_server)
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
+    return page
 
 
 def test_admin_logs_in_changes_settings_and_cancels_a_callback(page, svc, clock, main_line):

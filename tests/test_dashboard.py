@@ -7,16 +7,9 @@ import pytest
 
 from callback import admin
 from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
-from test_browser import PASSWORD, config_overrides, live_server, page  # noqa: F401 (fixtures)
+from test_browser import PASSWORD, config_overrides  # noqa: F401 (a fixture)
 from test_admin import log_in
-from test_stats import (  # noqa: F401 (clock: a fixture)
-    answer_from_hold,
-    clock,
-    complete,
-    connect,
-    refuse_number,
-    request_callback,
-)
+from test_stats import answer_from_hold, complete, connect, refuse_number, request_callback
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "artifacts")

@@ -19,33 +19,15 @@ from callback.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from callback.auth import client_address
 from callback.models import Ivr, Queue
 from callback.settings import parse_int
-from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC, TwilioClient, twiml
+from conftest import (ADMIN_PASSWORD as PASSWORD, API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC,
+                      TwilioClient, csrf_of, log_in, twiml, with_admin_account)
 
-PASSWORD = "correct horse battery staple"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @pytest.fixture
 def config_overrides(config_overrides):
-    return {**config_overrides, "ADMIN_USERNAME": "admin",
-            "ADMIN_PASSWORD_HASH": generate_password_hash(PASSWORD)}
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def csrf_of(html):
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def log_in(client, password=PASSWORD, username="admin", environ_base=None, **extra):
-    token = csrf_of(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": token,
-                                       **extra}, environ_base=environ_base or {})
+    return with_admin_account(config_overrides)
 
 
 # -- 1. no open redirect after login -------------------------------------------------------
