@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callback import dynamodb_local
+from callback import create_app, dynamodb_local
 from callback.clock import fixed_start
 from callback.models import AdminSession
 from callback.storage import WAITING_CALL_LIFETIME
@@ -44,10 +44,26 @@ def test_the_test_clock_starts_a_week_ahead_on_a_january_monday_at_three(today):
     assert today + timedelta(days=7) <= start < today + timedelta(days=7 + 366)
 
 
-def test_ttl_deletion_by_the_real_time_leaves_what_the_test_clock_wrote(svc, clock):
-    """DynamoDB Local deletes items whose TTL is past by the real time within seconds. Items
-    dated by the test clock must outlive that, or sessions and lines vanish mid-test."""
-    storage, now = svc.storage, clock.now()
+@pytest.fixture(scope="module")
+def own_dynamodb_local():
+    """A DynamoDB Local of its own: the session's holds every test's tables, and its TTL
+    deletion, which scans them all, takes minutes to come round once the suite is under way."""
+    server = dynamodb_local.DynamoDBLocal()
+    try:
+        server.start()
+    except dynamodb_local.Unavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server.url
+    server.stop()
+
+
+def test_ttl_deletion_by_the_real_time_leaves_what_the_test_clock_wrote(config_overrides, own_dynamodb_local):
+    """DynamoDB Local deletes items whose TTL is past by the real time, every ten seconds or
+    so. Items dated by the test clock must outlive that, or sessions and lines vanish mid-test."""
+    storage = create_app({**config_overrides, "AWS_ENDPOINT_URL_DYNAMODB": own_dynamodb_local}
+                         ).extensions["callback"].storage
+    storage.create_tables()
+    now = config_overrides["clock"].now()
     storage.create_session(AdminSession("s" * 64, "admin", "tag", now, now, now + timedelta(minutes=30)))
     storage.add_waiting_call("CA" + "1" * 32, ivr_name="Main Line", queue_name="Sales", caller="+1",
                              joined_at=now)
