@@ -117,6 +117,8 @@ class TwilioStandIn:
         self._delays = []
         self._refused = {}
         self._late_answers = []
+        self._serving = 0
+        self._served = threading.Condition(self.lock)
         # Optional function(call) -> seconds: how long a create request answers after
         # placing that call (a chaotic Twilio decides per call).
         self.create_delay = None
@@ -254,6 +256,12 @@ class TwilioStandIn:
             self.create_delay = None
             self.clock = SystemClock()
 
+    def wait_idle(self, timeout):
+        """Wait until no request is being served (a delayed one its client gave up on goes on
+        until it answers); False if one still is after `timeout` seconds."""
+        with self._served:
+            return self._served.wait_for(lambda: self._serving == 0, timeout)
+
     def _take_failure(self):
         with self.lock:
             return self._failures.pop(0) if self._failures else None
@@ -270,6 +278,17 @@ class TwilioStandIn:
                                more_info=f"https://www.twilio.com/docs/errors/{code}")
             response.status_code = status
             return response
+
+        @app.before_request
+        def count_in():
+            with self.lock:
+                self._serving += 1
+
+        @app.teardown_request
+        def count_out(_exc):
+            with self._served:
+                self._serving -= 1
+                self._served.notify_all()
 
         @app.before_request
         def record_and_maybe_fail():

@@ -96,6 +96,9 @@ def test_a_timed_out_create_is_maybe_placed(app, twilio_standin):
         Telephony(config).place_call(to="+12125551234", from_="+15005550006", url="https://x/a",
                                      status_callback="https://x/s", timeout=20,
                                      fallback_url="https://x/f")
+    # The stand-in goes on serving it and places the call, within this test, not the next.
+    assert twilio_standin.wait_idle(timeout=30)
+    assert len(twilio_standin.placed(to="+12125551234")) == 1
 
 
 def test_a_whole_dispatch_journey_sends_only_spec_requests(twilio, svc, clock, twilio_standin):
