@@ -3,14 +3,12 @@ invocation (Lambda's Invoke API stood in for over HTTP) or a background worker, 
 dispatch that comes twice, late, out of order or never changes nothing it should not."""
 import json
 import threading
-from datetime import datetime, timezone
 
 import pytest
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from callback import handoff
-from callback.clock import FixedClock
 from callback.models import DIALING, PENDING
 from callback.sweep import sweep_once
 from conftest import PUBLIC, twiml
@@ -55,13 +53,6 @@ def lambda_api(lambda_api_server):
     lambda_api_server.invocations.clear()
     lambda_api_server.refuse = False
     return lambda_api_server
-
-
-@pytest.fixture
-def clock():
-    """A clock the test moves by hand, starting now: DynamoDB Local deletes items whose TTL
-    (pending-dispatch marks, waiting calls) is past by the real time, at moments of its own."""
-    return FixedClock(datetime.now(timezone.utc).replace(microsecond=0))
 
 
 @pytest.fixture
