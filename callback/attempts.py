@@ -1,4 +1,4 @@
-"""The lifecycle of one callback attempt, written down as data.
+"""The lifecycle of one callback attempt, and of one offer of a holding caller, as data.
 
 Events reach an attempt from outside in any order: Twilio's status callbacks, the agent's
 key press, conference participant events, the dial request's own result, and the sweep's
@@ -6,6 +6,10 @@ reading of a call it has not heard about. `TABLE` maps (state, event) to the nex
 and the effects to carry out; `apply` is the one function that reads it, and the one
 place that ignores an event not meant for the attempt as it stands. The dispatcher
 carries out the effects, each write conditional on the state it was computed from.
+
+A holding caller offered to an agent is the same machine over `OFFER_TABLE`: the agent's
+leg is the same, the caller's call (its CallSid is the caller's own) is the other leg, and
+instead of dialing a customer the accepted offer moves the caller out of the queue.
 
 Plain Python: no Flask, Twilio or DynamoDB here.
 """
@@ -20,6 +24,9 @@ CONNECTED = "connected"                  # both are in the conference
 ENDED = "ended"                          # closed; only the agent's own call may still end
 STATES = (AGENT_RINGING, AGENT_DECIDING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED, ENDED)
 OPEN_STATES = STATES[:-1]
+# A holding caller's offer: the agent's states, then the caller on the way to them.
+CALLER_JOINING = "caller-joining"        # accepted: the caller is moved into the conference
+OFFER_STATES = (AGENT_RINGING, AGENT_DECIDING, CALLER_JOINING, ENDED)
 
 # -- legs -------------------------------------------------------------------------------
 AGENT = "agent"
@@ -48,12 +55,15 @@ DIAL_REFUSED = "dial-refused"            # the customer's number is refused for 
 DIAL_FAILED = "dial-failed"              # the customer's leg was not placed (transient)
 DIAL_UNKNOWN = "dial-unknown"            # the dial request timed out: maybe placed
 CONFERENCE_ENDED = "conference-ended"
+CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
+CALLER_NOT_MOVED = "caller-not-moved"    # moving the holding caller failed; they still hold
 EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_LEFT,
           AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
           CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
-          CONFERENCE_ENDED)
+          CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
 
-# The leg whose CallSid an event must carry (conference events name their participant).
+# The leg whose CallSid an event must carry (conference events name their participant);
+# a holding caller is their offer's customer leg.
 LEG_OF = {event: (AGENT if event.startswith("agent") else CUSTOMER) for event in EVENTS}
 LEG_OF[CONFERENCE_ENDED] = CONFERENCE
 
@@ -112,6 +122,24 @@ class Complete:
 @dataclass(frozen=True)
 class ReleaseAgent:
     """Free the agent of this attempt; `why` is available, missed or declined."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class MoveCaller:
+    """Redirect the holding caller out of the queue into the agent's conference (after the
+    state write won), the agent now busy on them."""
+
+
+@dataclass(frozen=True)
+class BackInLine:
+    """The holding caller was not taken: waiting again, with the place they had."""
+
+
+@dataclass(frozen=True)
+class LeaveLine:
+    """The holding caller is out of the line for good: `why` is served or hung-up."""
 
     why: str
 
@@ -201,10 +229,58 @@ TABLE = {
     (ENDED, AGENT_MISSED): (ENDED, (ReleaseAgent(MISSED),)),
     (ENDED, AGENT_NOT_PLACED): (ENDED, (ReleaseAgent(AVAILABLE),)),
 }
+
+
+def _not_taken(why, *first):
+    """The agent did not take the holding caller: back in line, the agent released."""
+    return (ENDED, first + (BackInLine(), ReleaseAgent(why)))
+
+
+# (state, event) -> (next state, effects) of a holding caller's offer. Not listed: nothing.
+OFFER_TABLE = {
+    (AGENT_RINGING, AGENT_PLACED): (AGENT_RINGING, ()),
+    (AGENT_RINGING, AGENT_ANSWERED): (AGENT_DECIDING, ()),
+    (AGENT_RINGING, AGENT_ACCEPTED): (CALLER_JOINING, (MoveCaller(),)),
+    (AGENT_RINGING, AGENT_DECLINED): _not_taken(DECLINED),
+    (AGENT_RINGING, AGENT_MISSED): _not_taken(MISSED),
+    (AGENT_RINGING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
+    (AGENT_RINGING, AGENT_NOT_PLACED): _not_taken(AVAILABLE),
+    (AGENT_RINGING, AGENT_REFUSED): _not_taken(REFUSED),
+    (AGENT_RINGING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
+
+    (AGENT_DECIDING, AGENT_PLACED): (AGENT_DECIDING, ()),
+    (AGENT_DECIDING, AGENT_ACCEPTED): (CALLER_JOINING, (MoveCaller(),)),
+    (AGENT_DECIDING, AGENT_DECLINED): _not_taken(DECLINED),
+    (AGENT_DECIDING, AGENT_MISSED): _not_taken(DECLINED),
+    (AGENT_DECIDING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
+    (AGENT_DECIDING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
+
+    # Connected means both are in the conference: the agent is, from their accept on;
+    # gone before the caller joined, the caller goes back in line with their place.
+    (CALLER_JOINING, AGENT_PLACED): (CALLER_JOINING, ()),
+    (CALLER_JOINING, AGENT_LEFT): _not_taken(AVAILABLE),
+    (CALLER_JOINING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
+    (CALLER_JOINING, AGENT_MISSED): _not_taken(AVAILABLE),
+    (CALLER_JOINING, CONFERENCE_ENDED): _not_taken(AVAILABLE),
+    (CALLER_JOINING, CUSTOMER_JOINED): (ENDED, (LeaveLine("served"),)),
+    # Their join was lost: leaving proves they were with the agent.
+    (CALLER_JOINING, CUSTOMER_LEFT): (ENDED, (LeaveLine("served"),)),
+    (CALLER_JOINING, CALLER_GONE): (ENDED, (LeaveLine("hung-up"), TellAgent("caller-gone"),
+                                            ReleaseAgent(AVAILABLE))),
+    (CALLER_JOINING, CALLER_NOT_MOVED): (ENDED, (BackInLine(), TellAgent("stale"),
+                                                 ReleaseAgent(AVAILABLE))),
+
+    # Over (the caller served, gone or back in line): the agent's own call still has to end.
+    (ENDED, AGENT_HUNG_UP): (ENDED, (ReleaseAgent(AVAILABLE),)),
+    (ENDED, AGENT_MISSED): (ENDED, (ReleaseAgent(MISSED),)),
+    (ENDED, AGENT_NOT_PLACED): (ENDED, (ReleaseAgent(AVAILABLE),)),
+}
+
 # The agent's final status always frees them, whatever else it does.
-for (_state, _event), (_next, _effects) in list(TABLE.items()):
-    if _event in (AGENT_HUNG_UP, AGENT_MISSED) and not any(isinstance(e, ReleaseAgent) for e in _effects):
-        TABLE[(_state, _event)] = (_next, _effects + (ReleaseAgent(AVAILABLE),))
+for _table in (TABLE, OFFER_TABLE):
+    for (_state, _event), (_next, _effects) in list(_table.items()):
+        if _event in (AGENT_HUNG_UP, AGENT_MISSED) and not any(isinstance(e, ReleaseAgent) for e in _effects):
+            _table[(_state, _event)] = (_next, _effects + (ReleaseAgent(AVAILABLE),))
 
 
 # -- applying it ------------------------------------------------------------------------
@@ -258,15 +334,16 @@ def _mismatch(attempt, event):
     return None
 
 
-def apply(attempt, event):
-    """The one step an event makes: ignored unless it matches the attempt and its leg."""
+def apply(attempt, event, table=TABLE):
+    """The one step an event makes: ignored unless it matches the attempt and its leg.
+    `table` is TABLE for a callback attempt, OFFER_TABLE for a holding caller's offer."""
     why = _mismatch(attempt, event)
-    if why is None and (attempt.state, event.kind) not in TABLE:
+    if why is None and (attempt.state, event.kind) not in table:
         why = f"nothing to do in {attempt.state}"
     if why is not None:
         return Step(attempt.state, ignored=why, agent_call_sid=attempt.agent_call_sid,
                     customer_call_sid=attempt.customer_call_sid)
-    state, effects = TABLE[(attempt.state, event.kind)]
+    state, effects = table[(attempt.state, event.kind)]
     effects = tuple(EndAttempt(e.outcome.format(status=event.call_status or "failed"), e.counted)
                     if isinstance(e, EndAttempt) else e for e in effects)
     leg = LEG_OF[event.kind]
@@ -301,18 +378,20 @@ def agent_pressed(digits):
 
 
 def conference_event(status_event, call_sid, attempt):
-    """A conference status callback as an event of this attempt, or None.
+    """A conference status callback as an event of this attempt (or offer), or None.
 
-    A participant is the agent when their CallSid is the agent leg's; anyone else joining
-    this attempt's conference is the customer (whose CallSid we may not know yet, when
-    the dial request timed out).
+    A participant is the agent when their CallSid is the agent leg's, or when the other
+    leg's CallSid is known and theirs is not it (a holding caller's always is: the agent's
+    may not be, when ringing them timed out); anyone else joining is the customer (whose
+    CallSid we may not know yet, when the dial request timed out).
     """
     if status_event == "conference-end":
         return CONFERENCE_ENDED
     if status_event not in ("participant-join", "participant-leave") or not call_sid:
         return None
     joined = status_event == "participant-join"
-    if call_sid == attempt.agent_call_sid:
+    other = attempt.customer_call_sid
+    if call_sid == attempt.agent_call_sid or (other and call_sid != other and not attempt.agent_call_sid):
         return None if joined else AGENT_LEFT
     return CUSTOMER_JOINED if joined else CUSTOMER_LEFT
 
@@ -328,14 +407,17 @@ def _effect_text(effect):
         return f"tell agent: {effect.notice}"
     if isinstance(effect, ReleaseAgent):
         return f"release agent: {effect.why}"
+    if isinstance(effect, LeaveLine):
+        return f"caller leaves the line: {effect.why}"
     return {"DialCustomer": "dial customer", "RefuseNumber": "end callback: number refused",
-            "Connect": "connected", "Complete": "completed"}[name]
+            "Connect": "connected", "Complete": "completed", "MoveCaller": "move caller to agent",
+            "BackInLine": "caller back in line, same place"}[name]
 
 
-def table_markdown():
-    """The table as Markdown, for the README (a test keeps the two the same)."""
+def table_markdown(table=TABLE):
+    """A table as Markdown, for the README (a test keeps the two the same)."""
     lines = ["| state | event | next state | effects |", "| --- | --- | --- | --- |"]
-    for (state, event), (following, effects) in TABLE.items():
+    for (state, event), (following, effects) in table.items():
         shown = "; ".join(_effect_text(e) for e in effects)
         if not shown:
             shown = "learn its CallSid" if following == state else "—"

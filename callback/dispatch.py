@@ -5,7 +5,8 @@ Work is claimed together with the agent in one DynamoDB transaction, so two disp
 running at once never ring one agent twice or dial one callback twice. What an event
 does to a callback attempt is decided by the table in `attempts.py`; this module only
 reads the records, writes the new state (conditional on the state as read) and carries
-out the effects.
+out the effects. A holding caller offered to an agent is the same, over the offer's
+table, its record the waiting call (conditional on the offer id, phase and agent CallSid).
 """
 import logging
 import uuid
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from . import attempts as a
-from . import models as m, stats
+from . import models as m
 from .numbers import mask, speakable
 from .rules import (
     CALL,
@@ -125,6 +126,14 @@ def attempt_view(cb, attempt_id):
         return a.Attempt(cb.callback_id, attempt_id, state, cb.agent_call_sid, cb.customer_call_sid)
     return a.Attempt(cb.callback_id, attempt_id, a.ENDED, attempt.agent_call_sid,
                      attempt.customer_call_sid)
+
+
+def offer_view(call_sid, call, offer_id):
+    """The state machine's view of one offer of a holding caller (ended once the caller is
+    served, gone, back in line or in another offer); `call` is their record or None."""
+    if call is not None and offer_id and call.offer_id == offer_id and call.status == m.CONNECTING:
+        return a.Attempt(call_sid, offer_id, call.phase or a.AGENT_RINGING, call.agent_call_sid, call_sid)
+    return a.Attempt(call_sid, offer_id, a.ENDED, customer_call_sid=call_sid)
 
 
 class Dispatcher:
@@ -256,45 +265,34 @@ class Dispatcher:
         attempt_id = uuid.uuid4().hex[:16]
         self.storage.claim_callback(agent, callback, attempt_id, now,
                                     self._deadline(a.AGENT_RINGING, ivr, now), a.AGENT_RINGING)
-        query = dict(kind=CALLBACK, key=callback.callback_id, attempt=attempt_id, agent=agent.agent_id)
-        event = dict(callback_id=callback.callback_id, attempt_id=attempt_id)
-        try:
-            sid = self._place_agent_call(agent, ivr, query)
-        except MaybePlaced:
-            # It may ring: the status callbacks (their URLs name the attempt) or the sweep's
-            # reading of Twilio settle it. Ringing them again now could ring them twice.
-            log.warning("ringing agent %s for callback %s timed out: leg unknown",
-                        agent.agent_id, callback.callback_id)
-            return Offer(agent.agent_id, CALLBACK, callback.callback_id, None)
-        except TelephonyError as exc:
-            kind = a.AGENT_REFUSED if isinstance(exc, NumberRefused) else a.AGENT_NOT_PLACED
-            self.handle(a.Event(kind, error_code=exc.code, **event))
-            raise
-        self.handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event))
-        self._quietly(self.storage.set_agent_call, agent.agent_id, attempt_id, sid)
-        log.info("callback %s offered to agent %s (call %s)", callback.callback_id, agent.agent_id, sid)
-        return Offer(agent.agent_id, CALLBACK, callback.callback_id, sid)
+        return self._ring_agent(agent, ivr, CALLBACK, callback.callback_id, attempt_id, self.handle)
 
     def _offer_call(self, agent, call, now):
         ivr = self.directory.ivr(call.ivr_name)
         offer_id = uuid.uuid4().hex[:16]
         self.storage.claim_waiting_call(agent, call, now, offer_id)
-        query = dict(kind=CALL, key=call.call_sid, attempt=offer_id, agent=agent.agent_id)
+        return self._ring_agent(agent, ivr, CALL, call.call_sid, offer_id,
+                                lambda event: self.handle_offer(event, agent.agent_id))
+
+    def _ring_agent(self, agent, ivr, kind, key, attempt_id, handle):
+        """Ring the agent for the work just claimed; `handle` applies what the request says."""
+        query = dict(kind=kind, key=key, attempt=attempt_id, agent=agent.agent_id)
+        event = dict(callback_id=key, attempt_id=attempt_id)
         try:
             sid = self._place_agent_call(agent, ivr, query)
         except MaybePlaced:
-            log.warning("ringing agent %s for caller %s timed out: leg unknown", agent.agent_id,
-                        call.call_sid)
-            return Offer(agent.agent_id, CALL, call.call_sid, None)
+            # It may ring: the status callbacks (their URLs name the attempt) or the sweep's
+            # reading of Twilio settle it. Ringing them again now could ring them twice.
+            log.warning("ringing agent %s for %s %s timed out: leg unknown", agent.agent_id, kind, key)
+            return Offer(agent.agent_id, kind, key, None)
         except TelephonyError as exc:
-            self.storage.waiting_call_back_in_line(call.call_sid, agent.agent_id, queue_name=call.queue_name)
-            self._release(agent.agent_id, offer_id, None,
-                          "refused" if isinstance(exc, NumberRefused) else "available")
+            handle(a.Event(a.AGENT_REFUSED if isinstance(exc, NumberRefused) else a.AGENT_NOT_PLACED,
+                           error_code=exc.code, **event))
             raise
-        self._quietly(self.storage.set_waiting_call_agent_leg, call.call_sid, agent.agent_id, sid)
-        self._quietly(self.storage.set_agent_call, agent.agent_id, offer_id, sid)
-        log.info("caller %s offered to agent %s (call %s)", call.call_sid, agent.agent_id, sid)
-        return Offer(agent.agent_id, CALL, call.call_sid, sid)
+        handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event))
+        self._quietly(self.storage.set_agent_call, agent.agent_id, attempt_id, sid)
+        log.info("%s %s offered to agent %s (call %s)", kind, key, agent.agent_id, sid)
+        return Offer(agent.agent_id, kind, key, sid)
 
     @staticmethod
     def _quietly(step, *args):
@@ -477,6 +475,70 @@ class Dispatcher:
         self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event))
         return Outcome(a.CUSTOMER_RINGING, True)
 
+    # -- a holding caller's offer, carried out ------------------------------------------
+
+    def handle_offer(self, event, agent_id, tell_agent=True):
+        """Apply one event to a holding caller's offer to `agent_id`: write the new phase
+        (conditional on the offer as read), then carry out the effects. A lost race reads
+        again. tell_agent as for `handle`."""
+        for _ in range(3):
+            call = self.storage.get_waiting_call(event.callback_id)
+            view = offer_view(event.callback_id, call, event.attempt_id)
+            step = a.apply(view, event, a.OFFER_TABLE)
+            if step.ignored:
+                log.info("caller %s offer %s: %s ignored (%s)", event.callback_id, event.attempt_id,
+                         event.kind, step.ignored)
+                return Outcome(view.state, False)
+            try:
+                return self._carry_out_offer(call, view, step, event, agent_id, tell_agent)
+            except Conflict:
+                continue
+        log.warning("caller %s: %s lost three races; the sweep will look again", event.callback_id,
+                    event.kind)
+        return Outcome(a.ENDED, False)
+
+    def _carry_out_offer(self, call, view, step, event, agent_id, tell_agent):
+        if view.state != a.ENDED:
+            ending = next((e for e in step.effects if isinstance(e, (a.BackInLine, a.LeaveLine))), None)
+            if isinstance(ending, a.BackInLine):
+                self.storage.end_offer(call, back_in_line=True)
+            elif ending is not None:
+                # Joined the agent: counted answered once, by the removal that wins.
+                self.storage.end_offer(call, back_in_line=False,
+                                       answered_at=self.clock.now() if ending.why == "served" else None)
+            elif (step.state, step.agent_call_sid) != (view.state, view.agent_call_sid):
+                self.storage.advance_offer(call, phase=step.state, agent_call_sid=step.agent_call_sid)
+            log.info("caller %s offer %s: %s -> %s on %s", call.call_sid, view.attempt_id, view.state,
+                     step.state, event.kind)
+        freed, notice = False, None
+        for effect in step.effects:
+            if isinstance(effect, a.HangUp):
+                self._hang_up(step.agent_call_sid)
+            elif isinstance(effect, a.TellAgent):
+                notice = effect.notice
+                if tell_agent:
+                    self._tell_agent(step.agent_call_sid, notice)
+            elif isinstance(effect, a.ReleaseAgent):
+                freed = self._release(agent_id, view.attempt_id, step.agent_call_sid, effect.why)
+            elif isinstance(effect, a.MoveCaller):
+                return self._move_caller(call, view.attempt_id, agent_id, step.agent_call_sid, tell_agent)
+        return Outcome(step.state, True, freed, notice=notice)
+
+    def _move_caller(self, call, offer_id, agent_id, agent_call_sid, tell_agent):
+        """The agent accepted and the write to caller-joining won: the agent is busy on the
+        caller, who is redirected out of the queue into their conference, once."""
+        self._quietly(self.storage.agent_busy, agent_id, offer_id, agent_call_sid, self.clock.now())
+        event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
+        try:
+            self.telephony.redirect_call(call.call_sid, self.url(
+                "/voice/caller/join", conference=f"call-{call.call_sid}", agent=agent_id, attempt=offer_id))
+        except CallGone:
+            return self.handle_offer(a.Event(a.CALLER_GONE, **event), agent_id, tell_agent)
+        except TelephonyError as exc:
+            log.warning("could not move caller %s to agent %s: %s", call.call_sid, agent_id, exc)
+            return self.handle_offer(a.Event(a.CALLER_NOT_MOVED, **event), agent_id, tell_agent)
+        return Outcome(a.CALLER_JOINING, True)
+
     # -- webhooks' entry points --------------------------------------------------------
 
     def _conference_callback(self, kind, key, attempt_id, agent_id):
@@ -507,10 +569,10 @@ class Dispatcher:
             text = (f"Callback for {cb.queue_name}, to {speakable(cb.number)}. "
                     f"Attempt {cb.attempts + 1} of {tries}.")
             return AgentAnswer(whisper=text, accept_url=accept)
+        outcome = self.handle_offer(a.Event(a.AGENT_ANSWERED, key, attempt_id, agent_call_sid), agent_id)
         call = self.storage.get_waiting_call(key)
-        if call is None or call.status != m.CONNECTING or call.agent_id != agent_id:
-            self._release(agent_id, attempt_id, agent_call_sid, "available")
-            return AgentAnswer(notice=NOTICES["caller-gone"])
+        if outcome.state != a.AGENT_DECIDING or call is None:
+            return AgentAnswer(notice=NOTICES[self._offer_over(call)])
         waited = int((self.clock.now() - call.joined_at).total_seconds() // 60)
         minutes = "under a minute" if waited < 1 else f"{waited} minute{'s' if waited > 1 else ''}"
         return AgentAnswer(whisper=f"A caller waiting in {call.queue_name} for {minutes}.",
@@ -524,78 +586,48 @@ class Dispatcher:
     def _agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
         accepted = a.agent_pressed(digits) == a.AGENT_ACCEPTED
         conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
+        event = a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid)
         if kind == CALLBACK:
             if accepted:
                 # Busy before the customer rings: the agent is on this call from now on.
                 self._quietly(self.storage.agent_busy, agent_id, attempt_id, agent_call_sid,
                               self.clock.now())
-            outcome = self.handle(a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid),
-                                  tell_agent=False)
-            if accepted and outcome.applied and outcome.state != a.ENDED:
+            outcome = self.handle(event, tell_agent=False)
+        else:
+            outcome = self.handle_offer(event, agent_id, tell_agent=False)
+        if accepted and outcome.applied and outcome.state != a.ENDED:
+            if kind == CALLBACK:
                 return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
                                    status_callback=conference_callback)
-            if outcome.applied and outcome.notice:
-                return AgentAnswer(notice=NOTICES[outcome.notice])
-            if not accepted and outcome.applied:
-                return AgentAnswer(notice=NOTICES["declined"])
-            return AgentAnswer(notice=NOTICES["stale"])
-        return self._agent_pressed_for_caller(key, attempt_id, agent_id, agent_call_sid, accepted,
-                                              conference_callback)
-
-    def _agent_pressed_for_caller(self, call_sid, offer_id, agent_id, agent_call_sid, accepted,
-                                  conference_callback):
-        call = self.storage.get_waiting_call(call_sid)
-        if call is None or call.status != m.CONNECTING or call.agent_id != agent_id:
-            self._release(agent_id, offer_id, agent_call_sid, "available")
-            return AgentAnswer(notice=NOTICES["caller-gone"])
-        if not accepted:
-            self.storage.waiting_call_back_in_line(call_sid, agent_id, queue_name=call.queue_name)
-            self._release(agent_id, offer_id, agent_call_sid, "declined")
+            call = self.storage.get_waiting_call(key)
+            queue = call.queue_name if call else "the queue"
+            return AgentAnswer(f"call-{key}", announcement=f"Caller from {queue}. Connecting now.",
+                               status_callback=conference_callback)
+        if outcome.applied and outcome.notice:
+            return AgentAnswer(notice=NOTICES[outcome.notice])
+        if not accepted and outcome.applied:
             return AgentAnswer(notice=NOTICES["declined"])
-        try:
-            self.storage.agent_busy(agent_id, offer_id, agent_call_sid, self.clock.now())
-        except Conflict:
-            return AgentAnswer(notice=NOTICES["stale"])
-        conference = f"call-{call_sid}"
-        try:
-            self.telephony.redirect_call(call_sid, self.url("/voice/caller/join", conference=conference,
-                                                            agent=agent_id, attempt=offer_id))
-        except CallGone:
-            self.storage.remove_waiting_call(call_sid)
-            self._release(agent_id, offer_id, agent_call_sid, "available")
-            return AgentAnswer(notice=NOTICES["caller-gone"])
-        except TelephonyError as exc:
-            log.warning("could not move caller %s to agent %s: %s", call_sid, agent_id, exc)
-            self.storage.waiting_call_back_in_line(call_sid, agent_id, queue_name=call.queue_name)
-            self._release(agent_id, offer_id, agent_call_sid, "available")
-            return AgentAnswer(notice=NOTICES["stale"])
-        return AgentAnswer(conference, announcement=f"Caller from {call.queue_name}. Connecting now.",
-                           status_callback=conference_callback)
+        if kind == CALL:
+            return AgentAnswer(notice=NOTICES[self._offer_over(self.storage.get_waiting_call(key))])
+        return AgentAnswer(notice=NOTICES["stale"])
+
+    @staticmethod
+    def _offer_over(call):
+        """What an agent hears of an offer that is over: the caller hung up, or moved on."""
+        return "caller-gone" if call is None else "stale"
 
     def caller_joining(self, call_sid, agent_id, offer_id):
-        """A holding caller moved out of the queue: join the agent only if they still wait
-        for this caller; otherwise the caller goes back in line."""
-        try:
-            agent = self.storage.get_agent(agent_id)
-        except NotFound:
-            agent = None
-        if (agent is not None and agent.status == m.BUSY and agent.work_key == call_sid
-                and agent.attempt_id == offer_id):
-            return True
-        self.storage.waiting_call_back_in_line(call_sid, agent_id)
-        return False
+        """A holding caller moved out of the queue: True when this offer to this agent still
+        waits for them; otherwise they go back in the queue (their record keeps its place)."""
+        call = self.storage.get_waiting_call(call_sid)
+        return (offer_view(call_sid, call, offer_id).state == a.CALLER_JOINING
+                and call.agent_id == agent_id)
 
     def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
         """The agent's leg reached a final status: free or park the agent, fix the work."""
-        if kind == CALLBACK:
-            outcome = self.handle(a.Event(a.agent_call_ended(call_status), key, attempt_id,
-                                          agent_call_sid, call_status))
-            return outcome.freed_agent
-        call = self.storage.get_waiting_call(key)
-        if call is not None and call.status == m.CONNECTING and call.agent_id == agent_id:
-            self.storage.waiting_call_back_in_line(key, agent_id, queue_name=call.queue_name)
-        why = "available" if call_status == "completed" else "missed"
-        return self._release(agent_id, attempt_id, agent_call_sid, why)
+        event = a.Event(a.agent_call_ended(call_status), key, attempt_id, agent_call_sid, call_status)
+        outcome = self.handle(event) if kind == CALLBACK else self.handle_offer(event, agent_id)
+        return outcome.freed_agent
 
     def customer_answered(self, callback_id, attempt_id, call_sid, answered_by):
         """The customer's phone picked up: a person joins the agent, a machine fails the try."""
@@ -638,11 +670,11 @@ class Dispatcher:
             if kind_of is None:
                 return None
             return self.handle(a.Event(kind_of, key, attempt_id, call_sid))
-        if status_event == "participant-join" and call_sid == key:
-            # The holding caller is with the agent: their waiting record is done, and the
-            # removal that finds it counts them answered, once.
-            self.storage.remove_waiting_call(key, event=stats.ANSWERED, now=self.clock.now())
-        return None
+        view = offer_view(key, self.storage.get_waiting_call(key), attempt_id)
+        kind_of = a.conference_event(status_event, call_sid, view)
+        if kind_of is None:
+            return None
+        return self.handle_offer(a.Event(kind_of, key, attempt_id, call_sid), agent_id)
 
     # -- Twilio as the source of truth -------------------------------------------------
 
@@ -697,7 +729,7 @@ class Dispatcher:
                 changed |= self.handle(a.Event(a.customer_call_ended(status), call_sid=sid,
                                                call_status=status, **event)).applied
             elif (status == "in-progress" and view.state != a.CONNECTED
-                  and self._joined_agent(cb, view.agent_call_sid, sid)):
+                  and self._joined_agent(cb.conference_name, view.agent_call_sid, sid)):
                 changed |= self.handle(a.Event(a.CUSTOMER_JOINED, call_sid=sid, **event)).applied
             elif sid and not view.customer_call_sid:
                 changed |= self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event)).applied
@@ -712,14 +744,14 @@ class Dispatcher:
                     pass
         return changed
 
-    def _joined_agent(self, cb, agent_call_sid, customer_call_sid):
+    def _joined_agent(self, conference_name, agent_call_sid, customer_call_sid):
         """True when Twilio lists the customer's call (and the agent's, when known) in the
-        attempt's conference now. Answered is not joined: the customer may still hear the
+        conference now. Answered is not joined: the customer may still hear the
         announcement, or the agent may have left before they came."""
         try:
-            joined = self.telephony.conference_participants(cb.conference_name)
+            joined = self.telephony.conference_participants(conference_name)
         except TelephonyError as exc:
-            log.info("could not read conference %s: %s", cb.conference_name, exc)
+            log.info("could not read conference %s: %s", conference_name, exc)
             return False
         return customer_call_sid in joined and (agent_call_sid is None or agent_call_sid in joined)
 
@@ -731,34 +763,47 @@ class Dispatcher:
 
     def reconcile_agent(self, agent):
         """A reserved or busy agent the sweep looks at: if Twilio says their call is over
-        (or was never placed), apply that, so they are free within two sweeps."""
-        since = agent.status_changed_at
-        sid, status = self._twilio_leg(agent.call_sid, agent.phone, since)
-        if status is None or (status not in FINAL_CALL_STATUSES and status != "not-placed"):
-            if agent.work_kind == CALL and status == "in-progress":
-                return self._caller_never_came(agent)
-            return False
-        if agent.work_kind == CALLBACK and agent.work_key:
+        (or was never placed), apply that, so they are free within two sweeps; while it goes
+        on with a holding caller, apply what Twilio says of the caller's call."""
+        sid, status = self._twilio_leg(agent.call_sid, agent.phone, agent.status_changed_at)
+        over = status in FINAL_CALL_STATUSES or status == "not-placed"
+        if over:
             kind = a.AGENT_NOT_PLACED if status == "not-placed" else a.agent_call_ended(status)
-            outcome = self.handle(a.Event(kind, agent.work_key, agent.attempt_id, sid, status))
-            if outcome.freed_agent:
-                return True
-        if agent.work_kind == CALL and agent.work_key:
-            self.storage.waiting_call_back_in_line(agent.work_key, agent.agent_id)
+            event = a.Event(kind, agent.work_key, agent.attempt_id, sid, status)
+        elif status == "in-progress" and agent.work_kind == CALL:
+            event = self._offer_on_call(agent, sid)
+        else:
+            event = None
+        if event is not None and agent.work_key and agent.work_kind in (CALL, CALLBACK):
+            outcome = (self.handle(event) if agent.work_kind == CALLBACK
+                       else self.handle_offer(event, agent.agent_id))
+            if outcome.freed_agent or not over:
+                return outcome.freed_agent
+        if not over:
+            return False
         why = "available" if status in ("completed", "not-placed") else "missed"
         return self._release(agent.agent_id, agent.attempt_id, sid, why)
 
-    def _caller_never_came(self, agent):
-        """A busy agent waiting for a holding caller who never joined (hung up on the way)."""
-        call = self.storage.get_waiting_call(agent.work_key)
-        if call is None or call.status != m.CONNECTING:
-            return False
+    def _offer_on_call(self, agent, agent_call_sid):
+        """The event Twilio's record tells of a holding caller's offer while the agent's
+        call goes on: silent past the whisper, the caller gone on the way or in the
+        conference with the agent; None when it tells nothing new."""
+        key, offer_id = agent.work_key, agent.attempt_id
+        view = offer_view(key, self.storage.get_waiting_call(key), offer_id)
+        if view.state in (a.AGENT_RINGING, a.AGENT_DECIDING):
+            whisper_over = (agent.status_changed_at + timedelta(seconds=self.ring_timeout) + WHISPER
+                            + timedelta(seconds=ACCEPT_SECONDS) + EVENT_MARGIN)
+            if self.clock.now() < whisper_over:
+                return None
+            return a.Event(a.AGENT_SILENT, key, offer_id, agent_call_sid)
+        if view.state != a.CALLER_JOINING:
+            return None
         try:
-            caller_status = self.telephony.call_status(agent.work_key)
+            caller_status = self.telephony.call_status(key)
         except TelephonyError:
-            return False
-        if caller_status not in FINAL_CALL_STATUSES:
-            return False
-        self.storage.remove_waiting_call(agent.work_key)
-        self._tell_agent(agent.call_sid, "caller-gone")
-        return self._release(agent.agent_id, agent.attempt_id, agent.call_sid, "available")
+            return None
+        if caller_status in FINAL_CALL_STATUSES:
+            return a.Event(a.CALLER_GONE, key, offer_id, key)
+        if caller_status == "in-progress" and self._joined_agent(f"call-{key}", agent_call_sid, key):
+            return a.Event(a.CUSTOMER_JOINED, key, offer_id, key)
+        return None

@@ -211,6 +211,8 @@ def _build_models(config):
         waiting_queue = UnicodeAttribute(null=True)
         agent_id = UnicodeAttribute(null=True)
         agent_call_sid = UnicodeAttribute(null=True)
+        offer_id = UnicodeAttribute(null=True)
+        phase = UnicodeAttribute(null=True)
         expires_ttl = TTLAttribute(null=True)
         by_queue = _time_ordered_index("waiting-by-queue", "waiting_queue", "joined_at")
 
@@ -585,7 +587,7 @@ class Storage:
     @staticmethod
     def _waiting_from(r):
         return m.WaitingCall(r.call_sid, r.ivr_name, r.queue_name, r.caller, r.joined_at, r.status,
-                             r.agent_id, r.agent_call_sid)
+                             r.agent_id, r.agent_call_sid, r.offer_id, r.phase)
 
     def add_waiting_call(self, call_sid, *, ivr_name, queue_name, caller, joined_at,
                          fetch_existing=True):
@@ -647,19 +649,25 @@ class Storage:
             with _dynamodb():
                 self.Waiting(call_sid).delete()
             return
-        W = self.Waiting
         call = self.get_waiting_call(call_sid)
-        if call is None:
-            return
+        if call is not None:
+            self._remove_counted(call, self.Waiting.call_sid.exists(), event, now)
+
+    def _remove_counted(self, call, condition, event, now):
+        """Delete a waiting call on `condition` and count `event` at `now` in the same
+        transaction; False when the condition failed (nothing written, nothing counted)."""
+        W = self.Waiting
         with _dynamodb():
             def write(tx):
-                tx.delete(W(call_sid), condition=W.call_sid.exists())
+                tx.delete(W(call.call_sid), condition=condition)
                 self._count(tx, call.queue_name, call.ivr_name, now, {event: 1})
             try:
                 self._transact(write)
             except TransactWriteError as exc:
                 if not _failed(_cancel_codes(exc), 0):
                     raise
+                return False
+        return True
 
     def waiting_in_queue(self, queue_name, limit=10, joined_before=None):
         """Callers waiting (not being connected) in a queue, earliest place first."""
@@ -680,29 +688,40 @@ class Storage:
         with _dynamodb():
             return W.by_queue.count(queue_name, range_key_condition=W.joined_at < joined_at)
 
-    def waiting_call_back_in_line(self, call_sid, agent_id, queue_name=None):
-        """The agent did not take the caller: back in the queue at the same place. A caller
-        who already read the record passes its queue, saving a read."""
+    def _offer_as_read(self, call):
+        """Condition: the caller is still in this offer, at this phase, with this agent
+        call, as `call` says, so a write computed from a stale read loses."""
         W = self.Waiting
-        if queue_name is None:
-            record = self.get_waiting_call(call_sid)
-            if record is None:
-                return False
-            queue_name = record.queue_name
-        try:
-            self._update(W(call_sid),
-                         [W.status.set(m.WAITING), W.waiting_queue.set(queue_name),
-                          W.agent_id.remove(), W.agent_call_sid.remove()],
-                         (W.status == m.CONNECTING) & (W.agent_id == agent_id))
-            return True
-        except Conflict:
-            return False
+        condition = (W.status == m.CONNECTING) & (W.offer_id == call.offer_id)
+        for attr, value in ((W.phase, call.phase), (W.agent_call_sid, call.agent_call_sid)):
+            condition &= (attr == value) if value else attr.does_not_exist()
+        return condition
 
-    def set_waiting_call_agent_leg(self, call_sid, agent_id, agent_call_sid):
-        """Remember the call ringing the agent who will take this caller."""
+    def advance_offer(self, call, *, phase, agent_call_sid=None):
+        """Move the caller's offer to another open phase (and learn the agent's CallSid)."""
         W = self.Waiting
-        self._update(W(call_sid), [W.agent_call_sid.set(agent_call_sid)],
-                     (W.status == m.CONNECTING) & (W.agent_id == agent_id))
+        actions = [W.phase.set(phase)]
+        if agent_call_sid and agent_call_sid != call.agent_call_sid:
+            actions.append(W.agent_call_sid.set(agent_call_sid))
+        self._update(W(call.call_sid), actions, self._offer_as_read(call))
+
+    def end_offer(self, call, *, back_in_line, answered_at=None):
+        """Close the caller's offer: waiting again at the same place, or out of the line
+        (hung up on the way, or with `answered_at` joined the agent: counted answered once,
+        with the removal). Conflict when the offer has moved on."""
+        W = self.Waiting
+        moved_on = "the offer has moved on"
+        if back_in_line:
+            self._update(W(call.call_sid),
+                         [W.status.set(m.WAITING), W.waiting_queue.set(call.queue_name),
+                          W.agent_id.remove(), W.agent_call_sid.remove(), W.offer_id.remove(),
+                          W.phase.remove()],
+                         self._offer_as_read(call))
+        elif answered_at is None:
+            with _dynamodb(conflict=moved_on):
+                _retrying(lambda: W(call.call_sid).delete(condition=self._offer_as_read(call)))
+        elif not self._remove_counted(call, self._offer_as_read(call), stats.ANSWERED, answered_at):
+            raise Conflict(moved_on)
 
     # -- pending dispatches (coalescing asynchronous dispatch requests) -----------------
 
@@ -909,12 +928,14 @@ class Storage:
                     (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
         self._departed(callback.queue_name, now)
 
-    def claim_waiting_call(self, agent, call, now, offer_id=None):
-        """Reserve an available agent and take a holding caller for them, atomically."""
+    def claim_waiting_call(self, agent, call, now, offer_id=None, phase=AGENT_RINGING):
+        """Reserve an available agent and take a holding caller for them (offer `offer_id`,
+        its agent ringing), atomically."""
         W = self.Waiting
         offer_id = offer_id or uuid.uuid4().hex[:16]
         self._claim(agent, now, "call", call.call_sid, offer_id, W(call.call_sid),
-                    [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id)],
+                    [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id),
+                     W.offer_id.set(offer_id), W.phase.set(phase), W.agent_call_sid.remove()],
                     W.status == m.WAITING)
         self._departed(call.queue_name, now)
 

@@ -161,6 +161,103 @@ def test_conference_participants_are_told_apart_by_call_sid():
     assert a.conference_event("conference-start", None, view) is None
 
 
+# A holding caller's offer: every pair that does something, the rest change nothing.
+CALLER_SID = "CA" + "c" * 32
+NOT_TAKEN = {
+    (a.AGENT_RINGING, a.AGENT_DECLINED): a.DECLINED,
+    (a.AGENT_RINGING, a.AGENT_MISSED): a.MISSED,
+    (a.AGENT_RINGING, a.AGENT_HUNG_UP): a.AVAILABLE,
+    (a.AGENT_RINGING, a.AGENT_NOT_PLACED): a.AVAILABLE,
+    (a.AGENT_RINGING, a.AGENT_REFUSED): a.REFUSED,
+    (a.AGENT_RINGING, a.AGENT_SILENT): a.DECLINED,
+    (a.AGENT_DECIDING, a.AGENT_DECLINED): a.DECLINED,
+    (a.AGENT_DECIDING, a.AGENT_MISSED): a.DECLINED,
+    (a.AGENT_DECIDING, a.AGENT_HUNG_UP): a.AVAILABLE,
+    (a.AGENT_DECIDING, a.AGENT_SILENT): a.DECLINED,
+    **{(a.CALLER_JOINING, e): a.AVAILABLE for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
+                                                      a.CONFERENCE_ENDED, a.CALLER_NOT_MOVED)},
+}
+OFFER_EXPECTED = {
+    **{pair: a.ENDED for pair in NOT_TAKEN},
+    (a.AGENT_RINGING, a.AGENT_PLACED): a.AGENT_RINGING,
+    (a.AGENT_RINGING, a.AGENT_ANSWERED): a.AGENT_DECIDING,
+    (a.AGENT_RINGING, a.AGENT_ACCEPTED): a.CALLER_JOINING,
+    (a.AGENT_DECIDING, a.AGENT_PLACED): a.AGENT_DECIDING,
+    (a.AGENT_DECIDING, a.AGENT_ACCEPTED): a.CALLER_JOINING,
+    (a.CALLER_JOINING, a.AGENT_PLACED): a.CALLER_JOINING,
+    (a.CALLER_JOINING, a.CUSTOMER_JOINED): a.ENDED,
+    (a.CALLER_JOINING, a.CUSTOMER_LEFT): a.ENDED,
+    (a.CALLER_JOINING, a.CALLER_GONE): a.ENDED,
+    (a.ENDED, a.AGENT_HUNG_UP): a.ENDED,
+    (a.ENDED, a.AGENT_MISSED): a.ENDED,
+    (a.ENDED, a.AGENT_NOT_PLACED): a.ENDED,
+}
+
+
+def offer(state, agent_sid=AGENT_SID):
+    return a.Attempt(CALLER_SID, "O1", state, agent_sid, CALLER_SID)
+
+
+def offer_event(kind, sid=None, offer_id="O1", status="no-answer"):
+    if sid is None:
+        sid = AGENT_SID if a.LEG_OF[kind] == a.AGENT else CALLER_SID
+    return a.Event(kind, CALLER_SID, offer_id, sid, status)
+
+
+@pytest.mark.parametrize("state, kind", list(itertools.product(a.OFFER_STATES, a.EVENTS)))
+def test_every_offer_state_and_event(state, kind):
+    step = a.apply(offer(state), offer_event(kind), a.OFFER_TABLE)
+    if (state, kind) not in OFFER_EXPECTED:
+        assert step.ignored and step.state == state and step.effects == ()
+        return
+    assert not step.ignored and step.state == OFFER_EXPECTED[(state, kind)]
+    effects = kinds(step)
+    # Only the agent's 1 moves the caller; nothing of a callback happens to a holding caller.
+    assert (a.MoveCaller in effects) == (kind == a.AGENT_ACCEPTED)
+    assert not {a.DialCustomer, a.EndAttempt, a.RefuseNumber, a.Connect, a.Complete} & set(effects)
+    # Not taken: back in line with their place, the agent released for the reason.
+    if (state, kind) in NOT_TAKEN:
+        assert a.BackInLine() in step.effects and a.ReleaseAgent(NOT_TAKEN[(state, kind)]) in step.effects
+    else:
+        assert a.BackInLine not in effects
+    # Out of the line only once with the agent, or gone.
+    if a.LeaveLine in effects:
+        assert kind in (a.CUSTOMER_JOINED, a.CUSTOMER_LEFT, a.CALLER_GONE)
+    # An offer that ends leaves no caller in limbo: back in line or out of it, once.
+    if state != a.ENDED and step.state == a.ENDED:
+        assert effects.count(a.BackInLine) + effects.count(a.LeaveLine) == 1
+    if kind in (a.AGENT_HUNG_UP, a.AGENT_MISSED):
+        assert a.ReleaseAgent in effects
+    if state == a.ENDED:
+        assert effects == [a.ReleaseAgent]
+
+
+def test_the_offer_table_names_only_its_states_and_known_events():
+    for (state, kind), (following, effects) in a.OFFER_TABLE.items():
+        assert state in a.OFFER_STATES and kind in a.EVENTS and following in a.OFFER_STATES
+    assert set(a.OFFER_TABLE) == set(OFFER_EXPECTED)
+
+
+@pytest.mark.parametrize("state", a.OFFER_STATES)
+@pytest.mark.parametrize("kind", a.EVENTS)
+def test_an_event_of_another_offer_or_call_changes_nothing(state, kind):
+    """A late or repeated event of an earlier offer of the same caller, or of another agent
+    call, cannot touch this offer."""
+    step = a.apply(offer(state), offer_event(kind, offer_id="O0"), a.OFFER_TABLE)
+    assert step.ignored == "another attempt" and step.effects == () and step.state == state
+    if a.LEG_OF[kind] != a.CONFERENCE:
+        step = a.apply(offer(state), offer_event(kind, sid=OTHER_SID), a.OFFER_TABLE)
+        assert step.ignored and step.effects == () and step.state == state
+
+
+def test_an_offer_participant_is_the_caller_only_by_their_own_call_sid():
+    view = offer(a.CALLER_JOINING, agent_sid=None)
+    assert a.conference_event("participant-join", CALLER_SID, view) == a.CUSTOMER_JOINED
+    assert a.conference_event("participant-leave", CALLER_SID, view) == a.CUSTOMER_LEFT
+    assert a.conference_event("participant-leave", OTHER_SID, view) == a.AGENT_LEFT
+    assert a.conference_event("participant-join", OTHER_SID, view) is None
+
+
 def test_every_outcome_the_table_writes_has_a_label():
     outcomes = {e.outcome for _, effects in a.TABLE.values() for e in effects
                 if isinstance(e, a.EndAttempt)}
@@ -173,4 +270,5 @@ def test_the_readme_prints_the_table_as_it_is():
     import os
 
     with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
-        assert a.table_markdown() in f.read()
+        readme = f.read()
+    assert a.table_markdown() in readme and a.table_markdown(a.OFFER_TABLE) in readme

@@ -9,6 +9,7 @@ import pytest
 from callback import models as m
 from callback.sweep import sweep_once
 from conftest import PUBLIC, said, twiml
+from test_line import query_of
 from test_dispatch import (
     ALICE,
     BOB,
@@ -455,3 +456,104 @@ def test_9_a_lost_conference_end_does_not_leave_a_callback_connected(
     confirmed = twiml(twilio.post_url(read_back.find("Gather").get("action"),
                                       {"CallSid": call_sid, "Digits": "1"}))
     assert [e.tag for e in confirmed] == ["Leave"]
+
+
+# A holding caller offered to an agent ------------------------------------------------
+
+def offered_and_accepted(twilio, svc, clock, api, standin):
+    """A caller holding in Support, offered to Bob, who presses 1; returns (caller, Bob's
+    leg, Bob's conference TwiML, the URL the caller was redirected to, when they joined)."""
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(standin, BOB)
+    agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
+    [moved] = standin.calls[caller].redirects
+    return caller, leg, agent_twiml, moved, joined
+
+
+def test_a_late_final_status_of_an_earlier_offer_of_the_caller_changes_nothing(
+        twilio, svc, clock, agents, api, twilio_standin):
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Sales")
+    api.status("alice", "available")
+    first = ringing(twilio_standin, ALICE)
+    status(twilio, first, "no-answer")
+    twilio_standin.end_call(first.sid)
+    # One miss: she is still available, and the same caller is offered to her again.
+    second = ringing(twilio_standin, ALICE)
+    assert second.sid != first.sid
+    # The first offer's final status, delivered again and late.
+    status(twilio, first, "no-answer")
+    status(twilio, first, "completed")
+    call = svc.storage.get_waiting_call(caller)
+    assert (call.status, call.agent_id, call.joined_at) == (m.CONNECTING, "alice", joined)
+    alice = svc.storage.get_agent("alice")
+    assert (alice.status, alice.call_sid) == ("reserved", second.sid)
+    # The caller is not in line while Alice rings for them: Bob is not offered them too.
+    api.status("bob", "available")
+    assert twilio_standin.placed(to=BOB) == []
+    # The second offer runs its course as if nothing had come.
+    press(twilio, second, answer(twilio, second), "1")
+    assert len(twilio_standin.calls[caller].redirects) == 1
+
+
+def test_an_agent_who_leaves_before_the_holding_caller_joins_sends_them_back_with_their_place(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, agent_twiml, moved, joined = offered_and_accepted(twilio, svc, clock, api,
+                                                                    twilio_standin)
+    # Bob hangs up in the conference before the caller is in; his final status is late.
+    conference_event(twilio, agent_twiml, "participant-leave", leg)
+    twilio_standin.end_call(leg.sid)
+    # Back in line with their place, out of that offer: Bob, free again, is rung anew.
+    back = svc.storage.get_waiting_call(caller)
+    assert back.joined_at == joined and back.offer_id != query_of(moved)["attempt"]
+    assert ringing(twilio_standin, BOB).sid != leg.sid
+    root = twiml(twilio.post_url(moved, {"CallSid": caller}))
+    assert root.find("Enqueue").text == "Support" and "kept your place" in said(root)
+    assert root.find("Dial") is None
+    assert svc.storage.get_waiting_call(caller).joined_at == joined
+
+
+def test_a_repeated_or_late_conference_event_of_an_earlier_offer_changes_nothing(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, agent_twiml, moved, joined = offered_and_accepted(twilio, svc, clock, api,
+                                                                    twilio_standin)
+    conference_event(twilio, agent_twiml, "participant-leave", leg)
+    conference_event(twilio, agent_twiml, "conference-end")
+    twilio_standin.end_call(leg.sid)
+    twiml(twilio.post_url(moved, {"CallSid": caller}))  # back in line
+    # Bob, free again, is offered the same caller: a second offer.
+    second = ringing(twilio_standin, BOB)
+    assert second.sid != leg.sid
+    # The first offer's conference events, again and late: the caller's join included.
+    conference_event(twilio, agent_twiml, "participant-leave", leg)
+    conference_event(twilio, agent_twiml, "participant-join", twilio_standin.calls[caller])
+    conference_event(twilio, agent_twiml, "conference-end")
+    status(twilio, leg, "completed")
+    call = svc.storage.get_waiting_call(caller)
+    assert call is not None and (call.status, call.agent_id, call.joined_at) == (
+        m.CONNECTING, "bob", joined)
+    bob = svc.storage.get_agent("bob")
+    assert (bob.status, bob.call_sid) == ("reserved", second.sid)
+
+
+def test_a_caller_in_the_conference_with_the_agent_is_served_once(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, agent_twiml, moved, _ = offered_and_accepted(twilio, svc, clock, api, twilio_standin)
+    joined = twiml(twilio.post_url(moved, {"CallSid": caller}))
+    caller_leg = twilio_standin.calls[caller]
+    conference_event(twilio, agent_twiml, "participant-join", leg)
+    for _ in range(2):
+        conference_event(twilio, joined, "participant-join", caller_leg)
+    assert svc.storage.get_waiting_call(caller) is None
+    [hour] = svc.storage.hourly_counts("Support", clock.now(), clock.now())
+    assert hour["answered"] == 1
+    # The conversation goes on: Bob is busy until his own call ends.
+    assert svc.storage.get_agent("bob").status == "busy"
+    for event in ("participant-leave", "participant-leave", "conference-end"):
+        conference_event(twilio, joined, event, caller_leg if event != "conference-end" else None)
+    assert svc.storage.get_waiting_call(caller) is None
+    status(twilio, leg, "completed")
+    status(twilio, leg, "completed")
+    assert svc.storage.get_agent("bob").status == "available"

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from callback import stats
+from callback.attempts import CALLER_JOINING
 from callback.models import Callback
 from callback.rules import number_refused
 from callback.storage import Conflict
@@ -76,6 +77,8 @@ def answer_from_hold(svc, clock, call_sid, agent_id):
     storage.set_agent_presence(agent_id, "available", clock.now())
     storage.claim_waiting_call(storage.get_agent(agent_id), storage.get_waiting_call(call_sid), clock.now(),
                                offer_id="offer1")
+    # The agent accepted: the caller is on the way to their conference.
+    storage.advance_offer(storage.get_waiting_call(call_sid), phase=CALLER_JOINING)
     for _ in range(2):
         svc.dispatcher.conference_event("call", call_sid, "offer1", agent_id, "participant-join", call_sid)
     assert storage.get_waiting_call(call_sid) is None
