@@ -557,3 +557,19 @@ def test_a_caller_in_the_conference_with_the_agent_is_served_once(
     status(twilio, leg, "completed")
     status(twilio, leg, "completed")
     assert svc.storage.get_agent("bob").status == "available"
+
+
+def test_a_holding_caller_whose_join_event_was_lost_is_found_in_the_conference_by_the_sweep(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, _, moved, _ = offered_and_accepted(twilio, svc, clock, api, twilio_standin)
+    twiml(twilio.post_url(moved, {"CallSid": caller}))
+    twilio_standin.calls[caller].status = "in-progress"
+    conference = f"call-{caller}"
+    twilio_standin.conference_joined(conference, leg.sid, start_on_enter=False, end_on_exit=True)
+    twilio_standin.conference_joined(conference, caller, end_on_exit=True)
+    clock.advance(minutes=1)
+    sweep_once(svc)
+    assert svc.storage.get_waiting_call(caller) is None
+    [hour] = svc.storage.hourly_counts("Support", clock.now(), clock.now())
+    assert hour["answered"] == 1
+    assert svc.storage.get_agent("bob").status == "busy"
