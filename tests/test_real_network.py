@@ -573,3 +573,19 @@ def test_a_holding_caller_whose_join_event_was_lost_is_found_in_the_conference_b
     [hour] = svc.storage.hourly_counts("Support", clock.now(), clock.now())
     assert hour["answered"] == 1
     assert svc.storage.get_agent("bob").status == "busy"
+
+
+def test_an_agent_silent_past_the_whisper_is_hung_up_and_the_holding_caller_keeps_their_place(
+        twilio, svc, clock, agents, api, twilio_standin):
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(twilio_standin, BOB)
+    answer(twilio, leg)  # the whisper plays; the key press never reaches the app
+    clock.advance(minutes=2)
+    sweep_once(svc)
+    assert twilio_standin.calls[leg.sid].status == "completed"
+    bob = svc.storage.get_agent("bob")
+    assert (bob.status, bob.away_reason) == ("offline", "did not accept an offered call")
+    back = svc.storage.get_waiting_call(caller)
+    assert (back.status, back.joined_at) == ("waiting", joined)
