@@ -191,6 +191,7 @@ def _build_models(config):
         attempt_id = UnicodeAttribute(null=True)
         away_reason = UnicodeAttribute(null=True)
         misses = NumberAttribute(default=0)
+        last_write = UnicodeAttribute(null=True)  # see Storage._update
 
     class GuardRecord(Model):
         Meta = _meta(prefix + "config", config)
@@ -214,6 +215,7 @@ def _build_models(config):
         offer_id = UnicodeAttribute(null=True)
         phase = UnicodeAttribute(null=True)
         expires_ttl = TTLAttribute(null=True)
+        last_write = UnicodeAttribute(null=True)  # see Storage._update
         by_queue = _time_ordered_index("waiting-by-queue", "waiting_queue", "joined_at")
 
     class CallbackRecord(Model):
@@ -241,6 +243,7 @@ def _build_models(config):
         pending_queue = UnicodeAttribute(null=True)
         sweep_status = UnicodeAttribute(null=True)
         sweep_at = UTCDateTimeAttribute(null=True)
+        last_write = UnicodeAttribute(null=True)  # see Storage._update
         by_pending = _time_ordered_index("pending-by-queue", "pending_queue", "place_in_line")
         by_sweep = _time_ordered_index("sweep-by-status", "sweep_status", "sweep_at")
         by_status = _time_ordered_index("by-status", "status", "requested_at")
@@ -345,6 +348,13 @@ def _dynamodb(conflict=None):
         if conflict is not None and _code(exc) == CONDITION_FAILED:
             raise Conflict(conflict) from exc
         raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _outcome_unknown(exc):
+    """True when DynamoDB may or may not have applied the request: no answer came (a
+    timeout, a dropped connection) or it answered a server error."""
+    code = _code(exc)
+    return code is None or code in ("InternalServerError", "ServiceUnavailable")
 
 
 def _cancel_codes(exc):
@@ -968,10 +978,32 @@ class Storage:
     # -- callback attempts: every write conditional on the attempt exactly as read ------
 
     def _update(self, record, actions, condition):
-        with _dynamodb(conflict=f"{type(record).__name__} is not in the expected state"):
-            _retrying(lambda: record.update(actions=actions, condition=condition,
-                                            add_version_condition=False))
+        """A conditional update. Each one also writes a fresh token to `last_write`: when the
+        answer never came (a timeout after DynamoDB applied it, or a 500), the record read
+        back says whether this very write landed, so an applied write is never reported as
+        failed (and no retry of it fails its own condition)."""
+        token = uuid.uuid4().hex
+        actions = [*actions, type(record).last_write.set(token)]
+        try:
+            with _dynamodb(conflict=f"{type(record).__name__} is not in the expected state"):
+                _retrying(lambda: record.update(actions=actions, condition=condition,
+                                                add_version_condition=False))
+        except StorageError as exc:
+            in_doubt = not isinstance(exc, Conflict) and _outcome_unknown(exc.__cause__)
+            if not (in_doubt and self._landed(record, token)):
+                raise
+            log.warning("a %s update was applied although its answer was lost", type(record).__name__)
         return record
+
+    @staticmethod
+    def _landed(record, token):
+        """True when the record, read back, carries the token of the write in doubt."""
+        try:
+            with _dynamodb():
+                record.refresh(consistent_read=True)
+        except StorageError:  # unreachable still, or no such record
+            return False
+        return record.last_write == token
 
     def _as_read(self, cb):
         """Condition: the callback's attempt, status, phase and both CallSids are still

@@ -49,7 +49,7 @@ class FaultyEndpoint:
         """Fail the requests of this operation from now on (only the next `times` if given,
         after letting `after` through). Kinds: "throttle", "error" and "conflict" answer at
         once; "lost" applies the request, then answers an error as if the answer had been
-        lost on the way back."""
+        lost on the way back; "late" applies it and answers after the client's timeout."""
         with self.lock:
             self.failing[operation] = kind
             self.remaining[operation] = times
@@ -104,6 +104,11 @@ class FaultyEndpoint:
             time.sleep(1.5)
         if kind == "lost":
             self.forward()
+        if kind == "late":
+            upstream = self.forward()
+            time.sleep(1.5)
+            return Response(upstream.content, status=upstream.status_code,
+                            content_type=upstream.headers.get("Content-Type"))
         if kind in ("error", "lost"):
             return Response('{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
                             '"message":"Internal server error"}', status=500,
@@ -291,6 +296,33 @@ def callback_ready(svc, clock, main_line):
     svc.storage.create_callback(m.Callback(CALL_SID, CUSTOMER, "Main Line", "Sales", now, now, 10, now,
                                            now + timedelta(hours=2)), CALL_SID)
     svc.storage.set_agent_presence("alice", "available", now)
+
+
+@pytest.mark.parametrize("kind", ["lost", "late"])
+def test_an_update_applied_although_its_answer_never_came_is_not_a_failure(svc, clock, faulty, callback_ready,
+                                                                           kind):
+    from callback.storage import Storage
+
+    storage = Storage(svc.config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": 0.5}))
+    now = clock.now()
+    storage.claim_callback(storage.get_agent("alice"), storage.get_callback(CALL_SID), "att1", now,
+                           now + timedelta(minutes=3))
+    faulty.fail("UpdateItem", kind, times=1)
+    storage.agent_busy("alice", "att1", "CA" + "a" * 32, now)  # no StorageError: it was applied
+    assert faulty.failures == 1
+    assert storage.get_agent("alice").status == "busy"
+
+
+def test_an_update_whose_answer_was_a_server_error_and_not_applied_is_a_failure(svc, clock, faulty,
+                                                                                callback_ready):
+    now = clock.now()
+    svc.storage.claim_callback(svc.storage.get_agent("alice"), svc.storage.get_callback(CALL_SID), "att1",
+                               now, now + timedelta(minutes=3))
+    faulty.fail("UpdateItem", "error", times=1)
+    with pytest.raises(StorageError) as failed:
+        svc.storage.agent_busy("alice", "att1", "CA" + "a" * 32, now)
+    assert not isinstance(failed.value, Conflict)
+    assert svc.storage.get_agent("alice").status == "reserved"
 
 
 def drive_attempt(twilio, standin):
