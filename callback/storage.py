@@ -357,6 +357,24 @@ def _outcome_unknown(exc):
     return code is None or code in ("InternalServerError", "ServiceUnavailable")
 
 
+class _IdempotentConnection(Connection):
+    """The connection of transactions: each carries a client request token, and one whose
+    outcome is in doubt (no answer, or a 500) is sent once more with the same token, which
+    DynamoDB applies at most once. So a transaction applied although its answer was lost is
+    not reported as failed, and its repeat never fails its own conditions."""
+
+    def transact_write_items(self, *args, client_request_token=None, **kwargs):
+        token = client_request_token or uuid.uuid4().hex
+        try:
+            return super().transact_write_items(*args, client_request_token=token, **kwargs)
+        except TransactWriteError as exc:
+            if not _outcome_unknown(exc):
+                raise
+            log.warning("a transaction's outcome is unknown (%s): sending it again, same token",
+                        _code(exc) or "no answer")
+        return super().transact_write_items(*args, client_request_token=token, **kwargs)
+
+
 def _cancel_codes(exc):
     """Cancellation codes in PynamoDB's send order: condition checks, deletes, puts, updates.
     None at all when the transaction failed without an answer (a timeout)."""
@@ -413,9 +431,9 @@ class Storage:
 
     def _tx(self):
         if self._connection is None:
-            self._connection = Connection(region=self.config.AWS_REGION,
-                                          host=self.config.AWS_ENDPOINT_URL_DYNAMODB or None,
-                                          **_client_limits(self.config))
+            self._connection = _IdempotentConnection(region=self.config.AWS_REGION,
+                                                     host=self.config.AWS_ENDPOINT_URL_DYNAMODB or None,
+                                                     **_client_limits(self.config))
         return TransactWrite(connection=self._connection)
 
     def _transact(self, write):
@@ -546,12 +564,11 @@ class Storage:
     def set_agent_presence(self, agent_id, status, now):
         """Agent says available/offline; never while reserved or busy on a call."""
         A = self.AgentRec
-        with _dynamodb(conflict=agent_id):
-            # Saying it themselves clears what the app noted when it set them away.
-            A("AGENT", _valid_key(agent_id)).update(
-                actions=[A.status.set(status), A.status_changed_at.set(now), A.away_reason.remove(),
-                         A.misses.set(0)],
-                condition=A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
+        # Saying it themselves clears what the app noted when it set them away.
+        self._update(A("AGENT", _valid_key(agent_id)),
+                     [A.status.set(status), A.status_changed_at.set(now), A.away_reason.remove(),
+                      A.misses.set(0)],
+                     A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
         return self.get_agent(agent_id)
 
     def _agent_guard(self, attempt_id, call_sid=None):

@@ -313,6 +313,22 @@ def test_an_update_applied_although_its_answer_never_came_is_not_a_failure(svc, 
     assert storage.get_agent("alice").status == "busy"
 
 
+@pytest.mark.parametrize("kind", ["lost", "late"])
+def test_a_transaction_applied_although_its_answer_never_came_is_not_a_failure(svc, clock, faulty,
+                                                                               callback_ready, kind):
+    from callback.storage import Storage
+
+    storage = Storage(svc.config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": 0.5}))
+    now = clock.now()
+    faulty.fail("TransactWriteItems", kind, times=1)
+    storage.claim_callback(storage.get_agent("alice"), storage.get_callback(CALL_SID), "att1", now,
+                           now + timedelta(minutes=3))  # sent again with its token: applied once
+    assert faulty.failures == 1
+    cb = storage.get_callback(CALL_SID)
+    assert (cb.status, cb.attempt_id, len(cb.history)) == ("dialing", "att1", 1)
+    assert storage.get_agent("alice").attempt_id == "att1"
+
+
 def test_an_update_whose_answer_was_a_server_error_and_not_applied_is_a_failure(svc, clock, faulty,
                                                                                 callback_ready):
     now = clock.now()
