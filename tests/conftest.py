@@ -79,6 +79,12 @@ def pytest_report_header(config):
 def dynamodb_endpoint(aws_credentials):
     """Amazon's DynamoDB Local over real HTTP on a free loopback port, one per session;
     each test keeps to its own tables through its own prefix (config_overrides)."""
+    yield from serve_dynamodb_local()
+
+
+def serve_dynamodb_local():
+    """Run a DynamoDB Local for a fixture: yields its URL, stops it afterwards; a test that
+    needs it fails with the reason when it cannot start (never a silent skip)."""
     server = dynamodb_local.DynamoDBLocal()
     try:
         server.start()

@@ -10,6 +10,7 @@ from callback import create_app, dynamodb_local
 from callback.clock import fixed_start
 from callback.models import AdminSession
 from callback.storage import WAITING_CALL_LIFETIME
+from conftest import serve_dynamodb_local
 
 
 def fake_java(tmp_path, script):
@@ -48,13 +49,7 @@ def test_the_test_clock_starts_a_week_ahead_on_a_january_monday_at_three(today):
 def own_dynamodb_local():
     """A DynamoDB Local of its own: the session's holds every test's tables, and its TTL
     deletion, which scans them all, takes minutes to come round once the suite is under way."""
-    server = dynamodb_local.DynamoDBLocal()
-    try:
-        server.start()
-    except dynamodb_local.Unavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield server.url
-    server.stop()
+    yield from serve_dynamodb_local()
 
 
 def test_ttl_deletion_by_the_real_time_leaves_what_the_test_clock_wrote(config_overrides, own_dynamodb_local):
