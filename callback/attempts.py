@@ -18,15 +18,16 @@ from dataclasses import dataclass
 # -- states -----------------------------------------------------------------------------
 AGENT_RINGING = "agent-ringing"          # the agent's phone rings (or may: leg unknown)
 AGENT_DECIDING = "agent-deciding"        # the agent answered, hears the whisper; 1 accepts
+AGENT_JOINING = "agent-joining"          # accepted: the agent is on the way into the conference
 CUSTOMER_RINGING = "customer-ringing"    # accepted: the customer rings, the agent hears ringing
 CUSTOMER_ANSWERED = "customer-answered"  # a person answered and is on the way in
 CONNECTED = "connected"                  # both are in the conference
 ENDED = "ended"                          # closed; only the agent's own call may still end
-STATES = (AGENT_RINGING, AGENT_DECIDING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED, ENDED)
+STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED, ENDED)
 OPEN_STATES = STATES[:-1]
 # A holding caller's offer: the agent's states, then the caller on the way to them.
-CALLER_JOINING = "caller-joining"        # accepted: the caller is moved into the conference
-OFFER_STATES = (AGENT_RINGING, AGENT_DECIDING, CALLER_JOINING, ENDED)
+CALLER_JOINING = "caller-joining"        # the agent is in: the caller is moved into the conference
+OFFER_STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CALLER_JOINING, ENDED)
 
 # -- legs -------------------------------------------------------------------------------
 AGENT = "agent"
@@ -39,6 +40,8 @@ AGENT_ANSWERED = "agent-answered"        # the agent's phone picked up (person o
 AGENT_ACCEPTED = "agent-accepted"        # pressed 1 during the whisper
 AGENT_DECLINED = "agent-declined"        # another key, silence, or a machine
 AGENT_SILENT = "agent-silent"            # Twilio says on the line, long past the whisper
+                                         # (or past accepting, and not in the conference)
+AGENT_JOINED = "agent-joined"            # participant-join with the agent's CallSid
 AGENT_LEFT = "agent-left"                # left the conference
 AGENT_MISSED = "agent-missed"            # final status busy / no-answer / failed / canceled
 AGENT_HUNG_UP = "agent-hung-up"          # final status completed
@@ -57,7 +60,8 @@ DIAL_UNKNOWN = "dial-unknown"            # the dial request timed out: maybe pla
 CONFERENCE_ENDED = "conference-ended"
 CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
 CALLER_NOT_MOVED = "caller-not-moved"    # moving the holding caller failed; they still hold
-EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_LEFT,
+EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_JOINED,
+          AGENT_LEFT,
           AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
           CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
           CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
@@ -159,6 +163,18 @@ _AGENT_GONE_EARLY = {
     CONFERENCE_ENDED: _when_agent_goes("agent-hung-up"),
 }
 
+# Accepted, but gone before they were in the conference: nobody was dialed, nothing counts.
+_GONE_BEFORE_JOINING = (ENDED, (EndAttempt("agent-hung-up", False), ReleaseAgent(AVAILABLE)))
+_AGENT_NOT_IN = {
+    AGENT_LEFT: _GONE_BEFORE_JOINING,
+    AGENT_HUNG_UP: _GONE_BEFORE_JOINING,
+    AGENT_MISSED: _GONE_BEFORE_JOINING,
+    CONFERENCE_ENDED: _GONE_BEFORE_JOINING,
+    # On the line but not in the conference long past accepting: something is wrong with
+    # the call; it is ended rather than kept waiting.
+    AGENT_SILENT: (ENDED, (HangUp(AGENT),) + _GONE_BEFORE_JOINING[1]),
+}
+
 _CUSTOMER_NOT_REACHED = {
     CUSTOMER_MACHINE: (ENDED, (HangUp(CUSTOMER), EndAttempt("machine", True), TellAgent("result"))),
     CUSTOMER_UNANSWERED: (ENDED, (EndAttempt("{status}", True), TellAgent("result"))),
@@ -174,7 +190,7 @@ TABLE = {
     (AGENT_RINGING, AGENT_PLACED): (AGENT_RINGING, ()),
     (AGENT_RINGING, AGENT_ANSWERED): (AGENT_DECIDING, ()),
     # The answer's own write may have failed: a key press proves the agent answered.
-    (AGENT_RINGING, AGENT_ACCEPTED): (CUSTOMER_RINGING, (DialCustomer(),)),
+    (AGENT_RINGING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
     (AGENT_RINGING, AGENT_DECLINED): (ENDED, (EndAttempt("agent-declined", False),
                                               ReleaseAgent(DECLINED))),
     (AGENT_RINGING, AGENT_MISSED): (ENDED, (EndAttempt("agent-no-answer", False),
@@ -192,13 +208,20 @@ TABLE = {
     (AGENT_DECIDING, AGENT_SILENT): (ENDED, (HangUp(AGENT), EndAttempt("agent-declined", False),
                                              ReleaseAgent(DECLINED))),
 
-    (AGENT_DECIDING, AGENT_ACCEPTED): (CUSTOMER_RINGING, (DialCustomer(),)),
+    (AGENT_DECIDING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
     (AGENT_DECIDING, AGENT_DECLINED): (ENDED, (EndAttempt("agent-declined", False),
                                                ReleaseAgent(DECLINED))),
     (AGENT_DECIDING, AGENT_MISSED): (ENDED, (EndAttempt("agent-declined", False),
                                              ReleaseAgent(DECLINED))),
     (AGENT_DECIDING, AGENT_HUNG_UP): (ENDED, (EndAttempt("agent-hung-up", False),
                                               ReleaseAgent(AVAILABLE))),
+
+    # The customer is dialed only once the agent is in the conference, so that the
+    # customer joining means both are there. A customer's join before then is not theirs
+    # to make (not listed: it changes nothing).
+    (AGENT_JOINING, AGENT_PLACED): (AGENT_JOINING, ()),
+    (AGENT_JOINING, AGENT_JOINED): (CUSTOMER_RINGING, (DialCustomer(),)),
+    **{(AGENT_JOINING, e): t for e, t in _AGENT_NOT_IN.items()},
 
     **{(CUSTOMER_RINGING, e): t for e, t in _AGENT_GONE_EARLY.items()},
     **{(CUSTOMER_RINGING, e): t for e, t in _CUSTOMER_NOT_REACHED.items()},
@@ -240,7 +263,7 @@ def _not_taken(why, *first):
 OFFER_TABLE = {
     (AGENT_RINGING, AGENT_PLACED): (AGENT_RINGING, ()),
     (AGENT_RINGING, AGENT_ANSWERED): (AGENT_DECIDING, ()),
-    (AGENT_RINGING, AGENT_ACCEPTED): (CALLER_JOINING, (MoveCaller(),)),
+    (AGENT_RINGING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
     (AGENT_RINGING, AGENT_DECLINED): _not_taken(DECLINED),
     (AGENT_RINGING, AGENT_MISSED): _not_taken(MISSED),
     (AGENT_RINGING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
@@ -249,14 +272,22 @@ OFFER_TABLE = {
     (AGENT_RINGING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
 
     (AGENT_DECIDING, AGENT_PLACED): (AGENT_DECIDING, ()),
-    (AGENT_DECIDING, AGENT_ACCEPTED): (CALLER_JOINING, (MoveCaller(),)),
+    (AGENT_DECIDING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
     (AGENT_DECIDING, AGENT_DECLINED): _not_taken(DECLINED),
     (AGENT_DECIDING, AGENT_MISSED): _not_taken(DECLINED),
     (AGENT_DECIDING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
     (AGENT_DECIDING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
 
-    # Connected means both are in the conference: the agent is, from their accept on;
-    # gone before the caller joined, the caller goes back in line with their place.
+    # The caller is moved only once the agent is in the conference; gone before that, or
+    # before the caller joined, the caller goes back in line with their place.
+    (AGENT_JOINING, AGENT_PLACED): (AGENT_JOINING, ()),
+    (AGENT_JOINING, AGENT_JOINED): (CALLER_JOINING, (MoveCaller(),)),
+    (AGENT_JOINING, AGENT_LEFT): _not_taken(AVAILABLE),
+    (AGENT_JOINING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
+    (AGENT_JOINING, AGENT_MISSED): _not_taken(AVAILABLE),
+    (AGENT_JOINING, CONFERENCE_ENDED): _not_taken(AVAILABLE),
+    (AGENT_JOINING, AGENT_SILENT): _not_taken(AVAILABLE, HangUp(AGENT)),
+
     (CALLER_JOINING, AGENT_PLACED): (CALLER_JOINING, ()),
     (CALLER_JOINING, AGENT_LEFT): _not_taken(AVAILABLE),
     (CALLER_JOINING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
@@ -392,7 +423,7 @@ def conference_event(status_event, call_sid, attempt):
     joined = status_event == "participant-join"
     other = attempt.customer_call_sid
     if call_sid == attempt.agent_call_sid or (other and call_sid != other and not attempt.agent_call_sid):
-        return None if joined else AGENT_LEFT
+        return AGENT_JOINED if joined else AGENT_LEFT
     return CUSTOMER_JOINED if joined else CUSTOMER_LEFT
 
 

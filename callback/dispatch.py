@@ -317,6 +317,8 @@ class Dispatcher:
         waits = {
             a.AGENT_RINGING: timedelta(seconds=self.ring_timeout) + EVENT_MARGIN,
             a.AGENT_DECIDING: WHISPER + timedelta(seconds=ACCEPT_SECONDS) + EVENT_MARGIN,
+            # The agent hears a short announcement, then is in the conference.
+            a.AGENT_JOINING: EVENT_MARGIN,
             a.CUSTOMER_RINGING: timedelta(seconds=transfer + MACHINE_DETECTION_TIMEOUT_SECONDS)
             + EVENT_MARGIN,
             a.CUSTOMER_ANSWERED: EVENT_MARGIN,
@@ -451,7 +453,7 @@ class Dispatcher:
             log.info("could not tell the agent (%s): %s", notice, exc)
 
     def _dial_customer(self, cb, attempt_id, ivr, tell_agent):
-        """The agent accepted and the write to customer-ringing won: dial, once. Returns
+        """The agent is in the conference and the write to customer-ringing won: dial, once. Returns
         the outcome of what the dial request said."""
         query = dict(callback=cb.callback_id, attempt=attempt_id)
         event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
@@ -525,9 +527,8 @@ class Dispatcher:
         return Outcome(step.state, True, freed, notice=notice)
 
     def _move_caller(self, call, offer_id, agent_id, agent_call_sid, tell_agent):
-        """The agent accepted and the write to caller-joining won: the agent is busy on the
+        """The agent is in the conference and the write to caller-joining won: the agent is busy on the
         caller, who is redirected out of the queue into their conference, once."""
-        self._quietly(self.storage.agent_busy, agent_id, offer_id, agent_call_sid, self.clock.now())
         event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
         try:
             self.telephony.redirect_call(call.call_sid, self.url(
@@ -587,15 +588,17 @@ class Dispatcher:
         accepted = a.agent_pressed(digits) == a.AGENT_ACCEPTED
         conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
         event = a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid)
+        if accepted:
+            # Busy before the other party comes: the agent is on this call from now on.
+            self._quietly(self.storage.agent_busy, agent_id, attempt_id, agent_call_sid,
+                          self.clock.now())
         if kind == CALLBACK:
-            if accepted:
-                # Busy before the customer rings: the agent is on this call from now on.
-                self._quietly(self.storage.agent_busy, agent_id, attempt_id, agent_call_sid,
-                              self.clock.now())
             outcome = self.handle(event, tell_agent=False)
         else:
             outcome = self.handle_offer(event, agent_id, tell_agent=False)
         if accepted and outcome.applied and outcome.state != a.ENDED:
+            # Into the conference at once; the customer is dialed (the caller moved) when
+            # the conference says the agent is in it.
             if kind == CALLBACK:
                 return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
                                    status_callback=conference_callback)
@@ -715,6 +718,8 @@ class Dispatcher:
         elif status in FINAL_CALL_STATUSES:
             changed |= self.handle(a.Event(a.agent_call_ended(status), call_sid=sid, call_status=status,
                                            **event)).applied
+        elif status == "in-progress" and view.state == a.AGENT_JOINING:
+            changed |= self._agent_joining(cb.conference_name, sid, event, self.handle)
         elif status == "in-progress" and view.state in (a.AGENT_RINGING, a.AGENT_DECIDING):
             changed |= self.handle(a.Event(a.AGENT_SILENT, call_sid=sid, **event)).applied
         elif sid and not view.agent_call_sid:
@@ -743,6 +748,19 @@ class Dispatcher:
                 except Conflict:
                     pass
         return changed
+
+    def _agent_joining(self, conference_name, agent_call_sid, event, handle):
+        """The agent accepted and their call goes on, but their join is late: in the
+        conference, that is their join (the customer is dialed, the caller moved); not in
+        it long past accepting, their call is ended. Twilio unreadable: wait for the next
+        sweep. True when that changed the attempt."""
+        try:
+            joined = self.telephony.conference_participants(conference_name)
+        except TelephonyError as exc:
+            log.info("could not read conference %s: %s", conference_name, exc)
+            return False
+        kind = a.AGENT_JOINED if agent_call_sid in joined else a.AGENT_SILENT
+        return handle(a.Event(kind, call_sid=agent_call_sid, **event)).applied
 
     def _joined_agent(self, conference_name, agent_call_sid, customer_call_sid):
         """True when Twilio lists the customer's call (and the agent's, when known) in the
@@ -796,6 +814,16 @@ class Dispatcher:
             if self.clock.now() < whisper_over:
                 return None
             return a.Event(a.AGENT_SILENT, key, offer_id, agent_call_sid)
+        if view.state == a.AGENT_JOINING:
+            # Busy since accepting: their join is late only past the margin.
+            if self.clock.now() < agent.status_changed_at + EVENT_MARGIN:
+                return None
+            try:
+                joined = self.telephony.conference_participants(f"call-{key}")
+            except TelephonyError:
+                return None
+            return a.Event(a.AGENT_JOINED if agent_call_sid in joined else a.AGENT_SILENT, key, offer_id,
+                           agent_call_sid)
         if view.state != a.CALLER_JOINING:
             return None
         try:

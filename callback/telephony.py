@@ -147,11 +147,12 @@ class Telephony:
             pass
 
     def conference_participants(self, friendly_name):
-        """CallSids connected now to the in-progress conference of that name (none when
-        no such conference is in progress): Twilio's word on who is with whom."""
+        """CallSids connected now to the open conference of that name (none when no such
+        conference is open): Twilio's word on who is with whom. Open is in progress, or
+        `init`: an agent waiting alone (startConferenceOnEnter false) has not started it."""
         conferences = self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).conferences
-        rooms = self._wrap(lambda: conferences.list(friendly_name=friendly_name, status="in-progress",
-                                                    limit=5))
+        rooms = [room for room in self._wrap(lambda: conferences.list(friendly_name=friendly_name, limit=5))
+                 if room.status in ("init", "in-progress")]
         joined = set()
         for room in rooms:
             participants = self._wrap(lambda: conferences(room.sid).participants.list(limit=50))

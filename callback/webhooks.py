@@ -573,8 +573,9 @@ def agent_answer():
 @bp.post("/agent/accept")
 @webhook(safe_twiml=_sorry_agent)
 def agent_accept():
-    """The agent's key after the whisper: 1 joins them to the conference and dials the
-    customer (or brings the holding caller); anything else, or nothing, declines."""
+    """The agent's key after the whisper: 1 joins them to the conference at once (the
+    customer is dialed, the holding caller moved, when their join is reported); anything
+    else, or nothing, declines."""
     svc = services()
     kind = param("kind")
     if kind not in (CALL, CALLBACK):
@@ -631,7 +632,8 @@ def customer_status():
 @bp.post("/conference")
 @webhook(safe_twiml=twiml.empty)
 def conference_event():
-    """Conference status: participants joining and leaving, and its end."""
+    """Conference status: participants joining and leaving, and its end. The agent's join
+    dials the customer (or moves the holding caller): one bounded REST request."""
     svc = services()
     kind = param("kind") or CALLBACK
     key = param("key") or param("callback")

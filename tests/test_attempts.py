@@ -15,7 +15,7 @@ OTHER_SID = "CA" + "9" * 32
 EXPECTED = {
     (a.AGENT_RINGING, a.AGENT_PLACED): a.AGENT_RINGING,
     (a.AGENT_RINGING, a.AGENT_ANSWERED): a.AGENT_DECIDING,
-    (a.AGENT_RINGING, a.AGENT_ACCEPTED): a.CUSTOMER_RINGING,
+    (a.AGENT_RINGING, a.AGENT_ACCEPTED): a.AGENT_JOINING,
     (a.AGENT_RINGING, a.AGENT_DECLINED): a.ENDED,
     (a.AGENT_RINGING, a.AGENT_SILENT): a.ENDED,
     (a.AGENT_RINGING, a.AGENT_MISSED): a.ENDED,
@@ -23,11 +23,15 @@ EXPECTED = {
     (a.AGENT_RINGING, a.AGENT_NOT_PLACED): a.ENDED,
     (a.AGENT_RINGING, a.AGENT_REFUSED): a.ENDED,
     (a.AGENT_DECIDING, a.AGENT_PLACED): a.AGENT_DECIDING,
-    (a.AGENT_DECIDING, a.AGENT_ACCEPTED): a.CUSTOMER_RINGING,
+    (a.AGENT_DECIDING, a.AGENT_ACCEPTED): a.AGENT_JOINING,
     (a.AGENT_DECIDING, a.AGENT_DECLINED): a.ENDED,
     (a.AGENT_DECIDING, a.AGENT_SILENT): a.ENDED,
     (a.AGENT_DECIDING, a.AGENT_MISSED): a.ENDED,
     (a.AGENT_DECIDING, a.AGENT_HUNG_UP): a.ENDED,
+    (a.AGENT_JOINING, a.AGENT_PLACED): a.AGENT_JOINING,
+    (a.AGENT_JOINING, a.AGENT_JOINED): a.CUSTOMER_RINGING,
+    **{(a.AGENT_JOINING, e): a.ENDED for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
+                                               a.CONFERENCE_ENDED, a.AGENT_SILENT)},
     **{(s, e): a.ENDED for s in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED)
        for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED, a.CONFERENCE_ENDED,
                  a.CUSTOMER_UNANSWERED, a.CUSTOMER_HUNG_UP, a.CUSTOMER_LEFT)},
@@ -72,8 +76,15 @@ def test_every_state_and_event(state, kind):
         return
     assert not step.ignored and step.state == EXPECTED[(state, kind)]
     effects = kinds(step)
-    # Only an accepted callback dials the customer.
-    assert (a.DialCustomer in effects) == (kind == a.AGENT_ACCEPTED)
+    # The customer is dialed only once the agent is in the conference.
+    assert (a.DialCustomer in effects) == ((state, kind) == (a.AGENT_JOINING, a.AGENT_JOINED))
+    # Connected only from a state the agent's join led to: never before they are in.
+    if a.Connect in effects:
+        assert state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED)
+    # Accepted but not in the conference: the customer was never dialed, nothing counts.
+    if state == a.AGENT_JOINING and step.state == a.ENDED:
+        assert a.EndAttempt("agent-hung-up", False) in step.effects and a.ReleaseAgent in effects
+        assert a.HangUp(a.CUSTOMER) not in step.effects
     # Only what the customer did (or Twilio's transient dial error, after a few) may count.
     for effect in step.effects:
         if isinstance(effect, a.EndAttempt) and effect.counted:
@@ -153,7 +164,7 @@ def test_only_1_accepts(digits, expected):
 
 def test_conference_participants_are_told_apart_by_call_sid():
     view = attempt(a.CUSTOMER_RINGING, customer_sid=None)
-    assert a.conference_event("participant-join", AGENT_SID, view) is None
+    assert a.conference_event("participant-join", AGENT_SID, view) == a.AGENT_JOINED
     assert a.conference_event("participant-leave", AGENT_SID, view) == a.AGENT_LEFT
     assert a.conference_event("participant-join", OTHER_SID, view) == a.CUSTOMER_JOINED
     assert a.conference_event("participant-leave", OTHER_SID, view) == a.CUSTOMER_LEFT
@@ -174,6 +185,8 @@ NOT_TAKEN = {
     (a.AGENT_DECIDING, a.AGENT_MISSED): a.DECLINED,
     (a.AGENT_DECIDING, a.AGENT_HUNG_UP): a.AVAILABLE,
     (a.AGENT_DECIDING, a.AGENT_SILENT): a.DECLINED,
+    **{(a.AGENT_JOINING, e): a.AVAILABLE for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
+                                                     a.CONFERENCE_ENDED, a.AGENT_SILENT)},
     **{(a.CALLER_JOINING, e): a.AVAILABLE for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
                                                       a.CONFERENCE_ENDED, a.CALLER_NOT_MOVED)},
 }
@@ -181,9 +194,11 @@ OFFER_EXPECTED = {
     **{pair: a.ENDED for pair in NOT_TAKEN},
     (a.AGENT_RINGING, a.AGENT_PLACED): a.AGENT_RINGING,
     (a.AGENT_RINGING, a.AGENT_ANSWERED): a.AGENT_DECIDING,
-    (a.AGENT_RINGING, a.AGENT_ACCEPTED): a.CALLER_JOINING,
+    (a.AGENT_RINGING, a.AGENT_ACCEPTED): a.AGENT_JOINING,
     (a.AGENT_DECIDING, a.AGENT_PLACED): a.AGENT_DECIDING,
-    (a.AGENT_DECIDING, a.AGENT_ACCEPTED): a.CALLER_JOINING,
+    (a.AGENT_DECIDING, a.AGENT_ACCEPTED): a.AGENT_JOINING,
+    (a.AGENT_JOINING, a.AGENT_PLACED): a.AGENT_JOINING,
+    (a.AGENT_JOINING, a.AGENT_JOINED): a.CALLER_JOINING,
     (a.CALLER_JOINING, a.AGENT_PLACED): a.CALLER_JOINING,
     (a.CALLER_JOINING, a.CUSTOMER_JOINED): a.ENDED,
     (a.CALLER_JOINING, a.CUSTOMER_LEFT): a.ENDED,
@@ -212,8 +227,9 @@ def test_every_offer_state_and_event(state, kind):
         return
     assert not step.ignored and step.state == OFFER_EXPECTED[(state, kind)]
     effects = kinds(step)
-    # Only the agent's 1 moves the caller; nothing of a callback happens to a holding caller.
-    assert (a.MoveCaller in effects) == (kind == a.AGENT_ACCEPTED)
+    # The caller is moved only once the agent is in the conference; nothing of a callback
+    # happens to a holding caller.
+    assert (a.MoveCaller in effects) == ((state, kind) == (a.AGENT_JOINING, a.AGENT_JOINED))
     assert not {a.DialCustomer, a.EndAttempt, a.RefuseNumber, a.Connect, a.Complete} & set(effects)
     # Not taken: back in line with their place, the agent released for the reason.
     if (state, kind) in NOT_TAKEN:
@@ -255,7 +271,15 @@ def test_an_offer_participant_is_the_caller_only_by_their_own_call_sid():
     assert a.conference_event("participant-join", CALLER_SID, view) == a.CUSTOMER_JOINED
     assert a.conference_event("participant-leave", CALLER_SID, view) == a.CUSTOMER_LEFT
     assert a.conference_event("participant-leave", OTHER_SID, view) == a.AGENT_LEFT
-    assert a.conference_event("participant-join", OTHER_SID, view) is None
+    assert a.conference_event("participant-join", OTHER_SID, view) == a.AGENT_JOINED
+
+
+def test_a_customer_joining_before_the_agent_is_in_changes_nothing():
+    """Defence in depth: only the agent's join leads to dialing, so a customer's join
+    before it (a stray or forged participant) cannot make the attempt connected."""
+    for state in (a.AGENT_RINGING, a.AGENT_DECIDING, a.AGENT_JOINING):
+        assert a.apply(attempt(state), event(a.CUSTOMER_JOINED)).ignored
+        assert a.apply(offer(state), offer_event(a.CUSTOMER_JOINED), a.OFFER_TABLE).ignored
 
 
 def test_every_outcome_the_table_writes_has_a_label():

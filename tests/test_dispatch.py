@@ -96,9 +96,16 @@ def press(twilio, call, whisper, digits):
 
 
 def agent_accepts(twilio, call):
-    """The agent answers, hears the whisper and presses 1; returns their conference TwiML."""
+    """The agent answers, hears the whisper, presses 1 and is in the conference (its
+    participant-join reported); returns their conference TwiML."""
     whisper = answer(twilio, call)
-    return press(twilio, call, whisper, "1")
+    return agent_joins(twilio, call, press(twilio, call, whisper, "1"))
+
+
+def agent_joins(twilio, call, agent_twiml):
+    """Twilio reports the agent in their conference; returns their conference TwiML."""
+    conference_event(twilio, agent_twiml, "participant-join", call)
+    return agent_twiml
 
 
 def customer_joins(twilio, standin, agent_twiml, answered_by="human"):
@@ -148,6 +155,9 @@ def test_callback_answered_on_the_first_attempt(twilio, svc, clock, agents, api,
     # The agent hears a ringing tone until the customer starts the conference.
     assert conference.get("startConferenceOnEnter") == "false"
     assert conference.get("waitUrl") == f"{PUBLIC}/voice/ringback.wav"
+    # The customer is dialed once the agent is in the conference.
+    assert not twilio_standin.placed(to=CUSTOMER)
+    agent_joins(twilio, agent_leg, agent_twiml)
     customer_leg = ringing(twilio_standin, CUSTOMER)
     assert customer_leg.timeout == 30 and customer_leg.machine_detection == "Enable"
     assert svc.storage.get_agent("alice").status == "busy"
@@ -156,7 +166,6 @@ def test_callback_answered_on_the_first_attempt(twilio, svc, clock, agents, api,
     assert customer_twiml.find("Dial/Conference").text == conference.text
     # Answered is not connected: only both in the conference is.
     assert svc.storage.get_callback(cb_id).status == "dialing"
-    conference_event(twilio, agent_twiml, "participant-join", agent_leg)
     conference_event(twilio, agent_twiml, "participant-join", customer_leg)
     assert svc.storage.get_callback(cb_id).status == "connected"
 
@@ -305,6 +314,9 @@ def test_holding_caller_is_moved_into_the_agents_conference(twilio, svc, clock, 
     assert not twilio_standin.calls.get(caller)
     root = press(twilio, agent_leg, whisper, "1")
     conference = root.find("Dial/Conference").text
+    # The caller is moved once the agent is in the conference.
+    assert not twilio_standin.calls[caller].redirects
+    agent_joins(twilio, agent_leg, root)
     [moved] = twilio_standin.calls[caller].redirects
     assert moved.startswith(f"{PUBLIC}/voice/caller/join?conference={conference}&agent=bob&attempt=")
     joined = twiml(twilio.post_url(moved, {"CallSid": caller}))
@@ -321,8 +333,8 @@ def test_caller_who_hung_up_meanwhile_releases_the_agent(twilio, svc, clock, age
     api.status("bob", "available")
     agent_leg = ringing(twilio_standin, BOB)
     twilio_standin.end_call(caller)
-    root = press(twilio, agent_leg, answer(twilio, agent_leg), "1")
-    assert "hung up" in said(root) and root.find("Hangup") is not None
+    agent_accepts(twilio, agent_leg)
+    assert agent_leg.redirects == [f"{PUBLIC}/voice/notice?message=caller-gone"]
     status(twilio, agent_leg, "completed")
     assert svc.storage.get_agent("bob").status == "available"
     assert svc.storage.get_waiting_call(caller) is None
@@ -399,8 +411,8 @@ def test_twilio_failing_to_dial_the_customer_keeps_the_callback(twilio, svc, clo
     agent_leg = ringing(twilio_standin, ALICE)
     whisper = answer(twilio, agent_leg)
     twilio_standin.fail_next(503, 20503)
-    root = press(twilio, agent_leg, whisper, "1")
-    assert "could not be dialed" in said(root)
+    agent_joins(twilio, agent_leg, press(twilio, agent_leg, whisper, "1"))
+    assert agent_leg.redirects == [f"{PUBLIC}/voice/notice?message=dial-error"]
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
     # The agent hangs up after the notice, is free again, and is offered the callback anew

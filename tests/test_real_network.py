@@ -3,6 +3,7 @@ and lost status callbacks, refused numbers, timed-out REST calls, conference eve
 step goes through signed webhooks and DynamoDB over HTTP; Twilio is the stand-in."""
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,6 +16,7 @@ from test_dispatch import (
     BOB,
     CUSTOMER,
     agent_accepts,
+    agent_joins,
     agents,  # noqa: F401  (fixture)
     answer,
     api,  # noqa: F401  (fixture)
@@ -37,15 +39,16 @@ def live(standin, number):
 
 
 def accepted(twilio, svc, clock, api, standin, dial_times_out=False):
-    """A callback rung to Alice, who accepts, so the customer is dialed (that request timing
-    out after placing the call, when asked); returns (callback id, her leg, her TwiML)."""
+    """A callback rung to Alice, who accepts and is in the conference, so the customer is
+    dialed (that request timing out after placing the call, when asked); returns
+    (callback id, her leg, her TwiML)."""
     cb_id = store_callback(svc, clock)
     api.status("alice", "available")
     leg = ringing(standin, ALICE)
-    whisper = answer(twilio, leg)
+    agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
     if dial_times_out:
         standin.delay_next(1.5)
-    return cb_id, leg, press(twilio, leg, whisper, "1")
+    return cb_id, leg, agent_joins(twilio, leg, agent_twiml)
 
 
 # 1 -------------------------------------------------------------------------------------
@@ -130,10 +133,10 @@ def test_3_a_number_twilio_refuses_ends_the_callback_at_once(
     api.status("alice", "available")
     leg = ringing(twilio_standin, ALICE)
     assert f"key={refused}" in leg.url
-    whisper = answer(twilio, leg)
+    agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
     twilio_standin.fail_next(400, code, message="refused")
-    root = press(twilio, leg, whisper, "1")
-    assert "cannot be called" in said(root)
+    agent_joins(twilio, leg, agent_twiml)
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=refused"]
     cb = svc.storage.get_callback(refused)
     assert (cb.status, cb.ended_reason, cb.history[0].outcome, cb.history[0].error_code) == (
         "failed", "number-refused", "number-refused", code)
@@ -163,9 +166,9 @@ def test_3_transient_errors_back_off_and_count_after_a_few(twilio, svc, clock, a
     waits = []
     for _ in range(3):
         leg = ringing(twilio_standin, ALICE)
-        whisper = answer(twilio, leg)
+        agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
         twilio_standin.fail_next(503, 20503)
-        press(twilio, leg, whisper, "1")
+        agent_joins(twilio, leg, agent_twiml)
         status(twilio, leg, "completed")
         twilio_standin.end_call(leg.sid)
         cb = svc.storage.get_callback(cb_id)
@@ -415,7 +418,7 @@ def test_9_a_holding_caller_who_hangs_up_on_the_way_frees_the_agent(
     caller = holding_caller(svc, clock, "Support")
     api.status("bob", "available")
     leg = ringing(twilio_standin, BOB)
-    press(twilio, leg, answer(twilio, leg), "1")
+    agent_accepts(twilio, leg)
     twilio_standin.end_call(caller)  # gone before their redirect ran
     for _ in range(2):
         clock.advance(minutes=1)
@@ -431,7 +434,7 @@ def test_9_a_caller_arriving_after_the_agent_left_goes_back_in_line(
     caller = holding_caller(svc, clock, "Support")
     api.status("bob", "available")
     leg = ringing(twilio_standin, BOB)
-    press(twilio, leg, answer(twilio, leg), "1")
+    agent_accepts(twilio, leg)
     [moved] = twilio_standin.calls[caller].redirects
     status(twilio, leg, "completed")
     root = twiml(twilio.post_url(moved, {"CallSid": caller}))
@@ -467,7 +470,7 @@ def offered_and_accepted(twilio, svc, clock, api, standin):
     caller = holding_caller(svc, clock, "Support")
     api.status("bob", "available")
     leg = ringing(standin, BOB)
-    agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
+    agent_twiml = agent_accepts(twilio, leg)
     [moved] = standin.calls[caller].redirects
     return caller, leg, agent_twiml, moved, joined
 
@@ -494,7 +497,7 @@ def test_a_late_final_status_of_an_earlier_offer_of_the_caller_changes_nothing(
     api.status("bob", "available")
     assert twilio_standin.placed(to=BOB) == []
     # The second offer runs its course as if nothing had come.
-    press(twilio, second, answer(twilio, second), "1")
+    agent_accepts(twilio, second)
     assert len(twilio_standin.calls[caller].redirects) == 1
 
 
@@ -589,3 +592,140 @@ def test_an_agent_silent_past_the_whisper_is_hung_up_and_the_holding_caller_keep
     assert (bob.status, bob.away_reason) == ("offline", "did not accept an offered call")
     back = svc.storage.get_waiting_call(caller)
     assert (back.status, back.joined_at) == ("waiting", joined)
+
+
+# The other party comes only once the agent is in the conference ------------------------
+
+def accepting(twilio, svc, clock, api, standin):
+    """A callback rung to Alice, who presses 1 and is on the way into the conference (her
+    join not reported yet); returns (callback id, her leg, her TwiML)."""
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(standin, ALICE)
+    return cb_id, leg, press(twilio, leg, answer(twilio, leg), "1")
+
+
+def test_a_customer_joining_before_the_agent_is_never_connected_without_them(
+        short_rest_timeout, twilio, svc, clock, agents, api, twilio_standin):
+    # Every dial request from here on times out after Twilio placed the call.
+    twilio_standin.time_out_after_placing(1.5, count=3)
+    cb_id, leg, agent_twiml = accepting(twilio, svc, clock, api, twilio_standin)
+    assert agent_twiml.find("Dial/Conference") is not None  # the agent is on the way in
+    # Whoever joins before the agent (a customer dialed too early, who answered; anyone
+    # else) and leaves again neither connects nor completes the callback.
+    stray = SimpleNamespace(sid="CA" + "5" * 32)
+    for early in twilio_standin.placed(to=CUSTOMER) + [stray]:
+        if early is not stray:
+            answer(twilio, early, AnsweredBy="human")
+        conference_event(twilio, agent_twiml, "participant-join", early)
+        conference_event(twilio, agent_twiml, "participant-leave", early)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.phase, cb.attempts) == ("dialing", "agent-joining", 0)
+    assert not twilio_standin.placed(to=CUSTOMER)
+    # The agent is in: now the customer is dialed (maybe placed), answers and joins.
+    agent_joins(twilio, leg, agent_twiml)
+    [customer] = wait_for(twilio_standin, CUSTOMER)
+    answer(twilio, customer, AnsweredBy="human")
+    conference_event(twilio, agent_twiml, "participant-join", customer)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.customer_call_sid) == ("connected", customer.sid)
+
+
+def test_an_agent_who_hangs_up_before_joining_counts_nothing_and_nobody_is_dialed(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id, leg, agent_twiml = accepting(twilio, svc, clock, api, twilio_standin)
+    place = svc.storage.get_callback(cb_id).place_in_line
+    assert svc.storage.get_agent("alice").status == "busy"
+    status(twilio, leg, "completed")
+    twilio_standin.end_call(leg.sid)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (0, "agent-hung-up", False)
+    assert cb.place_in_line == place and cb.due_at <= clock.now()
+    # Released from that attempt (and, free, offered the callback again at once).
+    assert svc.storage.get_agent("alice").call_sid != leg.sid
+    # A late join of that attempt's agent changes nothing: nobody is dialed for it.
+    agent_joins(twilio, leg, agent_twiml)
+    assert not twilio_standin.placed(to=CUSTOMER)
+    assert svc.storage.get_callback(cb_id).history[0].outcome == "agent-hung-up"
+
+
+def test_an_agents_lost_join_is_found_by_the_sweep_and_the_customer_dialed_once(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id, leg, _ = accepting(twilio, svc, clock, api, twilio_standin)
+    assert not twilio_standin.placed(to=CUSTOMER)
+    # Alice is in the conference; its participant-join never reached the app.
+    conference = svc.storage.get_callback(cb_id).conference_name
+    twilio_standin.conference_joined(conference, leg.sid, start_on_enter=False, end_on_exit=True)
+    for _ in range(3):
+        clock.advance(minutes=1)
+        sweep_once(svc)
+    [customer] = twilio_standin.placed(to=CUSTOMER)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.phase, cb.customer_call_sid) == ("dialing", "customer-ringing", customer.sid)
+
+
+def test_an_agent_never_in_the_conference_after_accepting_is_hung_up_and_nothing_counts(
+        twilio, svc, clock, agents, api, twilio_standin):
+    cb_id, leg, _ = accepting(twilio, svc, clock, api, twilio_standin)
+    api.status("bob", "offline")
+    clock.advance(minutes=1)
+    sweep_once(svc)
+    assert twilio_standin.calls[leg.sid].status == "completed"
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (0, "agent-hung-up", False)
+    assert not twilio_standin.placed(to=CUSTOMER)
+
+
+def test_a_repeated_agent_join_dials_the_customer_once(twilio, svc, clock, agents, api, twilio_standin):
+    cb_id, leg, agent_twiml = accepting(twilio, svc, clock, api, twilio_standin)
+    for _ in range(3):
+        agent_joins(twilio, leg, agent_twiml)
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 1
+
+
+def offered_and_pressed(twilio, svc, clock, api, standin):
+    """A caller holding in Support, offered to Bob, who presses 1 and is on the way into
+    the conference; returns (caller, Bob's leg, his TwiML, when the caller joined the line)."""
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(standin, BOB)
+    return caller, leg, press(twilio, leg, answer(twilio, leg), "1"), joined
+
+
+def test_a_holding_caller_is_moved_only_once_the_agent_is_in_the_conference(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, agent_twiml, _ = offered_and_pressed(twilio, svc, clock, api, twilio_standin)
+    assert not twilio_standin.calls[caller].redirects
+    # A join of the caller's CallSid before the agent is in serves nobody.
+    conference_event(twilio, agent_twiml, "participant-join", twilio_standin.calls[caller])
+    assert svc.storage.get_waiting_call(caller).status == m.CONNECTING
+    for _ in range(2):  # repeated: moved once
+        agent_joins(twilio, leg, agent_twiml)
+    [moved] = twilio_standin.calls[caller].redirects
+    joined = twiml(twilio.post_url(moved, {"CallSid": caller}))
+    conference_event(twilio, joined, "participant-join", twilio_standin.calls[caller])
+    assert svc.storage.get_waiting_call(caller) is None
+
+
+def test_an_agent_who_hangs_up_before_joining_leaves_the_holding_caller_in_line(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, _, joined = offered_and_pressed(twilio, svc, clock, api, twilio_standin)
+    api.status("alice", "offline")
+    status(twilio, leg, "completed")
+    twilio_standin.end_call(leg.sid)
+    assert not twilio_standin.calls[caller].redirects
+    back = svc.storage.get_waiting_call(caller)
+    assert back.joined_at == joined and back.agent_id != "bob" or back.status == "waiting"
+    assert svc.storage.get_agent("bob").call_sid != leg.sid
+
+
+def test_an_agents_lost_join_on_a_holding_caller_is_found_by_the_sweep_once(
+        twilio, svc, clock, agents, api, twilio_standin):
+    caller, leg, _, _ = offered_and_pressed(twilio, svc, clock, api, twilio_standin)
+    twilio_standin.conference_joined(f"call-{caller}", leg.sid, start_on_enter=False, end_on_exit=True)
+    for _ in range(3):
+        clock.advance(minutes=1)
+        sweep_once(svc)
+    assert len(twilio_standin.calls[caller].redirects) == 1
+    assert svc.storage.get_agent("bob").status == "busy"
