@@ -23,7 +23,8 @@ CUSTOMER_RINGING = "customer-ringing"    # accepted: the customer rings, the age
 CUSTOMER_ANSWERED = "customer-answered"  # a person answered and is on the way in
 CONNECTED = "connected"                  # both are in the conference
 ENDED = "ended"                          # closed; only the agent's own call may still end
-STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED, ENDED)
+STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED,
+          ENDED)
 OPEN_STATES = STATES[:-1]
 # A holding caller's offer: the agent's states, then the caller on the way to them.
 CALLER_JOINING = "caller-joining"        # the agent is in: the caller is moved into the conference
@@ -61,8 +62,7 @@ CONFERENCE_ENDED = "conference-ended"
 CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
 CALLER_NOT_MOVED = "caller-not-moved"    # moving the holding caller failed; they still hold
 EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_JOINED,
-          AGENT_LEFT,
-          AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
+          AGENT_LEFT, AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
           CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
           CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
 

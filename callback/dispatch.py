@@ -453,8 +453,8 @@ class Dispatcher:
             log.info("could not tell the agent (%s): %s", notice, exc)
 
     def _dial_customer(self, cb, attempt_id, ivr, tell_agent):
-        """The agent is in the conference and the write to customer-ringing won: dial, once. Returns
-        the outcome of what the dial request said."""
+        """The agent is in the conference and the write to customer-ringing won: dial,
+        once. Returns the outcome of what the dial request said."""
         query = dict(callback=cb.callback_id, attempt=attempt_id)
         event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
         transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
@@ -527,8 +527,8 @@ class Dispatcher:
         return Outcome(step.state, True, freed, notice=notice)
 
     def _move_caller(self, call, offer_id, agent_id, agent_call_sid, tell_agent):
-        """The agent is in the conference and the write to caller-joining won: the agent is busy on the
-        caller, who is redirected out of the queue into their conference, once."""
+        """The agent is in the conference and the write to caller-joining won: the caller
+        is redirected out of the queue into it, once (the agent is busy since accepting)."""
         event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
         try:
             self.telephony.redirect_call(call.call_sid, self.url(
@@ -719,7 +719,8 @@ class Dispatcher:
             changed |= self.handle(a.Event(a.agent_call_ended(status), call_sid=sid, call_status=status,
                                            **event)).applied
         elif status == "in-progress" and view.state == a.AGENT_JOINING:
-            changed |= self._agent_joining(cb.conference_name, sid, event, self.handle)
+            kind = self._late_join(cb.conference_name, sid)
+            changed |= kind is not None and self.handle(a.Event(kind, call_sid=sid, **event)).applied
         elif status == "in-progress" and view.state in (a.AGENT_RINGING, a.AGENT_DECIDING):
             changed |= self.handle(a.Event(a.AGENT_SILENT, call_sid=sid, **event)).applied
         elif sid and not view.agent_call_sid:
@@ -749,18 +750,17 @@ class Dispatcher:
                     pass
         return changed
 
-    def _agent_joining(self, conference_name, agent_call_sid, event, handle):
-        """The agent accepted and their call goes on, but their join is late: in the
-        conference, that is their join (the customer is dialed, the caller moved); not in
-        it long past accepting, their call is ended. Twilio unreadable: wait for the next
-        sweep. True when that changed the attempt."""
+    def _late_join(self, conference_name, agent_call_sid):
+        """The event of an agent who accepted, whose call goes on, but whose join is late:
+        in the conference, that is their join (the customer is dialed, the caller moved);
+        not in it long past accepting, silent (their call is ended). None when Twilio
+        cannot say now: the next sweep asks again."""
         try:
             joined = self.telephony.conference_participants(conference_name)
         except TelephonyError as exc:
             log.info("could not read conference %s: %s", conference_name, exc)
-            return False
-        kind = a.AGENT_JOINED if agent_call_sid in joined else a.AGENT_SILENT
-        return handle(a.Event(kind, call_sid=agent_call_sid, **event)).applied
+            return None
+        return a.AGENT_JOINED if agent_call_sid in joined else a.AGENT_SILENT
 
     def _joined_agent(self, conference_name, agent_call_sid, customer_call_sid):
         """True when Twilio lists the customer's call (and the agent's, when known) in the
@@ -818,12 +818,8 @@ class Dispatcher:
             # Busy since accepting: their join is late only past the margin.
             if self.clock.now() < agent.status_changed_at + EVENT_MARGIN:
                 return None
-            try:
-                joined = self.telephony.conference_participants(f"call-{key}")
-            except TelephonyError:
-                return None
-            return a.Event(a.AGENT_JOINED if agent_call_sid in joined else a.AGENT_SILENT, key, offer_id,
-                           agent_call_sid)
+            kind = self._late_join(f"call-{key}", agent_call_sid)
+            return a.Event(kind, key, offer_id, agent_call_sid) if kind else None
         if view.state != a.CALLER_JOINING:
             return None
         try:

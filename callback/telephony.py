@@ -151,8 +151,9 @@ class Telephony:
         conference is open): Twilio's word on who is with whom. Open is in progress, or
         `init`: an agent waiting alone (startConferenceOnEnter false) has not started it."""
         conferences = self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).conferences
-        rooms = [room for room in self._wrap(lambda: conferences.list(friendly_name=friendly_name, limit=5))
-                 if room.status in ("init", "in-progress")]
+        rooms = [room for status in ("init", "in-progress")
+                 for room in self._wrap(lambda: conferences.list(friendly_name=friendly_name, status=status,
+                                                                 limit=5))]
         joined = set()
         for room in rooms:
             participants = self._wrap(lambda: conferences(room.sid).participants.list(limit=50))

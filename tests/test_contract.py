@@ -173,5 +173,9 @@ def test_the_standin_reads_calls_and_conferences_as_twilio_does(app, twilio_stan
     assert conferences(room.sid).fetch().status == "completed"
     assert conferences(room.sid).participants.list() == []
     assert telephony.conference_participants("callback-x-1") == frozenset()
+    # An agent waiting alone (not starting the conference) is in it, not yet in progress.
+    alone = twilio_standin.conference_joined("callback-x-3", first, start_on_enter=False)
+    assert conferences(alone.sid).fetch().status == "init"
+    assert telephony.conference_participants("callback-x-3") == {first}
     for request in twilio_standin.requests:
         assert_in_spec(request)
