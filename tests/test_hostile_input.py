@@ -105,9 +105,14 @@ def test_settings_validation_is_total(form):
 
 
 def accept(twilio, agent_leg):
-    """The agent answers and presses 1 after the whisper."""
+    """The agent answers, presses 1 after the whisper and is in the conference."""
     whisper = ET.fromstring(twilio.post_url(agent_leg.url, {"CallSid": agent_leg.sid}).data)
-    twilio.post_url(whisper.find("Gather").get("action"), {"CallSid": agent_leg.sid, "Digits": "1"})
+    joining = ET.fromstring(twilio.post_url(whisper.find("Gather").get("action"),
+                                            {"CallSid": agent_leg.sid, "Digits": "1"}).data)
+    conference = joining.find("Dial/Conference")
+    twilio.post_url(conference.get("statusCallback"), {
+        "StatusCallbackEvent": "participant-join", "FriendlyName": conference.text,
+        "ConferenceSid": "CF" + "0" * 32, "CallSid": agent_leg.sid})
 
 
 def test_no_phone_number_or_secret_reaches_the_logs(twilio, svc, clock, main_line, twilio_standin, caplog):
