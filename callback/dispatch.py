@@ -128,6 +128,11 @@ def attempt_view(cb, attempt_id):
                      attempt.customer_call_sid)
 
 
+def caller_conference(call_sid):
+    """The conference a holding caller meets the agent who took them in."""
+    return f"call-{call_sid}"
+
+
 def offer_view(call_sid, call, offer_id):
     """The state machine's view of one offer of a holding caller (ended once the caller is
     served, gone, back in line or in another offer); `call` is their record or None."""
@@ -532,7 +537,7 @@ class Dispatcher:
         event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
         try:
             self.telephony.redirect_call(call.call_sid, self.url(
-                "/voice/caller/join", conference=f"call-{call.call_sid}", agent=agent_id, attempt=offer_id))
+                "/voice/caller/join", conference=caller_conference(call.call_sid), agent=agent_id, attempt=offer_id))
         except CallGone:
             return self.handle_offer(a.Event(a.CALLER_GONE, **event), agent_id, tell_agent)
         except TelephonyError as exc:
@@ -585,9 +590,9 @@ class Dispatcher:
         return replace(answer, speech=self._speech_of(kind, key))
 
     def _agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
-        accepted = a.agent_pressed(digits) == a.AGENT_ACCEPTED
-        conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
         event = a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid)
+        accepted = event.kind == a.AGENT_ACCEPTED
+        conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
         if accepted:
             # Busy before the other party comes: the agent is on this call from now on.
             self._quietly(self.storage.agent_busy, agent_id, attempt_id, agent_call_sid,
@@ -604,7 +609,7 @@ class Dispatcher:
                                    status_callback=conference_callback)
             call = self.storage.get_waiting_call(key)
             queue = call.queue_name if call else "the queue"
-            return AgentAnswer(f"call-{key}", announcement=f"Caller from {queue}. Connecting now.",
+            return AgentAnswer(caller_conference(key), announcement=f"Caller from {queue}. Connecting now.",
                                status_callback=conference_callback)
         if outcome.applied and outcome.notice:
             return AgentAnswer(notice=NOTICES[outcome.notice])
@@ -750,15 +755,21 @@ class Dispatcher:
                     pass
         return changed
 
+    def _participants(self, conference_name):
+        """The CallSids Twilio lists in the conference now; None when it cannot say."""
+        try:
+            return self.telephony.conference_participants(conference_name)
+        except TelephonyError as exc:
+            log.info("could not read conference %s: %s", conference_name, exc)
+            return None
+
     def _late_join(self, conference_name, agent_call_sid):
         """The event of an agent who accepted, whose call goes on, but whose join is late:
         in the conference, that is their join (the customer is dialed, the caller moved);
         not in it long past accepting, silent (their call is ended). None when Twilio
         cannot say now: the next sweep asks again."""
-        try:
-            joined = self.telephony.conference_participants(conference_name)
-        except TelephonyError as exc:
-            log.info("could not read conference %s: %s", conference_name, exc)
+        joined = self._participants(conference_name)
+        if joined is None:
             return None
         return a.AGENT_JOINED if agent_call_sid in joined else a.AGENT_SILENT
 
@@ -766,11 +777,7 @@ class Dispatcher:
         """True when Twilio lists the customer's call (and the agent's, when known) in the
         conference now. Answered is not joined: the customer may still hear the
         announcement, or the agent may have left before they came."""
-        try:
-            joined = self.telephony.conference_participants(conference_name)
-        except TelephonyError as exc:
-            log.info("could not read conference %s: %s", conference_name, exc)
-            return False
+        joined = self._participants(conference_name) or frozenset()
         return customer_call_sid in joined and (agent_call_sid is None or agent_call_sid in joined)
 
     def _agent_phone(self, agent_id):
@@ -815,10 +822,10 @@ class Dispatcher:
                 return None
             return a.Event(a.AGENT_SILENT, key, offer_id, agent_call_sid)
         if view.state == a.AGENT_JOINING:
-            # Busy since accepting: their join is late only past the margin.
-            if self.clock.now() < agent.status_changed_at + EVENT_MARGIN:
+            # Busy since accepting: their join is late past the same wait as a callback's.
+            if self.clock.now() < self._deadline(a.AGENT_JOINING, None, agent.status_changed_at):
                 return None
-            kind = self._late_join(f"call-{key}", agent_call_sid)
+            kind = self._late_join(caller_conference(key), agent_call_sid)
             return a.Event(kind, key, offer_id, agent_call_sid) if kind else None
         if view.state != a.CALLER_JOINING:
             return None
@@ -828,6 +835,6 @@ class Dispatcher:
             return None
         if caller_status in FINAL_CALL_STATUSES:
             return a.Event(a.CALLER_GONE, key, offer_id, key)
-        if caller_status == "in-progress" and self._joined_agent(f"call-{key}", agent_call_sid, key):
+        if caller_status == "in-progress" and self._joined_agent(caller_conference(key), agent_call_sid, key):
             return a.Event(a.CUSTOMER_JOINED, key, offer_id, key)
         return None

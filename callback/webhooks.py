@@ -12,7 +12,7 @@ from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADE
                                       get_signature_algorithm)
 
 from . import stats, tones, twiml
-from .dispatch import NOTICES
+from .dispatch import NOTICES, caller_conference
 from .estimate import estimate_wait, history_since
 from .models import CONNECTING, OFFLINE, Callback
 from .numbers import caller_id_number, check_callback_entry, mask
@@ -652,7 +652,7 @@ def caller_join():
     svc = services()
     conference = param("conference")
     call_sid = param("CallSid")
-    if not conference.startswith("call-") or conference != f"call-{call_sid}":
+    if conference != caller_conference(call_sid):
         return twiml.goodbye()
     agent_id, offer_id = param("agent"), param("attempt")
     if not svc.dispatcher.caller_joining(call_sid, agent_id, offer_id):
