@@ -15,10 +15,10 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m callback.local $(ARGS)
+	$(BIN)/python -m devtools.local $(ARGS)
 
 call: $(STAMP)
-	$(BIN)/python -m callback.simulator $(ARGS)
+	$(BIN)/python -m devtools.simulator $(ARGS)
 
 test: $(STAMP) browser dynamodb-local
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -34,7 +34,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from flask import Flask, Response  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from callback import create_app, dynamodb_local, models as m  # noqa: E402
+from callback import create_app, dynamodb_local  # noqa: E402
+from callback import models as m
 from callback.clock import FixedClock  # noqa: E402
 from callback.estimate import (  # noqa: E402
     BUCKET,
@@ -197,8 +198,8 @@ def bench_cold_start(runs):
 def sweep_at_size(endpoint, size):
     """Sweep a callbacks table of `size` records, 100 of them due; returns the figures."""
     from callback.config import Config
-    from callback.services import build_services
-    from callback.sweep import sweep_once
+    from callback.work.sweep import sweep_once
+    from callback.work.wiring import build_services
 
     clock = FixedClock()
     config = Config(CALLBACK_TABLE_PREFIX=f"s{size}-{uuid.uuid4().hex[:6]}-",

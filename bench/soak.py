@@ -6,7 +6,7 @@
 Processes: one serves DynamoDB over HTTP (Amazon's DynamoDB Local when `make
 dynamodb-local` has fetched it, else moto's server), several
 serve the app's webhooks and API and run the sweep every (simulated) minute — many
-Lambdas at once — and this one plays Twilio with `callback.twilio_model`: callers who
+Lambdas at once — and this one plays Twilio with `devtools.twilio_model`: callers who
 ask for a callback through the real IVR, agents who press 1, miss calls or whose phone
 goes to voicemail, customers who answer, are busy, do not answer, have voicemail or a
 number Twilio refuses, conferences and their events, status callbacks duplicated,
@@ -115,7 +115,7 @@ def run_dynamodb(engine):
     tests' engine, when `make dynamodb-local` has fetched it), else moto's server."""
     server = None
     if engine in ("auto", "dynamodb-local"):
-        from callback.dynamodb_local import DynamoDBLocal, Unavailable
+        from devtools.dynamodb_local import DynamoDBLocal, Unavailable
 
         try:
             server = DynamoDBLocal().start()
@@ -125,7 +125,7 @@ def run_dynamodb(engine):
                 raise
             print(f"DynamoDB Local unavailable ({str(exc).splitlines()[0]}); using moto", file=sys.stderr)
     if server is None:
-        from callback.local import start_dynamodb
+        from devtools.local import start_dynamodb
 
         endpoint, server = start_dynamodb()
         print(f"{endpoint} moto", flush=True)
@@ -140,7 +140,7 @@ def run_worker(spec):
     from werkzeug.serving import make_server
 
     from callback import create_app
-    from callback.sweep import EVERY, sweep_forever
+    from callback.work.sweep import EVERY, sweep_forever
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = create_app(app_config(spec))
@@ -187,7 +187,7 @@ def stop_child(process):
 
 def agent_behaviours(rng, voicemail_prone):
     """What one agent's phone does, call after call."""
-    from callback.twilio_model import Behaviour
+    from devtools.twilio_model import Behaviour
 
     plan = []
     for _ in range(400):
@@ -208,7 +208,7 @@ def agent_behaviours(rng, voicemail_prone):
 
 def customer_behaviours(rng):
     """What one customer's phone does, attempt after attempt; and a refusal code or None."""
-    from callback.twilio_model import Behaviour
+    from devtools.twilio_model import Behaviour
 
     person = Behaviour("human", keys="1", ring_seconds=rng.uniform(3, 12),
                        talk_seconds=rng.uniform(30, 150), alone_seconds=60)
@@ -298,13 +298,13 @@ class Desk:
 
 def main_run(plan, out=print):
     """Start everything, play the run, stop everything; returns (Run, report)."""
-    from callback import create_app
-    from callback import models as m
-    from callback.settings import CallbackSettings
-    from callback.twilio_model import Chaos, LocalBackend, Network, Phone, Timeline, Webhooks
-    from callback.twilio_standin import StandInServer, TwilioStandIn
-
     import logging
+
+    from callback import create_app
+    from callback.domain import records as m
+    from callback.domain.settings import CallbackSettings
+    from devtools.standin import StandInServer, TwilioStandIn
+    from devtools.twilio_model import Chaos, LocalBackend, Network, Phone, Timeline, Webhooks
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     started = time.time()
@@ -453,7 +453,7 @@ def retrying(step, *args, tries=6, **kwargs):
 def _caller(run, digits, number, at_seconds):
     """One caller: calls in at their moment and asks for a callback at the offer; a caller
     whose call went wrong calls again a little later, as people do (three calls at most)."""
-    from callback.twilio_model import Keys, answering_caller
+    from devtools.twilio_model import Keys, answering_caller
 
     network = run.network
     rng = random.Random(f"{run.plan.seed}|redial|{number}")

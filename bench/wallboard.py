@@ -12,10 +12,11 @@ def section(sizes, days=30):
     from moto import mock_aws
 
     from bench.__main__ import dynamodb_calls, load_callbacks
-    from callback import models as m, stats
     from callback.clock import FixedClock
     from callback.config import Config
-    from callback.services import build_services
+    from callback.domain import records as m
+    from callback.domain import stats
+    from callback.work.wiring import build_services
 
     lines = [f"{SECTION} (2 queues, {days} days of hourly counters; moto in-process)", ""]
     rows = []
@@ -63,7 +64,7 @@ def section(sizes, days=30):
 
 def load_counters(svc, clock, days):
     """`days` of hourly counters for both queues, as the app's transitions leave them."""
-    from callback import stats
+    from callback.domain import stats
 
     Stats = svc.storage.Stats
     with Stats.batch_write() as batch:

@@ -1,15 +1,14 @@
 """callback: let callers in a queue ask to be called back, and call them back agent first."""
 import os
-
 from datetime import timedelta
 
 import click
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-from . import logs
-from .config import Config
-from .services import build_services
+from callback import logs
+from callback.config import Config
+from callback.work.wiring import build_services
 
 csrf = CSRFProtect()
 # Pages use only our own stylesheet: no script, no framing, forms post only to us.
@@ -34,13 +33,13 @@ def create_app(overrides=None):
     )
     app.extensions["callback"] = build_services(config)
 
-    from . import admin, api, auth, webhooks
+    from callback.web import admin, api, auth, voice
 
     csrf.init_app(app)
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
-    csrf.exempt(webhooks.bp)
+    csrf.exempt(voice.bp)
     csrf.exempt(api.bp)
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(voice.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)

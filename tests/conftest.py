@@ -16,10 +16,10 @@ from werkzeug.serving import make_server
 
 from callback import create_app
 from callback.clock import FixedClock
-from callback import dynamodb_local
-from callback.models import Ivr, Queue
-from callback.settings import CallbackSettings
-from callback.twilio_standin import StandInServer
+from callback.domain.records import Ivr, Queue
+from callback.domain.settings import CallbackSettings
+from devtools import dynamodb_local
+from devtools.standin import StandInServer
 
 # CI must not turn red by chance: there Hypothesis derives its examples from each test's
 # name (derandomize) and keeps no example database. Locally it explores new examples every

@@ -1,12 +1,13 @@
 """Admin portal through the Flask test client: login, every page, form errors, permissions."""
 import re
-from html import unescape
 from datetime import datetime, timedelta, timezone
+from html import unescape
 
 import pytest
+from conftest import ADMIN_PASSWORD as PASSWORD
+from conftest import csrf_of, log_in, with_admin_account
 
-from callback.models import Callback, Ivr, Queue
-from conftest import ADMIN_PASSWORD as PASSWORD, csrf_of, log_in, with_admin_account
+from callback.domain.records import Callback, Ivr, Queue
 
 
 @pytest.fixture
@@ -285,7 +286,7 @@ def test_a_voice_and_language_that_do_not_go_together_save_nothing(admin, svc):
 
 
 def test_settings_labels_share_one_style_and_keep_the_known_names():
-    from callback.settings import BOOLEAN_FIELDS, CHOICE_FIELDS, INTEGER_FIELDS, TEXT_FIELDS
+    from callback.domain.settings import BOOLEAN_FIELDS, CHOICE_FIELDS, INTEGER_FIELDS, TEXT_FIELDS
 
     labels = [spec[0] for fields in (INTEGER_FIELDS, BOOLEAN_FIELDS, TEXT_FIELDS, CHOICE_FIELDS)
               for spec in fields.values()]
@@ -300,7 +301,7 @@ def test_settings_labels_share_one_style_and_keep_the_known_names():
 def test_attempts_read_in_plain_words_with_compact_times(app):
     from flask import render_template
 
-    from callback.models import Attempt
+    from callback.domain.records import Attempt
 
     now = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)  # rendered only, never stored
     history = (Attempt("a1", now, "alice", "dial-error"), Attempt("a2", now, "alice", "agent-leg-lost"),

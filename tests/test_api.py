@@ -2,9 +2,9 @@
 from datetime import timedelta
 
 import pytest
-
-from callback.models import Callback, Ivr, Queue
 from conftest import API_TOKEN
+
+from callback.domain.records import Callback, Ivr, Queue
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -153,7 +153,7 @@ def test_json_takes_json_numbers_and_booleans_only(client, svc, main_line, body,
 
 
 def test_form_and_api_give_the_same_message_for_the_same_mistake(client, main_line):
-    from callback.settings import validate_settings
+    from callback.domain.settings import validate_settings
 
     _, form_errors = validate_settings({"max_retries": "9" * 20}, partial=True, checkbox_form=True)
     response = client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 10**20}, headers=AUTH)

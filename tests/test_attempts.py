@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from callback import attempts as a
-from callback import labels
+from callback.domain import attempts as a
+from callback.domain import labels
 
 AGENT_SID = "CA" + "a" * 32
 CUSTOMER_SID = "CA" + "b" * 32

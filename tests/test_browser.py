@@ -1,11 +1,11 @@
 """The admin portal in a real headless Chromium (Debian's), driven by Playwright."""
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-
-from callback.models import Callback, Ivr, Queue
 from conftest import with_admin_account
+
+from callback.domain.records import Callback, Ivr, Queue
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-test-password"

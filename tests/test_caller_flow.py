@@ -4,11 +4,11 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from callback.models import Ivr, Queue
-from callback.settings import CallbackSettings
-from callback.storage import NotFound
 from conftest import IVR_NUMBER, PUBLIC, said, twiml
+
+from callback.domain.records import Ivr, Queue
+from callback.domain.settings import CallbackSettings
+from callback.storage import NotFound
 
 CALLER = "+14155550123"
 

@@ -3,9 +3,6 @@ company's name, the IVR's voice, and an honest wait estimate."""
 from datetime import timedelta
 
 import pytest
-
-from callback.estimate import BUCKET
-from callback.settings import CallbackSettings
 from conftest import IVR_NUMBER, PUBLIC, said, twiml
 from test_caller_flow import (
     CALLER,
@@ -17,6 +14,9 @@ from test_caller_flow import (
     wait_url,
 )
 from test_dispatch import agent_accepts, agents, answer, api, ringing, store_callback  # noqa: F401 (fixtures)
+
+from callback.domain.estimate import BUCKET
+from callback.domain.settings import CallbackSettings
 
 OFFER = f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales"
 

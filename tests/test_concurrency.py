@@ -4,10 +4,10 @@ from collections import Counter
 from datetime import timedelta
 
 from callback import create_app
-from callback.local import start_dynamodb
-from callback.models import Callback, Ivr, Queue
+from callback.domain.records import Callback, Ivr, Queue
 from callback.storage import Conflict
-from callback.sweep import sweep_once
+from callback.work.sweep import sweep_once
+from devtools.local import start_dynamodb
 
 AGENTS = [f"agent{i}" for i in range(5)]
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import pytest
 
-from callback.telephony import CallGone, MaybePlaced, NumberRefused, Telephony, TelephonyError
+from callback.telephony.rest import CallGone, MaybePlaced, NumberRefused, Telephony, TelephonyError
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "twilio", "twilio_api_v2010.json")
 
@@ -104,7 +104,7 @@ def test_a_timed_out_create_is_maybe_placed(app, twilio_standin):
 def test_a_whole_dispatch_journey_sends_only_spec_requests(twilio, svc, clock, twilio_standin):
     from test_dispatch import ALICE, CUSTOMER, agent_accepts, ringing, status, store_callback
 
-    from callback.models import Ivr, Queue
+    from callback.domain.records import Ivr, Queue
 
     svc.storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), queues=(Queue("Sales", "Main Line", 10),)))
     svc.storage.save_agent_profile("alice", name="Alice", phone=ALICE, queues=["Sales"],

@@ -4,12 +4,12 @@ import os
 from datetime import timedelta
 
 import pytest
-
-from callback import admin
 from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
-from test_browser import PASSWORD, config_overrides  # noqa: F401 (a fixture)
 from test_admin import log_in
+from test_browser import PASSWORD, config_overrides  # noqa: F401 (a fixture)
 from test_stats import answer_from_hold, complete, connect, refuse_number, request_callback
+
+from callback.web import admin
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "artifacts")

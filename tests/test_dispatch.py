@@ -3,10 +3,10 @@ expiration, the sweep, and Twilio answering through the stand-in over real HTTP.
 from datetime import timedelta
 
 import pytest
-
-from callback.models import Callback
-from callback.sweep import sweep_once
 from conftest import API_TOKEN, IVR_NUMBER, PUBLIC, said, twiml
+
+from callback.domain.records import Callback
+from callback.work.sweep import sweep_once
 
 ALICE = "+14155550101"
 BOB = "+14155550102"

@@ -5,12 +5,13 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from callback import create_app, dynamodb_local
-from callback.clock import fixed_start
-from callback.models import AdminSession
-from callback.storage import WAITING_CALL_LIFETIME
 from conftest import serve_dynamodb_local
+
+from callback import create_app
+from callback.clock import fixed_start
+from callback.domain.records import AdminSession
+from callback.storage import WAITING_CALL_LIFETIME
+from devtools import dynamodb_local
 
 
 def fake_java(tmp_path, script):

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callback.estimate import (
+from callback.domain.estimate import (
     BUCKET,
     CAP_MINUTES,
     Departures,

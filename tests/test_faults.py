@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import pytest
 import requests
+from conftest import IVR_NUMBER, PUBLIC
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from callback import models as m
+from callback.domain import records as m
 from callback.storage import CONFLICT_ATTEMPTS, Conflict, NotFound, StorageError
-from callback.sweep import sweep_once
-from conftest import IVR_NUMBER, PUBLIC
+from callback.work.sweep import sweep_once
 
 # The DynamoDB operations each path issues, each failed in turn below; a test checks the
 # lists against what the paths really send, so no fault test is vacuous and none is missing.

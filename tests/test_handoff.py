@@ -5,15 +5,15 @@ import json
 import threading
 
 import pytest
-from flask import Flask, Response, request
-from werkzeug.serving import make_server
-
-from callback import handoff
-from callback.models import DIALING, PENDING
-from callback.sweep import sweep_once
 from conftest import PUBLIC, twiml
+from flask import Flask, Response, request
 from test_caller_flow import call_params, enqueue_caller, enter_and_confirm
 from test_dispatch import ALICE, agents  # noqa: F401 (agents is a fixture)
+from werkzeug.serving import make_server
+
+from callback.domain.records import DIALING, PENDING
+from callback.work import handoff
+from callback.work.sweep import sweep_once
 
 FUNCTION = "callback-test"
 
@@ -72,7 +72,7 @@ def deliver(svc, invocation):
     """Lambda runs the invocation: what Zappa's handler calls, on this test's services."""
     payload = invocation["payload"]
     assert payload["command"] == "zappa.asynchronous.route_lambda_task"
-    assert payload["task_path"] == "callback.handoff.run_dispatch"
+    assert payload["task_path"] == "callback.work.handoff.run_dispatch"
     return handoff.dispatch_pending(svc, *payload["args"], **payload["kwargs"])
 
 

@@ -6,12 +6,12 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
+from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callback import models as m
-from callback.settings import CallbackSettings, validate_settings
-from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC
+from callback.domain import records as m
+from callback.domain.settings import CallbackSettings, validate_settings
 
 FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

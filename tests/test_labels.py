@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from callback import labels, models as m
-from callback.numbers import for_people, mask_for_list
+from callback.domain import labels
+from callback.domain import records as m
+from callback.domain.numbers import for_people, mask_for_list
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "callback")
 # Calls whose outcome argument is written to an attempt (EndAttempt: the attempt table's).

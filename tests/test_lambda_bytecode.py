@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import click
 import pytest
+from import_probe import PROBE, REPORT, read_report
 
 import lambda_bytecode
-from import_probe import PROBE, REPORT, read_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCHECKED, CHECKED = 0b01, 0b11  # PEP 552 flags: hash-based, and whether the source is checked

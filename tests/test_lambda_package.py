@@ -20,14 +20,14 @@ from urllib.parse import urlencode
 
 import boto3
 import pytest
+from import_probe import PROBE, REPORT, read_report
+from test_handoff import LambdaApi
 from twilio.request_validator import RequestValidator
 
 from callback.clock import SystemClock
 from callback.config import Config
-from callback.models import Ivr, Queue
+from callback.domain.records import Ivr, Queue
 from callback.storage import Storage
-from import_probe import PROBE, REPORT, read_report
-from test_handoff import LambdaApi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -188,7 +188,7 @@ def test_signed_webhook_through_zappas_handler_answers_twiml(lambda_env):
     unstaged = RequestValidator(TOKEN).compute_signature(f"https://{API_HOST}/voice/incoming", params)
     scheduled = {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": "123456789012", "time": "2026-11-24T12:00:00Z", "region": "us-east-1",
-                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/callback-dev-callback.sweep.run"],
+                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/callback-dev-callback.work.sweep.run"],
                  "detail": {}}
     (ok, bad, no_stage, sweep), logs = invoke(lambda_env, [
         api_gateway_event("/voice/incoming", params, signature),
@@ -224,7 +224,7 @@ def test_a_cold_start_loads_the_packages_bytecode_and_compiles_nothing(package_d
     for name, (file, cached) in report["modules"].items():
         if file and file.endswith(".py") and os.path.realpath(file).startswith(inside):
             from_package[name] = os.path.relpath(cached, package_dir)
-    assert {"app", "callback.webhooks", "flask.app", "werkzeug.routing", "pynamodb.models",
+    assert {"app", "callback.web.voice", "flask.app", "werkzeug.routing", "pynamodb.models",
             "twilio.twiml.voice_response"} <= set(from_package)
     assert {name: cached for name, cached in from_package.items() if cached not in shipped} == {}
 

@@ -4,12 +4,12 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from callback import models as m
-from callback.storage import NotFound
 from conftest import PUBLIC, said, twiml
 from test_caller_flow import QUEUE_SID, call_params, enqueue_caller, enter_and_confirm, hold, wait_url
 from test_dispatch import ALICE, agents, ringing  # noqa: F401 (agents is a fixture)
+
+from callback.domain import records as m
+from callback.storage import NotFound
 
 CALL = "CA" + "a" * 32
 DONE = f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales"

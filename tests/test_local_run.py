@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from callback import simulator
+from devtools import simulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def local_run(tmp_path_factory):
     # block the app mid-test.
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "callback.local", "--port", str(port), "--twilio-port", str(twilio_port),
+            [sys.executable, "-m", "devtools.local", "--port", str(port), "--twilio-port", str(twilio_port),
              "--speed", "60", "--session", str(session)],
             cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
@@ -118,8 +118,8 @@ def test_scripted_journey_holding_caller_goes_straight_to_a_free_agent(local_run
 
 
 def test_local_data_survives_a_restart_through_the_persist_file(svc, main_line, tmp_path):
-    from callback.local import export_tables, import_tables
     from callback.storage import Storage
+    from devtools.local import export_tables, import_tables
 
     path = tmp_path / "db.json"
     export_tables(svc.storage, str(path))
@@ -201,8 +201,9 @@ class Sweeps:
 
 
 def test_the_local_sweep_follows_the_clock_speed_as_it_changes(monkeypatch):
-    from callback import local, sweep
     from callback.clock import ScaledClock
+    from callback.work import sweep
+    from devtools import local
 
     sweeps = Sweeps()
     monkeypatch.setattr(sweep, "sweep_once", sweeps)
@@ -224,8 +225,9 @@ def test_the_local_sweep_follows_the_clock_speed_as_it_changes(monkeypatch):
 
 
 def test_the_local_sweep_keeps_going_after_a_failed_run(monkeypatch, caplog):
-    from callback import local, sweep
     from callback.clock import FixedClock
+    from callback.work import sweep
+    from devtools import local
 
     calls = Sweeps()
 
@@ -251,7 +253,7 @@ def test_the_local_sweep_keeps_going_after_a_failed_run(monkeypatch, caplog):
 def test_make_run_passes_its_args_to_the_local_run():
     out = subprocess.run(["make", "-n", "run", "ARGS=--speed 30 --port 5400"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "-m callback.local --speed 30 --port 5400" in out
+    assert "-m devtools.local --speed 30 --port 5400" in out
 
 
 def test_the_readme_documents_every_setting_of_app_and_local_run():

@@ -1,7 +1,7 @@
 """Number entry rules, without Flask, Twilio or DynamoDB."""
 import pytest
 
-from callback.numbers import check_callback_entry, is_agent_address, mask, speakable
+from callback.domain.numbers import check_callback_entry, is_agent_address, mask, speakable
 
 
 @pytest.mark.parametrize("digits", ["2125551234", "9999999999", "2022220000", " 4155552671 "])

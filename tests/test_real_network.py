@@ -6,11 +6,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-
-from callback import models as m
-from callback.sweep import sweep_once
 from conftest import PUBLIC, said, twiml
-from test_line import query_of
 from test_dispatch import (
     ALICE,
     BOB,
@@ -28,6 +24,10 @@ from test_dispatch import (
     status,
     store_callback,
 )
+from test_line import query_of
+
+from callback.domain import records as m
+from callback.work.sweep import sweep_once
 
 OTHER = "+13125550188"
 

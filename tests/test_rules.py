@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callback.rules import (
+from callback.domain.rules import (
     CALL,
     CALLBACK,
     WorkCandidate,

@@ -8,6 +8,18 @@ from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
+from conftest import ADMIN_PASSWORD as PASSWORD
+from conftest import (
+    API_TOKEN,
+    AUTH_TOKEN,
+    IVR_NUMBER,
+    PUBLIC,
+    TwilioClient,
+    csrf_of,
+    log_in,
+    twiml,
+    with_admin_account,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
@@ -15,12 +27,10 @@ from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from callback import create_app
-from callback.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
-from callback.auth import client_address
-from callback.models import Ivr, Queue
-from callback.settings import parse_int
-from conftest import (ADMIN_PASSWORD as PASSWORD, API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC,
-                      TwilioClient, csrf_of, log_in, twiml, with_admin_account)
+from callback.domain.records import Ivr, Queue
+from callback.domain.settings import parse_int
+from callback.web.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from callback.web.auth import client_address
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 

@@ -1,8 +1,8 @@
 """Callback settings validation, shared by the form and the API."""
 import pytest
 
-from callback.models import Queue
-from callback.settings import CallbackSettings, priority_warnings, validate_settings
+from callback.domain.records import Queue
+from callback.domain.settings import CallbackSettings, priority_warnings, validate_settings
 
 VALID = {"callback_enabled": True, "offer_after_seconds": 60, "expiration_minutes": 120,
          "max_retries": 3, "priority": 10, "retry_minutes": 5, "transfer_timeout_seconds": 30,

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from callback import simulator
+from devtools import simulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,8 +16,8 @@ from bench.soak import (
     soak_section,
     write_results,
 )
-from callback.models import Agent, Attempt, Callback
-from callback.twilio_model import CallRecord
+from callback.domain.records import Agent, Attempt, Callback
+from devtools.twilio_model import CallRecord
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)

@@ -4,14 +4,15 @@ import math
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, strategies as st
-
-from callback import stats
-from callback.attempts import CALLER_JOINING
-from callback.models import Callback
-from callback.rules import number_refused
-from callback.storage import Conflict
 from conftest import API_TOKEN
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callback.domain import stats
+from callback.domain.attempts import CALLER_JOINING
+from callback.domain.records import Callback
+from callback.domain.rules import number_refused
+from callback.storage import Conflict
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CUSTOMER = "+12125551234"

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from app import create_app  # noqa: F401  (app.py must import cleanly)
-from callback.models import Callback, Ivr, Queue
+from callback.domain.records import Callback, Ivr, Queue
 from callback.storage import Conflict, NotFound
 
 

@@ -4,14 +4,15 @@ import threading
 import time
 
 import pytest
+from conftest import AUTH_TOKEN, IVR_NUMBER, PUBLIC
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from callback.clock import ScaledClock
 from callback.config import Config
-from callback.telephony import Telephony, TelephonyError
-from callback.twilio_model import (
+from callback.telephony.rest import Telephony, TelephonyError
+from devtools.twilio_model import (
     Behaviour,
     Chaos,
     Keys,
@@ -21,7 +22,6 @@ from callback.twilio_model import (
     Timeline,
     Webhooks,
 )
-from conftest import AUTH_TOKEN, IVR_NUMBER, PUBLIC
 
 FAST = 100_000  # simulated seconds per real second: waits take no time
 
@@ -223,7 +223,7 @@ def clock():
 
 def test_the_caller_journey_through_the_real_app_asks_for_a_callback(app, main_line, model, clock):
     """The engine drives the real IVR over HTTP: menu, hold, offer, number, leave."""
-    from callback.twilio_model import answering_caller
+    from devtools.twilio_model import answering_caller
 
     network = model(app, speed=JOURNEY_SPEED, clock=clock)
     run = network.dial_in("+12125550150", IVR_NUMBER, Keys(responder=answering_caller("2125550150")),

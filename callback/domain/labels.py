@@ -52,7 +52,7 @@ ENDED_REASON_LABELS = {
     "number-refused": "Twilio refuses this number",
 }
 
-# The wallboard's counters (callback.stats), as the dashboard names them: a number Twilio
+# The wallboard's counters (callback.domain.stats), as the dashboard names them: a number Twilio
 # refuses ends a callback; a request for a number already pending is simply not stored.
 FIGURE_LABELS = {
     "requested": "Callbacks requested",

@@ -3,12 +3,12 @@
 It finds the app through the session file `make run` writes (.local-data/session.json:
 its URLs and tokens), places one call to the IVR as the caller, and plays every phone the
 app rings — agents and the customer being called back — with the Twilio model of
-`callback.twilio_model`: signed webhooks, TwiML interpreted in a loop, conferences and
+`devtools.twilio_model`: signed webhooks, TwiML interpreted in a loop, conferences and
 their events, and, when asked, a network that delays, duplicates or loses status
 callbacks, REST calls that time out after placing the call, and numbers Twilio refuses.
 
-    python -m callback.simulator                      # you are the caller; keys from the keyboard
-    python -m callback.simulator --keys 1,wait,1,2125551234,1 --agent alice --speed 30
+    python -m devtools.simulator                      # you are the caller; keys from the keyboard
+    python -m devtools.simulator --keys 1,wait,1,2125551234,1 --agent alice --speed 30
 """
 import argparse
 import json
@@ -19,8 +19,9 @@ import time
 
 import requests
 
-from .local import SESSION_FILE
-from .twilio_model import (
+from devtools.local import SESSION_FILE
+from devtools.standin import REFUSALS
+from devtools.twilio_model import (
     Behaviour,
     Chaos,
     Keys,
@@ -30,7 +31,6 @@ from .twilio_model import (
     Timeline,
     Webhooks,
 )
-from .twilio_standin import REFUSALS
 
 NO_RUN = "no local run found — start `make run` first"
 FINAL_STATUSES = ("completed", "expired", "canceled")

@@ -7,10 +7,11 @@ from flask import Blueprint, current_app, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import models as m, stats
-from .settings import parse_int, validate_settings
-from .storage import Conflict, NotFound, StorageError
-from .validation import check_agent, check_queue
+from callback.domain import records as m
+from callback.domain import stats
+from callback.domain.settings import parse_int, validate_settings
+from callback.domain.validation import check_agent, check_queue
+from callback.storage import Conflict, NotFound, StorageError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from .settings import CallbackSettings
+from callback.domain.settings import CallbackSettings
 
 # Callback lifecycle.
 PENDING = "pending"

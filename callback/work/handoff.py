@@ -62,9 +62,9 @@ def run_dispatch(queue_names=None):
     """Entry point of the asynchronous Lambda invocation (Zappa routes it here)."""
     global _process_services
     if _process_services is None:
-        from . import logs
-        from .config import Config
-        from .services import build_services
+        from callback import logs
+        from callback.config import Config
+        from callback.work.wiring import build_services
 
         config = Config.from_env()
         logs.install(config.LOG_LEVEL)

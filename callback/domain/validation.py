@@ -1,9 +1,9 @@
 """Validation of what admins type (forms and API alike): plain Python, no Flask or storage."""
 import re
 
-from .models import Queue
-from .numbers import is_agent_address, is_e164
-from .settings import parse_bool, parse_int
+from callback.domain.numbers import is_agent_address, is_e164
+from callback.domain.records import Queue
+from callback.domain.settings import parse_bool, parse_int
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")
 AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")

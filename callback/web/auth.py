@@ -9,13 +9,23 @@ import unicodedata
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .models import AdminSession
-from .storage import Conflict
+from callback.domain.records import AdminSession
+from callback.storage import Conflict
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)

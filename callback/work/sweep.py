@@ -8,9 +8,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from . import models as m
-from .config import Config
-from .storage import WAITING_CALL_LIFETIME, Conflict, StorageError
+from callback.config import Config
+from callback.domain import records as m
+from callback.storage import WAITING_CALL_LIFETIME, Conflict, StorageError
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -135,8 +135,8 @@ _services = None
 def run(event=None, context=None):
     """Entry point for the CloudWatch schedule (and for local runs): one sweep."""
     global _services
-    from . import logs
-    from .services import build_services
+    from callback import logs
+    from callback.work.wiring import build_services
 
     if _services is None:
         config = Config.from_env()

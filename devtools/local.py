@@ -15,8 +15,8 @@ import time
 
 from werkzeug.security import generate_password_hash
 
-from .sweep import sweep_forever
-from .twilio_standin import StandInServer
+from callback.work.sweep import sweep_forever
+from devtools.standin import StandInServer
 
 SESSION_FILE = os.path.join(".local-data", "session.json")
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ def start_dynamodb():
 
 def load_demo_data(svc):
     """IVR 'Main Line' (announced as Example Company), Sales and Support, two agents; idempotent."""
-    from .models import Ivr, Queue
-    from .settings import CallbackSettings
-    from .storage import Conflict
+    from callback.domain.records import Ivr, Queue
+    from callback.domain.settings import CallbackSettings
+    from callback.storage import Conflict
 
     try:
         # "Announce as" names the company the customer hears when called back: an IVR's
@@ -164,7 +164,7 @@ def local_controls(svc, api_token, base_speed):
         svc.clock.set_speed(base_speed)
         return answer()
 
-    from . import csrf
+    from callback import csrf
 
     csrf.exempt(bp)
     return bp
@@ -181,7 +181,7 @@ callback is running.
   DynamoDB:        {dynamodb_url}
   Twilio stand-in: {standin_url}  (records the calls the app places)
   Clock speed:     x{speed:g}
-Place a call:      make call            (or: python -m callback.simulator --help)
+Place a call:      make call            (or: python -m devtools.simulator --help)
 Stop with Ctrl-C.
 """
 
@@ -223,7 +223,7 @@ def main(argv=None):
         # moto in this process shares the CPU with the app: allow it more than DynamoDB's 2 s.
         "DYNAMODB_TIMEOUT_SECONDS": 10,
     }
-    from . import create_app
+    from callback import create_app
 
     app = create_app(overrides)
     svc = app.extensions["callback"]

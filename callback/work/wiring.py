@@ -1,12 +1,12 @@
 """Wiring: the services one app (or one sweep run) works with."""
 from dataclasses import dataclass
 
-from .clock import ScaledClock, SystemClock
-from .directory import Directory
-from .dispatch import Dispatcher
-from .handoff import Handoff, runner_for
-from .storage import Storage
-from .telephony import Telephony
+from callback.clock import ScaledClock, SystemClock
+from callback.storage import Storage
+from callback.storage.directory import Directory
+from callback.telephony.rest import Telephony
+from callback.work.dispatch import Dispatcher
+from callback.work.handoff import Handoff, runner_for
 
 
 @dataclass

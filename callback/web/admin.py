@@ -1,12 +1,23 @@
 """Admin pages: IVRs and their callback settings, queues, agents, callbacks."""
-from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect,
-                   render_template, request, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from . import CONTENT_SECURITY_POLICY, labels, models as m, stats
-from .auth import login_required
-from .numbers import for_people, mask_for_list
-from .settings import (
+from callback import CONTENT_SECURITY_POLICY
+from callback.domain import labels, stats
+from callback.domain import records as m
+from callback.domain.numbers import for_people, mask_for_list
+from callback.domain.settings import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
     INTEGER_FIELDS,
@@ -14,8 +25,9 @@ from .settings import (
     priority_warnings,
     validate_settings,
 )
-from .storage import Conflict, NotFound
-from .validation import check_agent, check_ivr
+from callback.domain.validation import check_agent, check_ivr
+from callback.storage import Conflict, NotFound
+from callback.web.auth import login_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 25

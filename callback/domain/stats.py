@@ -8,7 +8,7 @@ connected is kept as a fixed histogram, so its median and 90th percentile come f
 """
 from datetime import datetime, timedelta, timezone
 
-from . import models as m
+from callback.domain import records as m
 
 # Transitions counted once each, per queue and hour.
 REQUESTED = "requested"  # a holding caller chose a callback (it was stored)

@@ -3,7 +3,7 @@
 It records every request, answers in Twilio's JSON shapes, and can be told to fail, so
 `make run` works with no Twilio account and tests exercise the real twilio client over
 real HTTP. Calls it places ring until someone (the simulator, the Twilio model of
-`callback.twilio_model`, or a test) says what happened to them; their status then moves
+`devtools.twilio_model`, or a test) says what happened to them; their status then moves
 through Twilio's lifecycle (queued, ringing, in-progress, then one final status), and
 `GET` of a call, the calls list (filtered by `To`, `From`, `Status`, `StartTime>`…),
 conferences and their participants answer from that state.
@@ -22,7 +22,7 @@ from email.utils import format_datetime
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-from .clock import SystemClock
+from callback.clock import SystemClock
 
 FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 _FINAL = FINAL  # the name earlier code used

@@ -4,9 +4,9 @@ URLs arrive already absolute (built from PUBLIC_BASE_URL by the caller of these 
 """
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from .estimate import spoken_wait
-from .numbers import last_four_speakable, speakable
-from .settings import DEFAULT_SPEECH
+from callback.domain.estimate import spoken_wait
+from callback.domain.numbers import last_four_speakable, speakable
+from callback.domain.settings import DEFAULT_SPEECH
 
 ENTRY_PROBLEMS = {
     "empty": "I did not hear any digits.",

@@ -8,17 +8,22 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, abort, current_app, request
-from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
-                                      get_signature_algorithm)
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
-from . import stats, tones, twiml
-from .dispatch import NOTICES, caller_conference
-from .estimate import estimate_wait, history_since
-from .models import CONNECTING, OFFLINE, Callback
-from .numbers import caller_id_number, check_callback_entry, mask
-from .rules import CALL, CALLBACK
-from .settings import DEFAULT_SPEECH
-from .storage import CreateResult, NotFound, StorageError
+from callback.domain import stats
+from callback.domain.estimate import estimate_wait, history_since
+from callback.domain.numbers import caller_id_number, check_callback_entry, mask
+from callback.domain.records import CONNECTING, OFFLINE, Callback
+from callback.domain.rules import CALL, CALLBACK
+from callback.domain.settings import DEFAULT_SPEECH
+from callback.storage import CreateResult, NotFound, StorageError
+from callback.web import tones, twiml
+from callback.work.dispatch import NOTICES, caller_conference
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")

@@ -16,7 +16,7 @@
 - **the network** delivers status callbacks and conference events late, twice, out of
   order or never, as `Chaos` says, and signs every request exactly as Twilio does.
 
-The REST side is `callback.twilio_standin`: in-process (`LocalBackend`) the model hears
+The REST side is `devtools.standin`: in-process (`LocalBackend`) the model hears
 of calls the moment the app creates them; from another process (`RemoteBackend`) it
 polls the stand-in of `make run`.
 """

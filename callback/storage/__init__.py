@@ -37,8 +37,8 @@ from pynamodb.attributes import (
 from pynamodb.connection import Connection
 from pynamodb.exceptions import (
     DoesNotExist,
-    PynamoDBException,
     PutError,
+    PynamoDBException,
     TransactWriteError,
     UpdateError,
 )
@@ -46,11 +46,11 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from . import models as m
-from . import stats
-from .attempts import AGENT_RINGING
-from .estimate import BUCKET, Departures, bucket_start
-from .settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
+from callback.domain import records as m
+from callback.domain import stats
+from callback.domain.attempts import AGENT_RINGING
+from callback.domain.estimate import BUCKET, Departures, bucket_start
+from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from . import attempts as a
-from . import models as m
-from .numbers import mask, speakable
-from .rules import (
+from callback.domain import attempts as a
+from callback.domain import records as m
+from callback.domain.numbers import mask, speakable
+from callback.domain.rules import (
     CALL,
     CALLBACK,
     WorkCandidate,
@@ -27,9 +27,9 @@ from .rules import (
     rank_work,
     settle_attempt,
 )
-from .settings import DEFAULT_SPEECH
-from .storage import Conflict, NotFound, StorageError
-from .telephony import (
+from callback.domain.settings import DEFAULT_SPEECH
+from callback.storage import Conflict, NotFound, StorageError
+from callback.telephony.rest import (
     FINAL_CALL_STATUSES,
     MACHINE_DETECTION_TIMEOUT_SECONDS,
     CallGone,

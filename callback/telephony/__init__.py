@@ -1,0 +1,1 @@
+"""The Twilio adapter: the only code that talks to Twilio's REST API."""

@@ -1,0 +1,1 @@
+"""The web surface: Twilio's voice webhooks, the admin pages, the JSON API, sign-in, TwiML."""

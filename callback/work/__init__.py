@@ -1,0 +1,1 @@
+"""Background work: dispatch, reconciliation with Twilio, the sweep, the hand-off."""
