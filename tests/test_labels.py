@@ -16,10 +16,11 @@ FAILING_CALLS = {"fail_counted", "fail_uncounted", "fail_attempt", "end_attempt"
 def written_codes():
     """Outcome and ended-reason codes as string literals in the code that writes them."""
     outcomes, reasons = set(), set()
-    for name in os.listdir(ROOT):
-        if not name.endswith(".py"):
+    paths = [os.path.join(folder, name) for folder, _, names in os.walk(ROOT) for name in names]
+    for path in paths:
+        if not path.endswith(".py"):
             continue
-        tree = ast.parse(open(os.path.join(ROOT, name)).read())
+        tree = ast.parse(open(path).read())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 func = getattr(node.func, "attr", getattr(node.func, "id", ""))
@@ -48,7 +49,7 @@ def test_every_code_the_app_writes_has_plain_words():
     assert {"dial-error", "agent-declined", "machine", "no-answer", "number-refused"} <= outcomes
     assert {"max-retries", "expiration-time", "canceled by admin"} <= reasons
     missing = sorted(outcomes - set(labels.OUTCOME_LABELS)) + sorted(reasons - set(labels.ENDED_REASON_LABELS))
-    assert not missing, f"give these codes a label in callback/labels.py: {missing}"
+    assert not missing, f"give these codes a label in callback/domain/labels.py: {missing}"
     assert set(m.CALLBACK_STATUSES) <= set(labels.CALLBACK_STATUS_LABELS)
     assert set(m.AGENT_STATUSES) <= set(labels.AGENT_STATUS_LABELS)
 
