@@ -16,14 +16,15 @@ from twilio.request_validator import (
 )
 
 from callback.domain import stats
+from callback.domain.answers import NOTICES
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
 from callback.domain.records import CONNECTING, OFFLINE, Callback
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.settings import DEFAULT_SPEECH
+from callback.domain.views import caller_conference
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import tones, twiml
-from callback.work.dispatch import NOTICES, caller_conference
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")

@@ -10,11 +10,12 @@ table, its record the waiting call (conditional on the offer id, phase and agent
 """
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
 from callback.domain import attempts as a
 from callback.domain import records as m
+from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer, Offer, Outcome
 from callback.domain.numbers import mask, speakable
 from callback.domain.rules import (
     CALL,
@@ -28,6 +29,7 @@ from callback.domain.rules import (
     settle_attempt,
 )
 from callback.domain.settings import DEFAULT_SPEECH
+from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import Conflict, NotFound, StorageError
 from callback.telephony.rest import (
     FINAL_CALL_STATUSES,
@@ -50,95 +52,11 @@ ACCEPT_SECONDS = 8
 CONNECTED_CHECK = timedelta(minutes=2)
 CANDIDATES_PER_QUEUE = 5
 MAX_CLAIM_TRIES = 5
-# Phases written before the attempt table existed, as its states.
-_OLD_PHASES = {"agent": a.AGENT_RINGING, "customer": a.CUSTOMER_RINGING}
-
-NOTICES = {
-    "retry": "The customer did not answer. The callback will be retried later. Goodbye.",
-    "expired": "The customer did not answer. That was the last attempt; the callback has "
-               "ended. Goodbye.",
-    "caller-gone": "The caller hung up before you could be connected. Goodbye.",
-    "stale": "This call is no longer waiting for you. Goodbye.",
-    "dial-error": "The customer could not be dialed. The callback will be tried again. Goodbye.",
-    "refused": "The customer's number cannot be called. The callback has ended. Goodbye.",
-    "declined": "You did not accept the call, so it goes to another agent. You are now set "
-                "away; set yourself available when you are ready. Goodbye.",
-}
-
-
-@dataclass(frozen=True)
-class Offer:
-    """Work handed to an agent: their phone is ringing (sid None: maybe, the request timed out)."""
-
-    agent_id: str
-    kind: str
-    key: str
-    agent_call_sid: str | None
-
-
-@dataclass(frozen=True)
-class AgentAnswer:
-    """What an agent who picked up, or pressed a key, should hear and do."""
-
-    conference: str | None = None
-    announcement: str | None = None
-    notice: str | None = None
-    status_callback: str | None = None
-    whisper: str | None = None
-    accept_url: str | None = None
-    speech: tuple = DEFAULT_SPEECH
-
-
-@dataclass(frozen=True)
-class CustomerAnswer:
-    """What a customer who picked up should hear and do."""
-
-    conference: str | None
-    announcement: str | None = None
-    hang_up: bool = False
-    status_callback: str | None = None
-    speech: tuple = DEFAULT_SPEECH
 
 
 def _speech(ivr):
     """The voice and language of an IVR's prompts (the default when it is unknown)."""
     return ivr.settings.speech if ivr else DEFAULT_SPEECH
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an event did: the attempt's state after it, and whether an agent was freed."""
-
-    state: str
-    applied: bool
-    freed_agent: bool = False
-    callback_status: str | None = None
-    notice: str | None = None  # what the agent was (or, in their own webhook, is to be) told
-
-
-def attempt_view(cb, attempt_id):
-    """The state machine's view of one attempt of a callback (None: no such attempt)."""
-    attempt = cb.attempt(attempt_id) if attempt_id else None
-    if attempt is None:
-        return None
-    if cb.attempt_id == attempt_id and cb.status in (m.DIALING, m.CONNECTED):
-        state = a.CONNECTED if cb.status == m.CONNECTED else _OLD_PHASES.get(cb.phase, cb.phase)
-        return a.Attempt(cb.callback_id, attempt_id, state, cb.agent_call_sid, cb.customer_call_sid)
-    return a.Attempt(cb.callback_id, attempt_id, a.ENDED, attempt.agent_call_sid,
-                     attempt.customer_call_sid)
-
-
-def caller_conference(call_sid):
-    """The conference a holding caller meets the agent who took them in."""
-    return f"call-{call_sid}"
-
-
-def offer_view(call_sid, call, offer_id):
-    """The state machine's view of one offer of a holding caller (ended once the caller is
-    served, gone, back in line or in another offer); `call` is their record or None."""
-    if call is not None and offer_id and call.offer_id == offer_id and call.status == m.CONNECTING:
-        return a.Attempt(call_sid, offer_id, call.phase or a.AGENT_RINGING, call.agent_call_sid, call_sid)
-    return a.Attempt(call_sid, offer_id, a.ENDED, customer_call_sid=call_sid)
 
 
 class Dispatcher:
