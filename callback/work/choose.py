@@ -1,0 +1,165 @@
+"""Choosing work for available agents, claiming it and ringing the agent.
+
+A Twilio queue is strictly FIFO, so the order (priority, then place in line, from
+`domain.rules.rank_work`) lives here. Work is claimed together with the agent in one
+DynamoDB transaction, so two dispatchers running at once never ring one agent twice or
+dial one callback twice. What the request to ring the agent says is an event of the
+attempt (or offer), applied by `effects.Effects`.
+"""
+import logging
+import uuid
+
+from callback.domain import attempts as a
+from callback.domain import records as m
+from callback.domain.answers import Offer
+from callback.domain.rules import CALL, CALLBACK, WorkCandidate, rank_work
+from callback.storage import Conflict, NotFound
+from callback.telephony.rest import MaybePlaced, NumberRefused, TelephonyError
+from callback.work.effects import Effects
+
+log = logging.getLogger(__name__)
+
+CANDIDATES_PER_QUEUE = 5
+MAX_CLAIM_TRIES = 5
+
+
+class Chooser(Effects):
+    """Matches available agents with work: claims it with the agent, rings the agent."""
+
+    def dispatch(self, queue_names=None, agent_id=None):
+        """Give every matching available agent their next work; returns the offers made."""
+        agents = [ag for ag in self.storage.list_agents() if ag.status == m.AVAILABLE]
+        if agent_id is not None:
+            agents = [ag for ag in agents if ag.agent_id == agent_id]
+        if queue_names:
+            wanted = set(queue_names)
+            agents = [ag for ag in agents if wanted & set(ag.queues)]
+        # Longest idle first: fair to agents, and it spreads the work.
+        agents.sort(key=lambda ag: (ag.status_changed_at is None, ag.status_changed_at, ag.agent_id))
+        offers, skip = [], set()
+        for agent in agents:
+            offer = self._offer_next_work(agent, skip)
+            if offer:
+                offers.append(offer)
+                skip.add(offer.key)
+        return offers
+
+    def set_presence(self, agent_id, status):
+        """An agent says available or offline; an available one is offered work at once.
+
+        Conflict while they are reserved or on a call, NotFound for no such agent.
+        """
+        agent = self.storage.set_agent_presence(agent_id, status, self.clock.now())
+        if status == m.AVAILABLE:
+            try:
+                self.dispatch(agent_id=agent_id)
+            except Exception:  # the agent is available; the sweep offers work if this failed
+                log.exception("dispatch after agent %s became available failed", agent_id)
+            agent = self.storage.get_agent(agent_id)
+        return agent
+    def blocked_reason(self, cb):
+        """Why an open callback cannot be dialed at all, for the admin; None when it can."""
+        if cb.status not in m.OPEN_STATUSES:
+            return None
+        ivr = self.directory.ivr(cb.ivr_name)
+        if self.caller_id(ivr) is None:
+            return (f"IVR {cb.ivr_name} has no phone number to call from, so nobody can be "
+                    "called back: add its Twilio number. The callback keeps its place in line.")
+        return None
+
+    def candidates_for(self, agent, now):
+        """Waiting callers and due callbacks in the agent's queues, with their records."""
+        candidates, records = [], {}
+        for queue_name in agent.queues:
+            ivr, queue = self.directory.queue(queue_name)
+            if queue is None:
+                continue
+            if self.caller_id(ivr) is None:
+                log.error("IVR %s has no phone number to call from: queue %s is not dispatched",
+                          ivr.name, queue_name)
+                continue
+            for call in self.storage.waiting_in_queue(queue_name, limit=CANDIDATES_PER_QUEUE):
+                candidates.append(WorkCandidate(CALL, call.call_sid, queue_name, queue.priority,
+                                                call.joined_at))
+                records[(CALL, call.call_sid)] = call
+            for cb in self.storage.due_callbacks(queue_name, now, limit=CANDIDATES_PER_QUEUE):
+                if cb.expires_at <= now:
+                    self._expire(cb, now)
+                    continue
+                candidates.append(WorkCandidate(CALLBACK, cb.callback_id, queue_name, cb.priority,
+                                                cb.place_in_line))
+                records[(CALLBACK, cb.callback_id)] = cb
+        return candidates, records
+
+    def _offer_next_work(self, agent, skip):
+        now = self.clock.now()
+        candidates, records = self.candidates_for(agent, now)
+        tries = 0
+        for candidate in rank_work(c for c in candidates if c.key not in skip):
+            if tries >= MAX_CLAIM_TRIES:
+                break
+            tries += 1
+            # A callback's id is its caller's CallSid: the same key can name both kinds.
+            record = records[(candidate.kind, candidate.key)]
+            try:
+                if candidate.kind == CALLBACK:
+                    return self._offer_callback(agent, record, now)
+                return self._offer_call(agent, record, now)
+            except Conflict:
+                # Someone else took the work, or the agent: fine, try the next one.
+                try:
+                    if self.storage.get_agent(agent.agent_id).status != m.AVAILABLE:
+                        return None
+                except NotFound:
+                    return None
+            except TelephonyError as exc:
+                log.warning("could not ring agent %s: %s", agent.agent_id, exc)
+                return None
+        return None
+
+    def _place_agent_call(self, agent, ivr, query):
+        return self.telephony.place_call(
+            to=agent.phone, from_=self.caller_id(ivr), url=self.url("/voice/agent/answer", **query),
+            status_callback=self.url("/voice/agent/status", **query), timeout=self.ring_timeout,
+            fallback_url=self.url("/voice/call-fallback", leg="agent"))
+
+    def _offer_callback(self, agent, callback, now):
+        ivr = self.directory.ivr(callback.ivr_name)
+        attempt_id = uuid.uuid4().hex[:16]
+        self.storage.claim_callback(agent, callback, attempt_id, now,
+                                    self._deadline(a.AGENT_RINGING, ivr, now), a.AGENT_RINGING)
+        return self._ring_agent(agent, ivr, CALLBACK, callback.callback_id, attempt_id, self.handle)
+
+    def _offer_call(self, agent, call, now):
+        ivr = self.directory.ivr(call.ivr_name)
+        offer_id = uuid.uuid4().hex[:16]
+        self.storage.claim_waiting_call(agent, call, now, offer_id)
+        return self._ring_agent(agent, ivr, CALL, call.call_sid, offer_id,
+                                lambda event: self.handle_offer(event, agent.agent_id))
+
+    def _ring_agent(self, agent, ivr, kind, key, attempt_id, handle):
+        """Ring the agent for the work just claimed; `handle` applies what the request says."""
+        query = dict(kind=kind, key=key, attempt=attempt_id, agent=agent.agent_id)
+        event = dict(callback_id=key, attempt_id=attempt_id)
+        try:
+            sid = self._place_agent_call(agent, ivr, query)
+        except MaybePlaced:
+            # It may ring: the status callbacks (their URLs name the attempt) or the sweep's
+            # reading of Twilio settle it. Ringing them again now could ring them twice.
+            log.warning("ringing agent %s for %s %s timed out: leg unknown", agent.agent_id, kind, key)
+            return Offer(agent.agent_id, kind, key, None)
+        except TelephonyError as exc:
+            handle(a.Event(a.AGENT_REFUSED if isinstance(exc, NumberRefused) else a.AGENT_NOT_PLACED,
+                           error_code=exc.code, **event))
+            raise
+        handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event))
+        self._quietly(self.storage.set_agent_call, agent.agent_id, attempt_id, sid)
+        log.info("%s %s offered to agent %s (call %s)", kind, key, agent.agent_id, sid)
+        return Offer(agent.agent_id, kind, key, sid)
+
+    def _expire(self, cb, now):
+        try:
+            self.storage.expire_callback(cb, now)
+            log.info("callback %s expired", cb.callback_id)
+        except Conflict:
+            pass

@@ -1,0 +1,244 @@
+"""A step of the state machine, carried out.
+
+What an event does to a callback attempt, or to a holding caller's offer, is decided by
+the tables in `domain/attempts.py` (`attempts.apply`); this module reads the record, writes
+the new state (conditional on the state as read: an attempt's phase and CallSids; an
+offer's id, phase and agent CallSid) and carries out the step's effects: end or advance
+the attempt, hang up a leg, tell the agent, free the agent, dial the customer, move the
+holding caller into the agent's conference. A lost race reads again.
+"""
+import logging
+
+from callback.domain import attempts as a
+from callback.domain import records as m
+from callback.domain.answers import Outcome
+from callback.domain.numbers import mask
+from callback.domain.rules import (
+    agent_after,
+    decide_after_failed_attempt,
+    decide_after_uncounted_attempt,
+    number_refused,
+    settle_attempt,
+)
+from callback.domain.views import attempt_view, caller_conference, offer_view
+from callback.storage import Conflict, NotFound
+from callback.telephony.rest import CallGone, MaybePlaced, NumberRefused, TelephonyError
+from callback.work.base import Base
+
+log = logging.getLogger(__name__)
+
+
+class Effects(Base):
+    """Applies events to attempts and offers, and carries out what each step says."""
+
+    def handle(self, event, tell_agent=True):
+        """Apply one event to its callback attempt: write the new state (conditional on the
+        state it came from), then carry out the effects. A lost race reads again.
+
+        tell_agent=False when the event comes from the agent's own webhook, which answers
+        with the notice itself (a REST redirect would race that answer).
+        """
+        for _ in range(3):
+            try:
+                cb = self.storage.get_callback(event.callback_id)
+            except NotFound:
+                return Outcome(a.ENDED, False)
+            view = attempt_view(cb, event.attempt_id)
+            if view is None:
+                log.info("event %s for unknown attempt %s of %s ignored", event.kind,
+                         event.attempt_id, event.callback_id)
+                return Outcome(a.ENDED, False)
+            step = a.apply(view, event)
+            if step.ignored:
+                log.info("callback %s attempt %s: %s ignored (%s)", cb.callback_id, event.attempt_id,
+                         event.kind, step.ignored)
+                return Outcome(view.state, False, callback_status=cb.status)
+            try:
+                return self._carry_out(cb, view, step, event, tell_agent)
+            except Conflict:
+                continue
+        log.warning("callback %s: %s lost three races; the sweep will look again",
+                    event.callback_id, event.kind)
+        return Outcome(a.ENDED, False)
+
+    def _carry_out(self, cb, view, step, event, tell_agent):
+        now = self.clock.now()
+        ivr = self.directory.ivr(cb.ivr_name)
+        effects = step.effects
+        status = cb.status
+        ending = next((e for e in effects if isinstance(e, (a.EndAttempt, a.RefuseNumber, a.Complete))),
+                      None)
+        if view.state != a.ENDED:
+            sids = dict(agent_call_sid=step.agent_call_sid, customer_call_sid=step.customer_call_sid)
+            if isinstance(ending, a.Complete):
+                self.storage.complete_attempt(cb, now)
+                status = m.COMPLETED
+            elif isinstance(ending, a.RefuseNumber):
+                status = self.storage.end_attempt(cb, outcome="number-refused", counted=False, now=now,
+                                                  decision=number_refused(),
+                                                  error_code=event.error_code, **sids)
+            elif isinstance(ending, a.EndAttempt):
+                status = self._end_attempt(cb, ending, now, event.error_code, sids)
+            elif step.state != view.state or (step.agent_call_sid, step.customer_call_sid) != (
+                    view.agent_call_sid, view.customer_call_sid):
+                self.storage.advance_attempt(cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now),
+                                             connected=step.state == a.CONNECTED, now=now, **sids)
+                status = m.CONNECTED if step.state == a.CONNECTED else status
+            log.info("callback %s attempt %s: %s -> %s on %s", cb.callback_id, view.attempt_id,
+                     view.state, step.state, event.kind)
+        freed, notice = False, None
+        attempt = cb.attempt(view.attempt_id)
+        for effect in effects:
+            if isinstance(effect, a.HangUp):
+                self._hang_up(step.agent_call_sid if effect.leg == a.AGENT else step.customer_call_sid)
+            elif isinstance(effect, a.TellAgent):
+                notice = effect.notice
+                if notice == "result":
+                    notice = "retry" if status == m.PENDING else "expired"
+                if tell_agent:
+                    self._tell_agent(step.agent_call_sid, notice)
+            elif isinstance(effect, a.ReleaseAgent) and attempt.agent_id:
+                freed = self._release(attempt.agent_id, view.attempt_id, step.agent_call_sid, effect.why)
+            elif isinstance(effect, a.DialCustomer):
+                dialed = self._dial_customer(cb, view.attempt_id, ivr, tell_agent)
+                if not dialed.applied or dialed.state == a.ENDED:
+                    return dialed
+        return Outcome(step.state, True, freed, status, notice)
+
+    def _end_attempt(self, cb, effect, now, error_code, sids):
+        earlier = [h for h in cb.history if h.attempt_id != cb.attempt_id]
+        settled = settle_attempt(effect.counted, effect.outcome, earlier)
+        ivr = self.directory.ivr(cb.ivr_name)
+        settings = ivr.settings if ivr else None
+        if settled.counted:
+            decision = decide_after_failed_attempt(
+                failed_attempts=cb.attempts + 1, max_retries=settings.max_retries if settings else 1,
+                retry_minutes=settings.retry_minutes if settings else 5, expires_at=cb.expires_at, now=now)
+        else:
+            decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now,
+                                                      due_at=now + settled.delay)
+        status = self.storage.end_attempt(cb, outcome=effect.outcome, counted=settled.counted, now=now,
+                                          decision=decision, error_code=error_code, **sids)
+        log.info("callback %s attempt %s ended (%s, %s): %s", cb.callback_id, cb.attempt_id,
+                 effect.outcome, "counted" if settled.counted else "not counted", status)
+        return status
+
+    def _release(self, agent_id, attempt_id, call_sid, why):
+        """Free (or set away) the agent of this attempt, once; True when this freed them."""
+        try:
+            agent = self.storage.get_agent(agent_id)
+        except NotFound:
+            return False
+        if agent.attempt_id != attempt_id or agent.status not in (m.RESERVED, m.BUSY):
+            return False
+        after = agent_after(why, agent.misses)
+        released = self.storage.release_agent(agent_id, now=self.clock.now(), attempt_id=attempt_id,
+                                              call_sid=call_sid, status=after.status,
+                                              away_reason=after.away_reason, misses=after.misses)
+        if released and after.away_reason:
+            log.info("agent %s set away: %s", agent_id, after.away_reason)
+        return released
+
+    def _hang_up(self, call_sid):
+        if not call_sid:
+            return
+        try:
+            self.telephony.hang_up(call_sid)
+        except TelephonyError as exc:
+            log.info("could not hang up %s: %s; the sweep will look again", call_sid, exc)
+
+    def _tell_agent(self, agent_call_sid, notice):
+        if not agent_call_sid:
+            return
+        try:
+            self.telephony.redirect_call(agent_call_sid, self.url("/voice/notice", message=notice))
+        except TelephonyError as exc:
+            log.info("could not tell the agent (%s): %s", notice, exc)
+
+    def _dial_customer(self, cb, attempt_id, ivr, tell_agent):
+        """The agent is in the conference and the write to customer-ringing won: dial,
+        once. Returns the outcome of what the dial request said."""
+        query = dict(callback=cb.callback_id, attempt=attempt_id)
+        event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
+        transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
+        try:
+            sid = self.telephony.place_call(
+                to=cb.number, from_=self.caller_id(ivr), url=self.url("/voice/customer/answer", **query),
+                status_callback=self.url("/voice/customer/status", **query), timeout=transfer,
+                fallback_url=self.url("/voice/call-fallback", leg="customer"), machine_detection=True)
+        except MaybePlaced:
+            log.warning("dialing %s for callback %s timed out: leg unknown until Twilio tells",
+                        mask(cb.number), cb.callback_id)
+            return Outcome(a.CUSTOMER_RINGING, True)
+        except NumberRefused as exc:
+            log.warning("Twilio refuses %s (code %s): callback %s ends", mask(cb.number), exc.code,
+                        cb.callback_id)
+            return self.handle(a.Event(a.DIAL_REFUSED, error_code=exc.code, **event), tell_agent)
+        except TelephonyError as exc:
+            log.warning("could not dial %s for callback %s: %s", mask(cb.number), cb.callback_id, exc)
+            return self.handle(a.Event(a.DIAL_FAILED, error_code=exc.code, **event), tell_agent)
+        self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event))
+        return Outcome(a.CUSTOMER_RINGING, True)
+
+    # -- a holding caller's offer, carried out ------------------------------------------
+
+    def handle_offer(self, event, agent_id, tell_agent=True):
+        """Apply one event to a holding caller's offer to `agent_id`: write the new phase
+        (conditional on the offer as read), then carry out the effects. A lost race reads
+        again. tell_agent as for `handle`."""
+        for _ in range(3):
+            call = self.storage.get_waiting_call(event.callback_id)
+            view = offer_view(event.callback_id, call, event.attempt_id)
+            step = a.apply(view, event, a.OFFER_TABLE)
+            if step.ignored:
+                log.info("caller %s offer %s: %s ignored (%s)", event.callback_id, event.attempt_id,
+                         event.kind, step.ignored)
+                return Outcome(view.state, False)
+            try:
+                return self._carry_out_offer(call, view, step, event, agent_id, tell_agent)
+            except Conflict:
+                continue
+        log.warning("caller %s: %s lost three races; the sweep will look again", event.callback_id,
+                    event.kind)
+        return Outcome(a.ENDED, False)
+
+    def _carry_out_offer(self, call, view, step, event, agent_id, tell_agent):
+        if view.state != a.ENDED:
+            ending = next((e for e in step.effects if isinstance(e, (a.BackInLine, a.LeaveLine))), None)
+            if isinstance(ending, a.BackInLine):
+                self.storage.end_offer(call, back_in_line=True)
+            elif ending is not None:
+                # Joined the agent: counted answered once, by the removal that wins.
+                self.storage.end_offer(call, back_in_line=False,
+                                       answered_at=self.clock.now() if ending.why == "served" else None)
+            elif (step.state, step.agent_call_sid) != (view.state, view.agent_call_sid):
+                self.storage.advance_offer(call, phase=step.state, agent_call_sid=step.agent_call_sid)
+            log.info("caller %s offer %s: %s -> %s on %s", call.call_sid, view.attempt_id, view.state,
+                     step.state, event.kind)
+        freed, notice = False, None
+        for effect in step.effects:
+            if isinstance(effect, a.HangUp):
+                self._hang_up(step.agent_call_sid)
+            elif isinstance(effect, a.TellAgent):
+                notice = effect.notice
+                if tell_agent:
+                    self._tell_agent(step.agent_call_sid, notice)
+            elif isinstance(effect, a.ReleaseAgent):
+                freed = self._release(agent_id, view.attempt_id, step.agent_call_sid, effect.why)
+            elif isinstance(effect, a.MoveCaller):
+                return self._move_caller(call, view.attempt_id, agent_id, step.agent_call_sid, tell_agent)
+        return Outcome(step.state, True, freed, notice=notice)
+
+    def _move_caller(self, call, offer_id, agent_id, agent_call_sid, tell_agent):
+        """The agent is in the conference and the write to caller-joining won: the caller
+        is redirected out of the queue into it, once (the agent is busy since accepting)."""
+        event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
+        try:
+            self.telephony.redirect_call(call.call_sid, self.url(
+                "/voice/caller/join", conference=caller_conference(call.call_sid), agent=agent_id, attempt=offer_id))
+        except CallGone:
+            return self.handle_offer(a.Event(a.CALLER_GONE, **event), agent_id, tell_agent)
+        except TelephonyError as exc:
+            log.warning("could not move caller %s to agent %s: %s", call.call_sid, agent_id, exc)
+            return self.handle_offer(a.Event(a.CALLER_NOT_MOVED, **event), agent_id, tell_agent)
+        return Outcome(a.CALLER_JOINING, True)

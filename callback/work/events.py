@@ -1,0 +1,161 @@
+"""What the voice webhooks ask of dispatch: an agent answered or pressed a key, the
+customer answered, a leg ended, the conference reported a participant, a holding caller is
+on the way in. Each is an event applied by `effects.Effects`; the answer says what the
+caller of the webhook hears and does next (the whisper, the conference, a notice).
+"""
+from dataclasses import replace
+
+from callback.domain import attempts as a
+from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer
+from callback.domain.numbers import speakable
+from callback.domain.rules import CALL, CALLBACK
+from callback.domain.settings import DEFAULT_SPEECH
+from callback.domain.views import attempt_view, caller_conference, offer_view
+from callback.storage import NotFound
+from callback.work.effects import Effects
+
+
+def _speech(ivr):
+    """The voice and language of an IVR's prompts (the default when it is unknown)."""
+    return ivr.settings.speech if ivr else DEFAULT_SPEECH
+
+
+class Events(Effects):
+    """The webhooks' entry points into an attempt or an offer."""
+
+    def _conference_callback(self, kind, key, attempt_id, agent_id):
+        return self.url("/voice/conference", kind=kind, key=key, attempt=attempt_id, agent=agent_id)
+
+    def _speech_of(self, kind, key):
+        """The voice of the IVR this work came through."""
+        try:
+            record = self.storage.get_callback(key) if kind == CALLBACK else self.storage.get_waiting_call(key)
+        except NotFound:
+            record = None
+        return _speech(self.directory.ivr(record.ivr_name) if record else None)
+
+    def agent_answered(self, kind, key, attempt_id, agent_id, agent_call_sid):
+        """The agent's phone picked up: the whisper, and 1 to accept (in the IVR's voice)."""
+        answer = self._agent_answered(kind, key, attempt_id, agent_id, agent_call_sid)
+        return replace(answer, speech=self._speech_of(kind, key))
+
+    def _agent_answered(self, kind, key, attempt_id, agent_id, agent_call_sid):
+        accept = self.url("/voice/agent/accept", kind=kind, key=key, attempt=attempt_id, agent=agent_id)
+        if kind == CALLBACK:
+            outcome = self.handle(a.Event(a.AGENT_ANSWERED, key, attempt_id, agent_call_sid))
+            if outcome.state != a.AGENT_DECIDING:
+                return AgentAnswer(notice=NOTICES["stale"])
+            cb = self.storage.get_callback(key)
+            ivr = self.directory.ivr(cb.ivr_name)
+            tries = ivr.settings.max_retries if ivr else 1
+            text = (f"Callback for {cb.queue_name}, to {speakable(cb.number)}. "
+                    f"Attempt {cb.attempts + 1} of {tries}.")
+            return AgentAnswer(whisper=text, accept_url=accept)
+        outcome = self.handle_offer(a.Event(a.AGENT_ANSWERED, key, attempt_id, agent_call_sid), agent_id)
+        call = self.storage.get_waiting_call(key)
+        if outcome.state != a.AGENT_DECIDING or call is None:
+            return AgentAnswer(notice=NOTICES[self._offer_over(call)])
+        waited = int((self.clock.now() - call.joined_at).total_seconds() // 60)
+        minutes = "under a minute" if waited < 1 else f"{waited} minute{'s' if waited > 1 else ''}"
+        return AgentAnswer(whisper=f"A caller waiting in {call.queue_name} for {minutes}.",
+                           accept_url=accept)
+
+    def agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
+        """The agent pressed a key (or none) after the whisper: 1 accepts, anything else declines."""
+        answer = self._agent_pressed(kind, key, attempt_id, agent_id, agent_call_sid, digits)
+        return replace(answer, speech=self._speech_of(kind, key))
+
+    def _agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
+        event = a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid)
+        accepted = event.kind == a.AGENT_ACCEPTED
+        conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
+        if accepted:
+            # Busy before the other party comes: the agent is on this call from now on.
+            self._quietly(self.storage.agent_busy, agent_id, attempt_id, agent_call_sid,
+                          self.clock.now())
+        if kind == CALLBACK:
+            outcome = self.handle(event, tell_agent=False)
+        else:
+            outcome = self.handle_offer(event, agent_id, tell_agent=False)
+        if accepted and outcome.applied and outcome.state != a.ENDED:
+            # Into the conference at once; the customer is dialed (the caller moved) when
+            # the conference says the agent is in it.
+            if kind == CALLBACK:
+                return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
+                                   status_callback=conference_callback)
+            call = self.storage.get_waiting_call(key)
+            queue = call.queue_name if call else "the queue"
+            return AgentAnswer(caller_conference(key), announcement=f"Caller from {queue}. Connecting now.",
+                               status_callback=conference_callback)
+        if outcome.applied and outcome.notice:
+            return AgentAnswer(notice=NOTICES[outcome.notice])
+        if not accepted and outcome.applied:
+            return AgentAnswer(notice=NOTICES["declined"])
+        if kind == CALL:
+            return AgentAnswer(notice=NOTICES[self._offer_over(self.storage.get_waiting_call(key))])
+        return AgentAnswer(notice=NOTICES["stale"])
+
+    @staticmethod
+    def _offer_over(call):
+        """What an agent hears of an offer that is over: the caller hung up, or moved on."""
+        return "caller-gone" if call is None else "stale"
+
+    def caller_joining(self, call_sid, agent_id, offer_id):
+        """A holding caller moved out of the queue: True when this offer to this agent still
+        waits for them; otherwise they go back in the queue (their record keeps its place)."""
+        call = self.storage.get_waiting_call(call_sid)
+        return (offer_view(call_sid, call, offer_id).state == a.CALLER_JOINING
+                and call.agent_id == agent_id)
+
+    def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
+        """The agent's leg reached a final status: free or park the agent, fix the work."""
+        event = a.Event(a.agent_call_ended(call_status), key, attempt_id, agent_call_sid, call_status)
+        outcome = self.handle(event) if kind == CALLBACK else self.handle_offer(event, agent_id)
+        return outcome.freed_agent
+
+    def customer_answered(self, callback_id, attempt_id, call_sid, answered_by):
+        """The customer's phone picked up: a person joins the agent, a machine fails the try."""
+        event = a.customer_answered(answered_by)
+        outcome = self.handle(a.Event(event, callback_id, attempt_id, call_sid))
+        try:
+            cb = self.storage.get_callback(callback_id)
+        except NotFound:
+            cb = None
+        ivr = self.directory.ivr(cb.ivr_name) if cb else None
+        if event == a.CUSTOMER_HUMAN and outcome.applied and outcome.state == a.CUSTOMER_ANSWERED:
+            # The customer hears the company's name, not the IVR's internal one.
+            name = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
+            return CustomerAnswer(
+                f"callback-{callback_id}-{attempt_id}",
+                announcement=f"Hello, this is the callback you requested from {name}. "
+                             "Connecting you to an agent now.",
+                status_callback=self._conference_callback(CALLBACK, callback_id, attempt_id, cb.agent_id),
+                speech=_speech(ivr))
+        if event == a.CUSTOMER_MACHINE:
+            return CustomerAnswer(None, hang_up=True)
+        return CustomerAnswer(None, announcement="We are sorry, the agent is no longer available. "
+                                                 "We will call you again. Goodbye.", hang_up=True,
+                              speech=_speech(ivr))
+
+    def customer_call_ended(self, callback_id, attempt_id, call_sid, call_status):
+        """The customer's leg reached a final status."""
+        return self.handle(a.Event(a.customer_call_ended(call_status), callback_id, attempt_id,
+                                   call_sid, call_status))
+
+    def conference_event(self, kind, key, attempt_id, agent_id, status_event, call_sid):
+        """A conference status callback: participants joining and leaving, its end."""
+        if kind == CALLBACK:
+            try:
+                cb = self.storage.get_callback(key)
+            except NotFound:
+                return None
+            view = attempt_view(cb, attempt_id)
+            kind_of = a.conference_event(status_event, call_sid, view) if view else None
+            if kind_of is None:
+                return None
+            return self.handle(a.Event(kind_of, key, attempt_id, call_sid))
+        view = offer_view(key, self.storage.get_waiting_call(key), attempt_id)
+        kind_of = a.conference_event(status_event, call_sid, view)
+        if kind_of is None:
+            return None
+        return self.handle_offer(a.Event(kind_of, key, attempt_id, call_sid), agent_id)
