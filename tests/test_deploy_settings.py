@@ -24,7 +24,7 @@ def test_both_stages_serve_the_wsgi_app_and_run_the_sweep_every_minute():
     assert dev["app_function"] == "app.app" and callable(resolve("app.app"))
     assert dev["runtime"] == "python3.11"
     [event] = dev["events"]
-    assert event == {"function": "callback.work.sweep.run", "expression": "rate(1 minute)"}
+    assert event == {"function": "callback.work.wiring.run_sweep", "expression": "rate(1 minute)"}
     assert re.fullmatch(r"[A-Za-z0-9_.]+", event["function"])
     assert callable(resolve(event["function"]))
 

@@ -72,7 +72,7 @@ def deliver(svc, invocation):
     """Lambda runs the invocation: what Zappa's handler calls, on this test's services."""
     payload = invocation["payload"]
     assert payload["command"] == "zappa.asynchronous.route_lambda_task"
-    assert payload["task_path"] == "callback.work.handoff.run_dispatch"
+    assert payload["task_path"] == "callback.work.wiring.run_dispatch"
     return handoff.dispatch_pending(svc, *payload["args"], **payload["kwargs"])
 
 

@@ -188,7 +188,7 @@ def test_signed_webhook_through_zappas_handler_answers_twiml(lambda_env):
     unstaged = RequestValidator(TOKEN).compute_signature(f"https://{API_HOST}/voice/incoming", params)
     scheduled = {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": "123456789012", "time": "2026-11-24T12:00:00Z", "region": "us-east-1",
-                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/callback-dev-callback.work.sweep.run"],
+                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/callback-dev-callback.work.wiring.run_sweep"],
                  "detail": {}}
     (ok, bad, no_stage, sweep), logs = invoke(lambda_env, [
         api_gateway_event("/voice/incoming", params, signature),

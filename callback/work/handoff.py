@@ -6,7 +6,9 @@ changed and returns. Where that dispatch runs is configuration (DISPATCH_RUNNER)
 
 - `lambda` (the default on AWS Lambda): Zappa's own asynchronous tasks
   (`zappa.asynchronous.run`) invoke this same function with InvocationType=Event; Zappa's
-  handler routes the event to `run_dispatch`. The role may invoke exactly this function.
+  handler routes the event to the task the runner is given (`wiring.run_dispatch`, the
+  process entry point, which builds its services and calls `dispatch_pending`). The role
+  may invoke exactly this function.
 - `thread` (the default elsewhere, as in `make run`): a background worker thread.
 - `inline`: in the request, once its answer is decided (tests).
 
@@ -53,26 +55,6 @@ def dispatch_pending(svc, queue_names=None):
     except Exception:  # the marks expire on their own
         log.exception("could not clear the pending-dispatch marks of %s", queue_names or "all queues")
     return dispatch_now(svc, queue_names)
-
-
-_process_services = None
-
-
-def run_dispatch(queue_names=None):
-    """Entry point of the asynchronous Lambda invocation (Zappa routes it here)."""
-    global _process_services
-    if _process_services is None:
-        from callback import logs
-        from callback.config import Config
-        from callback.work.wiring import build_services
-
-        config = Config.from_env()
-        logs.install(config.LOG_LEVEL)
-        # This invocation is the dispatch: it must not hand itself over again.
-        _process_services = build_services(config.with_overrides({"DISPATCH_RUNNER": "inline"}))
-    offers = dispatch_pending(_process_services, queue_names)
-    log.info("dispatch for %s: %d offers", queue_names or "all queues", len(offers))
-    return {"offers": len(offers)}
 
 
 class InlineRunner:
@@ -129,19 +111,21 @@ class _LambdaClientSession:
 
 
 class LambdaRunner:
-    """Zappa's asynchronous invocation of this same function, one pending per queue.
+    """Zappa's asynchronous invocation of this same function, one pending per queue: it
+    runs `task` (a module-level function, named to Zappa by its import path) there.
 
     Its AWS clients are made when the app is built, in the Lambda's init phase (which runs
     at full CPU), not on the first caller's webhook that hands a dispatch over: importing
     zappa.asynchronous builds its own clients, and ours loads the Lambda API's model.
     """
 
-    def __init__(self, svc):
+    def __init__(self, svc, task):
         import boto3
         from botocore.config import Config as BotoConfig
         from zappa.asynchronous import run
 
         self.svc = svc
+        self._task = task
         self._run = run
         config = svc.config
         client = boto3.client(
@@ -160,7 +144,7 @@ class LambdaRunner:
             return
         config = self.svc.config
         try:
-            response = self._run(run_dispatch, args=[_queue_names(keys)],
+            response = self._run(self._task, args=[_queue_names(keys)],
                                  remote_aws_lambda_function_name=config.AWS_LAMBDA_FUNCTION_NAME,
                                  remote_aws_region=config.AWS_REGION, boto_session=self._session)
             if not response.sent:
@@ -192,15 +176,16 @@ class Handoff:
                           queue_names or "all queues")
 
 
-def runner_for(svc):
-    """The runner configuration asks for (an object in `dispatch_runner` wins)."""
+def runner_for(svc, lambda_task):
+    """The runner configuration asks for (an object in `dispatch_runner` wins); the Lambda
+    runner has Zappa invoke `lambda_task` (the process entry point that dispatches)."""
     config = svc.config
     injected = config.extra.get("dispatch_runner")
     if injected is not None:
         return injected
     name = config.DISPATCH_RUNNER or ("lambda" if config.AWS_LAMBDA_FUNCTION_NAME else "thread")
     if name == "lambda":
-        return LambdaRunner(svc)
+        return LambdaRunner(svc, lambda_task)
     if name == "inline":
         return InlineRunner(svc)
     if name == "thread":

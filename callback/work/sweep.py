@@ -1,4 +1,5 @@
-"""The scheduled sweep: expire, retry, repair. CloudWatch runs `run` every minute.
+"""The scheduled sweep: expire, retry, repair. CloudWatch runs one every minute (through
+`wiring.run_sweep`, which builds the services).
 
 It reads through indexes keyed by status and time, so its cost follows the number of
 items that need it, not the size of the table. Every change it makes is a conditional
@@ -8,7 +9,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from callback.config import Config
 from callback.domain import records as m
 from callback.storage import WAITING_CALL_LIFETIME, Conflict, StorageError
 
@@ -128,20 +128,3 @@ def sweep_forever(svc, stop, tick=0.5, first_after=timedelta(0)):
         left = (due - svc.clock.now()).total_seconds() / speed
         stop.wait(min(max(left, 0.01), tick))
 
-
-_services = None
-
-
-def run(event=None, context=None):
-    """Entry point for the CloudWatch schedule (and for local runs): one sweep."""
-    global _services
-    from callback import logs
-    from callback.work.wiring import build_services
-
-    if _services is None:
-        config = Config.from_env()
-        logs.install(config.LOG_LEVEL)
-        _services = build_services(config)
-    report = sweep_once(_services)
-    log.info("sweep: %s", report)
-    return vars(report)

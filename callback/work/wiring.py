@@ -1,12 +1,23 @@
-"""Wiring: the services one app (or one sweep run) works with."""
+"""Wiring: the services one process works with, and the process entry points that build
+them: Lambda's asynchronous dispatch invocation and the scheduled sweep.
+
+Everything else in work/ takes its services as an argument; only this module builds them,
+so nothing imports it back (the Flask app calls `build_services` too).
+"""
+import logging
 from dataclasses import dataclass
 
+from callback import logs
 from callback.clock import ScaledClock, SystemClock
+from callback.config import Config
 from callback.storage import Storage
 from callback.storage.directory import Directory
 from callback.telephony.rest import Telephony
 from callback.work.dispatch import Dispatcher
-from callback.work.handoff import Handoff, runner_for
+from callback.work.handoff import Handoff, dispatch_pending, runner_for
+from callback.work.sweep import sweep_once
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,5 +48,39 @@ def build_services(config):
     directory = Directory(storage, config.CONFIG_CACHE_SECONDS)
     dispatcher = Dispatcher(storage, telephony, directory, clock, config)
     services = Services(config, clock, storage, telephony, directory, dispatcher)
-    services.handoff = Handoff(runner_for(services))
+    services.handoff = Handoff(runner_for(services, run_dispatch))
     return services
+
+
+# -- process entry points: Zappa calls these by their import path --------------------
+
+_dispatch_services = None
+
+
+def run_dispatch(queue_names=None):
+    """Entry point of the asynchronous Lambda invocation a hand-off asks for (Zappa routes
+    it here: `handoff.LambdaRunner` names this function as the task)."""
+    global _dispatch_services
+    if _dispatch_services is None:
+        config = Config.from_env()
+        logs.install(config.LOG_LEVEL)
+        # This invocation is the dispatch: it must not hand itself over again.
+        _dispatch_services = build_services(config.with_overrides({"DISPATCH_RUNNER": "inline"}))
+    offers = dispatch_pending(_dispatch_services, queue_names)
+    log.info("dispatch for %s: %d offers", queue_names or "all queues", len(offers))
+    return {"offers": len(offers)}
+
+
+_sweep_services = None
+
+
+def run_sweep(event=None, context=None):
+    """Entry point for the CloudWatch schedule (zappa_settings.json `events`): one sweep."""
+    global _sweep_services
+    if _sweep_services is None:
+        config = Config.from_env()
+        logs.install(config.LOG_LEVEL)
+        _sweep_services = build_services(config)
+    report = sweep_once(_sweep_services)
+    log.info("sweep: %s", report)
+    return vars(report)
