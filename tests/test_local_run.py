@@ -264,7 +264,7 @@ def test_the_readme_documents_every_setting_of_app_and_local_run():
 
     names = {f.name for f in fields(Config) if f.name != "extra"}
     for module in ("local.py",):
-        tree = ast.parse(open(os.path.join(ROOT, "callback", module)).read())
+        tree = ast.parse(open(os.path.join(ROOT, "devtools", module)).read())
         names |= {node.args[0].value for node in ast.walk(tree)
                   if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "get"
                   and getattr(node.func.value, "attr", "") == "environ"
