@@ -1,0 +1,132 @@
+"""What each change of a callback writes, as data: plain Python, the clock passed in.
+
+A function per kind of change (an attempt moving on, ending, completing; the sweep looking
+later; a pending callback expiring or canceled) reads the callback as it was read and
+returns a `CallbackChange`: the callback fields to set and to remove, the fields of the
+current attempt's history entry, the wallboard counters that move with it, whether the
+number's pending slot is freed, and the condition the write needs. Storage commits a
+change in one conditional write (`Storage.commit`), so a change computed from a stale read
+loses (Conflict) instead of landing, and its counters move only with it.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from callback.domain import records as m
+from callback.domain import stats
+
+
+@dataclass(frozen=True)
+class AsRead:
+    """Condition: the callback's attempt, status, phase and both CallSids are still what the
+    read said."""
+
+
+@dataclass(frozen=True)
+class StillPending:
+    """Condition: the callback is still pending (and, with `expired_by`, its expiration time
+    is at or before that moment)."""
+
+    expired_by: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptChange:
+    """Fields set on one attempt's history entry; the attempt must still be on the callback."""
+
+    attempt_id: str | None
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallbackChange:
+    """One write to a callback, computed from the callback as read."""
+
+    set: dict  # callback field -> new value
+    remove: tuple = ()  # callback fields removed
+    attempt: AttemptChange | None = None  # the current attempt's history entry, when concerned
+    counts: dict = field(default_factory=dict)  # stats counter -> increment, in the same write
+    counted_at: datetime | None = None  # the moment whose hourly bucket the counters move in
+    releases_guard: bool = False  # a final status: the number's pending slot is freed
+    condition: AsRead | StillPending = AsRead()
+
+    def status(self, before):
+        """The callback's status once this change is written (`before`: as read)."""
+        return self.set.get("status", before)
+
+
+def _learned(cb, agent_call_sid, customer_call_sid):
+    """CallSids of the attempt's calls not known yet, as callback fields (the same go on the
+    attempt's history entry)."""
+    learned = {}
+    if agent_call_sid and agent_call_sid != cb.agent_call_sid:
+        learned["agent_call_sid"] = agent_call_sid
+    if customer_call_sid and customer_call_sid != cb.customer_call_sid:
+        learned["customer_call_sid"] = customer_call_sid
+    return learned
+
+
+def _ending(cb, *, status, reason, now, set_=None, remove=(), attempt=None, condition=AsRead()):
+    """A final status: the callback leaves every work index, frees its number's pending slot
+    and moves the counter of its ending (if the wallboard counts it)."""
+    counter = stats.ending(status, reason)
+    return CallbackChange(
+        set={**(set_ or {}), "status": status, "ended_reason": reason, "ended_at": now},
+        remove=(*remove, "pending_queue", "sweep_status", "sweep_at"),
+        attempt=attempt, counts={counter: 1} if counter else {}, counted_at=now,
+        releases_guard=True, condition=condition)
+
+
+def advance(cb, *, phase, sweep_at, now=None, agent_call_sid=None, customer_call_sid=None, connected=False):
+    """The current attempt moves to another open phase (and learns its CallSids); the first
+    move to connected, at `now`, is counted for the wallboard (and how long it took)."""
+    status = m.CONNECTED if connected else cb.status
+    learned = _learned(cb, agent_call_sid, customer_call_sid)
+    attempt, counts = dict(learned), {}
+    if connected and cb.status != m.CONNECTED:
+        attempt["outcome"] = "connected"
+        counts = {stats.CONNECTED: 1, stats.wait_bucket((now - cb.requested_at).total_seconds()): 1}
+        if cb.attempts == 0:
+            counts[stats.FIRST_ATTEMPT_CONNECTED] = 1
+    return CallbackChange(
+        set={"phase": phase, "status": status, "sweep_status": status, "sweep_at": sweep_at, **learned},
+        attempt=AttemptChange(cb.attempt_id, attempt), counts=counts, counted_at=now if counts else None)
+
+
+def end_attempt(cb, *, outcome, counted, now, decision, agent_call_sid=None, customer_call_sid=None,
+                error_code=None):
+    """The current attempt is over: back to pending at `decision.due_at`, or ended with
+    `decision.status` (a rules.RetryDecision)."""
+    learned = _learned(cb, agent_call_sid, customer_call_sid)
+    attempt = {"outcome": outcome, "ended_at": now, "counted": counted, **learned}
+    if error_code is not None:
+        attempt["error_code"] = error_code
+    closing = {"attempts": cb.attempts + (1 if counted else 0), **learned}
+    if decision.expire:
+        return _ending(cb, status=decision.status, reason=decision.reason, now=now, set_=closing,
+                       attempt=AttemptChange(cb.attempt_id, attempt))
+    due = decision.due_at
+    return CallbackChange(
+        set={**closing, "status": m.PENDING, "due_at": due, "pending_queue": cb.queue_name,
+             "sweep_status": m.PENDING, "sweep_at": min(due, cb.expires_at)},
+        remove=("phase",), attempt=AttemptChange(cb.attempt_id, attempt))
+
+
+def complete(cb, now):
+    """The conversation ended: the callback is done."""
+    return _ending(cb, status=m.COMPLETED, reason="completed", now=now, remove=("phase",),
+                   attempt=AttemptChange(cb.attempt_id, {"outcome": "completed", "ended_at": now}))
+
+
+def postpone_sweep(cb, sweep_at):
+    """The sweep looks at this attempt again later (nothing about it has changed)."""
+    return CallbackChange(set={"sweep_at": sweep_at})
+
+
+def expire(cb, now, reason="expiration-time"):
+    """A pending callback whose expiration time has come ends."""
+    return _ending(cb, status=m.EXPIRED, reason=reason, now=now, condition=StillPending(expired_by=now))
+
+
+def cancel(cb, now):
+    """An admin cancels a pending callback."""
+    return _ending(cb, status=m.CANCELED, reason="canceled by admin", now=now, condition=StillPending())
