@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from callback import create_app
 from callback.clock import FixedClock
+from callback.domain import transitions
 from callback.domain.records import Ivr, Queue
 from callback.domain.settings import CallbackSettings
 from devtools import dynamodb_local
@@ -68,6 +69,14 @@ def one_botocore_loader():
     patch.setattr(base, "get_session", get_session)
     yield
     patch.undo()
+
+
+def cancel_callback(storage, callback_id, now):
+    """Cancel a pending callback by id as the API does: read it, commit the domain's change,
+    read it again."""
+    cb = storage.get_callback(callback_id)
+    storage.commit(cb, transitions.cancel(cb, now))
+    return storage.get_callback(callback_id)
 
 
 def pytest_report_header(config):

@@ -5,7 +5,7 @@ from html import unescape
 
 import pytest
 from conftest import ADMIN_PASSWORD as PASSWORD
-from conftest import csrf_of, log_in, with_admin_account
+from conftest import cancel_callback, csrf_of, log_in, with_admin_account
 
 from callback.domain.records import Callback, Ivr, Queue
 
@@ -226,7 +226,7 @@ def test_callbacks_list_newest_first_masked_and_paginated(admin, svc, clock):
 
 def test_callbacks_filter_by_status(admin, svc, clock):
     make_callbacks(svc, clock, 3)
-    svc.storage.cancel_callback("CA001", clock.now())
+    cancel_callback(svc.storage, "CA001", clock.now())
     html = admin.get("/admin/callbacks?status=canceled").get_data(as_text=True)
     assert re.findall(r'data-callback="([^"]+)"', html) == ["CA001"]
     assert admin.get("/admin/callbacks?status=bogus").status_code == 400

@@ -4,7 +4,7 @@ import os
 from datetime import timedelta
 
 import pytest
-from conftest import IVR_NUMBER, PUBLIC, TwilioClient, twiml
+from conftest import IVR_NUMBER, PUBLIC, TwilioClient, cancel_callback, twiml
 from test_admin import log_in
 from test_browser import PASSWORD, config_overrides  # noqa: F401 (a fixture)
 from test_stats import answer_from_hold, complete, connect, refuse_number, request_callback
@@ -56,7 +56,7 @@ def journeys(app, svc, clock, main_line):
     request_callback(svc, clock, canceled, number="+12125559876")
     request_callback(svc, clock, waiting, number="+12125554444", held_minutes=5)
     assert request_callback(svc, clock, "CA" + "d" * 32, number="+12125554444").outcome == "number-pending"
-    storage.cancel_callback(canceled, clock.now())
+    cancel_callback(storage, canceled, clock.now())
     clock.advance(minutes=4)
     connect(svc, clock, done)
     complete(svc, clock, done)

@@ -27,6 +27,7 @@ from test_dispatch import (
 from test_line import query_of
 
 from callback.domain import records as m
+from callback.domain import transitions
 from callback.work.sweep import sweep_once
 
 OTHER = "+13125550188"
@@ -366,7 +367,7 @@ def test_7_the_sweep_acting_on_a_stale_snapshot_changes_nothing(
     from callback.storage import Conflict
 
     with pytest.raises(Conflict):
-        svc.storage.postpone_sweep(stale[0], clock.now())
+        svc.storage.commit(stale[0], transitions.postpone_sweep(stale[0], clock.now()))
     assert svc.dispatcher.reconcile(cb_id, stale[0].attempt_id) is False
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.phase) == ("dialing", "customer-ringing")

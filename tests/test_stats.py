@@ -4,11 +4,11 @@ import math
 from datetime import timedelta
 
 import pytest
-from conftest import API_TOKEN
+from conftest import API_TOKEN, cancel_callback
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callback.domain import stats
+from callback.domain import stats, transitions
 from callback.domain.attempts import CALLER_JOINING
 from callback.domain.records import Callback
 from callback.domain.rules import number_refused
@@ -38,8 +38,9 @@ def connect(svc, clock, callback_id, agent_id="alice"):
     dialing = storage.get_callback(callback_id)
     for _ in range(2):  # the second is a duplicate event, computed from the same read
         try:
-            storage.advance_attempt(dialing, phase="connected", sweep_at=clock.now() + timedelta(hours=4),
-                                    connected=True, now=clock.now())
+            storage.commit(dialing, transitions.advance(dialing, phase="connected",
+                                                        sweep_at=clock.now() + timedelta(hours=4),
+                                                        connected=True, now=clock.now()))
         except Conflict:
             pass
     assert storage.get_callback(callback_id).status == "connected"
@@ -48,9 +49,9 @@ def connect(svc, clock, callback_id, agent_id="alice"):
 def complete(svc, clock, callback_id):
     """The conversation ends; its status callback arrives twice."""
     connected = svc.storage.get_callback(callback_id)
-    svc.storage.complete_attempt(connected, clock.now())
+    svc.storage.commit(connected, transitions.complete(connected, clock.now()))
     with pytest.raises(Conflict):
-        svc.storage.complete_attempt(connected, clock.now())
+        svc.storage.commit(connected, transitions.complete(connected, clock.now()))
 
 
 def refuse_number(svc, clock, callback_id, agent_id="alice"):
@@ -63,8 +64,9 @@ def refuse_number(svc, clock, callback_id, agent_id="alice"):
     dialing = storage.get_callback(callback_id)
     for _ in range(2):
         try:
-            storage.end_attempt(dialing, outcome="number-refused", counted=False, now=clock.now(),
-                                decision=number_refused(), error_code=21217)
+            storage.commit(dialing, transitions.end_attempt(dialing, outcome="number-refused", counted=False,
+                                                            now=clock.now(), decision=number_refused(),
+                                                            error_code=21217))
         except Conflict:
             pass
     assert storage.get_callback(callback_id).status == "failed"
@@ -173,14 +175,14 @@ def test_expired_and_canceled_count_once(svc, clock, main_line):
     a, b = "CA" + "a" * 32, "CA" + "b" * 32
     request_callback(svc, clock, a)
     request_callback(svc, clock, b, number="+12125559876")
-    svc.storage.cancel_callback(b, clock.now())
+    cancel_callback(svc.storage, b, clock.now())
     with pytest.raises(Conflict):
-        svc.storage.cancel_callback(b, clock.now())
+        cancel_callback(svc.storage, b, clock.now())
     clock.advance(minutes=121)
     cb = svc.storage.get_callback(a)
-    svc.storage.expire_callback(cb, clock.now())
+    svc.storage.commit(cb, transitions.expire(cb, clock.now()))
     with pytest.raises(Conflict):
-        svc.storage.expire_callback(cb, clock.now())
+        svc.storage.commit(cb, transitions.expire(cb, clock.now()))
     first, later = svc.storage.hourly_counts("Sales", clock.now() - timedelta(hours=3), clock.now())
     assert (first["requested"], first["canceled"], first["expired"]) == (2, 1, 0)
     assert (later["requested"], later["canceled"], later["expired"]) == (0, 0, 1)
@@ -203,7 +205,7 @@ def test_figures_come_from_a_bounded_number_of_reads_whatever_the_history(svc, c
     baseline = reads()
     for i in range(12):
         request_callback(svc, clock, f"CA{i:032d}", number=f"+1212555{i:04d}")
-        svc.storage.cancel_callback(f"CA{i:032d}", clock.now())
+        cancel_callback(svc.storage, f"CA{i:032d}", clock.now())
         clock.advance(minutes=30)
     assert reads() == baseline
     # IVRs, agents, dialing callbacks, and per queue: two counts, two first-in-line reads,

@@ -2,7 +2,7 @@
 and the last 24 hours. Plain Python over what storage returns; no Flask, Twilio or PynamoDB.
 
 Counters live in hourly buckets per queue, one small item each, updated with atomic ADDs in
-the same DynamoDB transaction as the state change they count (see storage._count), so a
+the same DynamoDB transaction as the state change they count (see storage/counters.py), so a
 retried Lambda or a duplicate status callback counts nothing twice. Time from request to
 connected is kept as a fixed histogram, so its median and 90th percentile come from counters.
 """

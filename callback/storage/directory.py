@@ -1,12 +1,77 @@
-"""The routing directory: IVRs, their numbers and queues, cached for a short time.
+"""The routing directory: IVRs, their numbers and queues, stored and cached for a short time.
 
 Every IVR lives in one DynamoDB partition, so a refresh is a single Query. Between
 refreshes (CONFIG_CACHE_SECONDS, 30 s by default) the hold loop reads nothing at all; an
 admin's change reaches every Lambda container within that time, and the container that
-saved it at once.
+saved it at once. An IVR is saved whole, its queues and settings inside, under its version:
+a concurrent edit loses (Conflict) instead of overwriting.
 """
 import threading
 import time
+
+from pynamodb.exceptions import DoesNotExist
+
+from callback.domain import records as m
+from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
+from callback.storage.client import NotFound, StorageBase, _dynamodb, _valid_key
+from callback.storage.tables import QueueMap, SettingsMap
+
+
+class IvrStorage(StorageBase):
+    """IVRs in the config table (pk "IVR"), all in one partition."""
+
+    @staticmethod
+    def _ivr_from(record):
+        s = record.settings
+        settings = CallbackSettings(
+            callback_enabled=bool(s.callback_enabled),
+            offer_after_seconds=int(s.offer_after_seconds),
+            expiration_minutes=int(s.expiration_minutes),
+            max_retries=int(s.max_retries),
+            priority=None if s.priority is None else int(s.priority),
+            retry_minutes=int(s.retry_minutes),
+            transfer_timeout_seconds=int(s.transfer_timeout_seconds),
+            entry_attempts=int(s.entry_attempts),
+            offer_caller_id=bool(s.offer_caller_id),
+            announce_as=s.announce_as or "",
+            voice=s.voice or DEFAULT_VOICE,
+            language=s.language or DEFAULT_LANGUAGE,
+        )
+        queues = tuple(
+            m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled)) for q in record.queues
+        )
+        return m.Ivr(record.sk, tuple(record.numbers), record.greeting, queues, settings, record.version)
+
+    def list_ivrs(self):
+        """Every IVR, alphabetically, in one Query."""
+        with _dynamodb():
+            return [self._ivr_from(r) for r in self.Ivr.query("IVR")]
+
+    def get_ivr(self, name):
+        """One IVR by name."""
+        with _dynamodb():
+            try:
+                return self._ivr_from(self.Ivr.get("IVR", _valid_key(name)))
+            except DoesNotExist as exc:
+                raise NotFound(name) from exc
+
+    def save_ivr(self, ivr):
+        """Create (version None) or update an IVR; a concurrent edit raises Conflict."""
+        record = self.Ivr(
+            "IVR",
+            ivr.name,
+            numbers=list(ivr.numbers),
+            greeting=ivr.greeting,
+            queues=[QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled)
+                    for q in ivr.queues],
+            settings=SettingsMap(**{**ivr.settings.as_dict(),
+                                    "announce_as": ivr.settings.announce_as or None}),
+        )
+        if ivr.version is not None:
+            record.version = ivr.version
+        with _dynamodb(conflict=f"IVR {ivr.name} was changed by someone else"):
+            record.save()
+        return self._ivr_from(record)
 
 
 class Directory:

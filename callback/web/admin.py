@@ -14,7 +14,7 @@ from flask import (
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from callback import CONTENT_SECURITY_POLICY
-from callback.domain import labels, stats
+from callback.domain import labels, stats, transitions
 from callback.domain import records as m
 from callback.domain.numbers import for_people, mask_for_list
 from callback.domain.settings import (
@@ -382,7 +382,7 @@ def callback_cancel(callback_id):
             return redirect(url_for("admin.callback_detail", callback_id=callback_id))
         return render_template("callback_cancel.html", cb=callback)
     try:
-        svc.storage.cancel_callback(callback_id, svc.clock.now())
+        svc.storage.commit(callback, transitions.cancel(callback, svc.clock.now()))
         flash("Callback canceled: the caller will not be called back.", "ok")
     except NotFound:
         abort(404)

@@ -8,7 +8,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from callback.domain import records as m
-from callback.domain import stats
+from callback.domain import stats, transitions
 from callback.domain.settings import parse_int, validate_settings
 from callback.domain.validation import check_agent, check_queue
 from callback.storage import Conflict, NotFound, StorageError
@@ -333,7 +333,9 @@ def cancel_callback(callback_id):
     """Cancel a pending callback (409 once it has moved on)."""
     svc = services()
     try:
-        cb = svc.storage.cancel_callback(callback_id[:64], svc.clock.now())
+        cb = svc.storage.get_callback(callback_id[:64])
+        svc.storage.commit(cb, transitions.cancel(cb, svc.clock.now()))
+        cb = svc.storage.get_callback(cb.callback_id)
     except NotFound as exc:
         raise ApiError(404, "no such callback") from exc
     except Conflict as exc:

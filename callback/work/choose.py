@@ -11,6 +11,7 @@ import uuid
 
 from callback.domain import attempts as a
 from callback.domain import records as m
+from callback.domain import transitions
 from callback.domain.answers import Offer
 from callback.domain.rules import CALL, CALLBACK, WorkCandidate, rank_work
 from callback.storage import Conflict, NotFound
@@ -159,7 +160,7 @@ class Chooser(Effects):
 
     def _expire(self, cb, now):
         try:
-            self.storage.expire_callback(cb, now)
+            self.storage.commit(cb, transitions.expire(cb, now))
             log.info("callback %s expired", cb.callback_id)
         except Conflict:
             pass

@@ -11,6 +11,7 @@ import logging
 
 from callback.domain import attempts as a
 from callback.domain import records as m
+from callback.domain import transitions
 from callback.domain.answers import Outcome
 from callback.domain.numbers import mask
 from callback.domain.rules import (
@@ -71,18 +72,19 @@ class Effects(Base):
         if view.state != a.ENDED:
             sids = dict(agent_call_sid=step.agent_call_sid, customer_call_sid=step.customer_call_sid)
             if isinstance(ending, a.Complete):
-                self.storage.complete_attempt(cb, now)
+                self.storage.commit(cb, transitions.complete(cb, now))
                 status = m.COMPLETED
             elif isinstance(ending, a.RefuseNumber):
-                status = self.storage.end_attempt(cb, outcome="number-refused", counted=False, now=now,
-                                                  decision=number_refused(),
-                                                  error_code=event.error_code, **sids)
+                status = self.storage.commit(cb, transitions.end_attempt(
+                    cb, outcome="number-refused", counted=False, now=now, decision=number_refused(),
+                    error_code=event.error_code, **sids))
             elif isinstance(ending, a.EndAttempt):
                 status = self._end_attempt(cb, ending, now, event.error_code, sids)
             elif step.state != view.state or (step.agent_call_sid, step.customer_call_sid) != (
                     view.agent_call_sid, view.customer_call_sid):
-                self.storage.advance_attempt(cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now),
-                                             connected=step.state == a.CONNECTED, now=now, **sids)
+                self.storage.commit(cb, transitions.advance(
+                    cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now),
+                    connected=step.state == a.CONNECTED, now=now, **sids))
                 status = m.CONNECTED if step.state == a.CONNECTED else status
             log.info("callback %s attempt %s: %s -> %s on %s", cb.callback_id, view.attempt_id,
                      view.state, step.state, event.kind)
@@ -117,8 +119,9 @@ class Effects(Base):
         else:
             decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now,
                                                       due_at=now + settled.delay)
-        status = self.storage.end_attempt(cb, outcome=effect.outcome, counted=settled.counted, now=now,
-                                          decision=decision, error_code=error_code, **sids)
+        status = self.storage.commit(cb, transitions.end_attempt(
+            cb, outcome=effect.outcome, counted=settled.counted, now=now, decision=decision,
+            error_code=error_code, **sids))
         log.info("callback %s attempt %s ended (%s, %s): %s", cb.callback_id, cb.attempt_id,
                  effect.outcome, "counted" if settled.counted else "not counted", status)
         return status

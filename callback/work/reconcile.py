@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from callback.domain import attempts as a
+from callback.domain import transitions
 from callback.domain.numbers import mask
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.views import attempt_view, caller_conference, offer_view
@@ -87,7 +88,7 @@ class Reconciler(Effects):
             if view.state != a.ENDED:
                 later = now + (CONNECTED_CHECK if view.state == a.CONNECTED else EVENT_MARGIN)
                 try:
-                    self.storage.postpone_sweep(cb, later)
+                    self.storage.commit(cb, transitions.postpone_sweep(cb, later))
                 except Conflict:
                     pass
         return changed

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from callback.domain import records as m
+from callback.domain import transitions
 from callback.storage import WAITING_CALL_LIFETIME, Conflict, StorageError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _expire_pending(svc, now, report):
         report.items_read += 1
         if cb.expires_at <= now:
             try:
-                svc.storage.expire_callback(cb, now)
+                svc.storage.commit(cb, transitions.expire(cb, now))
                 report.expired += 1
             except Conflict:
                 pass

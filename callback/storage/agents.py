@@ -1,0 +1,126 @@
+"""Agents: who they are, their presence, and the work they are reserved for.
+
+Claiming work reserves an available agent and changes the work (a callback, a holding
+caller) in one transaction; releasing is guarded by the attempt (and call) it was for, so a
+stale or repeated event frees nobody.
+"""
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from callback.domain import records as m
+from callback.storage.client import (
+    CONDITION_FAILED,
+    Conflict,
+    NotFound,
+    StorageBase,
+    _cancel_codes,
+    _dynamodb,
+    _valid_key,
+)
+
+
+class AgentStorage(StorageBase):
+    """Agents in the config table (pk "AGENT")."""
+
+    @staticmethod
+    def _agent_from(r):
+        return m.Agent(r.sk, r.name, r.phone, tuple(r.queues), r.status, r.status_changed_at,
+                       r.work_kind, r.work_key, r.call_sid, r.attempt_id, r.away_reason,
+                       int(r.misses or 0))
+
+    def list_agents(self):
+        """Every agent (one Query over the agents' partition)."""
+        with _dynamodb():
+            return [self._agent_from(r) for r in self.AgentRec.query("AGENT")]
+
+    def get_agent(self, agent_id):
+        """One agent by id."""
+        with _dynamodb():
+            try:
+                return self._agent_from(self.AgentRec.get("AGENT", _valid_key(agent_id)))
+            except DoesNotExist as exc:
+                raise NotFound(agent_id) from exc
+
+    def save_agent_profile(self, agent_id, *, name, phone, queues, now, create=False):
+        """Create an agent (offline) or change who they are, leaving their status alone."""
+        A = self.AgentRec
+        with _dynamodb(conflict=agent_id):
+            if create:
+                A("AGENT", agent_id, name=name, phone=phone, queues=list(queues),
+                  status=m.OFFLINE, status_changed_at=now).save(condition=A.sk.does_not_exist())
+            else:
+                A("AGENT", agent_id).update(
+                    actions=[A.name.set(name), A.phone.set(phone), A.queues.set(list(queues))],
+                    condition=A.sk.exists())
+        return self.get_agent(agent_id)
+
+    def set_agent_presence(self, agent_id, status, now):
+        """Agent says available/offline; never while reserved or busy on a call."""
+        A = self.AgentRec
+        # Saying it themselves clears what the app noted when it set them away.
+        self._update(A("AGENT", _valid_key(agent_id)),
+                     [A.status.set(status), A.status_changed_at.set(now), A.away_reason.remove(),
+                      A.misses.set(0)],
+                     A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
+        return self.get_agent(agent_id)
+
+    def _agent_guard(self, attempt_id, call_sid=None):
+        """Condition: the agent still holds this attempt (and this call, when both know it)."""
+        A = self.AgentRec
+        condition = A.status.is_in(m.RESERVED, m.BUSY)
+        condition &= (A.attempt_id == attempt_id) if attempt_id else A.attempt_id.does_not_exist()
+        if call_sid:
+            condition &= (A.call_sid == call_sid) | A.call_sid.does_not_exist()
+        return condition
+
+    def agent_busy(self, agent_id, attempt_id, call_sid, now):
+        """The agent accepted the work of this attempt: busy on it."""
+        A = self.AgentRec
+        self._update(A("AGENT", agent_id),
+                     [A.status.set(m.BUSY), A.status_changed_at.set(now), A.call_sid.set(call_sid),
+                      A.misses.set(0)],
+                     self._agent_guard(attempt_id, call_sid))
+
+    def set_agent_call(self, agent_id, attempt_id, call_sid):
+        """Remember the call that rings an agent for this attempt."""
+        A = self.AgentRec
+        self._update(A("AGENT", agent_id), [A.call_sid.set(call_sid)],
+                     self._agent_guard(attempt_id, call_sid))
+
+    def release_agent(self, agent_id, *, now, attempt_id, call_sid=None, status=m.AVAILABLE,
+                      away_reason=None, misses=0):
+        """End an agent's reservation or call for one attempt; a stale or repeated event
+        (another attempt, another call) changes nothing. True when this released them."""
+        A = self.AgentRec
+        actions = [A.status.set(status), A.status_changed_at.set(now), A.work_kind.remove(),
+                   A.work_key.remove(), A.call_sid.remove(), A.attempt_id.remove(),
+                   A.misses.set(misses)]
+        actions.append(A.away_reason.set(away_reason) if away_reason else A.away_reason.remove())
+        try:
+            self._update(A("AGENT", agent_id), actions, self._agent_guard(attempt_id, call_sid))
+            return True
+        except Conflict:
+            return False
+
+    # -- claiming work: agent and work change together or not at all --------------------
+
+    def _claim(self, agent, now, work_kind, work_key, attempt_id, work, work_actions, work_condition):
+        """Reserve an available agent for a piece of work and change the work in the same
+        transaction; Conflict when either has moved on."""
+        A = self.AgentRec
+        with _dynamodb():
+            try:
+                with self._tx() as tx:
+                    tx.update(A("AGENT", agent.agent_id),
+                              actions=[A.status.set(m.RESERVED), A.status_changed_at.set(now),
+                                       A.work_kind.set(work_kind), A.work_key.set(work_key),
+                                       A.attempt_id.set(attempt_id), A.call_sid.remove()],
+                              condition=A.status == m.AVAILABLE)
+                    tx.update(work, actions=work_actions, condition=work_condition)
+            except TransactWriteError as exc:
+                # Not run again on TransactionConflict: another dispatcher holds this agent
+                # or this work, so the claim is lost and the dispatcher looks elsewhere.
+                if any(code in (CONDITION_FAILED, "ConditionalCheckFailed", "TransactionConflict")
+                       for code in _cancel_codes(exc)):
+                    raise Conflict("claim lost") from exc
+                raise
+

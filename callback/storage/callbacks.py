@@ -1,0 +1,302 @@
+"""Callbacks: storing a request with its number's pending slot, reading and listing them,
+claiming one for an agent, and committing each change of an attempt that the domain
+computes (callback.domain.transitions): a plain conditional update, a counted
+transaction, or an ending transaction that also frees the number's pending slot.
+
+Every change is conditional: on the callback exactly as read, or on what the domain asks
+(still pending, expired by now); a lost condition is Conflict and moves no counter.
+"""
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from callback.domain import records as m
+from callback.domain import stats
+from callback.domain.attempts import AGENT_RINGING
+from callback.domain.transitions import StillPending
+from callback.storage.client import (
+    Conflict,
+    NotFound,
+    StorageBase,
+    StorageError,
+    _cancel_codes,
+    _dynamodb,
+    _failed,
+    _retrying,
+    _valid_key,
+)
+from callback.storage.tables import AttemptMap
+
+# A number's pending slot taken over from ended callbacks this many times in a row means
+# something keeps changing it: give up and let the caller try again.
+MAX_GUARD_TRIES = 3
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """How storing a callback request went."""
+
+    outcome: str  # "created", "same-call" (already stored), "number-pending" (another one),
+    #             "agent-connecting" (an agent is being connected to the caller: no callback)
+    callback: m.Callback | None
+
+
+class CallbackStorage(StorageBase):
+    """Callbacks, their attempts and their numbers' pending slots (pk "PENDING#<queue>")."""
+
+    @staticmethod
+    def _callback_from(r):
+        history = tuple(
+            m.Attempt(a.attempt_id, a.started_at, a.agent_id, a.outcome, a.ended_at, bool(a.counted),
+                      a.agent_call_sid, a.customer_call_sid,
+                      None if a.error_code is None else int(a.error_code))
+            for a in (r.history or []))
+        return m.Callback(
+            r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
+            int(r.priority), r.due_at, r.expires_at, r.status, int(r.attempts or 0), r.attempt_id,
+            r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
+            r.ended_at, r.sweep_at)
+
+    def _guard_key(self, queue_name, number):
+        return self.Guard(f"PENDING#{queue_name}", number)
+
+    def create_callback(self, callback, waiting_call_sid):
+        """Store a new pending callback, claim its number's slot in the queue and take the
+        caller out of the waiting list, all or nothing.
+
+        The waiting call is deleted only while it still waits: a caller an agent is being
+        connected to gets no callback ("agent-connecting"). A guard left by a callback that
+        has ended no longer blocks the number: it is replaced, on the owner it was read with.
+        """
+        C, G, W = self.CallbackRec, self.Guard, self.Waiting
+        record = C(callback.callback_id, number=callback.number, ivr_name=callback.ivr_name,
+                   queue_name=callback.queue_name, requested_at=callback.requested_at,
+                   place_in_line=callback.place_in_line, priority=callback.priority,
+                   due_at=callback.due_at, expires_at=callback.expires_at, status=m.PENDING,
+                   attempts=0, history=[], pending_queue=callback.queue_name,
+                   sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at))
+        still_waiting = W.call_sid.does_not_exist() | (W.status == m.WAITING)
+        guard_free = G.sk.does_not_exist()
+        for _ in range(MAX_GUARD_TRIES):
+            guard = self._guard_key(callback.queue_name, callback.number)
+            guard.owner = callback.callback_id
+            with _dynamodb():
+                def write(guard=guard, guard_free=guard_free):
+                    with self._tx() as tx:
+                        tx.save(record, condition=C.callback_id.does_not_exist())
+                        tx.save(guard, condition=guard_free)
+                        tx.delete(W(waiting_call_sid), condition=still_waiting)
+                        self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
+                                    {stats.REQUESTED: 1})
+
+                try:
+                    _retrying(write)
+                except TransactWriteError as exc:
+                    codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
+                    if _failed(codes, 1):
+                        return CreateResult("same-call", self.get_callback(callback.callback_id))
+                    if _failed(codes, 0):
+                        return CreateResult("agent-connecting", None)
+                    if not _failed(codes, 2):
+                        raise
+                else:
+                    return CreateResult("created", self._callback_from(record))
+            owner_id, existing = self._pending_owner(callback.queue_name, callback.number)
+            if existing is not None and existing.status in m.OPEN_STATUSES:
+                return self._keep_existing(existing, waiting_call_sid, callback)
+            # The guard is stale (its callback ended, or it vanished since): take it over,
+            # but only if it still names the owner just read.
+            guard_free = (G.sk.does_not_exist() | G.owner.does_not_exist() if owner_id is None
+                          else G.owner == owner_id)
+        raise StorageError(f"the pending slot for callback {callback.callback_id} kept changing")
+
+    def _keep_existing(self, existing, waiting_call_sid, callback):
+        """The number has a live callback: the caller leaves the line for it (the request
+        counted once as already pending, with the removal), unless an agent is already being
+        connected to them."""
+        W = self.Waiting
+
+        def write():
+            with self._tx() as tx:
+                tx.delete(W(waiting_call_sid), condition=W.status == m.WAITING)
+                self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
+                            {stats.ALREADY_PENDING: 1})
+
+        with _dynamodb():
+            try:
+                _retrying(write)
+            except TransactWriteError as exc:
+                if not _failed(_cancel_codes(exc), 0):
+                    raise
+                if self.get_waiting_call(waiting_call_sid) is not None:
+                    return CreateResult("agent-connecting", None)
+        return CreateResult("number-pending", existing)
+
+    def _pending_owner(self, queue_name, number):
+        """(owner id, owner callback) of a number's pending slot; Nones when free or ownerless."""
+        with _dynamodb():
+            try:
+                owner_id = self.Guard.get(f"PENDING#{queue_name}", number, consistent_read=True).owner
+            except DoesNotExist:
+                return None, None
+        try:
+            return owner_id, self.get_callback(owner_id)
+        except NotFound:
+            return owner_id, None
+
+    def get_callback(self, callback_id):
+        """One callback by id."""
+        with _dynamodb():
+            try:
+                return self._callback_from(self.CallbackRec.get(_valid_key(callback_id),
+                                                                consistent_read=True))
+            except DoesNotExist as exc:
+                raise NotFound(callback_id) from exc
+
+    def due_callbacks(self, queue_name, now, limit=10):
+        """Pending callbacks of a queue that may be dialed now, earliest place first."""
+        C = self.CallbackRec
+        with _dynamodb():
+            return [self._callback_from(r) for r in C.by_pending.query(
+                queue_name, filter_condition=C.due_at <= now, limit=limit)]
+
+    def count_pending(self, queue_name):
+        """How many callbacks of a queue are pending."""
+        with _dynamodb():
+            return self.CallbackRec.by_pending.count(queue_name)
+
+    def count_pending_before(self, queue_name, place_in_line):
+        """How many pending callbacks of a queue have an earlier place in line."""
+        C = self.CallbackRec
+        with _dynamodb():
+            return C.by_pending.count(queue_name, range_key_condition=C.place_in_line < place_in_line)
+
+    def needing_sweep(self, status, now, limit=100):
+        """Open callbacks of a status whose sweep time has come (index query, no Scan)."""
+        C = self.CallbackRec
+        with _dynamodb():
+            return [self._callback_from(r) for r in C.by_sweep.query(
+                status, range_key_condition=C.sweep_at <= now, limit=limit)]
+
+    def list_callbacks(self, *, status=None, ivr_name=None, limit=25, start_key=None):
+        """Callbacks newest first, optionally of one status and IVR; returns (items, next key)."""
+        C = self.CallbackRec
+        flt = (C.ivr_name == ivr_name) if ivr_name else None
+        index, key = (C.by_status, status) if status else (C.by_requested, "CB")
+        with _dynamodb():
+            results = index.query(key, filter_condition=flt, scan_index_forward=False,
+                                  limit=limit, last_evaluated_key=start_key, page_size=limit)
+            items = [self._callback_from(r) for r in results]
+            return items, results.last_evaluated_key
+
+    def claim_callback(self, agent, callback, attempt_id, now, dial_deadline, phase=AGENT_RINGING):
+        """Reserve an available agent and move a due pending callback to dialing, atomically."""
+        C = self.CallbackRec
+        attempt = AttemptMap(attempt_id=attempt_id, started_at=now, agent_id=agent.agent_id)
+        self._claim(agent, now, "callback", callback.callback_id, attempt_id, C(callback.callback_id),
+                    [C.status.set(m.DIALING), C.phase.set(phase), C.attempt_id.set(attempt_id),
+                     C.agent_id.set(agent.agent_id), C.agent_call_sid.remove(),
+                     C.customer_call_sid.remove(), C.pending_queue.remove(),
+                     C.sweep_status.set(m.DIALING), C.sweep_at.set(dial_deadline),
+                     C.history.set(C.history.append([attempt]))],
+                    (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
+        self._departed(callback.queue_name, now)
+
+    def oldest_pending(self, queue_name):
+        """The pending callback of a queue first in line, or None (one index read)."""
+        with _dynamodb():
+            return next((self._callback_from(r)
+                         for r in self.CallbackRec.by_pending.query(queue_name, limit=1)), None)
+
+    def open_callbacks(self, status, limit=500):
+        """Callbacks in an open status (dialing, connected) across queues, through the sweep
+        index: as many as there are agents on such calls, never the table's history."""
+        with _dynamodb():
+            return [self._callback_from(r)
+                    for r in self.CallbackRec.by_sweep.query(status, limit=limit)]
+
+    # -- committing a change the domain computed -----------------------------------------
+
+    def _as_read(self, cb):
+        """Condition: the callback's attempt, status, phase and both CallSids are still
+        what `cb` says, so a write computed from a stale read loses instead of landing."""
+        C = self.CallbackRec
+        condition = (C.attempt_id == cb.attempt_id) & (C.status == cb.status)
+        for attr, value in ((C.phase, cb.phase), (C.agent_call_sid, cb.agent_call_sid),
+                            (C.customer_call_sid, cb.customer_call_sid)):
+            condition &= (attr == value) if value else attr.does_not_exist()
+        return condition
+
+    def _condition(self, cb, condition):
+        """The DynamoDB condition a change asks for."""
+        C = self.CallbackRec
+        if isinstance(condition, StillPending):
+            still = C.status == m.PENDING
+            return still if condition.expired_by is None else still & (C.expires_at <= condition.expired_by)
+        return self._as_read(cb)
+
+    def commit(self, cb, change):
+        """Write a change the domain computed from `cb` (callback.domain.transitions); returns
+        the callback's new status. Conflict when its condition fails (nothing written, no
+        counter moved)."""
+        C = self.CallbackRec
+        actions = []
+        if change.attempt is not None:
+            entry = C.history[self._index(cb, change.attempt.attempt_id)]
+            actions += [getattr(entry, name).set(value) for name, value in change.attempt.fields.items()]
+        actions += [getattr(C, name).set(value) for name, value in change.set.items()]
+        actions += [getattr(C, name).remove() for name in change.remove]
+        condition = self._condition(cb, change.condition)
+        if change.releases_guard:
+            self._commit_ending(cb, actions, condition, change.counted_at, change.counts)
+        elif change.counts:
+            self._commit_counted(cb, actions, condition, change.counted_at, change.counts)
+        else:
+            self._update(C(cb.callback_id), actions, condition)
+        return change.status(cb.status)
+
+    @staticmethod
+    def _index(cb, attempt_id):
+        for i, attempt in enumerate(cb.history):
+            if attempt.attempt_id == attempt_id:
+                return i
+        raise Conflict(f"attempt {attempt_id} not on callback {cb.callback_id}")
+
+    def _commit_counted(self, callback, actions, condition, now, counts):
+        """A conditional callback update and its counters, in one transaction: the write
+        that loses its condition counts nothing."""
+        C = self.CallbackRec
+        with _dynamodb():
+            def write(tx):
+                tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
+            try:
+                self._transact(write)
+            except TransactWriteError as exc:
+                if _failed(_cancel_codes(exc), 0):
+                    raise Conflict(f"callback {callback.callback_id} is not in the expected state") from exc
+                raise
+
+    def _commit_ending(self, callback, actions, condition, now, counts):
+        """A final status: the update, the deletion of the number's pending slot (if this
+        callback still owns it) and the counters, in one transaction."""
+        C = self.CallbackRec
+
+        def write():
+            with self._tx() as tx:
+                tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                tx.delete(self._guard_key(callback.queue_name, callback.number),
+                          condition=self.Guard.owner == callback.callback_id)
+                self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
+
+        with _dynamodb():
+            try:
+                _retrying(write)
+            except TransactWriteError as exc:
+                codes = _cancel_codes(exc)  # [delete guard, update callback, count]
+                if _failed(codes, 1):
+                    raise Conflict(f"callback {callback.callback_id} moved on") from exc
+                if not _failed(codes, 0):
+                    raise
+                # The guard is gone or belongs to another callback: end this one regardless.
+                self._commit_counted(callback, actions, condition, now, counts)

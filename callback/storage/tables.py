@@ -1,0 +1,247 @@
+"""The DynamoDB tables and the PynamoDB models over them, bound to one configuration.
+
+Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
+- `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
+  one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
+  numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
+  departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long
+  TTL), which the wait estimate reads, admin sessions (pk "SESSION") and pending
+  asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL;
+  the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL).
+  All IVRs share one partition so the whole routing directory loads with one Query.
+- `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
+- `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
+  the sweep must look at, by status and time; listing indexes for the admin.
+
+Every model talks to DynamoDB through the process's one client (client.SharedConnection).
+"""
+from types import SimpleNamespace
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from callback.domain import records as m
+from callback.domain import stats
+from callback.storage.client import SharedConnection, _client_limits
+
+
+class _Record(Model):
+    """A model whose connection uses the process's shared botocore client: PynamoDB builds
+    its table connection (schema, key names), then its own client is never opened."""
+
+    @classmethod
+    def _get_connection(cls):
+        table = super()._get_connection()
+        if not isinstance(table.connection, SharedConnection):
+            meta = cls.Meta
+            shared = SharedConnection(meta.region, meta.host, connect_timeout_seconds=meta.connect_timeout_seconds,
+                                      read_timeout_seconds=meta.read_timeout_seconds,
+                                      max_retry_attempts=meta.max_retry_attempts,
+                                      max_pool_connections=meta.max_pool_connections)
+            shared.add_meta_table(table.connection.get_meta_table(meta.table_name))
+            table.connection = shared
+        return table
+
+
+class QueueMap(MapAttribute):
+    name = UnicodeAttribute()
+    priority = NumberAttribute(default=0)
+    callback_enabled = BooleanAttribute(default=True)
+
+
+class SettingsMap(MapAttribute):
+    callback_enabled = BooleanAttribute(default=True)
+    offer_after_seconds = NumberAttribute(default=60)
+    expiration_minutes = NumberAttribute(default=120)
+    max_retries = NumberAttribute(default=3)
+    priority = NumberAttribute(null=True)
+    retry_minutes = NumberAttribute(default=5)
+    transfer_timeout_seconds = NumberAttribute(default=30)
+    entry_attempts = NumberAttribute(default=3)
+    offer_caller_id = BooleanAttribute(default=False)
+    announce_as = UnicodeAttribute(null=True)
+    voice = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(null=True)
+
+
+class AttemptMap(MapAttribute):
+    attempt_id = UnicodeAttribute()
+    started_at = UTCDateTimeAttribute()
+    agent_id = UnicodeAttribute(null=True)
+    outcome = UnicodeAttribute(null=True)
+    ended_at = UTCDateTimeAttribute(null=True)
+    counted = BooleanAttribute(default=False)
+    agent_call_sid = UnicodeAttribute(null=True)
+    customer_call_sid = UnicodeAttribute(null=True)
+    error_code = NumberAttribute(null=True)
+
+
+def _meta(table_name, config):
+    attrs = {
+        "table_name": table_name,
+        "region": config.AWS_REGION,
+        "billing_mode": "PAY_PER_REQUEST",
+        **_client_limits(config),
+    }
+    if config.AWS_ENDPOINT_URL_DYNAMODB:
+        attrs["host"] = config.AWS_ENDPOINT_URL_DYNAMODB
+    return type("Meta", (), attrs)
+
+
+def _time_ordered_index(index_name, hash_name, range_name):
+    """A global secondary index keyed by a string and ordered by a UTC time, all attributes
+    projected (every index here answers whole records)."""
+    meta = type("Meta", (), {"index_name": index_name, "projection": AllProjection()})
+    return type(f"Index_{index_name.replace('-', '_')}", (GlobalSecondaryIndex,), {
+        "Meta": meta,
+        hash_name: UnicodeAttribute(hash_key=True),
+        range_name: UTCDateTimeAttribute(range_key=True),
+    })()
+
+
+def build_models(config):
+    """Model classes bound to this configuration's table names and endpoint, by the names
+    Storage gives them (Ivr, AgentRec, Guard, Waiting, CallbackRec, Entry, Session,
+    DeparturesRec, Stats)."""
+    prefix = config.CALLBACK_TABLE_PREFIX
+    config_table = prefix + "config"
+
+    class IvrRecord(_Record):
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="IVR")
+        sk = UnicodeAttribute(range_key=True)
+        numbers = ListAttribute(of=UnicodeAttribute, default=list)
+        greeting = UnicodeAttribute(default="")
+        queues = ListAttribute(of=QueueMap, default=list)
+        settings = SettingsMap(default=SettingsMap)
+        version = VersionAttribute()
+
+    class AgentRecord(_Record):
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="AGENT")
+        sk = UnicodeAttribute(range_key=True)
+        name = UnicodeAttribute()
+        phone = UnicodeAttribute()
+        queues = ListAttribute(of=UnicodeAttribute, default=list)
+        status = UnicodeAttribute(default=m.OFFLINE)
+        status_changed_at = UTCDateTimeAttribute(null=True)
+        work_kind = UnicodeAttribute(null=True)
+        work_key = UnicodeAttribute(null=True)
+        call_sid = UnicodeAttribute(null=True)
+        attempt_id = UnicodeAttribute(null=True)
+        away_reason = UnicodeAttribute(null=True)
+        misses = NumberAttribute(default=0)
+        last_write = UnicodeAttribute(null=True)  # see StorageBase._update
+
+    class GuardRecord(_Record):
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        owner = UnicodeAttribute(null=True)
+        count = NumberAttribute(default=0)
+        expires_ttl = TTLAttribute(null=True)
+
+    class WaitingCallRecord(_Record):
+        Meta = _meta(prefix + "waiting-calls", config)
+        call_sid = UnicodeAttribute(hash_key=True)
+        ivr_name = UnicodeAttribute()
+        queue_name = UnicodeAttribute()
+        caller = UnicodeAttribute(default="")
+        joined_at = UTCDateTimeAttribute()
+        status = UnicodeAttribute(default=m.WAITING)
+        waiting_queue = UnicodeAttribute(null=True)
+        agent_id = UnicodeAttribute(null=True)
+        agent_call_sid = UnicodeAttribute(null=True)
+        offer_id = UnicodeAttribute(null=True)
+        phase = UnicodeAttribute(null=True)
+        expires_ttl = TTLAttribute(null=True)
+        last_write = UnicodeAttribute(null=True)  # see StorageBase._update
+        by_queue = _time_ordered_index("waiting-by-queue", "waiting_queue", "joined_at")
+
+    class CallbackRecord(_Record):
+        Meta = _meta(prefix + "callbacks", config)
+        callback_id = UnicodeAttribute(hash_key=True)
+        number = UnicodeAttribute()
+        ivr_name = UnicodeAttribute()
+        queue_name = UnicodeAttribute()
+        requested_at = UTCDateTimeAttribute()
+        place_in_line = UTCDateTimeAttribute()
+        priority = NumberAttribute()
+        due_at = UTCDateTimeAttribute()
+        expires_at = UTCDateTimeAttribute()
+        status = UnicodeAttribute()
+        attempts = NumberAttribute(default=0)
+        attempt_id = UnicodeAttribute(null=True)
+        phase = UnicodeAttribute(null=True)
+        agent_id = UnicodeAttribute(null=True)
+        agent_call_sid = UnicodeAttribute(null=True)
+        customer_call_sid = UnicodeAttribute(null=True)
+        history = ListAttribute(of=AttemptMap, default=list)
+        ended_reason = UnicodeAttribute(null=True)
+        ended_at = UTCDateTimeAttribute(null=True)
+        list_key = UnicodeAttribute(default="CB")
+        pending_queue = UnicodeAttribute(null=True)
+        sweep_status = UnicodeAttribute(null=True)
+        sweep_at = UTCDateTimeAttribute(null=True)
+        last_write = UnicodeAttribute(null=True)  # see StorageBase._update
+        by_pending = _time_ordered_index("pending-by-queue", "pending_queue", "place_in_line")
+        by_sweep = _time_ordered_index("sweep-by-status", "sweep_status", "sweep_at")
+        by_status = _time_ordered_index("by-status", "status", "requested_at")
+        by_requested = _time_ordered_index("by-requested", "list_key", "requested_at")
+
+    class EntryRecord(_Record):
+        """A keyed-in number awaiting the caller's confirmation, by CallSid: kept out of URLs
+        (and so out of every access log) and forgotten within minutes."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="ENTRY")
+        sk = UnicodeAttribute(range_key=True)
+        entry_id = UnicodeAttribute()
+        number = UnicodeAttribute()
+        expires_ttl = TTLAttribute()
+
+    class SessionRecord(_Record):
+        """Admin sessions (pk "SESSION", sk the SHA-256 of the session id), removed by their
+        TTL once idle; the app checks the times itself, as TTL deletion can lag by a day."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="SESSION")
+        sk = UnicodeAttribute(range_key=True)
+        username = UnicodeAttribute()
+        password_tag = UnicodeAttribute()
+        created_at = UTCDateTimeAttribute()
+        last_seen = UTCDateTimeAttribute()
+        expires_ttl = TTLAttribute()
+
+    class DeparturesRecord(_Record):
+        """How many pieces of work agents took from a queue's line in one bucket: counted by
+        atomic ADDs, read by one Query of a few items."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        bucket_start = UTCDateTimeAttribute()
+        departures = NumberAttribute(default=0)
+        expires_ttl = TTLAttribute()
+
+    # One queue's counters for one UTC hour: a number attribute per counted transition and
+    # per time-to-connected histogram bucket, each changed only by ADD.
+    StatsRecord = type("StatsRecord", (_Record,), {
+        "Meta": _meta(config_table, config),
+        "pk": UnicodeAttribute(hash_key=True),
+        "sk": UnicodeAttribute(range_key=True),
+        "ivr_name": UnicodeAttribute(null=True),
+        "expires_ttl": TTLAttribute(null=True),
+        **{name: NumberAttribute(null=True) for name in stats.COUNTERS},
+    })
+
+    return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Waiting=WaitingCallRecord,
+                           CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
+                           DeparturesRec=DeparturesRecord, Stats=StatsRecord)
