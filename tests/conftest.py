@@ -47,30 +47,6 @@ def aws_credentials():
         os.environ[key] = value
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_botocore_loader():
-    """Parse DynamoDB's service description once per test run, not once per client.
-
-    PynamoDB opens a botocore session per model class (and thread), and each new session
-    reads and parses the service JSON again: about 0.1-0.5 s a client, six clients a test.
-    Sessions, clients and credentials stay separate, as in production; only the parsed
-    files are shared."""
-    import botocore.session
-    from pynamodb.connection import base
-
-    loader = botocore.session.get_session().get_component("data_loader")
-
-    def get_session(*args, **kwargs):
-        session = botocore.session.get_session(*args, **kwargs)
-        session.register_component("data_loader", loader)
-        return session
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(base, "get_session", get_session)
-    yield
-    patch.undo()
-
-
 def cancel_callback(storage, callback_id, now):
     """Cancel a pending callback by id as the API does: read it, commit the domain's change,
     read it again."""

@@ -1,12 +1,16 @@
 """Storage against DynamoDB Local: tables, conditional writes, indexes, the init-db command."""
+import threading
+import uuid
 from datetime import timedelta
 
+import botocore.session
 import pytest
 from conftest import cancel_callback
 
 from app import create_app  # noqa: F401  (app.py must import cleanly)
+from callback.config import Config
 from callback.domain.records import Callback, Ivr, Queue
-from callback.storage import Conflict, NotFound
+from callback.storage import Conflict, NotFound, Storage
 
 
 def test_init_db_creates_tables_once(app):
@@ -18,6 +22,57 @@ def test_init_db_creates_tables_once(app):
     assert first.exit_code == 0 and "callbacks" in first.output
     second = runner.invoke(args=["init-db"])
     assert second.exit_code == 0 and "nothing, all tables exist" in second.output
+
+
+def test_one_dynamodb_client_serves_every_model_and_every_transaction(dynamodb_endpoint, monkeypatch, clock):
+    """PynamoDB alone opens a botocore session and client per model class (each parsing
+    DynamoDB's service description again, ~0.45 s of CPU per cold container): storage makes
+    one client per process and endpoint, for every model, every thread and transactions."""
+    created = []
+    real = botocore.session.Session.create_client
+
+    def counting(self, service_name, *args, **kwargs):
+        created.append(service_name)
+        return real(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting)
+    # Client limits are part of a client: a timeout no other test uses needs a new one.
+    config = Config(CALLBACK_TABLE_PREFIX=f"t{uuid.uuid4().hex[:10]}-", AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+                    DYNAMODB_TIMEOUT_SECONDS=19.25)
+    storage = Storage(config)
+    storage.create_tables()
+    now = clock.now()
+    touches = [
+        lambda: storage.list_ivrs(), lambda: storage.list_agents(), lambda: storage.get_waiting_call("CA1"),
+        lambda: storage.due_callbacks("Sales", now), lambda: storage.get_session("s" * 64),
+        lambda: storage.held_entry("CA1", "e1", now), lambda: storage.recent_departures("Sales", now),
+        lambda: storage.hourly_counts("Sales", now, now),
+        lambda: storage.take_login_attempt("k", now, timedelta(minutes=1), 5),
+        lambda: storage.record_waiting_call("CA2", ivr_name="M", queue_name="Sales", caller="",
+                                            joined_at=now),  # a transaction
+    ]
+    start = threading.Barrier(len(touches))
+    failures = []
+
+    def touch(step):
+        start.wait()
+        try:
+            step()
+        except Exception as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=touch, args=(step,)) for step in touches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    Storage(config).list_agents()  # another app in the same process
+    assert created == ["dynamodb"]
+    models = (storage.Ivr, storage.AgentRec, storage.Guard, storage.Waiting, storage.CallbackRec, storage.Entry,
+              storage.Session, storage.DeparturesRec, storage.Stats)
+    clients = {id(model._get_connection().connection.client) for model in models}
+    assert clients == {id(storage._connection.client)}
 
 
 def test_ttl_is_enabled_on_ephemeral_records(svc):
