@@ -1,152 +1,36 @@
-"""Twilio voice webhooks: thin handlers that read the request, call the domain, answer TwiML.
-
-Every route checks X-Twilio-Signature against the public URL Twilio requested, and every
-failure inside a route answers with TwiML that keeps the caller safe, never an HTML 500.
-"""
-import functools
+"""The caller in the queue: incoming call, queue choice, the hold loop, the callback offer,
+number entry and confirmation, and the move into an agent's conference."""
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from flask import Blueprint, Response, abort, current_app, request
-from twilio.request_validator import (
-    SIGNATURE_HEADER,
-    SIGNATURE_SETTINGS_HEADER,
-    RequestValidator,
-    get_signature_algorithm,
-)
+from flask import request
 
-from callback.domain import stats
-from callback.domain.answers import NOTICES
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
-from callback.domain.records import CONNECTING, OFFLINE, Callback
-from callback.domain.rules import CALL, CALLBACK
+from callback.domain.records import CONNECTING, Callback
+from callback.domain.rules import CALL
 from callback.domain.settings import DEFAULT_SPEECH
 from callback.domain.views import caller_conference
 from callback.storage import CreateResult, NotFound, StorageError
-from callback.web import tones, twiml
+from callback.web import twiml
+from callback.web.voice.common import (
+    _agents_on_duty,
+    _hold_music,
+    _int,
+    _joined_marker,
+    _joined_time,
+    _routed,
+    _speech,
+    _unrouted_back_to_hold,
+    _wait_url,
+    bp,
+    param,
+    services,
+    webhook,
+)
 
 log = logging.getLogger(__name__)
-bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-MAX_PARAM_LENGTH = 256
-FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
-# QueueResult values of an Enqueue that ended through no choice of the caller's.
-QUEUE_ERRORS = ("error", "system-error")
-
-
-def services():
-    """The app's wired services (storage, directory, dispatcher, clock, config)."""
-    return current_app.extensions["callback"]
-
-
-def public_request_url():
-    """The URL Twilio requested, rebuilt from PUBLIC_BASE_URL (proxies and API Gateway
-    stages change what Flask sees)."""
-    config = services().config
-    url = config.PUBLIC_BASE_URL.rstrip("/") + request.path
-    query = request.query_string.decode("latin-1")
-    return f"{url}?{query}" if query else url
-
-
-def _signing_key_id(settings_header):
-    """The SharedKey id in X-Twilio-Webhooks-Signature-Settings ("key=<id>,algorithm=<alg>")."""
-    for part in settings_header.split(","):
-        name, _, value = part.partition("=")
-        if name.strip() == "key":
-            return value.strip()
-    return ""
-
-
-def signature_is_valid():
-    """True when X-Twilio-Signature matches this request: HMAC-SHA1 with the Auth Token, or,
-    when Twilio announces another scheme in X-Twilio-Webhooks-Signature-Settings, that
-    algorithm (HMAC-SHA256) with the SharedKey the header names."""
-    config = services().config
-    if not config.VALIDATE_TWILIO_SIGNATURE:
-        return True
-    signature = request.headers.get(SIGNATURE_HEADER, "")
-    settings_header = request.headers.get(SIGNATURE_SETTINGS_HEADER, "")
-    key_id = _signing_key_id(settings_header)
-    secret = config.webhook_shared_keys().get(key_id) if key_id else config.TWILIO_AUTH_TOKEN
-    if key_id and not secret:
-        log.warning("webhook signed with SharedKey %s, which TWILIO_WEBHOOK_SHARED_KEYS lacks", key_id[:64])
-    if not signature or not secret:
-        return False
-    return RequestValidator(secret).validate(public_request_url(), request.form, signature,
-                                             get_signature_algorithm(settings_header))
-
-
-def param(name, default=""):
-    """A request parameter (form, then query string), trimmed and length-capped."""
-    value = request.form.get(name)
-    if value is None:
-        value = request.args.get(name, default)
-    return (value or "")[:MAX_PARAM_LENGTH].strip()
-
-
-def _xml(body):
-    return Response(body, mimetype="text/xml")
-
-
-def webhook(safe_twiml):
-    """Signature check, then the handler; any exception answers `safe_twiml()` instead."""
-
-    def decorate(handler):
-        @functools.wraps(handler)
-        def wrapper(*args, **kwargs):
-            if not signature_is_valid():
-                log.warning("rejected unsigned or wrongly signed request to %s (CallSid %s)",
-                            request.path, param("CallSid") or "-")
-                abort(403)
-            try:
-                return _xml(handler(*args, **kwargs))
-            except Exception:
-                log.exception("webhook %s failed (CallSid %s, From %s)", request.path,
-                              param("CallSid") or "-", mask(param("From")))
-                try:
-                    return _xml(safe_twiml())
-                except Exception:
-                    log.exception("safe answer failed too (CallSid %s)", param("CallSid") or "-")
-                    return _xml(twiml.goodbye())
-
-        return wrapper
-
-    return decorate
-
-
-def _wait_url(ivr_name, queue_name, offer=True, offered=False, recorded=True):
-    """The hold loop's URL. `recorded` carries this request's `joined` marker (the caller
-    is recorded as waiting since then); False gives the bare URL, which records them."""
-    config = services().config
-    joined = _joined_marker() if recorded else None
-    return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
-                             offer=None if offer else "off", offered="1" if offered else None,
-                             joined=joined)
-
-
-def _joined_marker():
-    """The `joined` marker of this request (epoch seconds, a URL we built), or None."""
-    value = param("joined")
-    return value if value.isdigit() and len(value) <= 10 else None
-
-
-def _joined_time():
-    """The time in the `joined` marker, or None."""
-    marker = _joined_marker()
-    return datetime.fromtimestamp(int(marker), timezone.utc) if marker else None
-
-
-def _speech(ivr):
-    """The voice and language of an IVR's prompts (the default when it is unknown)."""
-    return ivr.settings.speech if ivr else DEFAULT_SPEECH
-
-
-def _hold_music():
-    return twiml.hold_music_only(services().config.HOLD_MUSIC_URL)
-
-
-# -- caller flow -------------------------------------------------------------------------
 
 @bp.post("/incoming")
 @webhook(safe_twiml=twiml.goodbye)
@@ -182,24 +66,6 @@ def menu():
                             services().config.public_url("/voice/menu", ivr=ivr.name,
                                                          attempt=attempt + 1), problem=problem,
                             speech=_speech(ivr))
-
-
-def _routed():
-    """(IVR, queue) named by the request; the queue is None when either is unknown."""
-    ivr = services().directory.ivr(param("ivr"))
-    return ivr, (ivr.queue(param("queue")) if ivr else None)
-
-
-def _unrouted_back_to_hold():
-    # The IVR or queue was renamed or deleted mid-call: the caller keeps holding where
-    # Twilio has them, and the offer is not made again on a route we no longer know.
-    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
-
-
-def _int(text, default):
-    """A small whole number from a parameter (QueueTime is at most 14,400: calls end at 4 h)."""
-    return int(text) if text.isdigit() and len(text) <= 6 else default
-
 
 def _enqueue(ivr, queue, greeting=None):
     # Nothing is recorded yet: a caller who hangs up before Twilio runs <Enqueue> never
@@ -466,190 +332,6 @@ def _stored_anyway(call_sid, e164):
     return callback if callback.number == e164 else None
 
 
-MAX_REQUEUES = 2
-REQUEUE_MESSAGE = "Sorry, something went wrong. You are still in line and you have kept your place."
-
-
-def _left_queue_safely():
-    result = param("QueueResult")
-    if result == "leave":
-        # Only a stored callback makes us <Leave>: confirm it, without the read-back.
-        return twiml.goodbye("Thank you. Your callback request is saved and keeps your place "
-                             "in line. You may hang up now. Goodbye.")
-    if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
-        # Back into the queue without DynamoDB: their record, if any, keeps their place.
-        return _requeue(None)
-    return twiml.hangup()
-
-
-def _requeue(joined):
-    """Put the caller back in their queue (Twilio ended the Enqueue with an error)."""
-    config = services().config
-    ivr_name, queue_name = param("ivr"), param("queue")
-    wait_url = config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
-                                 joined=int(joined.timestamp()) if joined else None)
-    action = config.public_url("/voice/enqueue-done", ivr=ivr_name, queue=queue_name,
-                               requeue=_int(param("requeue"), 0) + 1)
-    return twiml.enqueue(queue_name, wait_url, action, greeting=REQUEUE_MESSAGE)
-
-
-@bp.post("/enqueue-done")
-@webhook(safe_twiml=_left_queue_safely)
-def enqueue_done():
-    """The caller left the queue: hung up, served, left for a callback, or thrown out by
-    an error (then back in, with their place, a bounded number of times)."""
-    svc = services()
-    call_sid = param("CallSid")
-    result = param("QueueResult")
-    if result == "leave":
-        try:
-            callback = svc.storage.get_callback(call_sid)
-        except NotFound:
-            return twiml.goodbye("Goodbye.")
-        return twiml.callback_stored(callback.number, expected=_expected_callback(callback),
-                                     speech=_speech(svc.directory.ivr(callback.ivr_name)))
-    if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
-        waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
-        log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
-                    param("queue"), result)
-        return _requeue(waiting.joined_at if waiting else None)
-    if call_sid and result in ("hangup", "bridged", "queue-full") + QUEUE_ERRORS:
-        # A hang-up while holding is an abandoned call, counted once for the wallboard.
-        svc.storage.remove_waiting_call(call_sid, event=stats.ABANDONED if result == "hangup" else None,
-                                        now=svc.clock.now())
-    if result in ("queue-full",) + QUEUE_ERRORS:
-        return twiml.goodbye()
-    return twiml.hangup() if result == "hangup" else twiml.empty()
-
-
-def _expected_callback(callback):
-    """When a just-stored callback should come, from the work ahead of its place in line
-    and the queue's recent pace; None when not worth saying (or DynamoDB did not answer)."""
-    svc = services()
-    now = svc.clock.now()
-    queue, place = callback.queue_name, callback.place_in_line
-    try:
-        history = svc.storage.recent_departures(queue, history_since(now))
-        ahead = (svc.storage.count_waiting_before(queue, place)
-                 + svc.storage.count_pending_before(queue, place))
-        on_duty = _agents_on_duty(queue)
-    except StorageError:
-        log.warning("no callback estimate for call %s: DynamoDB did not answer", callback.callback_id)
-        return None
-    return estimate_wait(history, ahead, now, on_duty)
-
-
-def _agents_on_duty(queue_name):
-    """Agents of the queue signed in now (available, ringing or on a call)."""
-    return sum(1 for agent in services().storage.list_agents()
-               if agent.status != OFFLINE and queue_name in agent.queues)
-
-
-# -- agents, customers, conferences ----------------------------------------------------
-
-def _sorry_agent():
-    return twiml.notice("Sorry, this call could not be connected. Goodbye.")
-
-
-def _agent_answer_twiml(answer):
-    if answer.whisper:
-        return twiml.agent_whisper(answer.whisper, answer.accept_url, speech=answer.speech)
-    if answer.conference is None:
-        return twiml.notice(answer.notice, speech=answer.speech)
-    # The agent waits for the other party with a ringing tone, not silence.
-    return twiml.conference(answer.conference, announcement=answer.announcement,
-                            status_callback=answer.status_callback, start_on_enter=False,
-                            wait_url=services().config.public_url("/voice/ringback.wav"),
-                            speech=answer.speech)
-
-
-@bp.post("/agent/answer")
-@webhook(safe_twiml=_sorry_agent)
-def agent_answer():
-    """The agent picked up: the whisper (queue, number, attempt n of m), 1 to accept."""
-    svc = services()
-    kind = param("kind")
-    if kind not in (CALL, CALLBACK):
-        return twiml.hangup()
-    answer = svc.dispatcher.agent_answered(kind, param("key"), param("attempt"), param("agent"),
-                                           param("CallSid"))
-    return _agent_answer_twiml(answer)
-
-
-@bp.post("/agent/accept")
-@webhook(safe_twiml=_sorry_agent)
-def agent_accept():
-    """The agent's key after the whisper: 1 joins them to the conference at once (the
-    customer is dialed, the holding caller moved, when their join is reported); anything
-    else, or nothing, declines."""
-    svc = services()
-    kind = param("kind")
-    if kind not in (CALL, CALLBACK):
-        return twiml.hangup()
-    answer = svc.dispatcher.agent_pressed(kind, param("key"), param("attempt"), param("agent"),
-                                          param("CallSid"), param("Digits"))
-    if answer.conference is None:
-        svc.handoff.dispatch()
-    return _agent_answer_twiml(answer)
-
-
-@bp.post("/agent/status")
-@webhook(safe_twiml=twiml.empty)
-def agent_status():
-    """Status of an agent's leg: on its final status, release the agent and fix the work."""
-    svc = services()
-    status = param("CallStatus")
-    if status not in FINAL_CALL_STATUSES or param("kind") not in (CALL, CALLBACK):
-        return twiml.empty()
-    released = svc.dispatcher.agent_call_ended(param("kind"), param("key"), param("attempt"),
-                                               param("agent"), param("CallSid"), status)
-    if released:
-        svc.handoff.dispatch()
-    return twiml.empty()
-
-
-@bp.post("/customer/answer")
-@webhook(safe_twiml=lambda: twiml.goodbye("We are sorry, we could not connect your callback. "
-                                          "We will try again. Goodbye."))
-def customer_answer():
-    """The customer picked up (Twilio already ran answering-machine detection)."""
-    answer = services().dispatcher.customer_answered(param("callback"), param("attempt"),
-                                                     param("CallSid"), param("AnsweredBy"))
-    if answer.hang_up:
-        return (twiml.notice(answer.announcement, speech=answer.speech) if answer.announcement
-                else twiml.hangup())
-    return twiml.conference(answer.conference, announcement=answer.announcement,
-                            status_callback=answer.status_callback, speech=answer.speech)
-
-
-@bp.post("/customer/status")
-@webhook(safe_twiml=twiml.empty)
-def customer_status():
-    """Status of the customer's leg: a final status ends the attempt, once."""
-    status = param("CallStatus")
-    if status in FINAL_CALL_STATUSES:
-        outcome = services().dispatcher.customer_call_ended(param("callback"), param("attempt"),
-                                                            param("CallSid"), status)
-        if outcome.freed_agent:
-            services().handoff.dispatch()
-    return twiml.empty()
-
-
-@bp.post("/conference")
-@webhook(safe_twiml=twiml.empty)
-def conference_event():
-    """Conference status: participants joining and leaving, and its end. The agent's join
-    dials the customer (or moves the holding caller): one bounded REST request."""
-    svc = services()
-    kind = param("kind") or CALLBACK
-    key = param("key") or param("callback")
-    outcome = svc.dispatcher.conference_event(kind, key, param("attempt"), param("agent"),
-                                              param("StatusCallbackEvent"), param("CallSid"))
-    if outcome is not None and outcome.freed_agent:
-        svc.handoff.dispatch()
-    return twiml.empty()
-
-
 @bp.post("/caller/join")
 @webhook(safe_twiml=twiml.goodbye)
 def caller_join():
@@ -673,28 +355,3 @@ def caller_join():
                                             attempt=offer_id, agent=agent_id)
     return twiml.conference(conference, announcement="Connecting you to an agent now.",
                             status_callback=status_callback)
-
-
-@bp.post("/call-fallback")
-@webhook(safe_twiml=twiml.hangup)
-def call_fallback():
-    """Twilio's FallbackUrl for the calls the app places: the app could not answer, so the
-    callee hears an apology (no database needed); the sweep puts the attempt right."""
-    if param("leg") == "customer":
-        return twiml.goodbye("We are sorry, we could not connect your callback just now. "
-                             "We will call you again. Goodbye.")
-    return twiml.notice("Sorry, this call could not be connected. Goodbye.")
-
-
-@bp.get("/ringback.wav")
-def ringback():
-    """The ringing tone an agent hears while the customer's phone rings (public audio)."""
-    return Response(tones.ringback_wav(), mimetype="audio/wav",
-                    headers={"Cache-Control": "public, max-age=86400"})
-
-
-@bp.post("/notice")
-@webhook(safe_twiml=twiml.hangup)
-def notice():
-    """Tell an agent what happened to their call, then hang up."""
-    return twiml.notice(NOTICES.get(param("message"), "Goodbye."))

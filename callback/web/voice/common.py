@@ -1,0 +1,164 @@
+"""What every voice webhook shares: the blueprint, the signature check, the safe-TwiML
+error handler, request parameters, and the hold loop's URLs and routing.
+
+Every route checks X-Twilio-Signature against the public URL Twilio requested, and every
+failure inside a route answers with TwiML that keeps the caller safe, never an HTML 500.
+"""
+import functools
+import logging
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from callback.domain.numbers import mask
+from callback.domain.records import OFFLINE
+from callback.domain.settings import DEFAULT_SPEECH
+from callback.web import twiml
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+MAX_PARAM_LENGTH = 256
+FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
+# QueueResult values of an Enqueue that ended through no choice of the caller's.
+QUEUE_ERRORS = ("error", "system-error")
+
+
+def services():
+    """The app's wired services (storage, directory, dispatcher, clock, config)."""
+    return current_app.extensions["callback"]
+
+
+def public_request_url():
+    """The URL Twilio requested, rebuilt from PUBLIC_BASE_URL (proxies and API Gateway
+    stages change what Flask sees)."""
+    config = services().config
+    url = config.PUBLIC_BASE_URL.rstrip("/") + request.path
+    query = request.query_string.decode("latin-1")
+    return f"{url}?{query}" if query else url
+
+
+def _signing_key_id(settings_header):
+    """The SharedKey id in X-Twilio-Webhooks-Signature-Settings ("key=<id>,algorithm=<alg>")."""
+    for part in settings_header.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == "key":
+            return value.strip()
+    return ""
+
+
+def signature_is_valid():
+    """True when X-Twilio-Signature matches this request: HMAC-SHA1 with the Auth Token, or,
+    when Twilio announces another scheme in X-Twilio-Webhooks-Signature-Settings, that
+    algorithm (HMAC-SHA256) with the SharedKey the header names."""
+    config = services().config
+    if not config.VALIDATE_TWILIO_SIGNATURE:
+        return True
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    settings_header = request.headers.get(SIGNATURE_SETTINGS_HEADER, "")
+    key_id = _signing_key_id(settings_header)
+    secret = config.webhook_shared_keys().get(key_id) if key_id else config.TWILIO_AUTH_TOKEN
+    if key_id and not secret:
+        log.warning("webhook signed with SharedKey %s, which TWILIO_WEBHOOK_SHARED_KEYS lacks", key_id[:64])
+    if not signature or not secret:
+        return False
+    return RequestValidator(secret).validate(public_request_url(), request.form, signature,
+                                             get_signature_algorithm(settings_header))
+
+
+def param(name, default=""):
+    """A request parameter (form, then query string), trimmed and length-capped."""
+    value = request.form.get(name)
+    if value is None:
+        value = request.args.get(name, default)
+    return (value or "")[:MAX_PARAM_LENGTH].strip()
+
+
+def _xml(body):
+    return Response(body, mimetype="text/xml")
+
+
+def webhook(safe_twiml):
+    """Signature check, then the handler; any exception answers `safe_twiml()` instead."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapper(*args, **kwargs):
+            if not signature_is_valid():
+                log.warning("rejected unsigned or wrongly signed request to %s (CallSid %s)",
+                            request.path, param("CallSid") or "-")
+                abort(403)
+            try:
+                return _xml(handler(*args, **kwargs))
+            except Exception:
+                log.exception("webhook %s failed (CallSid %s, From %s)", request.path,
+                              param("CallSid") or "-", mask(param("From")))
+                try:
+                    return _xml(safe_twiml())
+                except Exception:
+                    log.exception("safe answer failed too (CallSid %s)", param("CallSid") or "-")
+                    return _xml(twiml.goodbye())
+
+        return wrapper
+
+    return decorate
+
+
+def _wait_url(ivr_name, queue_name, offer=True, offered=False, recorded=True):
+    """The hold loop's URL. `recorded` carries this request's `joined` marker (the caller
+    is recorded as waiting since then); False gives the bare URL, which records them."""
+    config = services().config
+    joined = _joined_marker() if recorded else None
+    return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
+                             offer=None if offer else "off", offered="1" if offered else None,
+                             joined=joined)
+
+
+def _joined_marker():
+    """The `joined` marker of this request (epoch seconds, a URL we built), or None."""
+    value = param("joined")
+    return value if value.isdigit() and len(value) <= 10 else None
+
+
+def _joined_time():
+    """The time in the `joined` marker, or None."""
+    marker = _joined_marker()
+    return datetime.fromtimestamp(int(marker), timezone.utc) if marker else None
+
+
+def _speech(ivr):
+    """The voice and language of an IVR's prompts (the default when it is unknown)."""
+    return ivr.settings.speech if ivr else DEFAULT_SPEECH
+
+
+def _hold_music():
+    return twiml.hold_music_only(services().config.HOLD_MUSIC_URL)
+
+
+def _routed():
+    """(IVR, queue) named by the request; the queue is None when either is unknown."""
+    ivr = services().directory.ivr(param("ivr"))
+    return ivr, (ivr.queue(param("queue")) if ivr else None)
+
+
+def _unrouted_back_to_hold():
+    # The IVR or queue was renamed or deleted mid-call: the caller keeps holding where
+    # Twilio has them, and the offer is not made again on a route we no longer know.
+    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+
+
+def _int(text, default):
+    """A small whole number from a parameter (QueueTime is at most 14,400: calls end at 4 h)."""
+    return int(text) if text.isdigit() and len(text) <= 6 else default
+
+
+def _agents_on_duty(queue_name):
+    """Agents of the queue signed in now (available, ringing or on a call)."""
+    return sum(1 for agent in services().storage.list_agents()
+               if agent.status != OFFLINE and queue_name in agent.queues)

@@ -1,0 +1,138 @@
+"""Twilio's reports: the end of a caller's time in the queue, the status of the calls the
+app places (agent and customer legs), and conference events."""
+import logging
+
+from callback.domain import stats
+from callback.domain.estimate import estimate_wait, history_since
+from callback.domain.rules import CALL, CALLBACK
+from callback.storage import NotFound, StorageError
+from callback.web import twiml
+from callback.web.voice.common import (
+    FINAL_CALL_STATUSES,
+    QUEUE_ERRORS,
+    _agents_on_duty,
+    _int,
+    _speech,
+    bp,
+    param,
+    services,
+    webhook,
+)
+
+log = logging.getLogger(__name__)
+
+
+MAX_REQUEUES = 2
+REQUEUE_MESSAGE = "Sorry, something went wrong. You are still in line and you have kept your place."
+
+
+def _left_queue_safely():
+    result = param("QueueResult")
+    if result == "leave":
+        # Only a stored callback makes us <Leave>: confirm it, without the read-back.
+        return twiml.goodbye("Thank you. Your callback request is saved and keeps your place "
+                             "in line. You may hang up now. Goodbye.")
+    if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
+        # Back into the queue without DynamoDB: their record, if any, keeps their place.
+        return _requeue(None)
+    return twiml.hangup()
+
+
+def _requeue(joined):
+    """Put the caller back in their queue (Twilio ended the Enqueue with an error)."""
+    config = services().config
+    ivr_name, queue_name = param("ivr"), param("queue")
+    wait_url = config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
+                                 joined=int(joined.timestamp()) if joined else None)
+    action = config.public_url("/voice/enqueue-done", ivr=ivr_name, queue=queue_name,
+                               requeue=_int(param("requeue"), 0) + 1)
+    return twiml.enqueue(queue_name, wait_url, action, greeting=REQUEUE_MESSAGE)
+
+
+@bp.post("/enqueue-done")
+@webhook(safe_twiml=_left_queue_safely)
+def enqueue_done():
+    """The caller left the queue: hung up, served, left for a callback, or thrown out by
+    an error (then back in, with their place, a bounded number of times)."""
+    svc = services()
+    call_sid = param("CallSid")
+    result = param("QueueResult")
+    if result == "leave":
+        try:
+            callback = svc.storage.get_callback(call_sid)
+        except NotFound:
+            return twiml.goodbye("Goodbye.")
+        return twiml.callback_stored(callback.number, expected=_expected_callback(callback),
+                                     speech=_speech(svc.directory.ivr(callback.ivr_name)))
+    if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
+        waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
+        log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
+                    param("queue"), result)
+        return _requeue(waiting.joined_at if waiting else None)
+    if call_sid and result in ("hangup", "bridged", "queue-full") + QUEUE_ERRORS:
+        # A hang-up while holding is an abandoned call, counted once for the wallboard.
+        svc.storage.remove_waiting_call(call_sid, event=stats.ABANDONED if result == "hangup" else None,
+                                        now=svc.clock.now())
+    if result in ("queue-full",) + QUEUE_ERRORS:
+        return twiml.goodbye()
+    return twiml.hangup() if result == "hangup" else twiml.empty()
+
+
+def _expected_callback(callback):
+    """When a just-stored callback should come, from the work ahead of its place in line
+    and the queue's recent pace; None when not worth saying (or DynamoDB did not answer)."""
+    svc = services()
+    now = svc.clock.now()
+    queue, place = callback.queue_name, callback.place_in_line
+    try:
+        history = svc.storage.recent_departures(queue, history_since(now))
+        ahead = (svc.storage.count_waiting_before(queue, place)
+                 + svc.storage.count_pending_before(queue, place))
+        on_duty = _agents_on_duty(queue)
+    except StorageError:
+        log.warning("no callback estimate for call %s: DynamoDB did not answer", callback.callback_id)
+        return None
+    return estimate_wait(history, ahead, now, on_duty)
+
+
+@bp.post("/agent/status")
+@webhook(safe_twiml=twiml.empty)
+def agent_status():
+    """Status of an agent's leg: on its final status, release the agent and fix the work."""
+    svc = services()
+    status = param("CallStatus")
+    if status not in FINAL_CALL_STATUSES or param("kind") not in (CALL, CALLBACK):
+        return twiml.empty()
+    released = svc.dispatcher.agent_call_ended(param("kind"), param("key"), param("attempt"),
+                                               param("agent"), param("CallSid"), status)
+    if released:
+        svc.handoff.dispatch()
+    return twiml.empty()
+
+
+@bp.post("/customer/status")
+@webhook(safe_twiml=twiml.empty)
+def customer_status():
+    """Status of the customer's leg: a final status ends the attempt, once."""
+    status = param("CallStatus")
+    if status in FINAL_CALL_STATUSES:
+        outcome = services().dispatcher.customer_call_ended(param("callback"), param("attempt"),
+                                                            param("CallSid"), status)
+        if outcome.freed_agent:
+            services().handoff.dispatch()
+    return twiml.empty()
+
+
+@bp.post("/conference")
+@webhook(safe_twiml=twiml.empty)
+def conference_event():
+    """Conference status: participants joining and leaving, and its end. The agent's join
+    dials the customer (or moves the holding caller): one bounded REST request."""
+    svc = services()
+    kind = param("kind") or CALLBACK
+    key = param("key") or param("callback")
+    outcome = svc.dispatcher.conference_event(kind, key, param("attempt"), param("agent"),
+                                              param("StatusCallbackEvent"), param("CallSid"))
+    if outcome is not None and outcome.freed_agent:
+        svc.handoff.dispatch()
+    return twiml.empty()
