@@ -3,17 +3,15 @@ import os
 from datetime import timedelta
 
 import click
-from flask import Flask, request
+from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from callback import logs
 from callback.config import Config
+from callback.web.headers import security_headers
 from callback.work.wiring import build_services
 
 csrf = CSRFProtect()
-# Pages use only our own stylesheet: no script, no framing, forms post only to us.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
-                           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
 
@@ -53,21 +51,3 @@ def create_app(overrides=None):
         click.echo("created: " + (", ".join(created) if created else "nothing, all tables exist"))
 
     return app
-
-
-def security_headers(response):
-    """Every answer: no sniffing, no framing, no referrer beyond the site; every HTML answer
-    (login and error pages too) its CSP and no caching; HSTS once served over HTTPS."""
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("Cache-Control", "no-store")
-    # Zappa's handler marks every Lambda request https; a local http run gets no HSTS, which a
-    # browser would ignore there anyway. No includeSubDomains: the operator's other hosts
-    # under a custom domain are not ours to pin.
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    return response

@@ -13,7 +13,6 @@ from flask import (
 )
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from callback import CONTENT_SECURITY_POLICY
 from callback.domain import labels, stats, transitions
 from callback.domain import records as m
 from callback.domain.numbers import for_people, mask_for_list
@@ -28,6 +27,7 @@ from callback.domain.settings import (
 from callback.domain.validation import check_agent, check_ivr
 from callback.storage import Conflict, NotFound
 from callback.web.auth import login_required
+from callback.web.headers import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 25
