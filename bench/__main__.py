@@ -34,10 +34,10 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from flask import Flask, Response  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from callback import create_app, dynamodb_local  # noqa: E402
-from callback import models as m
+from callback import create_app  # noqa: E402
+from callback.domain import records as m  # noqa: E402
 from callback.clock import FixedClock  # noqa: E402
-from callback.estimate import (  # noqa: E402
+from callback.domain.estimate import (  # noqa: E402
     BUCKET,
     CAP_MINUTES,
     Departures,
@@ -45,7 +45,8 @@ from callback.estimate import (  # noqa: E402
     estimate_wait,
     history_since,
 )
-from callback.twilio_standin import StandInServer  # noqa: E402
+from devtools import dynamodb_local  # noqa: E402
+from devtools.standin import StandInServer  # noqa: E402
 
 from . import cold_start, wallboard  # noqa: E402
 
