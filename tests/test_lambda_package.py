@@ -71,6 +71,20 @@ def package_dir(tmp_path_factory):
     return target
 
 
+DEVELOPMENT_PREFIXES = ("devtools/", "tests/", "bench/", "build/", ".venv")
+DEVELOPMENT_FILES = ("lambda_bytecode.py", "Makefile")
+
+
+def test_the_zip_holds_the_app_and_no_development_tools(package_dir):
+    with zipfile.ZipFile(os.path.join(ROOT, "build", "callback-dev.zip")) as archive:
+        names = archive.namelist()
+    development = [n for n in names if n.startswith(DEVELOPMENT_PREFIXES) or n in DEVELOPMENT_FILES
+                   or n.endswith(".md")]
+    assert development == [], f"development files in the Lambda zip: {development[:20]}"
+    assert "app.py" in names
+    assert {"callback/__init__.py", "callback/web/voice/__init__.py", "callback/work/sweep.py"} <= set(names)
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """moto's S3 over HTTP on loopback, for the stage's secrets file."""
