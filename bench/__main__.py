@@ -194,6 +194,8 @@ def bench_webhooks(endpoint, standin, n):
 def bench_cold_start(runs):
     for line in cold_start.section(runs):
         out(line)
+    for line in cold_start.first_requests_section(min(runs, 5)):
+        out(line)
 
 
 def sweep_at_size(endpoint, size):

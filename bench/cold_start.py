@@ -7,8 +7,14 @@ out). The same package without its `__pycache__/` shows what Zappa alone would s
 Ratios use CPU time (user + system of the child): on a shared machine wall time also
 counts the turns of other processes, CPU time does not. Wall time is shown beside it.
 
-`python -m bench.cold_start [--runs N] [--write]` runs only this part; `--write` replaces
-its section of bench/RESULTS.md and keeps the others. `make bench` runs it with the rest.
+A second section times the first requests a cold container serves, against DynamoDB
+Local: the first hold request, number entry, stored callback and agent status callback
+(`first_requests_section` says how).
+
+`python -m bench.cold_start [--runs N] [--write]` runs only the import part,
+`python -m bench.cold_start --first-requests [--runs N] [--write]` only the first requests;
+`--write` replaces that section of bench/RESULTS.md and keeps the others. `make bench`
+runs both with the rest.
 """
 import argparse
 import os
@@ -127,23 +133,162 @@ def section(runs, zip_path=PACKAGE):
     return lines
 
 
+# -- first requests after a cold start ----------------------------------------------------
+
+FIRST_TITLE = "## First requests after a cold start (fresh interpreter, median of runs)"
+TOKEN = "bench-token"
+PUBLIC = "https://bench.example.com/dev"
+STEPS = ("import app", "first hold request (records the caller)", "first number entry (read back)",
+         "first stored callback (confirm: 1)",
+         "first agent status callback (an attempt it does not know: read, ignored)")
+# In the child: CPU seconds of this process (every thread) around each step; the requests are
+# signed before the clock starts, their answers read after it stops.
+FIRST_REQUESTS_CHILD = r"""
+import json, sys, time
+run = sys.argv[1]
+start = time.process_time()
+import app
+cpu = [time.process_time() - start]
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+from twilio.request_validator import RequestValidator
+
+PUBLIC, TOKEN = %r, %r
+client, validator = app.app.test_client(), RequestValidator(TOKEN)
+call = {"CallSid": "CA" + run.rjust(32, "0"), "AccountSid": "AC" + "1" * 32, "From": "+14155550123",
+        "To": "+15005550006"}
+
+def step(url, **params):
+    params = {**call, **params}
+    headers = {"X-Twilio-Signature": validator.compute_signature(url, params)}
+    start = time.process_time()
+    response = client.post(url[len(PUBLIC):], data=params, headers=headers)
+    cpu.append(time.process_time() - start)
+    assert response.status_code == 200, response.data[:300]
+    return ET.fromstring(response.data)
+
+held = step(PUBLIC + "/voice/wait?ivr=Main+Line&queue=Sales", QueueSid="QU" + "0" * 32,
+            QueueTime="0", QueuePosition="1")
+assert held.find("Redirect") is not None, ET.tostring(held)
+entry = step(PUBLIC + "/voice/number?" + urlencode({"ivr": "Main Line", "queue": "Sales", "attempt": 1}),
+             Digits="212555" + run.rjust(4, "0"))
+stored = step(entry.find("Gather").get("action"), Digits="1")
+assert stored[0].tag == "Leave", ET.tostring(stored)
+status = PUBLIC + "/voice/agent/status?" + urlencode(
+    {"kind": "callback", "key": call["CallSid"], "attempt": "a-" + run, "agent": "alice"})
+step(status, CallSid="CA" + run.rjust(32, "9"), CallStatus="completed")
+print("CPU " + json.dumps(cpu))
+"""
+
+
+def seeded_dynamodb_local():
+    """DynamoDB Local started for the bench, its tables made and one IVR (one queue) and one
+    agent stored from this process; returns (server, table prefix)."""
+    from callback.clock import SystemClock
+    from callback.config import Config
+    from callback.domain.records import Ivr, Queue
+    from callback.storage import Storage
+    from devtools.dynamodb_local import DynamoDBLocal
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(key, value)
+    local = DynamoDBLocal().start()
+    prefix = f"cold{os.getpid()}-"
+    storage = Storage(Config(CALLBACK_TABLE_PREFIX=prefix, AWS_ENDPOINT_URL_DYNAMODB=local.url,
+                             DYNAMODB_TIMEOUT_SECONDS=15))
+    storage.create_tables()
+    storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), greeting="Welcome.",
+                         queues=(Queue("Sales", "Main Line", 10),)))
+    # Stored, never signed in: every dispatch finds nobody to ring (see first_requests_section).
+    storage.save_agent_profile("alice", name="Alice", phone="+14155550101", queues=["Sales"],
+                               now=SystemClock().now(), create=True)
+    return local, prefix
+
+
+def first_requests_section(runs, zip_path=PACKAGE):
+    """CPU of `import app`, then of the first hold request, number entry, stored callback and
+    agent status callback, each run in a fresh interpreter started from the unpacked package
+    as Lambda runs it, against DynamoDB Local; as RESULTS.md lines.
+
+    Dispatches run inline (DISPATCH_RUNNER=inline) and the one agent is stored but never
+    signed in, so each dispatch the webhooks ask for reads the agents, finds nobody to ring
+    and places no call. That keeps every run the same: the thread runner would spend the
+    dispatch's CPU on a background thread whenever it got its turn (in a later step, or
+    after the child printed), and the Lambda runner needs a Lambda Invoke API. Inline, the
+    dispatch is counted in the webhook that asked for it; in a Lambda it runs in another
+    invocation, so these rows are an upper bound of a webhook's own cost there.
+    """
+    lines = [FIRST_TITLE, ""]
+    if not os.path.exists(zip_path):
+        return lines + [f"No {os.path.relpath(zip_path, ROOT)}: `make package` first (`make bench` does).", ""]
+    local, prefix = seeded_dynamodb_local()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            _, command, env, cwd = next(p for p in places(tmp, zip_path) if p[0] == BUILT)
+            env = {**env, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                   "AWS_ENDPOINT_URL_DYNAMODB": local.url, "CALLBACK_TABLE_PREFIX": prefix,
+                   "DYNAMODB_TIMEOUT_SECONDS": "15", "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+                   "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC, "SECRET_KEY": "bench",
+                   "DISPATCH_RUNNER": "inline", "LOG_LEVEL": "WARNING"}
+            code = FIRST_REQUESTS_CHILD % (PUBLIC, TOKEN)
+            # One run first, not counted: DynamoDB Local's JVM warms up on it.
+            samples = [first_requests_run(command, code, env, cwd, run) for run in range(runs + 1)][1:]
+    finally:
+        local.stop()
+    median = [statistics.median(sample[i] for sample in samples) for i in range(len(STEPS))]
+    after_import = sum(median[1:4])
+    lines += ["Each run a fresh interpreter started from the Lambda package as built (no site-packages,",
+              "the AWS SDK beside it, bytecode writing off) against DynamoDB Local, one IVR and one agent",
+              "stored beforehand. CPU time of the child (`time.process_time()`, every thread) around each",
+              "step, in order; requests signed before the clock starts. Dispatches run inline and find",
+              "nobody signed in, so no call is placed (bench/cold_start.py says why).", "",
+              "| step | median CPU s | min | max |", "| --- | ---: | ---: | ---: |"]
+    for i, what in enumerate(STEPS):
+        values = [sample[i] for sample in samples]
+        lines.append(f"| {what} | {median[i]:.3f} | {min(values):.3f} | {max(values):.3f} |")
+    lines += ["", f"From the end of `import app` to the first stored callback (hold, number entry, confirm): "
+              f"{after_import:.3f} s of CPU (target: at most 0.15 s).", ""]
+    return lines
+
+
+def first_requests_run(command, code, env, cwd, run):
+    """One fresh interpreter through the first requests; CPU seconds per step."""
+    import json
+
+    child = subprocess.run(command + ["-c", code, str(run + 1)], env=env, cwd=cwd, capture_output=True,
+                           text=True, timeout=300)
+    marker = [line for line in child.stdout.splitlines() if line.startswith("CPU ")]
+    if child.returncode != 0 or not marker:
+        raise RuntimeError(f"first-requests run failed:\n{child.stdout[-2000:]}\n{child.stderr[-3000:]}")
+    return json.loads(marker[0][len("CPU "):])
+
+
 def replace_section(text, lines):
-    """RESULTS.md text with this part's section replaced by `lines` (or added), others kept."""
-    old = text.splitlines()
-    if TITLE not in old:
+    """RESULTS.md text with the section `lines` starts with replaced by them (or added),
+    others kept."""
+    old, title = text.splitlines(), lines[0]
+    if title not in old:
         return "\n".join(old + [""] * bool(old and old[-1]) + lines) + "\n"
-    start = old.index(TITLE)
+    start = old.index(title)
     end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
     return "\n".join(old[:start] + lines + old[end:]).rstrip("\n") + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=0, help="runs per figure (7, or 5 for the first requests)")
     parser.add_argument("--write", action="store_true", help="replace this section of bench/RESULTS.md")
+    parser.add_argument("--first-requests", action="store_true",
+                        help="only the first requests after a cold start (default: 5 runs)")
     args = parser.parse_args(argv)
-    lines = section(args.runs)
-    lines[1:1] = ["", f"Run on its own at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.runs} runs."]
+    if args.first_requests:
+        runs = args.runs or 5
+        lines = first_requests_section(runs)
+    else:
+        runs = args.runs or 7
+        lines = section(runs)
+    lines[1:1] = ["", f"Run on its own at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {runs} runs."]
     print("\n".join(lines))
     if args.write:
         with open(RESULTS) as f:
