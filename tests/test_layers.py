@@ -25,11 +25,8 @@ LAYERS = {
     "web": {"callback.web", "callback.domain", "callback.storage", "callback.telephony"} | BASE,
     "work": {"callback.work", "callback.domain", "callback.storage", "callback.telephony"} | BASE,
 }
-# (importing module, imported module) allowed against the rule above.
-EXCEPTIONS = {
-    ("callback.web.voice.agent", "callback.work.dispatch"),  # until NOTICES move to the domain
-    ("callback.web.voice.caller", "callback.work.dispatch"),  # until NOTICES move to the domain
-}
+# (importing module, imported module) allowed against the rule above: none today.
+EXCEPTIONS = set()
 DOMAIN_FORBIDDEN = {"flask", "werkzeug", "twilio", "pynamodb", "boto3", "botocore"}
 DEVELOPMENT = {"devtools", "tests", "bench"}
 
