@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from callback.domain import attempts as a
-from callback.domain import labels
+from callback.domain import labels, offers
 
 AGENT_SID = "CA" + "a" * 32
 CUSTOMER_SID = "CA" + "b" * 32
@@ -187,7 +187,7 @@ NOT_TAKEN = {
     (a.AGENT_DECIDING, a.AGENT_SILENT): a.DECLINED,
     **{(a.AGENT_JOINING, e): a.AVAILABLE for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
                                                      a.CONFERENCE_ENDED, a.AGENT_SILENT)},
-    **{(a.CALLER_JOINING, e): a.AVAILABLE for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
+    **{(offers.CALLER_JOINING, e): a.AVAILABLE for e in (a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED,
                                                       a.CONFERENCE_ENDED, a.CALLER_NOT_MOVED)},
 }
 OFFER_EXPECTED = {
@@ -198,11 +198,11 @@ OFFER_EXPECTED = {
     (a.AGENT_DECIDING, a.AGENT_PLACED): a.AGENT_DECIDING,
     (a.AGENT_DECIDING, a.AGENT_ACCEPTED): a.AGENT_JOINING,
     (a.AGENT_JOINING, a.AGENT_PLACED): a.AGENT_JOINING,
-    (a.AGENT_JOINING, a.AGENT_JOINED): a.CALLER_JOINING,
-    (a.CALLER_JOINING, a.AGENT_PLACED): a.CALLER_JOINING,
-    (a.CALLER_JOINING, a.CUSTOMER_JOINED): a.ENDED,
-    (a.CALLER_JOINING, a.CUSTOMER_LEFT): a.ENDED,
-    (a.CALLER_JOINING, a.CALLER_GONE): a.ENDED,
+    (a.AGENT_JOINING, a.AGENT_JOINED): offers.CALLER_JOINING,
+    (offers.CALLER_JOINING, a.AGENT_PLACED): offers.CALLER_JOINING,
+    (offers.CALLER_JOINING, a.CUSTOMER_JOINED): a.ENDED,
+    (offers.CALLER_JOINING, a.CUSTOMER_LEFT): a.ENDED,
+    (offers.CALLER_JOINING, a.CALLER_GONE): a.ENDED,
     (a.ENDED, a.AGENT_HUNG_UP): a.ENDED,
     (a.ENDED, a.AGENT_MISSED): a.ENDED,
     (a.ENDED, a.AGENT_NOT_PLACED): a.ENDED,
@@ -219,9 +219,9 @@ def offer_event(kind, sid=None, offer_id="O1", status="no-answer"):
     return a.Event(kind, CALLER_SID, offer_id, sid, status)
 
 
-@pytest.mark.parametrize("state, kind", list(itertools.product(a.OFFER_STATES, a.EVENTS)))
+@pytest.mark.parametrize("state, kind", list(itertools.product(offers.OFFER_STATES, a.EVENTS)))
 def test_every_offer_state_and_event(state, kind):
-    step = a.apply(offer(state), offer_event(kind), a.OFFER_TABLE)
+    step = a.apply(offer(state), offer_event(kind), offers.OFFER_TABLE)
     if (state, kind) not in OFFER_EXPECTED:
         assert step.ignored and step.state == state and step.effects == ()
         return
@@ -249,25 +249,25 @@ def test_every_offer_state_and_event(state, kind):
 
 
 def test_the_offer_table_names_only_its_states_and_known_events():
-    for (state, kind), (following, effects) in a.OFFER_TABLE.items():
-        assert state in a.OFFER_STATES and kind in a.EVENTS and following in a.OFFER_STATES
-    assert set(a.OFFER_TABLE) == set(OFFER_EXPECTED)
+    for (state, kind), (following, effects) in offers.OFFER_TABLE.items():
+        assert state in offers.OFFER_STATES and kind in a.EVENTS and following in offers.OFFER_STATES
+    assert set(offers.OFFER_TABLE) == set(OFFER_EXPECTED)
 
 
-@pytest.mark.parametrize("state", a.OFFER_STATES)
+@pytest.mark.parametrize("state", offers.OFFER_STATES)
 @pytest.mark.parametrize("kind", a.EVENTS)
 def test_an_event_of_another_offer_or_call_changes_nothing(state, kind):
     """A late or repeated event of an earlier offer of the same caller, or of another agent
     call, cannot touch this offer."""
-    step = a.apply(offer(state), offer_event(kind, offer_id="O0"), a.OFFER_TABLE)
+    step = a.apply(offer(state), offer_event(kind, offer_id="O0"), offers.OFFER_TABLE)
     assert step.ignored == "another attempt" and step.effects == () and step.state == state
     if a.LEG_OF[kind] != a.CONFERENCE:
-        step = a.apply(offer(state), offer_event(kind, sid=OTHER_SID), a.OFFER_TABLE)
+        step = a.apply(offer(state), offer_event(kind, sid=OTHER_SID), offers.OFFER_TABLE)
         assert step.ignored and step.effects == () and step.state == state
 
 
 def test_an_offer_participant_is_the_caller_only_by_their_own_call_sid():
-    view = offer(a.CALLER_JOINING, agent_sid=None)
+    view = offer(offers.CALLER_JOINING, agent_sid=None)
     assert a.conference_event("participant-join", CALLER_SID, view) == a.CUSTOMER_JOINED
     assert a.conference_event("participant-leave", CALLER_SID, view) == a.CUSTOMER_LEFT
     assert a.conference_event("participant-leave", OTHER_SID, view) == a.AGENT_LEFT
@@ -279,7 +279,7 @@ def test_a_customer_joining_before_the_agent_is_in_changes_nothing():
     before it (a stray or forged participant) cannot make the attempt connected."""
     for state in (a.AGENT_RINGING, a.AGENT_DECIDING, a.AGENT_JOINING):
         assert a.apply(attempt(state), event(a.CUSTOMER_JOINED)).ignored
-        assert a.apply(offer(state), offer_event(a.CUSTOMER_JOINED), a.OFFER_TABLE).ignored
+        assert a.apply(offer(state), offer_event(a.CUSTOMER_JOINED), offers.OFFER_TABLE).ignored
 
 
 def test_every_outcome_the_table_writes_has_a_label():
@@ -295,4 +295,4 @@ def test_the_readme_prints_the_table_as_it_is():
 
     with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
         readme = f.read()
-    assert a.table_markdown() in readme and a.table_markdown(a.OFFER_TABLE) in readme
+    assert labels.table_markdown() in readme and labels.table_markdown(offers.OFFER_TABLE) in readme

@@ -7,9 +7,8 @@ and the effects to carry out; `apply` is the one function that reads it, and the
 place that ignores an event not meant for the attempt as it stands. The dispatcher
 carries out the effects, each write conditional on the state it was computed from.
 
-A holding caller offered to an agent is the same machine over `OFFER_TABLE`: the agent's
-leg is the same, the caller's call (its CallSid is the caller's own) is the other leg, and
-instead of dialing a customer the accepted offer moves the caller out of the queue.
+A holding caller offered to an agent is the same machine over `offers.OFFER_TABLE`, with
+the same events, effects and `apply`.
 
 Plain Python: no Flask, Twilio or DynamoDB here.
 """
@@ -26,9 +25,6 @@ ENDED = "ended"                          # closed; only the agent's own call may
 STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED,
           ENDED)
 OPEN_STATES = STATES[:-1]
-# A holding caller's offer: the agent's states, then the caller on the way to them.
-CALLER_JOINING = "caller-joining"        # the agent is in: the caller is moved into the conference
-OFFER_STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CALLER_JOINING, ENDED)
 
 # -- legs -------------------------------------------------------------------------------
 AGENT = "agent"
@@ -254,64 +250,15 @@ TABLE = {
 }
 
 
-def _not_taken(why, *first):
-    """The agent did not take the holding caller: back in line, the agent released."""
-    return (ENDED, first + (BackInLine(), ReleaseAgent(why)))
+def agent_end_frees_them(table):
+    """The agent's final status always frees them, whatever else it does: add the release
+    to every pair of `table` on that status that lacks one."""
+    for (state, event), (following, effects) in list(table.items()):
+        if event in (AGENT_HUNG_UP, AGENT_MISSED) and not any(isinstance(e, ReleaseAgent) for e in effects):
+            table[(state, event)] = (following, effects + (ReleaseAgent(AVAILABLE),))
 
 
-# (state, event) -> (next state, effects) of a holding caller's offer. Not listed: nothing.
-OFFER_TABLE = {
-    (AGENT_RINGING, AGENT_PLACED): (AGENT_RINGING, ()),
-    (AGENT_RINGING, AGENT_ANSWERED): (AGENT_DECIDING, ()),
-    (AGENT_RINGING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
-    (AGENT_RINGING, AGENT_DECLINED): _not_taken(DECLINED),
-    (AGENT_RINGING, AGENT_MISSED): _not_taken(MISSED),
-    (AGENT_RINGING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
-    (AGENT_RINGING, AGENT_NOT_PLACED): _not_taken(AVAILABLE),
-    (AGENT_RINGING, AGENT_REFUSED): _not_taken(REFUSED),
-    (AGENT_RINGING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
-
-    (AGENT_DECIDING, AGENT_PLACED): (AGENT_DECIDING, ()),
-    (AGENT_DECIDING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
-    (AGENT_DECIDING, AGENT_DECLINED): _not_taken(DECLINED),
-    (AGENT_DECIDING, AGENT_MISSED): _not_taken(DECLINED),
-    (AGENT_DECIDING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
-    (AGENT_DECIDING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
-
-    # The caller is moved only once the agent is in the conference; gone before that, or
-    # before the caller joined, the caller goes back in line with their place.
-    (AGENT_JOINING, AGENT_PLACED): (AGENT_JOINING, ()),
-    (AGENT_JOINING, AGENT_JOINED): (CALLER_JOINING, (MoveCaller(),)),
-    (AGENT_JOINING, AGENT_LEFT): _not_taken(AVAILABLE),
-    (AGENT_JOINING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
-    (AGENT_JOINING, AGENT_MISSED): _not_taken(AVAILABLE),
-    (AGENT_JOINING, CONFERENCE_ENDED): _not_taken(AVAILABLE),
-    (AGENT_JOINING, AGENT_SILENT): _not_taken(AVAILABLE, HangUp(AGENT)),
-
-    (CALLER_JOINING, AGENT_PLACED): (CALLER_JOINING, ()),
-    (CALLER_JOINING, AGENT_LEFT): _not_taken(AVAILABLE),
-    (CALLER_JOINING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
-    (CALLER_JOINING, AGENT_MISSED): _not_taken(AVAILABLE),
-    (CALLER_JOINING, CONFERENCE_ENDED): _not_taken(AVAILABLE),
-    (CALLER_JOINING, CUSTOMER_JOINED): (ENDED, (LeaveLine("served"),)),
-    # Their join was lost: leaving proves they were with the agent.
-    (CALLER_JOINING, CUSTOMER_LEFT): (ENDED, (LeaveLine("served"),)),
-    (CALLER_JOINING, CALLER_GONE): (ENDED, (LeaveLine("hung-up"), TellAgent("caller-gone"),
-                                            ReleaseAgent(AVAILABLE))),
-    (CALLER_JOINING, CALLER_NOT_MOVED): (ENDED, (BackInLine(), TellAgent("stale"),
-                                                 ReleaseAgent(AVAILABLE))),
-
-    # Over (the caller served, gone or back in line): the agent's own call still has to end.
-    (ENDED, AGENT_HUNG_UP): (ENDED, (ReleaseAgent(AVAILABLE),)),
-    (ENDED, AGENT_MISSED): (ENDED, (ReleaseAgent(MISSED),)),
-    (ENDED, AGENT_NOT_PLACED): (ENDED, (ReleaseAgent(AVAILABLE),)),
-}
-
-# The agent's final status always frees them, whatever else it does.
-for _table in (TABLE, OFFER_TABLE):
-    for (_state, _event), (_next, _effects) in list(_table.items()):
-        if _event in (AGENT_HUNG_UP, AGENT_MISSED) and not any(isinstance(e, ReleaseAgent) for e in _effects):
-            _table[(_state, _event)] = (_next, _effects + (ReleaseAgent(AVAILABLE),))
+agent_end_frees_them(TABLE)
 
 
 # -- applying it ------------------------------------------------------------------------
@@ -367,7 +314,7 @@ def _mismatch(attempt, event):
 
 def apply(attempt, event, table=TABLE):
     """The one step an event makes: ignored unless it matches the attempt and its leg.
-    `table` is TABLE for a callback attempt, OFFER_TABLE for a holding caller's offer."""
+    `table` is TABLE for a callback attempt, offers.OFFER_TABLE for a holding caller's offer."""
     why = _mismatch(attempt, event)
     if why is None and (attempt.state, event.kind) not in table:
         why = f"nothing to do in {attempt.state}"
@@ -425,32 +372,3 @@ def conference_event(status_event, call_sid, attempt):
     if call_sid == attempt.agent_call_sid or (other and call_sid != other and not attempt.agent_call_sid):
         return AGENT_JOINED if joined else AGENT_LEFT
     return CUSTOMER_JOINED if joined else CUSTOMER_LEFT
-
-
-def _effect_text(effect):
-    name = type(effect).__name__
-    if isinstance(effect, EndAttempt):
-        counted = {True: "counted", False: "not counted", None: "counted after a few"}[effect.counted]
-        return f"end attempt: {effect.outcome}, {counted}"
-    if isinstance(effect, HangUp):
-        return f"hang up {effect.leg}"
-    if isinstance(effect, TellAgent):
-        return f"tell agent: {effect.notice}"
-    if isinstance(effect, ReleaseAgent):
-        return f"release agent: {effect.why}"
-    if isinstance(effect, LeaveLine):
-        return f"caller leaves the line: {effect.why}"
-    return {"DialCustomer": "dial customer", "RefuseNumber": "end callback: number refused",
-            "Connect": "connected", "Complete": "completed", "MoveCaller": "move caller to agent",
-            "BackInLine": "caller back in line, same place"}[name]
-
-
-def table_markdown(table=TABLE):
-    """A table as Markdown, for the README (a test keeps the two the same)."""
-    lines = ["| state | event | next state | effects |", "| --- | --- | --- | --- |"]
-    for (state, event), (following, effects) in table.items():
-        shown = "; ".join(_effect_text(e) for e in effects)
-        if not shown:
-            shown = "learn its CallSid" if following == state else "—"
-        lines.append(f"| {state} | {event} | {following} | {shown} |")
-    return "\n".join(lines)

@@ -2,8 +2,10 @@
 
 The API keeps the codes; the portal shows these labels. A code missing here still reads
 as words ('new-code' becomes 'New code'), so a new outcome never breaks a page, but give
-it a label here when you add it.
+it a label here when you add it. The state machines' tables are written out here too, in
+the same plain words, for the README.
 """
+from callback.domain import attempts as a
 
 CALLBACK_STATUS_LABELS = {
     "pending": "Pending",
@@ -102,3 +104,33 @@ def agent_status_label(code):
 def figure_label(code):
     """A wallboard counter for people."""
     return _label(FIGURE_LABELS, code)
+
+
+def _effect_text(effect):
+    name = type(effect).__name__
+    if isinstance(effect, a.EndAttempt):
+        counted = {True: "counted", False: "not counted", None: "counted after a few"}[effect.counted]
+        return f"end attempt: {effect.outcome}, {counted}"
+    if isinstance(effect, a.HangUp):
+        return f"hang up {effect.leg}"
+    if isinstance(effect, a.TellAgent):
+        return f"tell agent: {effect.notice}"
+    if isinstance(effect, a.ReleaseAgent):
+        return f"release agent: {effect.why}"
+    if isinstance(effect, a.LeaveLine):
+        return f"caller leaves the line: {effect.why}"
+    return {"DialCustomer": "dial customer", "RefuseNumber": "end callback: number refused",
+            "Connect": "connected", "Complete": "completed", "MoveCaller": "move caller to agent",
+            "BackInLine": "caller back in line, same place"}[name]
+
+
+def table_markdown(table=a.TABLE):
+    """A state-machine table (attempts.TABLE, offers.OFFER_TABLE) as Markdown, for the README
+    (a test keeps the two the same)."""
+    lines = ["| state | event | next state | effects |", "| --- | --- | --- | --- |"]
+    for (state, event), (following, effects) in table.items():
+        shown = "; ".join(_effect_text(e) for e in effects)
+        if not shown:
+            shown = "learn its CallSid" if following == state else "—"
+        lines.append(f"| {state} | {event} | {following} | {shown} |")
+    return "\n".join(lines)

@@ -102,7 +102,7 @@ class WaitingCall:
     status: str = WAITING
     agent_id: str | None = None
     agent_call_sid: str | None = None
-    # The offer to an agent this caller is in, and where it stands (attempts.OFFER_TABLE).
+    # The offer to an agent this caller is in, and where it stands (offers.OFFER_TABLE).
     offer_id: str | None = None
     phase: str | None = None
 

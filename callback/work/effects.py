@@ -10,8 +10,8 @@ holding caller into the agent's conference. A lost race reads again.
 import logging
 
 from callback.domain import attempts as a
+from callback.domain import offers, transitions
 from callback.domain import records as m
-from callback.domain import transitions
 from callback.domain.answers import Outcome
 from callback.domain.numbers import mask
 from callback.domain.rules import (
@@ -192,7 +192,7 @@ class Effects(Base):
         for _ in range(3):
             call = self.storage.get_waiting_call(event.callback_id)
             view = offer_view(event.callback_id, call, event.attempt_id)
-            step = a.apply(view, event, a.OFFER_TABLE)
+            step = a.apply(view, event, offers.OFFER_TABLE)
             if step.ignored:
                 log.info("caller %s offer %s: %s ignored (%s)", event.callback_id, event.attempt_id,
                          event.kind, step.ignored)
@@ -244,4 +244,4 @@ class Effects(Base):
         except TelephonyError as exc:
             log.warning("could not move caller %s to agent %s: %s", call.call_sid, agent_id, exc)
             return self.handle_offer(a.Event(a.CALLER_NOT_MOVED, **event), agent_id, tell_agent)
-        return Outcome(a.CALLER_JOINING, True)
+        return Outcome(offers.CALLER_JOINING, True)

@@ -6,6 +6,7 @@ caller of the webhook hears and does next (the whisper, the conference, a notice
 from dataclasses import replace
 
 from callback.domain import attempts as a
+from callback.domain import offers
 from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer
 from callback.domain.numbers import speakable
 from callback.domain.rules import CALL, CALLBACK
@@ -104,7 +105,7 @@ class Events(Effects):
         """A holding caller moved out of the queue: True when this offer to this agent still
         waits for them; otherwise they go back in the queue (their record keeps its place)."""
         call = self.storage.get_waiting_call(call_sid)
-        return (offer_view(call_sid, call, offer_id).state == a.CALLER_JOINING
+        return (offer_view(call_sid, call, offer_id).state == offers.CALLER_JOINING
                 and call.agent_id == agent_id)
 
     def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):

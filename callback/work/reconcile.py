@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 
 from callback.domain import attempts as a
-from callback.domain import transitions
+from callback.domain import offers, transitions
 from callback.domain.numbers import mask
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.views import attempt_view, caller_conference, offer_view
@@ -165,7 +165,7 @@ class Reconciler(Effects):
                 return None
             kind = self._late_join(caller_conference(key), agent_call_sid)
             return a.Event(kind, key, offer_id, agent_call_sid) if kind else None
-        if view.state != a.CALLER_JOINING:
+        if view.state != offers.CALLER_JOINING:
             return None
         try:
             caller_status = self.telephony.call_status(key)
