@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callback.domain import stats, transitions
-from callback.domain.attempts import CALLER_JOINING
+from callback.domain.offers import CALLER_JOINING
 from callback.domain.records import Callback
 from callback.domain.rules import number_refused
 from callback.storage import Conflict
