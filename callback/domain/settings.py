@@ -247,3 +247,8 @@ def priority_warnings(settings, queues):
     if settings.priority is None:
         return []
     return [q for q in queues if q.priority > settings.priority]
+
+
+def speech_of(ivr):
+    """The voice and language of an IVR's prompts (the default when the IVR is unknown)."""
+    return ivr.settings.speech if ivr else DEFAULT_SPEECH

@@ -9,6 +9,9 @@ session parses DynamoDB's service description again (about 0.45 s of CPU per col
 container for all the models). Here every model's connection and the transactions' one
 share a single session and a single low-level client per endpoint and client limits.
 botocore clients are thread-safe; creating them is not, so it happens under a lock.
+The session is made once: credentials and AWS config files are read when the first client
+is created (on Lambda they never change), and an in-process AWS mock must be started
+before the first client (the local run and the bench start moto first).
 """
 import logging
 import random

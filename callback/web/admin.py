@@ -384,8 +384,6 @@ def callback_cancel(callback_id):
     try:
         svc.storage.commit(callback, transitions.cancel(callback, svc.clock.now()))
         flash("Callback canceled: the caller will not be called back.", "ok")
-    except NotFound:
-        abort(404)
     except Conflict:
         flash("Only a pending callback can be canceled; this one has moved on.", "error")
     return redirect(url_for("admin.callback_detail", callback_id=callback_id))

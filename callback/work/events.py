@@ -10,15 +10,10 @@ from callback.domain import offers
 from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer
 from callback.domain.numbers import speakable
 from callback.domain.rules import CALL, CALLBACK
-from callback.domain.settings import DEFAULT_SPEECH
+from callback.domain.settings import speech_of
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import NotFound
 from callback.work.effects import Effects
-
-
-def _speech(ivr):
-    """The voice and language of an IVR's prompts (the default when it is unknown)."""
-    return ivr.settings.speech if ivr else DEFAULT_SPEECH
 
 
 class Events(Effects):
@@ -33,7 +28,7 @@ class Events(Effects):
             record = self.storage.get_callback(key) if kind == CALLBACK else self.storage.get_waiting_call(key)
         except NotFound:
             record = None
-        return _speech(self.directory.ivr(record.ivr_name) if record else None)
+        return speech_of(self.directory.ivr(record.ivr_name) if record else None)
 
     def agent_answered(self, kind, key, attempt_id, agent_id, agent_call_sid):
         """The agent's phone picked up: the whisper, and 1 to accept (in the IVR's voice)."""
@@ -131,12 +126,12 @@ class Events(Effects):
                 announcement=f"Hello, this is the callback you requested from {name}. "
                              "Connecting you to an agent now.",
                 status_callback=self._conference_callback(CALLBACK, callback_id, attempt_id, cb.agent_id),
-                speech=_speech(ivr))
+                speech=speech_of(ivr))
         if event == a.CUSTOMER_MACHINE:
             return CustomerAnswer(None, hang_up=True)
         return CustomerAnswer(None, announcement="We are sorry, the agent is no longer available. "
                                                  "We will call you again. Goodbye.", hang_up=True,
-                              speech=_speech(ivr))
+                              speech=speech_of(ivr))
 
     def customer_call_ended(self, callback_id, attempt_id, call_sid, call_status):
         """The customer's leg reached a final status."""

@@ -9,7 +9,7 @@ from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
 from callback.domain.records import CONNECTING, Callback
 from callback.domain.rules import CALL
-from callback.domain.settings import DEFAULT_SPEECH
+from callback.domain.settings import DEFAULT_SPEECH, speech_of
 from callback.domain.views import caller_conference
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import twiml
@@ -20,7 +20,6 @@ from callback.web.voice.common import (
     _joined_marker,
     _joined_time,
     _routed,
-    _speech,
     _unrouted_back_to_hold,
     _wait_url,
     bp,
@@ -44,7 +43,7 @@ def incoming():
         return _enqueue(ivr, ivr.queues[0], greeting=ivr.greeting)
     return twiml.queue_menu(ivr.greeting, [q.name for q in ivr.queues],
                             services().config.public_url("/voice/menu", ivr=ivr.name, attempt=1),
-                            speech=_speech(ivr))
+                            speech=speech_of(ivr))
 
 
 @bp.post("/menu")
@@ -65,14 +64,14 @@ def menu():
     return twiml.queue_menu(None, [q.name for q in ivr.queues],
                             services().config.public_url("/voice/menu", ivr=ivr.name,
                                                          attempt=attempt + 1), problem=problem,
-                            speech=_speech(ivr))
+                            speech=speech_of(ivr))
 
 def _enqueue(ivr, queue, greeting=None):
     # Nothing is recorded yet: a caller who hangs up before Twilio runs <Enqueue> never
     # reaches the queue, so the first waitUrl request records them (see `wait`).
     action = services().config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
     return twiml.enqueue(queue.name, _wait_url(ivr.name, queue.name, recorded=False), action,
-                         greeting=greeting, speech=_speech(ivr))
+                         greeting=greeting, speech=speech_of(ivr))
 
 
 @bp.post("/wait")
@@ -92,7 +91,7 @@ def wait():
     ivr, queue = _routed()
     music = svc.config.HOLD_MUSIC_URL
     if queue is None:
-        return twiml.hold(music, speech=_speech(ivr))
+        return twiml.hold(music, speech=speech_of(ivr))
     now = svc.clock.now()
     joined = _joined_time()
     if joined is None:
@@ -114,13 +113,13 @@ def wait():
         and (offered or (now - joined).total_seconds() >= settings.offer_after_seconds)
     )
     if not offer_due:
-        return twiml.hold(music, loop_url=loop(False), speech=_speech(ivr))
+        return twiml.hold(music, loop_url=loop(False), speech=speech_of(ivr))
     offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name,
                                       joined=int(joined.timestamp()))
     if offered:
-        return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), speech=_speech(ivr))
+        return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), speech=speech_of(ivr))
     return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), wait=_offer_wait(queue, joined),
-                      speech=_speech(ivr))
+                      speech=speech_of(ivr))
 
 
 def _record_caller(ivr, queue, joined):
@@ -171,16 +170,16 @@ def offer():
     ivr = services().directory.ivr(ivr_name)
     if param("Digits") != "1":
         return twiml.back_to_hold(_wait_url(ivr_name, queue_name, offered=True),
-                                  speech=_speech(ivr))
+                                  speech=speech_of(ivr))
     own = caller_id_number(param("From")) if ivr and ivr.settings.offer_caller_id else None
     if own:
         return twiml.offer_caller_id(own, _confirm_url(ivr_name, queue_name, 1, 0, source="caller"),
-                                     speech=_speech(ivr))
+                                     speech=speech_of(ivr))
     # Entry runs inside the wait loop (this Gather's action keeps the waiting context):
     # the caller stays in the Twilio queue while typing, so an agent who frees up meanwhile
     # can still take them, and a failed entry just resumes holding. Leaving the queue
     # would mean a re-enqueue and a window in which nobody could answer them.
-    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1), speech=_speech(ivr))
+    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1), speech=speech_of(ivr))
 
 
 def _entry_url(ivr_name, queue_name, attempt, redo=0):
@@ -205,7 +204,7 @@ def number():
     ivr, queue = _routed()
     if queue is None:
         return _unrouted_back_to_hold()
-    speech = _speech(ivr)
+    speech = speech_of(ivr)
     attempt, redo = _int(param("attempt"), 1), _int(param("redo"), 0)
     # Read the raw value: the length cap of `param` must not turn junk into a valid number.
     check = check_callback_entry(request.form.get("Digits", ""))
@@ -248,7 +247,7 @@ def confirm():
     ivr, queue = _routed()
     if queue is None:
         return _unrouted_back_to_hold()
-    speech = _speech(ivr)
+    speech = speech_of(ivr)
     attempt, redo, ask = _int(param("attempt"), 1), _int(param("redo"), 0), _int(param("ask"), 1)
     entry, call_sid = param("entry"), param("CallSid")
     own_number = param("source") == "caller"
@@ -285,10 +284,10 @@ def _store_and_leave(ivr, queue, call_sid, e164):
     if result.outcome == "agent-connecting":
         return twiml.back_to_hold(_wait_url(ivr.name, queue.name, offer=False),
                                   message="An agent is about to answer your call. "
-                                          "Please stay on the line.", speech=_speech(ivr))
+                                          "Please stay on the line.", speech=speech_of(ivr))
     if result.outcome == "number-pending":
         existing = result.callback.number if result.callback else e164
-        return twiml.already_pending(existing, speech=_speech(ivr))
+        return twiml.already_pending(existing, speech=speech_of(ivr))
     services().handoff.dispatch([queue.name])
     return twiml.leave_queue()
 

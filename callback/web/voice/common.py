@@ -18,7 +18,6 @@ from twilio.request_validator import (
 
 from callback.domain.numbers import mask
 from callback.domain.records import OFFLINE
-from callback.domain.settings import DEFAULT_SPEECH
 from callback.web import twiml
 
 log = logging.getLogger(__name__)
@@ -131,10 +130,6 @@ def _joined_time():
     marker = _joined_marker()
     return datetime.fromtimestamp(int(marker), timezone.utc) if marker else None
 
-
-def _speech(ivr):
-    """The voice and language of an IVR's prompts (the default when it is unknown)."""
-    return ivr.settings.speech if ivr else DEFAULT_SPEECH
 
 
 def _hold_music():

@@ -5,6 +5,7 @@ import logging
 from callback.domain import stats
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.rules import CALL, CALLBACK
+from callback.domain.settings import speech_of
 from callback.storage import NotFound, StorageError
 from callback.web import twiml
 from callback.web.voice.common import (
@@ -12,7 +13,6 @@ from callback.web.voice.common import (
     QUEUE_ERRORS,
     _agents_on_duty,
     _int,
-    _speech,
     bp,
     param,
     services,
@@ -63,7 +63,7 @@ def enqueue_done():
         except NotFound:
             return twiml.goodbye("Goodbye.")
         return twiml.callback_stored(callback.number, expected=_expected_callback(callback),
-                                     speech=_speech(svc.directory.ivr(callback.ivr_name)))
+                                     speech=speech_of(svc.directory.ivr(callback.ivr_name)))
     if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
         waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
         log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
