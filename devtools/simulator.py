@@ -295,19 +295,22 @@ def _place_call(args, session, app, speed):
     Out.say("caller", "call over" if run.ending == "hung-up-by-callee" else "hangs up")
 
     status = app.callback_status(run.call.sid)
-    if status is None:
-        network.stop()
-        return 0
-    for agent_id in args.agent:
-        app.set_available(agent_id)
-    deadline = time.time() + args.watch / speed
-    while time.time() < deadline and status not in FINAL_STATUSES:
-        time.sleep(0.3)
-        status = app.callback_status(run.call.sid)
-    # Let the last status callbacks and conference events land before reporting.
+    if status is not None:
+        for agent_id in args.agent:
+            app.set_available(agent_id)
+        deadline = time.time() + args.watch / speed
+        while time.time() < deadline and status not in FINAL_STATUSES:
+            time.sleep(0.3)
+            status = app.callback_status(run.call.sid)
+    # Let the last status callbacks and conference events land before reporting, also when
+    # an agent took the caller from hold: stopping at once would leave the agent's call live
+    # at the stand-in, and the agent busy, for good.
     settle = time.time() + max(args.late / speed, 0) + 2
     while network.busy() and time.time() < settle:
         time.sleep(0.1)
+    if status is None:
+        network.stop()
+        return 0
     status = app.callback_status(run.call.sid)
     network.out = lambda who, text: None
     network.stop()

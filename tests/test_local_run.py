@@ -117,6 +117,18 @@ def test_scripted_journey_holding_caller_goes_straight_to_a_free_agent(local_run
     assert "is taken out of the queue" in out and "Caller from Support" in out
 
 
+def test_an_agent_who_took_a_holding_caller_is_free_once_make_call_returns(local_run, capsys):
+    out = run_simulator(local_run, capsys, "--ready", "bob", "--keys", "2", "--from", "+12125550199",
+                        "--late", "30", "--seed", "3")
+    assert "is taken out of the queue" in out
+    deadline = time.time() + 10
+    while (status := local_api(local_run, "GET", "/api/agents").json()["agents"]) and time.time() < deadline:
+        if next(a for a in status if a["id"] == "bob")["status"] == "available":
+            break
+        time.sleep(0.3)
+    assert next(a for a in status if a["id"] == "bob")["status"] == "available", status
+
+
 def test_local_data_survives_a_restart_through_the_persist_file(svc, main_line, tmp_path):
     from callback.storage import Storage
     from devtools.local import export_tables, import_tables
