@@ -11,7 +11,7 @@ def section(sizes, days=30):
     """The section's lines: one refresh of the figures at each history size, in moto."""
     from moto import mock_aws
 
-    from bench.__main__ import dynamodb_calls, load_callbacks
+    from bench.records import dynamodb_calls, load_callbacks
     from callback.clock import FixedClock
     from callback.config import Config
     from callback.domain import records as m
