@@ -188,10 +188,11 @@ Stop with Ctrl-C.
 
 def main(argv=None):
     """Start everything and serve until Ctrl-C."""
-    parser = argparse.ArgumentParser(description="Run callback locally.")
+    parser = argparse.ArgumentParser(prog="python -m devtools.local", description="Run callback locally.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
     parser.add_argument("--twilio-port", type=int, default=int(os.environ.get("TWILIO_STANDIN_PORT", 5001)))
-    parser.add_argument("--speed", type=float, default=float(os.environ.get("LOCAL_CLOCK_SPEED", 1)))
+    parser.add_argument("--speed", type=float, default=float(os.environ.get("LOCAL_CLOCK_SPEED", 1)),
+                        help="simulated seconds per real second for the app's clock and sweep")
     parser.add_argument("--session", default=SESSION_FILE,
                         help="where to write URLs and tokens for the simulator")
     parser.add_argument("--persist", default=os.environ.get("LOCAL_PERSIST_FILE", ""),

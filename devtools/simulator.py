@@ -187,7 +187,7 @@ def entered_numbers(keys):
 def build_parser():
     """The command line."""
     parser = argparse.ArgumentParser(
-        description="Play Twilio against the locally running app (start it with `make run`).")
+        prog="python -m devtools.simulator", description="Play Twilio against the locally running app (start it with `make run`).")
     parser.add_argument("--session", default=SESSION_FILE,
                         help="the session file `make run` writes (URLs and tokens of the local run)")
     parser.add_argument("--from", dest="from_", default="+12125550147", help="the caller's number")
