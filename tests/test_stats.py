@@ -81,7 +81,8 @@ def answer_from_hold(svc, clock, call_sid, agent_id):
     storage.claim_waiting_call(storage.get_agent(agent_id), storage.get_waiting_call(call_sid), clock.now(),
                                offer_id="offer1")
     # The agent accepted: the caller is on the way to their conference.
-    storage.advance_offer(storage.get_waiting_call(call_sid), phase=CALLER_JOINING)
+    call = storage.get_waiting_call(call_sid)
+    storage.commit_offer(call, transitions.advance_offer(call, phase=CALLER_JOINING))
     for _ in range(2):
         svc.dispatcher.conference_event("call", call_sid, "offer1", agent_id, "participant-join", call_sid)
     assert storage.get_waiting_call(call_sid) is None

@@ -1,6 +1,7 @@
-"""What each change of a callback writes (callback.domain.transitions): pure functions over
-a callback as read, no DynamoDB. Storage.commit writes these; tests/test_stats.py and the
-dispatch tests check the writes themselves."""
+"""What each change of a callback, or of a holding caller's offer, writes
+(callback.domain.transitions): pure functions over the record as read, no DynamoDB.
+Storage.commit and commit_offer write these; tests/test_stats.py and the dispatch tests
+check the writes themselves."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -138,3 +139,32 @@ def test_a_pending_callback_ends_on_its_own_condition_not_as_read(make, status, 
     assert change.attempt is None  # no attempt is open: nothing to find in the history
     assert change.condition == condition
     assert change.counts == {counter: 1} and change.releases_guard and change.counted_at == T0
+
+
+def holding_in_offer(agent_call_sid=None):
+    return m.WaitingCall("CA-caller", "Main Line", "Sales", "+12125551234", T0, status=m.CONNECTING,
+                         agent_id="alice", agent_call_sid=agent_call_sid, offer_id="offer1",
+                         phase="agent-ringing")
+
+
+@pytest.mark.parametrize("known, reported, learned", [
+    (None, None, {}), (None, "CA-agent", {"agent_call_sid": "CA-agent"}),
+    ("CA-agent", "CA-agent", {}), ("CA-agent", None, {}),
+])
+def test_an_offer_advancing_sets_its_phase_and_learns_the_agent_call(known, reported, learned):
+    change = t.advance_offer(holding_in_offer(known), phase="agent-deciding", agent_call_sid=reported)
+    assert change == t.OfferChange(set={"phase": "agent-deciding", **learned})
+
+
+def test_an_offer_over_before_the_caller_joined_puts_them_back_in_line_with_their_place():
+    change = t.back_in_line(holding_in_offer("CA-agent"))
+    assert change.set == {"status": m.WAITING, "waiting_queue": "Sales"}
+    assert set(change.remove) == {"agent_id", "agent_call_sid", "offer_id", "phase"}
+    assert "joined_at" not in change.set and not change.leaves_line and not change.counts
+
+
+@pytest.mark.parametrize("answered_at, counts", [(None, {}), (T0, {stats.ANSWERED: 1})])
+def test_a_caller_out_of_the_line_is_counted_answered_only_when_they_joined_the_agent(answered_at, counts):
+    change = t.leave_line(holding_in_offer("CA-agent"), answered_at=answered_at)
+    assert change.leaves_line and (change.set, change.remove) == ({}, ())
+    assert (change.counts, change.counted_at) == (counts, answered_at)

@@ -7,6 +7,10 @@ current attempt's history entry, the wallboard counters that move with it, wheth
 number's pending slot is freed, and the condition the write needs. Storage commits a
 change in one conditional write (`Storage.commit`), so a change computed from a stale read
 loses (Conflict) instead of landing, and its counters move only with it.
+
+A holding caller's offer to an agent changes their waiting-call record the same way: an
+`OfferChange` (advance, back in line, out of the line) committed by `Storage.commit_offer`,
+always on the condition that the offer is still as read (its id, phase and agent CallSid).
 """
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,3 +134,36 @@ def expire(cb, now, reason="expiration-time"):
 def cancel(cb, now):
     """An admin cancels a pending callback."""
     return _ending(cb, status=m.CANCELED, reason="canceled by admin", now=now, condition=StillPending())
+
+
+# -- a holding caller's offer ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OfferChange:
+    """One write to a holding caller's record in an offer, computed from the record as read."""
+
+    set: dict = field(default_factory=dict)  # waiting-call field -> new value
+    remove: tuple = ()  # waiting-call fields removed
+    leaves_line: bool = False  # the record is deleted: the caller is out of the line
+    counts: dict = field(default_factory=dict)  # stats counter -> increment, with the deletion
+    counted_at: datetime | None = None
+
+
+def advance_offer(call, *, phase, agent_call_sid=None):
+    """The offer moves to another open phase (and learns the agent's CallSid)."""
+    learned = {"agent_call_sid": agent_call_sid} if agent_call_sid and agent_call_sid != call.agent_call_sid else {}
+    return OfferChange(set={"phase": phase, **learned})
+
+
+def back_in_line(call):
+    """The offer is over before the caller reached the agent: waiting again, same place."""
+    return OfferChange(set={"status": m.WAITING, "waiting_queue": call.queue_name},
+                       remove=("agent_id", "agent_call_sid", "offer_id", "phase"))
+
+
+def leave_line(call, answered_at=None):
+    """The caller is out of the line: hung up on the way, or, with `answered_at`, joined the
+    agent (counted answered once, with the deletion)."""
+    if answered_at is None:
+        return OfferChange(leaves_line=True)
+    return OfferChange(leaves_line=True, counts={stats.ANSWERED: 1}, counted_at=answered_at)

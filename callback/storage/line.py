@@ -117,16 +117,16 @@ class LineStorage(StorageBase):
             return
         call = self.get_waiting_call(call_sid)
         if call is not None:
-            self._remove_counted(call, self.Waiting.call_sid.exists(), event, now)
+            self._remove_counted(call, self.Waiting.call_sid.exists(), {event: 1}, now)
 
-    def _remove_counted(self, call, condition, event, now):
-        """Delete a waiting call on `condition` and count `event` at `now` in the same
-        transaction; False when the condition failed (nothing written, nothing counted)."""
+    def _remove_counted(self, call, condition, counts, now):
+        """Delete a waiting call on `condition` and add `counts` ({counter: n}) at `now` in the
+        same transaction; False when the condition failed (nothing written, nothing counted)."""
         W = self.Waiting
         with _dynamodb():
             def write(tx):
                 tx.delete(W(call.call_sid), condition=condition)
-                self._count(tx, call.queue_name, call.ivr_name, now, {event: 1})
+                self._count(tx, call.queue_name, call.ivr_name, now, counts)
             try:
                 self._transact(write)
             except TransactWriteError as exc:
@@ -163,30 +163,21 @@ class LineStorage(StorageBase):
             condition &= (attr == value) if value else attr.does_not_exist()
         return condition
 
-    def advance_offer(self, call, *, phase, agent_call_sid=None):
-        """Move the caller's offer to another open phase (and learn the agent's CallSid)."""
+    def commit_offer(self, call, change):
+        """Write an offer's change the domain computed from `call`
+        (callback.domain.transitions): an update, a deletion, or a deletion counted in the
+        same transaction. Conflict when the offer has moved on (nothing written or counted)."""
         W = self.Waiting
-        actions = [W.phase.set(phase)]
-        if agent_call_sid and agent_call_sid != call.agent_call_sid:
-            actions.append(W.agent_call_sid.set(agent_call_sid))
-        self._update(W(call.call_sid), actions, self._offer_as_read(call))
-
-    def end_offer(self, call, *, back_in_line, answered_at=None):
-        """Close the caller's offer: waiting again at the same place, or out of the line
-        (hung up on the way, or with `answered_at` joined the agent: counted answered once,
-        with the removal). Conflict when the offer has moved on."""
-        W = self.Waiting
+        condition = self._offer_as_read(call)
         moved_on = "the offer has moved on"
-        if back_in_line:
-            self._update(W(call.call_sid),
-                         [W.status.set(m.WAITING), W.waiting_queue.set(call.queue_name),
-                          W.agent_id.remove(), W.agent_call_sid.remove(), W.offer_id.remove(),
-                          W.phase.remove()],
-                         self._offer_as_read(call))
-        elif answered_at is None:
+        if not change.leaves_line:
+            actions = [getattr(W, name).set(value) for name, value in change.set.items()]
+            actions += [getattr(W, name).remove() for name in change.remove]
+            self._update(W(call.call_sid), actions, condition)
+        elif not change.counts:
             with _dynamodb(conflict=moved_on):
-                _retrying(lambda: W(call.call_sid).delete(condition=self._offer_as_read(call)))
-        elif not self._remove_counted(call, self._offer_as_read(call), stats.ANSWERED, answered_at):
+                _retrying(lambda: W(call.call_sid).delete(condition=condition))
+        elif not self._remove_counted(call, condition, change.counts, change.counted_at):
             raise Conflict(moved_on)
 
     def claim_waiting_call(self, agent, call, now, offer_id=None, phase=AGENT_RINGING):

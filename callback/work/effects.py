@@ -209,13 +209,14 @@ class Effects(Base):
         if view.state != a.ENDED:
             ending = next((e for e in step.effects if isinstance(e, (a.BackInLine, a.LeaveLine))), None)
             if isinstance(ending, a.BackInLine):
-                self.storage.end_offer(call, back_in_line=True)
+                self.storage.commit_offer(call, transitions.back_in_line(call))
             elif ending is not None:
                 # Joined the agent: counted answered once, by the removal that wins.
-                self.storage.end_offer(call, back_in_line=False,
-                                       answered_at=self.clock.now() if ending.why == "served" else None)
+                self.storage.commit_offer(call, transitions.leave_line(
+                    call, answered_at=self.clock.now() if ending.why == "served" else None))
             elif (step.state, step.agent_call_sid) != (view.state, view.agent_call_sid):
-                self.storage.advance_offer(call, phase=step.state, agent_call_sid=step.agent_call_sid)
+                self.storage.commit_offer(call, transitions.advance_offer(
+                    call, phase=step.state, agent_call_sid=step.agent_call_sid))
             log.info("caller %s offer %s: %s -> %s on %s", call.call_sid, view.attempt_id, view.state,
                      step.state, event.kind)
         freed, notice = False, None
