@@ -22,7 +22,6 @@ from callback.storage.client import (
     _cancel_codes,
     _dynamodb,
     _failed,
-    _retrying,
     _valid_key,
 )
 from callback.storage.tables import AttemptMap
@@ -81,16 +80,15 @@ class CallbackStorage(StorageBase):
             guard = self._guard_key(callback.queue_name, callback.number)
             guard.owner = callback.callback_id
             with _dynamodb():
-                def write(guard=guard, guard_free=guard_free):
-                    with self._tx() as tx:
-                        tx.save(record, condition=C.callback_id.does_not_exist())
-                        tx.save(guard, condition=guard_free)
-                        tx.delete(W(waiting_call_sid), condition=still_waiting)
-                        self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
-                                    {stats.REQUESTED: 1})
+                def write(tx, guard=guard, guard_free=guard_free):
+                    tx.save(record, condition=C.callback_id.does_not_exist())
+                    tx.save(guard, condition=guard_free)
+                    tx.delete(W(waiting_call_sid), condition=still_waiting)
+                    self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
+                                {stats.REQUESTED: 1})
 
                 try:
-                    _retrying(write)
+                    self._transact(write)
                 except TransactWriteError as exc:
                     codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
                     if _failed(codes, 1):
@@ -116,15 +114,14 @@ class CallbackStorage(StorageBase):
         connected to them."""
         W = self.Waiting
 
-        def write():
-            with self._tx() as tx:
-                tx.delete(W(waiting_call_sid), condition=W.status == m.WAITING)
-                self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
-                            {stats.ALREADY_PENDING: 1})
+        def write(tx):
+            tx.delete(W(waiting_call_sid), condition=W.status == m.WAITING)
+            self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
+                        {stats.ALREADY_PENDING: 1})
 
         with _dynamodb():
             try:
-                _retrying(write)
+                self._transact(write)
             except TransactWriteError as exc:
                 if not _failed(_cancel_codes(exc), 0):
                     raise
@@ -244,8 +241,7 @@ class CallbackStorage(StorageBase):
         if change.attempt is not None:
             entry = C.history[self._index(cb, change.attempt.attempt_id)]
             actions += [getattr(entry, name).set(value) for name, value in change.attempt.fields.items()]
-        actions += [getattr(C, name).set(value) for name, value in change.set.items()]
-        actions += [getattr(C, name).remove() for name in change.remove]
+        actions += self._field_actions(C, change.set, change.remove)
         condition = self._condition(cb, change.condition)
         if change.releases_guard:
             self._commit_ending(cb, actions, condition, change.counted_at, change.counts)
@@ -282,16 +278,15 @@ class CallbackStorage(StorageBase):
         callback still owns it) and the counters, in one transaction."""
         C = self.CallbackRec
 
-        def write():
-            with self._tx() as tx:
-                tx.update(C(callback.callback_id), actions=actions, condition=condition)
-                tx.delete(self._guard_key(callback.queue_name, callback.number),
-                          condition=self.Guard.owner == callback.callback_id)
-                self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
+        def write(tx):
+            tx.update(C(callback.callback_id), actions=actions, condition=condition)
+            tx.delete(self._guard_key(callback.queue_name, callback.number),
+                      condition=self.Guard.owner == callback.callback_id)
+            self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
 
         with _dynamodb():
             try:
-                _retrying(write)
+                self._transact(write)
             except TransactWriteError as exc:
                 codes = _cancel_codes(exc)  # [delete guard, update callback, count]
                 if _failed(codes, 1):

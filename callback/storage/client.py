@@ -233,6 +233,12 @@ class StorageBase:
                 write(tx)
         _retrying(run)
 
+    @staticmethod
+    def _field_actions(model, set_, remove):
+        """Update actions on `model`'s attributes, by name: set ({name: value}), then remove."""
+        return ([getattr(model, name).set(value) for name, value in set_.items()]
+                + [getattr(model, name).remove() for name in remove])
+
     def _update(self, record, actions, condition):
         """A conditional update. Each one also writes a fresh token to `last_write`: when the
         answer never came (a timeout after DynamoDB applied it, or a 500), the record read

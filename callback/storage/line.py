@@ -171,9 +171,7 @@ class LineStorage(StorageBase):
         condition = self._offer_as_read(call)
         moved_on = "the offer has moved on"
         if not change.leaves_line:
-            actions = [getattr(W, name).set(value) for name, value in change.set.items()]
-            actions += [getattr(W, name).remove() for name in change.remove]
-            self._update(W(call.call_sid), actions, condition)
+            self._update(W(call.call_sid), self._field_actions(W, change.set, change.remove), condition)
         elif not change.counts:
             with _dynamodb(conflict=moved_on):
                 _retrying(lambda: W(call.call_sid).delete(condition=condition))
