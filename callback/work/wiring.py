@@ -54,6 +54,14 @@ def build_services(config):
 
 # -- process entry points: Zappa calls these by their import path --------------------
 
+def _services_from_env(overrides=None):
+    """The services of an entry point that runs outside any Flask request: configuration
+    from the environment (and `overrides`), logging installed."""
+    config = Config.from_env()
+    logs.install(config.LOG_LEVEL)
+    return build_services(config.with_overrides(overrides) if overrides else config)
+
+
 _dispatch_services = None
 
 
@@ -62,10 +70,8 @@ def run_dispatch(queue_names=None):
     it here: `handoff.LambdaRunner` names this function as the task)."""
     global _dispatch_services
     if _dispatch_services is None:
-        config = Config.from_env()
-        logs.install(config.LOG_LEVEL)
         # This invocation is the dispatch: it must not hand itself over again.
-        _dispatch_services = build_services(config.with_overrides({"DISPATCH_RUNNER": "inline"}))
+        _dispatch_services = _services_from_env({"DISPATCH_RUNNER": "inline"})
     offers = dispatch_pending(_dispatch_services, queue_names)
     log.info("dispatch for %s: %d offers", queue_names or "all queues", len(offers))
     return {"offers": len(offers)}
@@ -78,9 +84,7 @@ def run_sweep(event=None, context=None):
     """Entry point for the CloudWatch schedule (zappa_settings.json `events`): one sweep."""
     global _sweep_services
     if _sweep_services is None:
-        config = Config.from_env()
-        logs.install(config.LOG_LEVEL)
-        _sweep_services = build_services(config)
+        _sweep_services = _services_from_env()
     report = sweep_once(_sweep_services)
     log.info("sweep: %s", report)
     return vars(report)
