@@ -6,7 +6,7 @@ import pytest
 from conftest import API_TOKEN, IVR_NUMBER, PUBLIC, said, twiml
 
 from callback.domain.records import Callback
-from callback.work.sweep import sweep_once
+from callback.work.sweep import SweepReport, sweep_once
 
 ALICE = "+14155550101"
 BOB = "+14155550102"
@@ -495,3 +495,43 @@ def test_a_caller_and_their_callback_sharing_a_call_sid_are_told_apart(svc, cloc
     holding_caller(svc, clock, "Support", minutes_ago=5, call_sid=cb_id)
     assert api.status("bob", "available").status_code == 200
     assert f"kind=call&key={cb_id}" in ringing(twilio_standin, BOB).url
+
+
+def test_a_sweep_starts_no_item_the_invocation_has_no_time_left_for(svc, clock, agents):
+    """Lambda's remaining time is read before every item: with only enough for two, the
+    sweep expires two and stops; the next sweep (a new invocation) finishes the work."""
+    for n in range(4):
+        store_callback(svc, clock, call_sid="CA" + str(n) * 32, number=f"+1415555010{n}")
+    clock.advance(minutes=200)
+    reserve = 2 * svc.config.TWILIO_REST_TIMEOUT_SECONDS + 2 * svc.config.DYNAMODB_TIMEOUT_SECONDS
+    left = [reserve + 2, reserve + 1, reserve - 0.1]
+    checks = []
+
+    def time_left():
+        checks.append(1)
+        return left[min(len(checks), len(left)) - 1]
+
+    first = sweep_once(svc, time_left=time_left)
+    assert (first.expired, first.stopped_at, first.offers) == (1, "expire_pending", 0)
+    second = sweep_once(svc, time_left=lambda: reserve + 60)
+    assert (second.expired, second.stopped_at) == (3, None)
+
+
+def test_the_scheduled_entry_point_reads_the_lambda_contexts_remaining_time(monkeypatch):
+    from callback.work import wiring
+
+    seen = {}
+
+    def fake_sweep(services, time_left=None):
+        seen["left"] = time_left()
+        return SweepReport()
+
+    monkeypatch.setattr(wiring, "_sweep_services", object())
+    monkeypatch.setattr(wiring, "sweep_once", fake_sweep)
+
+    class Context:
+        def get_remaining_time_in_millis(self):
+            return 12_500
+
+    assert wiring.run_sweep({"source": "aws.events"}, Context())["stopped_at"] is None
+    assert seen["left"] == 12.5

@@ -4,6 +4,11 @@
 It reads through indexes keyed by status and time, so its cost follows the number of
 items that need it, not the size of the table. Every change it makes is a conditional
 write, so it is safe to run twice at once and alongside the webhooks.
+
+A sweep runs inside a Lambda timeout. Past it, Lambda kills the invocation midway and
+(were the function's asynchronous retries not off) runs the whole event again. So it
+starts no new item once what is left of the invocation would not cover one more at its
+slowest, and leaves the rest to the next minute's sweep.
 """
 import logging
 from dataclasses import dataclass, field
@@ -31,24 +36,60 @@ class SweepReport:
     offers: int = 0
     items_read: int = 0
     errors: list = field(default_factory=list)
+    # The step at which the sweep stopped for lack of time, if it did.
+    stopped_at: str | None = None
 
 
-def sweep_once(svc):
-    """One pass over everything whose time has come; returns a SweepReport."""
+class OutOfTime(Exception):
+    """Not enough of the invocation is left to start one more item."""
+
+
+class Budget:
+    """What is left of the invocation, in seconds, against what one item may need."""
+
+    def __init__(self, time_left=None, reserve=0.0):
+        self.time_left = time_left
+        self.reserve = reserve
+
+    def check(self):
+        """Raise OutOfTime when one more item might not finish in time."""
+        if self.time_left is not None and self.time_left() < self.reserve:
+            raise OutOfTime()
+
+
+def item_reserve(config):
+    """The longest one item can take: a Twilio request and a hang-up, each to its timeout,
+    and two DynamoDB writes, each to theirs."""
+    return 2 * config.TWILIO_REST_TIMEOUT_SECONDS + 2 * config.DYNAMODB_TIMEOUT_SECONDS
+
+
+def sweep_once(svc, time_left=None):
+    """One pass over everything whose time has come; returns a SweepReport.
+
+    `time_left()`, when given, says how many seconds the invocation has left: no item is
+    started once they would not cover `item_reserve`."""
     report = SweepReport()
     now = svc.clock.now()
+    budget = Budget(time_left, item_reserve(svc.config))
     steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _drop_stale_waiting, _dispatch)
     for step in steps:
         try:
-            step(svc, now, report)
+            budget.check()
+            step(svc, now, report, budget)
+        except OutOfTime:
+            report.stopped_at = step.__name__.lstrip("_")
+            log.warning("sweep stopped at %s with %.1f s of the invocation left; the next sweep goes on",
+                        report.stopped_at, time_left())
+            break
         except Exception as exc:  # one failing step must not stop the others
             log.exception("sweep step %s failed", step.__name__)
             report.errors.append(f"{step.__name__}: {type(exc).__name__}")
     return report
 
 
-def _expire_pending(svc, now, report):
+def _expire_pending(svc, now, report, budget):
     for cb in svc.storage.needing_sweep(m.PENDING, now, limit=BATCH):
+        budget.check()
         report.items_read += 1
         if cb.expires_at <= now:
             try:
@@ -58,7 +99,7 @@ def _expire_pending(svc, now, report):
                 pass
 
 
-def _reconcile_attempts(svc, now, report):
+def _reconcile_attempts(svc, now, report, budget):
     """Attempts whose next event is late: Twilio's record of their calls is the truth.
 
     The index is a snapshot that may be stale; `reconcile` reads the callback again and
@@ -66,6 +107,7 @@ def _reconcile_attempts(svc, now, report):
     """
     for status in (m.DIALING, m.CONNECTED):
         for cb in svc.storage.needing_sweep(status, now, limit=BATCH):
+            budget.check()
             report.items_read += 1
             try:
                 if svc.dispatcher.reconcile(cb.callback_id, cb.attempt_id):
@@ -75,7 +117,7 @@ def _reconcile_attempts(svc, now, report):
                 report.errors.append(f"reconcile {cb.callback_id}")
 
 
-def _reconcile_agents(svc, now, report):
+def _reconcile_agents(svc, now, report, budget):
     """Reserved or busy agents whose call Twilio says is over (or was never placed): free
     within two sweeps, however many status callbacks were lost."""
     for agent in svc.storage.list_agents():
@@ -83,6 +125,7 @@ def _reconcile_agents(svc, now, report):
         since = agent.status_changed_at
         if agent.status not in (m.RESERVED, m.BUSY) or since is None or now - since < AGENT_SETTLE:
             continue
+        budget.check()
         try:
             if svc.dispatcher.reconcile_agent(agent):
                 report.released_agents += 1
@@ -91,18 +134,19 @@ def _reconcile_agents(svc, now, report):
             report.errors.append(f"agent {agent.agent_id}")
 
 
-def _drop_stale_waiting(svc, now, report):
+def _drop_stale_waiting(svc, now, report, budget):
     for ivr in svc.directory.ivrs():
         for queue in ivr.queues:
             stale = svc.storage.waiting_in_queue(queue.name, limit=BATCH,
                                                  joined_before=now - WAITING_CALL_LIFETIME)
             for call in stale:
+                budget.check()
                 report.items_read += 1
                 svc.storage.remove_waiting_call(call.call_sid)
                 report.dropped_waiting += 1
 
 
-def _dispatch(svc, now, report):
+def _dispatch(svc, now, report, budget):
     report.offers += len(svc.dispatcher.dispatch())
 
 

@@ -81,10 +81,12 @@ _sweep_services = None
 
 
 def run_sweep(event=None, context=None):
-    """Entry point for the CloudWatch schedule (zappa_settings.json `events`): one sweep."""
+    """Entry point for the CloudWatch schedule (zappa_settings.json `events`): one sweep,
+    within what the Lambda invocation (`context`) has left."""
     global _sweep_services
     if _sweep_services is None:
         _sweep_services = _services_from_env()
-    report = sweep_once(_sweep_services)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    report = sweep_once(_sweep_services, time_left=(lambda: remaining() / 1000) if remaining else None)
     log.info("sweep: %s", report)
     return vars(report)
