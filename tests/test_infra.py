@@ -1,6 +1,12 @@
-"""The CloudFormation template and the PynamoDB models agree; the role is least privilege."""
+"""The CloudFormation template and the PynamoDB models agree; the role is least privilege
+and usable where Zappa uses it; cfn-lint finds nothing; the README deploys it under a stack
+name of its own."""
 import json
 import os
+import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -62,11 +68,59 @@ def test_the_lambda_role_grants_only_what_the_app_uses(template):
     dynamo = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
     for statement in dynamo:
         assert statement["Resource"] != "*"
-    # Dispatch runs in an asynchronous invocation of the same function, and only that.
+    # Dispatch runs in an asynchronous invocation of the same function (or, with provisioned
+    # concurrency or SnapStart, an alias Zappa points API Gateway at), and only that.
     invoke = [s for s in statements if "lambda:InvokeFunction" in s["Action"]]
     assert [s["Action"] for s in invoke] == [["lambda:InvokeFunction"]]
-    assert invoke[0]["Resource"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"}
+    function = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"
+    assert invoke[0]["Resource"] == [{"Fn::Sub": function}, {"Fn::Sub": function + ":*"}]
+
+
+def test_the_role_is_trusted_by_exactly_the_services_zappa_hands_it_to(template):
+    """With manage_roles false Zappa passes the role to Lambda, as the API Gateway
+    integration's credentials, and as the sweep rule's RoleArn (PutRule refuses a role
+    events.amazonaws.com cannot assume)."""
+    [statement] = template["Resources"]["LambdaRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
+    assert set(statement["Principal"]) == {"Service"}
+    assert sorted(statement["Principal"]["Service"]) == [
+        "apigateway.amazonaws.com", "events.amazonaws.com", "lambda.amazonaws.com"]
+
+
+def test_the_functions_logs_are_kept_for_a_set_time(template):
+    group = template["Resources"]["LogGroup"]
+    assert group["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${FunctionName}"}
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+
+
+def test_zappas_uploads_go_to_a_private_bucket_of_the_stage(template):
+    bucket = template["Resources"]["DeploymentBucket"]
+    assert bucket["Properties"]["BucketName"] == {"Fn::Sub": "${FunctionName}-deploys-${AWS::AccountId}-${AWS::Region}"}
+    assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+    assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_cfn_lint_finds_nothing():
+    cfn_lint = shutil.which("cfn-lint", path=os.path.dirname(sys.executable)) or shutil.which("cfn-lint")
+    assert cfn_lint, "cfn-lint is in requirements-dev.txt"
+    run = subprocess.run([cfn_lint, os.path.join(ROOT, "infra", "cloudformation.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_readme_deploys_the_template_under_a_stack_name_zappa_never_uses():
+    """Zappa creates and updates a stack named `<project>-<stage>` for the API; the tables
+    and role in that stack would be deleted or orphaned by `zappa deploy`/`undeploy`."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    with open(os.path.join(ROOT, "zappa_settings.json")) as f:
+        stages = json.load(f)
+    zappa_stacks = {f"callback-{stage}" for stage in stages}
+    named = re.findall(r"--stack-name\s+(\S+)", readme)
+    assert named, "the README's deploy steps create the infra stack"
+    for name in named:
+        assert name not in zappa_stacks and name.endswith("-infra"), name
 
 
 def test_zappa_uses_the_templates_role():
@@ -74,3 +128,4 @@ def test_zappa_uses_the_templates_role():
         dev = json.load(f)["dev"]
     assert dev["manage_roles"] is False and dev["role_name"] == "callback-dev-lambda"
     assert dev["debug"] is False and dev["log_level"] == "INFO"
+    assert dev["s3_bucket"].startswith("callback-dev-deploys-")
