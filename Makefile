@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test call bench soak package init-db clean browser java dynamodb-local
+.PHONY: run test call bench soak package init-db clean browser java dynamodb-local runtime-python deploy update
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 call: $(STAMP)
 	$(BIN)/python -m devtools.simulator $(ARGS)
 
-test: $(STAMP) browser dynamodb-local
+test: $(STAMP) browser dynamodb-local runtime-python
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The admin-portal browser test drives Debian's chromium (Playwright's own download cannot
@@ -80,28 +80,61 @@ soak: $(STAMP)
 	@$(MAKE) --no-print-directory dynamodb-local || echo "no DynamoDB Local: the soak runs on moto"
 	$(BIN)/python -m bench.soak --write $(ARGS)
 
-# The Lambda zip, built by `zappa package` from a virtualenv holding only the runtime
-# requirements (and Zappa, whose handler runs in the Lambda). Zappa's zip callback
-# (lambda_bytecode.py) adds the modules' bytecode, so it must be built with the Python of
-# the stage's runtime: checked here before the slow install, and again by the callback.
+# The Lambda package. Zappa packages the folder it runs in and the site-packages of
+# VIRTUAL_ENV, so `make package` gives it exactly what ships: a staging copy of the app, and
+# the runtime requirements installed as wheels for the Lambda's Python and platform. Both
+# sit in hidden folders under build/, which Zappa's WebSocket search skips. Zappa itself
+# runs from .venv; its callbacks (devtools/lambda_package.py) check the zip and add
+# bytecode compiled by the runtime's own Python (`runtime-python`).
 STAGE ?= dev
-LAMBDA_VENV := build/lambda-venv
-ZIP := build/callback-$(STAGE).zip
+LAMBDA_RUNTIME = $(shell $(PYTHON) devtools/lambda_package.py runtime $(STAGE))
+RUNTIME_PYTHON = build/.runtime/$(LAMBDA_RUNTIME)/python
+# Zappa reads VIRTUAL_ENV/lib/<the Python running Zappa>/site-packages.
+HOST_PYTHON := $(shell $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
+LAMBDA_ENV = build/.lambda-env-$(STAGE)
+LAMBDA_SITE = $(LAMBDA_ENV)/lib/$(HOST_PYTHON)/site-packages
+STAGING = build/.staging/$(STAGE)
+ZIP = build/callback-$(STAGE).zip
+# Amazon Linux 2023 (glibc 2.34) on x86_64, as `architecture` in zappa_settings.json says.
+LAMBDA_WHEELS = --only-binary=:all: --implementation cp --platform manylinux2014_x86_64 \
+  --platform manylinux_2_28_x86_64 --python-version $(subst python,,$(LAMBDA_RUNTIME))
+# Zappa's handler runs in the Lambda; the rest of Zappa (its CLI's dependencies) does not.
+LAMBDA_HANDLER = zappa==0.63.0 durationpy==0.12
+ZAPPA = cd $(1) && VIRTUAL_ENV=$(abspath $(LAMBDA_ENV)) PYTHONPATH=$(CURDIR) \
+  LAMBDA_RUNTIME_PYTHON=$(abspath $(RUNTIME_PYTHON)) \
+  AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(abspath $(BIN))/zappa
 
-$(LAMBDA_VENV)/.installed: requirements.txt
-	$(PYTHON) lambda_bytecode.py $(STAGE)
-	rm -rf $(LAMBDA_VENV)
-	$(PYTHON) -m venv $(LAMBDA_VENV)
-	$(LAMBDA_VENV)/bin/pip install --quiet --upgrade pip
-	$(LAMBDA_VENV)/bin/pip install --quiet -r requirements.txt zappa==0.63.0
+
+runtime-python: $(STAMP)
+	@test -x $(RUNTIME_PYTHON) || { \
+	  command -v debootstrap >/dev/null 2>&1 || [ "$(LAMBDA_RUNTIME)" = "$(HOST_PYTHON)" ] || { \
+	    echo "installing debootstrap to unpack $(LAMBDA_RUNTIME) from Debian"; \
+	    $(call APT_INSTALL,debootstrap) || echo "debootstrap could not be installed"; }; \
+	  echo "unpacking $(LAMBDA_RUNTIME), the Lambda's Python, for the package's bytecode"; \
+	  $(PYTHON) devtools/lambda_package.py runtime-python $(STAGE); }
+
+$(LAMBDA_ENV)/.installed: requirements.txt Makefile
+	rm -rf $(LAMBDA_ENV) && mkdir -p $(LAMBDA_SITE)
+	$(BIN)/pip install --quiet --target $(LAMBDA_SITE) $(LAMBDA_WHEELS) -r requirements.txt
+	$(BIN)/pip install --quiet --target $(LAMBDA_SITE) $(LAMBDA_WHEELS) --no-deps $(LAMBDA_HANDLER)
+	$(PYTHON) devtools/lambda_package.py prune-sdk $(LAMBDA_SITE)
 	touch $@
 
-package: $(LAMBDA_VENV)/.installed
-	rm -f $(ZIP)
-	VIRTUAL_ENV=$(abspath $(LAMBDA_VENV)) PATH=$(abspath $(LAMBDA_VENV))/bin:$$PATH \
-	  AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
-	  $(LAMBDA_VENV)/bin/zappa package $(STAGE) -o $(ZIP)
+package: $(STAMP) runtime-python $(LAMBDA_ENV)/.installed
+	@# build/lambda-venv (before #29) holds Zappa's handler where Zappa looks for WebSockets.
+	rm -rf build/lambda-venv $(STAGING) $(ZIP) && mkdir -p $(STAGING)
+	cp -R app.py callback templates zappa_settings.json $(STAGING)/
+	$(call ZAPPA,$(STAGING)) package $(STAGE) -o $(abspath $(ZIP))
 	@$(PYTHON) -c "import os; s = os.path.getsize('$(ZIP)'); print(f'$(ZIP): {s / 2**20:.1f} MiB zipped (Lambda allows 50 MiB)')"
+
+# The zip `make package` built and tested, deployed: `deploy` creates the stage, or updates
+# it when it exists (so the README's steps can run twice); `update` only updates.
+deploy: package
+	command=$$($(BIN)/python devtools/lambda_package.py deploy-command $(STAGE)) && \
+	  $(call ZAPPA,$(CURDIR)) $$command $(STAGE) --zip $(abspath $(ZIP))
+
+update: package
+	$(call ZAPPA,$(CURDIR)) update $(STAGE) --zip $(abspath $(ZIP))
 
 init-db: $(STAMP)
 	$(BIN)/flask --app app init-db

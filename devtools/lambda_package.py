@@ -43,6 +43,11 @@ DEVELOPMENT = ("devtools/", "tests/", "bench/", "build/", "infra/", ".ci/", ".ve
 # Debian releases whose python3.X is a Lambda runtime's Python (debootstrap's suite names).
 DEBIAN_SUITE = {"python3.11": "bookworm", "python3.13": "trixie"}
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# The AWS services the function calls: the app's tables and secrets, Zappa's handler's
+# remote_env (S3) and asynchronous tasks (zappa.asynchronous makes Lambda, SNS, STS and
+# DynamoDB clients when imported). The pinned SDK ships with the models of these alone:
+# botocore's 400-odd others would be 15 MiB of the zip that nothing reads.
+SDK_SERVICES = ("dynamodb", "s3", "lambda", "sns", "ssm", "sts")
 # The function's asynchronous invocations (Zappa's event rule and its tasks).
 EVENT_INVOKE = {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
 
@@ -142,6 +147,22 @@ def interpreter_runtime(python):
     if run.returncode != 0:
         raise PackageError(f"{python} does not run: {run.stderr[-1000:]}")
     return run.stdout.strip()
+
+
+def prune_sdk(site):
+    """Remove the service models of every AWS service but SDK_SERVICES from the botocore
+    and boto3 installed in `site`; returns how many were removed."""
+    removed = 0
+    for package in ("botocore", "boto3"):
+        data = os.path.join(site, package, "data")
+        for name in sorted(os.listdir(data)):
+            if os.path.isdir(os.path.join(data, name)) and name not in SDK_SERVICES:
+                shutil.rmtree(os.path.join(data, name))
+                removed += 1
+    missing = [s for s in SDK_SERVICES if not os.path.isdir(os.path.join(site, "botocore", "data", s))]
+    if missing:
+        raise PackageError(f"botocore has no model for {', '.join(missing)}")
+    return removed
 
 
 # -- bytecode -------------------------------------------------------------------------
@@ -286,11 +307,26 @@ def after_deploy(cli):
                f"are dropped and none is retried (the sweep is the retry)")
 
 
+def is_deployed(stage, settings_path=os.path.join(ROOT, "zappa_settings.json")):
+    """Whether the stage's function exists in its AWS account (credentials from the environment)."""
+    import boto3
+
+    config = stage_config(settings_path, stage)
+    client = boto3.client("lambda", region_name=config.get("aws_region"))
+    try:
+        client.get_function(FunctionName=f"{config['project_name']}-{stage}")
+    except client.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
 # -- command line ----------------------------------------------------------------------
 
 def main(argv=None):
     """`runtime STAGE` prints the stage's runtime; `runtime-python STAGE` makes its Python;
-    `compile ZIP` adds this Python's bytecode to ZIP (run by the runtime's interpreter)."""
+    `deploy-command STAGE` prints `deploy`, or `update` when the stage's function exists;
+    `prune-sdk SITE` keeps only the AWS models the function uses; `compile ZIP` adds this
+    Python's bytecode to ZIP (run by the runtime's interpreter)."""
     args = sys.argv[1:] if argv is None else argv
     settings = os.path.join(ROOT, "zappa_settings.json")
     try:
@@ -300,6 +336,11 @@ def main(argv=None):
             runtime = stage_runtime(settings, args[1])
             python = fetch_runtime_python(runtime, os.path.dirname(runtime_python_path(runtime)))
             print(f"{runtime}: {os.path.relpath(python, ROOT)}")
+        elif args[:1] == ["deploy-command"]:
+            # `zappa deploy` refuses a stage that exists: `make deploy` updates it instead.
+            print("update" if is_deployed(args[1]) else "deploy")
+        elif args[:1] == ["prune-sdk"]:
+            print(f"removed {prune_sdk(args[1])} AWS service models; kept {', '.join(SDK_SERVICES)}")
         elif args[:1] == ["compile"]:
             count, invalid = add_bytecode(args[1])
             print(json.dumps({"tag": sys.implementation.cache_tag, "compiled": count, "invalid": invalid}))

@@ -3,6 +3,7 @@ HTTP, a controlled clock, the app, and a client that signs requests like Twilio 
 import os
 import re
 import shutil
+import subprocess
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -21,6 +22,8 @@ from callback.domain.records import Ivr, Queue
 from callback.domain.settings import CallbackSettings
 from devtools import dynamodb_local
 from devtools.standin import StandInServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # CI must not turn red by chance: there Hypothesis derives its examples from each test's
 # name (derandomize) and keeps no example database. Locally it explores new examples every
@@ -77,6 +80,14 @@ def serve_dynamodb_local():
         pytest.fail(str(exc), pytrace=False)
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def lambda_zip():
+    """`make package`: the dev stage's Lambda zip, built once per test session."""
+    build = subprocess.run(["make", "package"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return os.path.join(ROOT, "build", "callback-dev.zip")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""lambda_bytecode: the bytecode Zappa's zip callback adds is the bytecode a fresh,
-read-only interpreter uses, and a package for another Python is refused."""
+"""devtools.lambda_package: the bytecode Zappa's zip callback adds is the bytecode a fresh,
+read-only interpreter uses, compiled by the runtime's own Python and refused for another."""
 import os
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import click
 import pytest
 from import_probe import PROBE, REPORT, read_report
 
-import lambda_bytecode
+from devtools import lambda_package as lambda_bytecode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCHECKED, CHECKED = 0b01, 0b11  # PEP 552 flags: hash-based, and whether the source is checked
@@ -99,28 +99,50 @@ def test_a_zip_that_already_holds_bytecode_is_refused(tmp_path):
         lambda_bytecode.add_bytecode(archive)
 
 
-def test_a_package_for_another_python_is_refused_before_anything_is_added(tmp_path):
+def test_bytecode_for_another_runtime_is_compiled_by_that_runtimes_python(tmp_path):
     archive = zappa_like_zip(tmp_path / "package.zip")
-    before = archive.read_bytes()
     other = "python3.{}".format(sys.version_info.minor + 1)
-    cli = SimpleNamespace(runtime=other, zip_path=str(archive))
-    this = lambda_bytecode.this_runtime()
-    with pytest.raises(click.ClickException, match=f"runtime is {other}.*built with {this}"):
-        lambda_bytecode.zappa_zip_callback(cli)
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    before = archive.read_bytes()
+    # An interpreter that is not the runtime it stands for is refused before anything is added.
+    with pytest.raises(lambda_bytecode.PackageError, match=f"runtime is {other}.*is {lambda_bytecode.this_runtime()}"):
+        lambda_bytecode.add_bytecode_for(other, archive, python=str(python))
     assert archive.read_bytes() == before
+    with pytest.raises(lambda_bytecode.PackageError, match="make runtime-python"):
+        lambda_bytecode.add_bytecode_for(other, archive, python=str(tmp_path / "none"))
 
-    lambda_bytecode.zappa_zip_callback(SimpleNamespace(runtime=this, zip_path=str(archive)))
-    assert archive.read_bytes() != before
+    # The runtime's own interpreter compiles in its own process: its cache tag, its count.
+    tag, count, invalid = lambda_bytecode.add_bytecode_for(lambda_bytecode.this_runtime(), archive,
+                                                           python=str(python))
+    assert (tag, count, invalid) == (sys.implementation.cache_tag, 4, ["pkg/templates/py2_era.py"])
 
 
-def test_make_package_checks_the_stage_runtime_before_building(tmp_path):
-    script = os.path.join(ROOT, "lambda_bytecode.py")
-    ok = subprocess.run([sys.executable, script, "production"], capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0, ok.stderr
+def test_the_zip_callback_refuses_a_package_with_a_websocket_handler_or_development_files(tmp_path):
+    archive = zappa_like_zip(tmp_path / "package.zip")
+    with zipfile.ZipFile(archive, "a") as z:
+        z.writestr("handler.py", "")
+    cli = SimpleNamespace(runtime=lambda_bytecode.this_runtime(), zip_path=str(archive))
+    lambda_bytecode.finish_zip(cli)
 
+    for name, text in (("zappa_settings.py", "WEBSOCKET_HANDLER_MODULE='build.venv.zappa.handler'\n"),
+                       ("devtools/local.py", "")):
+        bad = tmp_path / f"bad-{len(text)}.zip"
+        with zipfile.ZipFile(bad, "w") as z:
+            for existing, content in {**MODULES, "handler.py": "", name: text}.items():
+                z.writestr(existing, content)
+        with pytest.raises(click.ClickException, match="WebSocket|development files"):
+            lambda_bytecode.finish_zip(SimpleNamespace(runtime=cli.runtime, zip_path=str(bad)))
+
+
+def test_the_stage_runtime_follows_extends(tmp_path):
+    script = os.path.join(ROOT, "devtools", "lambda_package.py")
     settings = tmp_path / "zappa_settings.json"
-    settings.write_text('{"dev": {"runtime": "python2.7"}, "production": {"extends": "dev"}}')
-    refused = subprocess.run([sys.executable, script, "production", str(settings)],
-                             capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 1
-    assert "runtime is python2.7" in refused.stderr and "make package PYTHON=python2.7" in refused.stderr
+    settings.write_text('{"dev": {"runtime": "python3.13", "s3_bucket": "a"}, '
+                        '"production": {"extends": "dev", "s3_bucket": "b"}}')
+    assert lambda_bytecode.stage_runtime(settings, "production") == "python3.13"
+    assert lambda_bytecode.stage_config(settings, "production")["s3_bucket"] == "b"
+    printed = subprocess.run([sys.executable, script, "runtime", "production"], capture_output=True, text=True,
+                             timeout=60)
+    assert printed.returncode == 0 and printed.stdout.strip().startswith("python3.")
