@@ -1,9 +1,9 @@
 """Cold start: `import app` against importing its dependencies alone, each in a fresh
 interpreter, in the virtualenv and in the Lambda package as `make package` builds it.
 
-The package is unpacked and run as a Lambda runs it: bytecode writing off, no
-site-packages, the AWS SDK from beside it (the runtime provides it; the package leaves it
-out). The same package without its `__pycache__/` shows what Zappa alone would ship.
+The package is unpacked and run as a Lambda runs it: by the runtime's Python (`make
+runtime-python`), bytecode writing off, no site-packages, its own AWS SDK. The same package
+without its `__pycache__/` shows what Zappa alone would ship.
 Ratios use CPU time (user + system of the child): on a shared machine wall time also
 counts the turns of other processes, CPU time does not. Wall time is shown beside it.
 
@@ -26,6 +26,8 @@ import tempfile
 import time
 import zipfile
 
+from devtools.lambda_package import runtime_python_path, stage_runtime
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "build", "callback-dev.zip")
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
@@ -36,7 +38,6 @@ DEPENDENCIES = ("import flask, flask_wtf, twilio.rest, twilio.twiml.voice_respon
 # call, and PynamoDB needs botocore, not boto3.
 STARTUP_DEPENDENCIES = ("import flask, flask_wtf, twilio.twiml.voice_response, twilio.request_validator, "
                         "pynamodb.models, pynamodb.transactions")
-RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
 PART = "the part of them `import app` loads"
 VENV, BUILT, SOURCES = ("virtualenv (pip compiled it)", "Lambda package, as built",
                         "Lambda package, sources only (Zappa alone)")
@@ -60,28 +61,23 @@ def unpack(zip_path, target, bytecode):
     return target
 
 
-def runtime_sdk(target):
-    """The AWS SDK on a path of its own, as the Lambda runtime provides it."""
-    import boto3
-
-    os.mkdir(target)
-    site = os.path.dirname(os.path.dirname(boto3.__file__))
-    for name in RUNTIME_SDK:
-        os.symlink(os.path.join(site, name), os.path.join(target, name))
-    return target
+def runtime_python():
+    """The interpreter of the dev stage's Lambda runtime, and its name."""
+    runtime = stage_runtime(os.path.join(ROOT, "zappa_settings.json"), "dev")
+    return runtime_python_path(runtime), runtime
 
 
 def places(tmp, zip_path):
     """Where to start from: (name, command prefix, environment, working directory)."""
     venv_env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONDONTWRITEBYTECODE": "1"}
     found = [(VENV, [sys.executable], venv_env, ROOT)]
-    if os.path.exists(zip_path):
-        sdk = runtime_sdk(os.path.join(tmp, "sdk"))
+    python, _ = runtime_python()
+    if os.path.exists(zip_path) and os.path.exists(python):
         for name, bytecode in ((BUILT, True), (SOURCES, False)):
             directory = unpack(zip_path, os.path.join(tmp, "built" if bytecode else "sources"), bytecode)
-            env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{directory}{os.pathsep}{sdk}",
+            env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": directory,
                    "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1"}
-            found.append((name, [sys.executable, "-S", "-B"], env, directory))
+            found.append((name, [python, "-S", "-B"], env, directory))
     return found
 
 
@@ -107,9 +103,11 @@ def section(runs, zip_path=PACKAGE):
                     times.setdefault((place, what), []).append(timed_run(command + ["-c", code], env, cwd))
     median = {key: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
               for key, values in times.items()}
+    _, runtime = runtime_python()
     lines = [TITLE, "",
-             "Each figure a fresh interpreter with bytecode writing off; the package unpacked as Lambda",
-             "runs it (no site-packages, the AWS SDK beside it as the runtime provides it). Ratios are of",
+             "Each figure a fresh interpreter with bytecode writing off: the virtualenv on the machine's",
+             f"Python ({sys.implementation.cache_tag}), the package unpacked as Lambda runs it, by the runtime's",
+             f"Python ({runtime}, `make runtime-python`), no site-packages, its own AWS SDK. Ratios are of",
              "CPU time (user + system), which other processes on a shared machine do not inflate.",
              "\"Dependencies alone\" is every library the app uses; the app's start-up imports only",
              "part of them (the Twilio REST stack waits for the first REST call; PynamoDB needs botocore,",
@@ -123,14 +121,27 @@ def section(runs, zip_path=PACKAGE):
     if (BUILT, "import app") in median:
         app, deps = median[(BUILT, "import app")][1], median[(BUILT, "dependencies alone")][1]
         part, sources = median[(BUILT, PART)][1], median[(SOURCES, "import app")][1]
-        lines += [f"From the Lambda package as built, `import app` costs {app / deps:.2f}x its dependencies "
+        lines += [package_size(zip_path), "",
+                  f"From the Lambda package as built, `import app` costs {app / deps:.2f}x its dependencies "
                   f"alone (target: at most 1.15x)",
                   f"and {app / part:.2f}x the part of them it loads. From the sources alone it costs "
                   f"{sources:.2f} s of CPU:",
                   f"the shipped bytecode saves {sources - app:.2f} s at every cold start.", ""]
     else:
-        lines += [f"No {os.path.relpath(zip_path, ROOT)}: `make package` first (`make bench` does).", ""]
+        lines += [f"No {os.path.relpath(zip_path, ROOT)} or runtime Python: `make package` first "
+                  f"(`make bench` does).", ""]
     return lines
+
+
+def package_size(zip_path):
+    """One line: the zip's size, unpacked size, and the AWS SDK's share of it."""
+    with zipfile.ZipFile(zip_path) as archive:
+        infos = archive.infolist()
+    zipped = sum(i.compress_size for i in infos)
+    unpacked = sum(i.file_size for i in infos)
+    sdk = sum(i.compress_size for i in infos if i.filename.split("/")[0] in ("boto3", "botocore", "s3transfer"))
+    return (f"The package: {zipped / 2**20:.1f} MiB zipped ({unpacked / 2**20:.1f} MiB unpacked; Lambda takes "
+            f"50 MiB zipped, 250 unpacked), of which the AWS SDK it ships is {sdk / 2**20:.1f} MiB.")
 
 
 # -- first requests after a cold start ----------------------------------------------------
@@ -252,8 +263,8 @@ def first_requests_section(runs, zip_path=PACKAGE):
     median = [statistics.median(sample[i] for sample in samples) for i in range(len(STEPS))]
     after_import = sum(median[1:4])
     before = statistics.median(sum(sample[1:4]) for sample in baseline)
-    lines += ["Each run a fresh interpreter started from the Lambda package as built (no site-packages,",
-              "the AWS SDK beside it, bytecode writing off) against DynamoDB Local, one IVR and one agent",
+    lines += ["Each run a fresh interpreter of the runtime's Python started from the Lambda package as",
+              "built (no site-packages, its own AWS SDK, bytecode writing off) against DynamoDB Local, one IVR and one agent",
               "stored beforehand. CPU time of the child (`time.process_time()`, every thread) around each",
               "step, in order; requests signed before the clock starts. Dispatches run inline and find",
               "nobody signed in, so no call is placed (bench/cold_start.py says why).", "",
