@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from callback import logs
 from callback.config import Config
+from callback.web import health
 from callback.web.headers import security_headers
 from callback.work.wiring import build_services
 
@@ -30,6 +31,7 @@ def create_app(overrides=None):
         WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
     app.extensions["callback"] = build_services(config)
+    app.extensions[health.EXTENSION] = health.check_at_startup(config)
 
     from callback.web import admin, api, auth, voice
 
@@ -37,6 +39,7 @@ def create_app(overrides=None):
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
     csrf.exempt(voice.bp)
     csrf.exempt(api.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)

@@ -8,11 +8,32 @@ def _bool(value):
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
+# The default TWILIO_ACCOUNT_SID: a placeholder no Twilio account has.
+PLACEHOLDER_ACCOUNT_SID = "AC" + "0" * 32
+
+# What a deployment on AWS Lambda (the runtime sets AWS_LAMBDA_FUNCTION_NAME) cannot work
+# without. Local runs and tests pass their own values, so off Lambda nothing is required.
+#   TWILIO_AUTH_TOKEN   checks every webhook's signature and signs every REST call
+#                       (TWILIO_WEBHOOK_SHARED_KEYS check only the webhooks Twilio signs with
+#                       HMAC-SHA256, and never stand in for the token on the REST API);
+#   TWILIO_ACCOUNT_SID  the account every REST call is made for (the default is a placeholder);
+#   SECRET_KEY          signs session cookies, CSRF tokens and page cursors: a random one per
+#                       container would end an admin's session on the next container.
+REQUIRED_ON_LAMBDA = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SECRET_KEY")
+# Of those, the ones without which no voice webhook may act: without the token no signature
+# can be checked, and without the token or the Account SID no call can be placed, so no
+# agent could ever take a caller off hold or call them back.
+WEBHOOK_SECRETS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+# Secrets whose absence turns one feature off, not the line: name -> what is off.
+OPTIONAL_ON_LAMBDA = {"ADMIN_PASSWORD_HASH": "admin sign-in is disabled",
+                      "ADMIN_API_TOKEN": "the JSON API refuses every request"}
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the app reads from its environment; tests pass overrides."""
 
-    TWILIO_ACCOUNT_SID: str = "AC00000000000000000000000000000000"
+    TWILIO_ACCOUNT_SID: str = PLACEHOLDER_ACCOUNT_SID
     TWILIO_AUTH_TOKEN: str = ""
     # Webhook signing SharedKeys, "<key id>:<secret>" separated by commas (two during a
     # rotation); used when Twilio announces HMAC-SHA256 in X-Twilio-Webhooks-Signature-Settings.
@@ -80,6 +101,24 @@ class Config:
             config = replace(config, extra={**config.extra, **extra})
         return config
 
+    def missing_secrets(self):
+        """Names of the required secrets this configuration lacks (never a value): on AWS
+        Lambda any of REQUIRED_ON_LAMBDA unset, or the placeholder Account SID; elsewhere none."""
+        if not self.AWS_LAMBDA_FUNCTION_NAME:
+            return []
+        return [name for name in REQUIRED_ON_LAMBDA if self._lacks(name)]
+
+    def disabled_features(self):
+        """One line per optional secret missing on AWS Lambda: what is off and why."""
+        if not self.AWS_LAMBDA_FUNCTION_NAME:
+            return []
+        return [f"{effect}: {name} is not set" for name, effect in OPTIONAL_ON_LAMBDA.items()
+                if self._lacks(name)]
+
+    def _lacks(self, name):
+        value = str(getattr(self, name) or "").strip()
+        return not value or (name == "TWILIO_ACCOUNT_SID" and value == PLACEHOLDER_ACCOUNT_SID)
+
     def webhook_shared_keys(self):
         """SharedKey id -> secret, from TWILIO_WEBHOOK_SHARED_KEYS."""
         pairs = (item.partition(":") for item in self.TWILIO_WEBHOOK_SHARED_KEYS.split(","))
@@ -90,3 +129,15 @@ class Config:
         url = self.PUBLIC_BASE_URL.rstrip("/") + path
         query = {k: v for k, v in query.items() if v is not None}
         return f"{url}?{urlencode(query)}" if query else url
+
+
+def missing_secrets_message(missing):
+    """The one start-up error for missing required secrets: their names, what fails meanwhile
+    and where to look."""
+    effects = []
+    if set(missing) & set(WEBHOOK_SECRETS):
+        effects.append("webhooks answer the safe TwiML")
+    if "SECRET_KEY" in missing:
+        effects.append("admin sessions end whenever another container answers")
+    return (f"missing secrets: {', '.join(missing)} — {' and '.join(effects)} until they are set "
+            "(check remote_env, and the role's s3:GetObject and kms:Decrypt)")

@@ -3,6 +3,8 @@ error handler, request parameters, and the hold loop's URLs and routing.
 
 Every route checks X-Twilio-Signature against the public URL Twilio requested, and every
 failure inside a route answers with TwiML that keeps the caller safe, never an HTML 500.
+While a secret the webhooks need is missing (see callback.config.WEBHOOK_SECRETS), no route
+runs at all: each request gets that same safe TwiML, and is logged and counted.
 """
 import functools
 import logging
@@ -19,6 +21,7 @@ from twilio.request_validator import (
 from callback.domain.numbers import mask
 from callback.domain.records import OFFLINE
 from callback.web import twiml
+from callback.web.health import readiness
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -83,12 +86,33 @@ def _xml(body):
     return Response(body, mimetype="text/xml")
 
 
+def _safe_answer(safe_twiml):
+    try:
+        return _xml(safe_twiml())
+    except Exception:
+        log.exception("safe answer failed too (CallSid %s)", param("CallSid") or "-")
+        return _xml(twiml.goodbye())
+
+
+def _answer_unconfigured(safe_twiml):
+    """The safe TwiML, logged and counted: without the token no signature can be checked, so
+    nothing the request says is acted on (and a 403 would leave the caller to Twilio's fallback)."""
+    state = readiness()
+    state.count_safe_answer()
+    log.error("webhook %s answered with its safe TwiML: missing secrets %s (CallSid %s)", request.path,
+              ", ".join(state.missing), param("CallSid") or "-")
+    return _safe_answer(safe_twiml)
+
+
 def webhook(safe_twiml):
-    """Signature check, then the handler; any exception answers `safe_twiml()` instead."""
+    """Signature check, then the handler; any exception answers `safe_twiml()` instead, and
+    so does every request while a secret the webhooks need is missing."""
 
     def decorate(handler):
         @functools.wraps(handler)
         def wrapper(*args, **kwargs):
+            if readiness().webhooks_blocked:
+                return _answer_unconfigured(safe_twiml)
             if not signature_is_valid():
                 log.warning("rejected unsigned or wrongly signed request to %s (CallSid %s)",
                             request.path, param("CallSid") or "-")
@@ -98,11 +122,7 @@ def webhook(safe_twiml):
             except Exception:
                 log.exception("webhook %s failed (CallSid %s, From %s)", request.path,
                               param("CallSid") or "-", mask(param("From")))
-                try:
-                    return _xml(safe_twiml())
-                except Exception:
-                    log.exception("safe answer failed too (CallSid %s)", param("CallSid") or "-")
-                    return _xml(twiml.goodbye())
+                return _safe_answer(safe_twiml)
 
         return wrapper
 
