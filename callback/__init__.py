@@ -22,7 +22,7 @@ def create_app(overrides=None):
     logs.install(config.LOG_LEVEL)
     app = Flask(__name__, template_folder=TEMPLATES)
     app.config.update(
-        SECRET_KEY=config.SECRET_KEY or os.urandom(32).hex(),
+        SECRET_KEY=_secret_key(config),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.SESSION_COOKIE_SECURE,
@@ -35,6 +35,8 @@ def create_app(overrides=None):
 
     from callback.web import admin, api, auth, voice
 
+    # Before CSRF, which cannot check a token without the key.
+    app.before_request(auth.refuse_without_secret_key)
     csrf.init_app(app)
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
     csrf.exempt(voice.bp)
@@ -54,3 +56,14 @@ def create_app(overrides=None):
         click.echo("created: " + (", ".join(created) if created else "nothing, all tables exist"))
 
     return app
+
+
+def _secret_key(config):
+    """SECRET_KEY; without one, a random key for a local run or a test (one process), and on
+    Lambda none at all."""
+    if config.SECRET_KEY.strip():
+        return config.SECRET_KEY
+    # Each Lambda container would make its own random key, so a session or a page cursor
+    # would fail on the next container: the admin portal refuses sign-in instead, and the
+    # start-up error and /health name the missing SECRET_KEY.
+    return None if config.AWS_LAMBDA_FUNCTION_NAME else os.urandom(32).hex()

@@ -138,6 +138,6 @@ def missing_secrets_message(missing):
     if set(missing) & set(WEBHOOK_SECRETS):
         effects.append("webhooks answer the safe TwiML")
     if "SECRET_KEY" in missing:
-        effects.append("admin sessions end whenever another container answers")
+        effects.append("admin sign-in is refused")
     return (f"missing secrets: {', '.join(missing)} — {' and '.join(effects)} until they are set "
             "(check remote_env, and the role's s3:GetObject and kms:Decrypt)")

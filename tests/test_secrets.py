@@ -1,16 +1,18 @@
 """Secrets that fail loudly: what a Lambda deployment cannot work without, one start-up error
 naming it, webhooks that answer their safe TwiML (never act, never 403) while they cannot
-trust a request, and /health."""
+trust a request, /health, and no random SECRET_KEY on Lambda."""
 import logging
 import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import (
+    ADMIN_PASSWORD,
     API_TOKEN,
     AUTH_TOKEN,
     IVR_NUMBER,
     TwilioClient,
+    csrf_of,
     twiml,
     with_admin_account,
 )
@@ -91,8 +93,7 @@ def test_the_admin_secrets_only_turn_their_feature_off():
 def test_the_start_up_error_says_what_fails_and_where_to_look():
     both = missing_secrets_message(["TWILIO_AUTH_TOKEN", "SECRET_KEY"])
     assert both.startswith("missing secrets: TWILIO_AUTH_TOKEN, SECRET_KEY — webhooks answer the safe "
-                           "TwiML and admin sessions end whenever another container answers until "
-                           "they are set")
+                           "TwiML and admin sign-in is refused until they are set")
     assert "remote_env" in both and "kms:Decrypt" in both
     assert "webhooks" not in missing_secrets_message(["SECRET_KEY"])
 
@@ -210,3 +211,46 @@ def test_one_error_at_start_up_names_the_missing_secrets_and_no_value(make_app, 
     config = app.extensions["callback"].config
     for value in (config.ADMIN_PASSWORD_HASH, config.ADMIN_API_TOKEN, AUTH_TOKEN):
         assert value not in caplog.text
+
+
+# -- SECRET_KEY ---------------------------------------------------------------------------
+
+def test_on_lambda_a_missing_secret_key_is_not_replaced_by_a_random_one(make_app, caplog):
+    app = make_app(SECRET_KEY="")
+    assert app.secret_key is None and app.config["SECRET_KEY"] is None
+    assert any("SECRET_KEY" in message and "admin sign-in is refused" in message
+               for message in errors(caplog))
+    assert app.test_client().get("/health").get_json()["missing"] == ["SECRET_KEY"]
+
+
+def test_without_a_secret_key_the_portal_refuses_sign_in_clearly(make_app):
+    app = make_app(SECRET_KEY="")
+    client = app.test_client()
+    page = client.get("/login")
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "SECRET_KEY" in page.get_data(as_text=True)
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    # The right password, no CSRF token to be had: refused the same way, not a 400 or a 500.
+    answer = client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+    assert answer.status_code == 503 and "Set-Cookie" not in answer.headers
+    for path in ("/", "/admin/ivrs", "/admin/dashboard"):
+        assert client.get(path).status_code == 503, path
+    assert client.post("/logout").status_code == 503
+
+
+def test_without_a_secret_key_webhooks_and_the_api_still_work(make_app):
+    app = make_app(SECRET_KEY="")
+    answer = TwilioClient(app.test_client()).post("/voice/incoming", call_params(CALL_SID))
+    assert twiml(answer).find("Enqueue") is not None
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    assert app.test_client().get("/api/ivrs", headers=auth).status_code == 200
+    paging = app.test_client().get("/api/callbacks", headers=auth)
+    assert paging.status_code == 503 and "SECRET_KEY" in paging.get_json()["error"]
+
+
+def test_off_lambda_a_missing_secret_key_is_still_a_random_one(config_overrides):
+    first = create_app({**config_overrides, "SECRET_KEY": ""})
+    second = create_app({**config_overrides, "SECRET_KEY": ""})
+    assert first.secret_key and second.secret_key and first.secret_key != second.secret_key
+    page = first.test_client().get("/login")
+    assert page.status_code == 200 and csrf_of(page.get_data(as_text=True))

@@ -314,7 +314,10 @@ def list_callbacks():
         limit = parse_int(request.args.get("limit", "50"), 1, 200)
     except ValueError as exc:
         raise ApiError(400, "invalid limit", {"limit": "1 to 200"}) from exc
-    cursor = URLSafeSerializer(current_app.config["SECRET_KEY"], salt="api-callbacks")
+    if not current_app.secret_key:
+        # A cursor signed with a key of this container's own would fail on the next one.
+        raise ApiError(503, "paging is unavailable: this deployment has no SECRET_KEY")
+    cursor = URLSafeSerializer(current_app.secret_key, salt="api-callbacks")
     start = None
     if request.args.get("after"):
         try:

@@ -121,6 +121,14 @@ def _signed_in_admin():
     return record.username
 
 
+def refuse_without_secret_key():
+    """Before any sign-in or admin page, and before CSRF: with no SECRET_KEY (on Lambda there
+    is never a random one) there are no sessions to hand out, so the portal says so, 503."""
+    if current_app.secret_key or request.blueprint not in ("auth", "admin"):
+        return None
+    return render_template("unavailable.html"), 503
+
+
 def current_admin():
     """The signed-in admin's name, or None: checked against the session store once per
     request (one GetItem; webhooks and the API never ask)."""
