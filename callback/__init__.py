@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from callback import logs
 from callback.config import Config
+from callback.storage.parameter_store import with_parameters
 from callback.web import health
 from callback.web.headers import security_headers
 from callback.work.wiring import build_services
@@ -17,9 +18,11 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 
 
 def create_app(overrides=None):
-    """Application factory: configuration from the environment, then `overrides`."""
+    """Application factory: configuration from the environment (and Parameter Store, when
+    CALLBACK_SECRETS_SSM_PATH is set), then `overrides`."""
     config = Config.from_env(**(overrides or {}))
     logs.install(config.LOG_LEVEL)
+    config = with_parameters(config, overrides)
     app = Flask(__name__, template_folder=TEMPLATES)
     app.config.update(
         SECRET_KEY=_secret_key(config),

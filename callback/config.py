@@ -44,6 +44,10 @@ class Config:
     CALLBACK_TABLE_PREFIX: str = "callback-"
     AWS_REGION: str = "us-east-1"
     AWS_ENDPOINT_URL_DYNAMODB: str = ""
+    # Parameter Store path (e.g. /callback/dev/) whose parameters fill in, by their last name
+    # segment, the settings the environment leaves unset: read once per process at start-up.
+    CALLBACK_SECRETS_SSM_PATH: str = ""
+    AWS_ENDPOINT_URL_SSM: str = ""
     # The most one DynamoDB request may take, connecting and reading, with no retry.
     DYNAMODB_TIMEOUT_SECONDS: float = 2.0
     # Seconds an agent's phone rings before the attempt to reach them is abandoned.
@@ -140,4 +144,5 @@ def missing_secrets_message(missing):
     if "SECRET_KEY" in missing:
         effects.append("admin sign-in is refused")
     return (f"missing secrets: {', '.join(missing)} — {' and '.join(effects)} until they are set "
-            "(check remote_env, and the role's s3:GetObject and kms:Decrypt)")
+            "(check remote_env / CALLBACK_SECRETS_SSM_PATH, and the role's s3:GetObject, "
+            "ssm:GetParametersByPath and kms:Decrypt)")

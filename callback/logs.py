@@ -42,6 +42,9 @@ def install(level="INFO"):
     logger.setLevel(level)
     # The twilio client logs every request's headers at INFO: noise, and no use to on-call.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    # At DEBUG botocore logs every response body, Parameter Store's decrypted SecureStrings
+    # among them: never below INFO, whatever the level of the rest.
+    logging.getLogger("botocore.parsers").setLevel(logging.INFO)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

@@ -6,7 +6,8 @@ dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-num
 slots), `counters` (the wallboard's hourly counters) and `signin` (login throttles,
 admin sessions); `tables` defines the tables and models, `client` the one DynamoDB client
 and the safe ways to write. Every state change is a conditional write; failed conditions
-become `Conflict`.
+become `Conflict`. Beside them, `parameter_store` reads the secrets from SSM Parameter
+Store at start-up, on the same botocore session.
 """
 from callback.storage.agents import AgentStorage
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult

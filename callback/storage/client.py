@@ -75,25 +75,33 @@ def _lacks_credentials(client):
     return bool(signer) and not signer._credentials
 
 
+def botocore_session():
+    """The process's one botocore session (the Parameter Store read at start-up uses it too)."""
+    global _session
+    if _session is None:
+        with _lock:
+            if _session is None:
+                _session = botocore.session.get_session()
+    return _session
+
+
 def shared_client(region, host, *, connect_timeout_seconds, read_timeout_seconds, max_retry_attempts,
                   max_pool_connections):
     """The process's DynamoDB client for this endpoint and these limits, created once
     (configured as PynamoDB configures its own: no parameter validation, standard retries)."""
-    global _session
     key = (region, host or None, connect_timeout_seconds, read_timeout_seconds, max_retry_attempts,
            max_pool_connections)
     client = _clients.get(key)
     if client is not None and not _lacks_credentials(client):
         return client
+    session = botocore_session()
     with _lock:
         client = _clients.get(key)
         if client is None or _lacks_credentials(client):
-            if _session is None:
-                _session = botocore.session.get_session()
             config = BotocoreConfig(parameter_validation=False, connect_timeout=connect_timeout_seconds,
                                     read_timeout=read_timeout_seconds, max_pool_connections=max_pool_connections,
                                     retries={"total_max_attempts": 1 + max_retry_attempts, "mode": "standard"})
-            client = _session.create_client("dynamodb", region, endpoint_url=host or None, config=config)
+            client = session.create_client("dynamodb", region, endpoint_url=host or None, config=config)
             _clients[key] = client
         return client
 

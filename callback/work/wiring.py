@@ -12,6 +12,7 @@ from callback.clock import ScaledClock, SystemClock
 from callback.config import Config
 from callback.storage import Storage
 from callback.storage.directory import Directory
+from callback.storage.parameter_store import with_parameters
 from callback.telephony.rest import Telephony
 from callback.work.dispatch import Dispatcher
 from callback.work.handoff import Handoff, dispatch_pending, runner_for
@@ -56,9 +57,11 @@ def build_services(config):
 
 def _services_from_env(overrides=None):
     """The services of an entry point that runs outside any Flask request: configuration
-    from the environment (and `overrides`), logging installed."""
+    from the environment (and Parameter Store, as the app reads it), then `overrides`,
+    logging installed."""
     config = Config.from_env()
     logs.install(config.LOG_LEVEL)
+    config = with_parameters(config)
     return build_services(config.with_overrides(overrides) if overrides else config)
 
 
