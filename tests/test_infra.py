@@ -56,14 +56,19 @@ def test_tables_are_on_demand_recoverable_and_ttl_on_ephemeral_records(template)
         assert declared[name]["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
 
 
+def policies(role):
+    """The role's inline policies, each conditional one as granted when its condition holds."""
+    return [p["Fn::If"][1] if "Fn::If" in p else p for p in role["Policies"]]
+
+
 def test_the_lambda_role_grants_only_what_the_app_uses(template):
     role = template["Resources"]["LambdaRole"]["Properties"]
-    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    statements = [s for p in policies(role) for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
     assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                        "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
                        "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
-                       "dynamodb:Query", "s3:GetObject", "lambda:InvokeFunction"}
+                       "dynamodb:Query", "s3:GetObject", "ssm:GetParametersByPath", "lambda:InvokeFunction"}
     assert not any("*" in a for a in actions)
     dynamo = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
     for statement in dynamo:
@@ -74,6 +79,21 @@ def test_the_lambda_role_grants_only_what_the_app_uses(template):
     assert [s["Action"] for s in invoke] == [["lambda:InvokeFunction"]]
     function = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"
     assert invoke[0]["Resource"] == [{"Fn::Sub": function}, {"Fn::Sub": function + ":*"}]
+
+
+def test_the_secrets_grant_follows_where_the_stage_keeps_them(template):
+    """The remote_env object, or the Parameter Store path (GetParametersByPath is authorized
+    against the path requested), each only when its parameter is set."""
+    role = template["Resources"]["LambdaRole"]["Properties"]
+    conditional = {p["Fn::If"][1]["PolicyName"]: p["Fn::If"] for p in role["Policies"] if "Fn::If" in p}
+    assert set(conditional) == {"secrets", "secrets-parameter-store"}
+    assert conditional["secrets"][0] == "UseSecretsObject"
+    condition, granted, otherwise = conditional["secrets-parameter-store"]
+    assert (condition, otherwise) == ("UseParameterStore", {"Ref": "AWS::NoValue"})
+    [statement] = granted["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["ssm:GetParametersByPath"]
+    assert statement["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SecretsParameterPath}"}
 
 
 def test_the_role_is_trusted_by_exactly_the_services_zappa_hands_it_to(template):
