@@ -56,14 +56,17 @@ def test_tables_are_on_demand_recoverable_and_ttl_on_ephemeral_records(template)
         assert declared[name]["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
 
 
-def policies(role):
-    """The role's inline policies, each conditional one as granted when its condition holds."""
-    return [p["Fn::If"][1] if "Fn::If" in p else p for p in role["Policies"]]
+def policies(template):
+    """Every policy granted to the Lambda role: its inline ones, and the policy resources
+    attached to it (each as granted when its condition holds)."""
+    resources = template["Resources"]
+    attached = [r["Properties"] for r in resources.values()
+                if r["Type"] == "AWS::IAM::Policy" and {"Ref": "LambdaRole"} in r["Properties"]["Roles"]]
+    return resources["LambdaRole"]["Properties"]["Policies"] + attached
 
 
 def test_the_lambda_role_grants_only_what_the_app_uses(template):
-    role = template["Resources"]["LambdaRole"]["Properties"]
-    statements = [s for p in policies(role) for s in p["PolicyDocument"]["Statement"]]
+    statements = [s for p in policies(template) for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
     assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                        "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
@@ -84,16 +87,17 @@ def test_the_lambda_role_grants_only_what_the_app_uses(template):
 def test_the_secrets_grant_follows_where_the_stage_keeps_them(template):
     """The remote_env object, or the Parameter Store path (GetParametersByPath is authorized
     against the path requested), each only when its parameter is set."""
-    role = template["Resources"]["LambdaRole"]["Properties"]
-    conditional = {p["Fn::If"][1]["PolicyName"]: p["Fn::If"] for p in role["Policies"] if "Fn::If" in p}
-    assert set(conditional) == {"secrets", "secrets-parameter-store"}
-    assert conditional["secrets"][0] == "UseSecretsObject"
-    condition, granted, otherwise = conditional["secrets-parameter-store"]
-    assert (condition, otherwise) == ("UseParameterStore", {"Ref": "AWS::NoValue"})
-    [statement] = granted["PolicyDocument"]["Statement"]
+    resources = template["Resources"]
+    obj, store = resources["SecretsObjectPolicy"], resources["SecretsParameterStorePolicy"]
+    assert (obj["Condition"], store["Condition"]) == ("UseSecretsObject", "UseParameterStore")
+    assert template["Conditions"]["UseParameterStore"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SecretsParameterPath"}, ""]}]}
+    [statement] = store["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["ssm:GetParametersByPath"]
     assert statement["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SecretsParameterPath}"}
+    [statement] = obj["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["s3:GetObject"]
 
 
 def test_the_role_is_trusted_by_exactly_the_services_zappa_hands_it_to(template):
