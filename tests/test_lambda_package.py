@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import uuid
+import xml.etree.ElementTree as ET
 import zipfile
 from urllib.parse import urlencode
 
@@ -370,3 +371,33 @@ def test_the_shipped_sdk_has_the_models_of_the_services_the_function_calls(packa
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip() == "PRUNED"
+
+
+def get_event(path):
+    """An API Gateway proxy GET, as an uptime check sends one."""
+    event = api_gateway_event(path, {}, None)
+    event.update(httpMethod="GET", body=None)
+    event["requestContext"]["httpMethod"] = "GET"
+    return event
+
+
+def test_a_stage_whose_secrets_cannot_be_read_keeps_callers_safe_and_says_so(lambda_env):
+    """The remote_env object is missing (a wrong key, or no s3:GetObject): Zappa's handler
+    only prints a line and starts the app. No webhook may answer 403 (Twilio would play
+    the caller an error), and /health must say what is missing."""
+    settings = lambda_env["dir"] / "zappa_settings.py"
+    settings.write_text(settings.read_text().replace("/callback/dev.json", "/callback/missing.json"))
+    params = {"CallSid": "CA" + "6" * 32, "AccountSid": "AC" + "5" * 32, "From": "+14155550123",
+              "To": "+15005550006", "CallStatus": "ringing", "Direction": "inbound"}
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + "/voice/incoming", params)
+    (incoming, health), logs = invoke(lambda_env, [api_gateway_event("/voice/incoming", params, signature),
+                                                   get_event("/health")])
+
+    assert incoming["statusCode"] == 200 and incoming["headers"]["Content-Type"].startswith("text/xml")
+    answer = ET.fromstring(incoming["body"])
+    assert answer.tag == "Response" and answer.find("Say") is not None and answer.find("Enqueue") is None
+    assert health["statusCode"] == 503
+    report = json.loads(health["body"])
+    assert report["status"] == "misconfigured"
+    assert {"TWILIO_AUTH_TOKEN", "SECRET_KEY"} <= set(report["missing"]) and report["webhooks_answered_safe"] == 1
+    assert "missing secrets" in logs and "CA" + "6" * 32 in logs
