@@ -136,8 +136,9 @@ def test_an_unknown_leg_is_learned_from_its_first_event():
 
 def test_agent_leaving_before_the_customer_joined_counts_nothing_and_hangs_up_the_customer():
     step = a.apply(attempt(a.CUSTOMER_ANSWERED), event(a.AGENT_LEFT))
+    # Left the conference, not (yet) their call: freed when Twilio says it ended.
     assert step.effects == (a.HangUp(a.CUSTOMER), a.EndAttempt("agent-hung-up", False),
-                            a.ReleaseAgent(a.AVAILABLE))
+                            a.ReleaseAgent(a.AVAILABLE, call_over=False))
 
 
 def test_connected_only_when_the_customer_joins():
@@ -203,6 +204,10 @@ OFFER_EXPECTED = {
     (offers.CALLER_JOINING, a.CUSTOMER_JOINED): a.ENDED,
     (offers.CALLER_JOINING, a.CUSTOMER_LEFT): a.ENDED,
     (offers.CALLER_JOINING, a.CALLER_GONE): a.ENDED,
+    # A caller who hangs up before the agent took them leaves through the offer.
+    (a.AGENT_RINGING, a.CALLER_GONE): a.ENDED,
+    (a.AGENT_DECIDING, a.CALLER_GONE): a.ENDED,
+    (a.AGENT_JOINING, a.CALLER_GONE): a.ENDED,
     (a.ENDED, a.AGENT_HUNG_UP): a.ENDED,
     (a.ENDED, a.AGENT_MISSED): a.ENDED,
     (a.ENDED, a.AGENT_NOT_PLACED): a.ENDED,
@@ -233,7 +238,8 @@ def test_every_offer_state_and_event(state, kind):
     assert not {a.DialCustomer, a.EndAttempt, a.RefuseNumber, a.Connect, a.Complete} & set(effects)
     # Not taken: back in line with their place, the agent released for the reason.
     if (state, kind) in NOT_TAKEN:
-        assert a.BackInLine() in step.effects and a.ReleaseAgent(NOT_TAKEN[(state, kind)]) in step.effects
+        assert a.BackInLine() in step.effects
+        assert a.ReleaseAgent(NOT_TAKEN[(state, kind)], kind in a.AGENT_CALL_OVER) in step.effects
     else:
         assert a.BackInLine not in effects
     # Out of the line only once with the agent, or gone.
@@ -296,3 +302,15 @@ def test_the_readme_prints_the_table_as_it_is():
     with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
         readme = f.read()
     assert labels.table_markdown() in readme and labels.table_markdown(offers.OFFER_TABLE) in readme
+
+
+@pytest.mark.parametrize("table", [a.TABLE, offers.OFFER_TABLE], ids=["callback", "offer"])
+def test_an_agent_is_freed_now_only_by_the_end_of_their_own_call(table):
+    """A phone is busy until Twilio says its call ended: every release but those on the
+    agent's own final status (or a call never placed) waits for that end."""
+    for (state, kind) in table:
+        view = offer(state) if table is offers.OFFER_TABLE else attempt(state)
+        made = offer_event(kind) if table is offers.OFFER_TABLE else event(kind)
+        for effect in a.apply(view, made, table).effects:
+            if isinstance(effect, a.ReleaseAgent):
+                assert effect.call_over == (kind in a.AGENT_CALL_OVER), (state, kind)

@@ -386,7 +386,25 @@ def test_repeated_failure_status_counts_one_attempt(twilio, svc, clock, agents, 
     assert svc.storage.get_callback(cb_id).attempts == 1
 
 
-@pytest.mark.parametrize("http_status, code", [(500, 20500), (429, 20429), (400, 21210)])
+def test_a_server_error_on_ringing_the_agent_leaves_the_leg_unknown_until_twilio_says(
+        svc, clock, agents, api, twilio_standin):
+    """A 5xx may come after Twilio placed the call: the attempt waits for Twilio's word (a
+    status event, or its list of calls) instead of freeing the agent to be rung again."""
+    cb_id = store_callback(svc, clock)
+    twilio_standin.fail_next(500, 20500)
+    api.status("alice", "available")
+    assert svc.storage.get_callback(cb_id).status == "dialing"
+    assert svc.storage.get_agent("alice").status == "reserved"
+    assert svc.storage.get_leg(ALICE).state == "placing"
+    # Past the ring deadline Twilio lists no call to her: never placed, nothing counted.
+    clock.advance(seconds=60)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
+    assert svc.storage.get_leg(ALICE) is None and svc.storage.get_leg(CUSTOMER) is None
+
+
+@pytest.mark.parametrize("http_status, code", [(429, 20429), (400, 21210)])
 def test_twilio_failing_to_ring_the_agent_keeps_the_callback(svc, clock, agents, api,
                                                             twilio_standin, http_status, code):
     cb_id = store_callback(svc, clock)
@@ -410,7 +428,7 @@ def test_twilio_failing_to_dial_the_customer_keeps_the_callback(twilio, svc, clo
     api.status("alice", "available")
     agent_leg = ringing(twilio_standin, ALICE)
     whisper = answer(twilio, agent_leg)
-    twilio_standin.fail_next(503, 20503)
+    twilio_standin.fail_next(429, 20429)
     agent_joins(twilio, agent_leg, press(twilio, agent_leg, whisper, "1"))
     assert agent_leg.redirects == [f"{PUBLIC}/voice/notice?message=dial-error"]
     cb = svc.storage.get_callback(cb_id)
@@ -424,6 +442,26 @@ def test_twilio_failing_to_dial_the_customer_keeps_the_callback(twilio, svc, clo
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.agent_id, len(cb.history)) == ("dialing", "alice", 2)
     assert ringing(twilio_standin, ALICE).sid != agent_leg.sid
+
+
+def test_a_server_error_dialing_the_customer_holds_their_number_until_twilio_says(
+        twilio, svc, clock, agents, api, twilio_standin):
+    """A 503 may come after Twilio placed the call: the customer's number stays held and the
+    attempt waits for Twilio's word; with no call listed past the deadline, a dial error."""
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_leg = ringing(twilio_standin, ALICE)
+    whisper = answer(twilio, agent_leg)
+    twilio_standin.fail_next(503, 20503)
+    agent_joins(twilio, agent_leg, press(twilio, agent_leg, whisper, "1"))
+    assert agent_leg.redirects == []
+    assert svc.storage.get_leg(CUSTOMER).state == "placing"
+    clock.advance(minutes=3)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.attempts, cb.history[0].outcome) == ("pending", 0, "dial-error")
+    assert agent_leg.redirects == [f"{PUBLIC}/voice/notice?message=dial-error"]
+    assert svc.storage.get_leg(CUSTOMER) is None
 
 
 def test_sweep_repairs_an_attempt_whose_status_never_came(twilio, svc, clock, agents, api,

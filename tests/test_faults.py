@@ -20,7 +20,7 @@ from callback.work.sweep import sweep_once
 # The DynamoDB operations each path issues, each failed in turn below; a test checks the
 # lists against what the paths really send, so no fault test is vacuous and none is missing.
 CALLER_FLOW_OPERATIONS = ["Query", "GetItem", "PutItem", "TransactWriteItems"]
-DISPATCH_OPERATIONS = ["Query", "GetItem", "UpdateItem", "TransactWriteItems"]
+DISPATCH_OPERATIONS = ["Query", "GetItem", "UpdateItem", "TransactWriteItems", "DeleteItem"]
 CALL_SID = "CA" + "f" * 32
 QUEUE_SID = "QU" + "0" * 32
 CUSTOMER = "+12125551234"

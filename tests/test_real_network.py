@@ -66,6 +66,9 @@ def test_1_an_agents_voicemail_declines_and_the_customer_is_never_dialed(
     cb = svc.storage.get_callback(cb_id)
     assert (cb.status, cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (
         "pending", 0, "agent-declined", False)
+    # Her phone is busy until Twilio says its call ended; then she is away, with the reason.
+    assert svc.storage.get_agent("alice").status == "reserved"
+    status(twilio, voicemail, "completed")
     alice = svc.storage.get_agent("alice")
     assert alice.status == "offline" and alice.away_reason == "did not accept an offered call"
     # The reason is in the portal and the API; the work goes to the next agent.
@@ -80,6 +83,9 @@ def test_1_an_agent_pressing_another_key_declines(twilio, svc, clock, agents, ap
     root = press(twilio, leg, answer(twilio, leg), "2")
     assert "You did not accept" in said(root)
     assert not twilio_standin.placed(to=CUSTOMER)
+    # On the line for the notice: away only once Twilio says her call ended.
+    assert svc.storage.get_agent("alice").status == "reserved"
+    status(twilio, leg, "completed")
     assert svc.storage.get_agent("alice").status == "offline"
 
 
@@ -92,6 +98,7 @@ def test_1_a_holding_caller_declined_keeps_their_place(twilio, svc, clock, agent
     assert caller not in twilio_standin.calls  # never moved out of the queue
     back = svc.storage.get_waiting_call(caller)
     assert (back.status, back.joined_at) == ("waiting", joined)
+    status(twilio, leg, "completed")
     bob = svc.storage.get_agent("bob")
     assert (bob.status, bob.away_reason) == ("offline", "did not accept an offered call")
 
@@ -168,7 +175,7 @@ def test_3_transient_errors_back_off_and_count_after_a_few(twilio, svc, clock, a
     for _ in range(3):
         leg = ringing(twilio_standin, ALICE)
         agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
-        twilio_standin.fail_next(503, 20503)
+        twilio_standin.fail_next(429, 20429)
         agent_joins(twilio, leg, agent_twiml)
         status(twilio, leg, "completed")
         twilio_standin.end_call(leg.sid)
@@ -335,8 +342,13 @@ def test_6_agent_hanging_up_before_the_customer_joined_counts_nothing(
     cb = svc.storage.get_callback(cb_id)
     assert (cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (0, "agent-hung-up", False)
     assert twilio_standin.calls[customer.sid].status == "completed"  # not left alone
-    # It keeps its place and is due at once: the free agent is offered it again.
+    # It keeps its place and is due at once: once Twilio says both calls ended (her phone
+    # and theirs are busy until then), the free agent is offered it again.
     assert cb.place_in_line == place and cb.due_at <= clock.now()
+    assert svc.storage.get_agent("alice").status == "busy"
+    status(twilio, customer, "completed")
+    status(twilio, leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
     assert (cb.status, len(cb.history)) == ("dialing", 2)
 
 
@@ -421,10 +433,13 @@ def test_9_a_holding_caller_who_hangs_up_on_the_way_frees_the_agent(
     leg = ringing(twilio_standin, BOB)
     agent_accepts(twilio, leg)
     twilio_standin.end_call(caller)  # gone before their redirect ran
-    for _ in range(2):
-        clock.advance(minutes=1)
-        sweep_once(svc)
+    clock.advance(minutes=1)
+    sweep_once(svc)
     assert leg.redirects == [f"{PUBLIC}/voice/notice?message=caller-gone"]
+    # He hears the notice and hangs up; free once Twilio says so (its status was lost).
+    twilio_standin.end_call(leg.sid)
+    clock.advance(minutes=1)
+    sweep_once(svc)
     assert svc.storage.get_agent("bob").status == "available"
     assert svc.storage.get_waiting_call(caller) is None
 
@@ -509,6 +524,7 @@ def test_an_agent_who_leaves_before_the_holding_caller_joins_sends_them_back_wit
     # Bob hangs up in the conference before the caller is in; his final status is late.
     conference_event(twilio, agent_twiml, "participant-leave", leg)
     twilio_standin.end_call(leg.sid)
+    status(twilio, leg, "completed")
     # Back in line with their place, out of that offer: Bob, free again, is rung anew.
     back = svc.storage.get_waiting_call(caller)
     assert back.joined_at == joined and back.offer_id != query_of(moved)["attempt"]
@@ -526,6 +542,7 @@ def test_a_repeated_or_late_conference_event_of_an_earlier_offer_changes_nothing
     conference_event(twilio, agent_twiml, "participant-leave", leg)
     conference_event(twilio, agent_twiml, "conference-end")
     twilio_standin.end_call(leg.sid)
+    status(twilio, leg, "completed")
     twiml(twilio.post_url(moved, {"CallSid": caller}))  # back in line
     # Bob, free again, is offered the same caller: a second offer.
     second = ringing(twilio_standin, BOB)
@@ -589,6 +606,9 @@ def test_an_agent_silent_past_the_whisper_is_hung_up_and_the_holding_caller_keep
     clock.advance(minutes=2)
     sweep_once(svc)
     assert twilio_standin.calls[leg.sid].status == "completed"
+    # Hung up; his final status is lost: the next sweep reads it from Twilio.
+    clock.advance(minutes=1)
+    sweep_once(svc)
     bob = svc.storage.get_agent("bob")
     assert (bob.status, bob.away_reason) == ("offline", "did not accept an offered call")
     back = svc.storage.get_waiting_call(caller)

@@ -67,6 +67,9 @@ EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SI
 LEG_OF = {event: (AGENT if event.startswith("agent") else CUSTOMER) for event in EVENTS}
 LEG_OF[CONFERENCE_ENDED] = CONFERENCE
 
+# Events that say the agent's own call is over (or never rang): only these free the agent.
+AGENT_CALL_OVER = frozenset({AGENT_HUNG_UP, AGENT_MISSED, AGENT_NOT_PLACED, AGENT_REFUSED})
+
 FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
                    "fax")
@@ -121,9 +124,14 @@ class Complete:
 
 @dataclass(frozen=True)
 class ReleaseAgent:
-    """Free the agent of this attempt; `why` is available, missed or declined."""
+    """Free the agent of this attempt; `why` is available, missed or declined.
+
+    `call_over` (set by `apply`): the event is the end of the agent's own call, so they are
+    free now. Otherwise they are still on the line (a notice, the decline): the release
+    waits for their call to end, since a phone is busy until Twilio says its call ended."""
 
     why: str
+    call_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,7 +331,9 @@ def apply(attempt, event, table=TABLE):
                     customer_call_sid=attempt.customer_call_sid)
     state, effects = table[(attempt.state, event.kind)]
     effects = tuple(EndAttempt(e.outcome.format(status=event.call_status or "failed"), e.counted)
-                    if isinstance(e, EndAttempt) else e for e in effects)
+                    if isinstance(e, EndAttempt)
+                    else ReleaseAgent(e.why, event.kind in AGENT_CALL_OVER) if isinstance(e, ReleaseAgent)
+                    else e for e in effects)
     leg = LEG_OF[event.kind]
     agent_sid, customer_sid = attempt.agent_call_sid, attempt.customer_call_sid
     if leg == AGENT and event.call_sid:

@@ -64,6 +64,9 @@ OFFER_TABLE = {
     (AGENT_RINGING, AGENT_NOT_PLACED): _not_taken(AVAILABLE),
     (AGENT_RINGING, AGENT_REFUSED): _not_taken(REFUSED),
     (AGENT_RINGING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
+    # The caller hung up before the agent took them: the agent's ringing stops, or they are
+    # told; the caller's record leaves the line through this step, never behind it.
+    (AGENT_RINGING, CALLER_GONE): (ENDED, (LeaveLine("hung-up"), HangUp(AGENT), ReleaseAgent(AVAILABLE))),
 
     (AGENT_DECIDING, AGENT_PLACED): (AGENT_DECIDING, ()),
     (AGENT_DECIDING, AGENT_ACCEPTED): (AGENT_JOINING, ()),
@@ -71,6 +74,8 @@ OFFER_TABLE = {
     (AGENT_DECIDING, AGENT_MISSED): _not_taken(DECLINED),
     (AGENT_DECIDING, AGENT_HUNG_UP): _not_taken(AVAILABLE),
     (AGENT_DECIDING, AGENT_SILENT): _not_taken(DECLINED, HangUp(AGENT)),
+    (AGENT_DECIDING, CALLER_GONE): (ENDED, (LeaveLine("hung-up"), TellAgent("caller-gone"),
+                                            ReleaseAgent(AVAILABLE))),
 
     # The caller is moved only once the agent is in the conference; gone before that, or
     # before the caller joined, the caller goes back in line with their place.
@@ -81,6 +86,8 @@ OFFER_TABLE = {
     (AGENT_JOINING, AGENT_MISSED): _not_taken(AVAILABLE),
     (AGENT_JOINING, CONFERENCE_ENDED): _not_taken(AVAILABLE),
     (AGENT_JOINING, AGENT_SILENT): _not_taken(AVAILABLE, HangUp(AGENT)),
+    (AGENT_JOINING, CALLER_GONE): (ENDED, (LeaveLine("hung-up"), TellAgent("caller-gone"),
+                                           ReleaseAgent(AVAILABLE))),
 
     (CALLER_JOINING, AGENT_PLACED): (CALLER_JOINING, ()),
     (CALLER_JOINING, AGENT_LEFT): _not_taken(AVAILABLE),

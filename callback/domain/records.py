@@ -169,3 +169,37 @@ class AdminSession:
     created_at: datetime
     last_seen: datetime
     expires_at: datetime  # idle deadline
+
+
+# Legs of the call ledger (callback.domain.legs): a number the app holds.
+LEG_RESERVED = "reserved"  # claimed for an attempt or offer; no call requested yet
+LEG_PLACING = "placing"    # the create request went out; Twilio's CallSid not known yet
+LEG_PLACED = "placed"      # Twilio has the call: its CallSid is known
+LEG_STATES = (LEG_RESERVED, LEG_PLACING, LEG_PLACED)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """A phone number the app holds: from the claim of the work that will ring it until
+    Twilio says the call to it ended (or that no call was ever placed). One per number."""
+
+    number: str
+    leg_id: str
+    role: str                  # "agent" or "customer"
+    kind: str                  # the owner's kind: "callback" or "call" (a holding caller's offer)
+    key: str                   # the owner: a callback id, or the holding caller's CallSid
+    attempt_id: str            # the owner's attempt or offer
+    created_at: datetime
+    agent_id: str | None = None
+    state: str = LEG_RESERVED
+    call_sid: str | None = None
+    placed_at: datetime | None = None
+    # The owner is done with the call: it must end (an agent hears `notice` first).
+    over: bool = False
+    notice: str | None = None
+    # Why the agent is released once their call ends (declined, missed, …), noted by a step
+    # that ended their work while they were still on the line.
+    release_why: str | None = None
+    twilio_status: str | None = None
+    tries: int = 0
+    check_at: datetime | None = None

@@ -3,7 +3,7 @@
 One module per aggregate, each a part of `Storage`: `directory` (IVRs, and the cached
 routing directory), `agents`, `line` (holding callers and their offers, departures,
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
-slots), `counters` (the wallboard's hourly counters) and `signin` (login throttles,
+slots), `legs` (the call ledger: the numbers the app holds), `counters` (the wallboard's hourly counters) and `signin` (login throttles,
 admin sessions); `tables` defines the tables and models, `client` the one DynamoDB client
 and the safe ways to write. Every state change is a conditional write; failed conditions
 become `Conflict`. Beside them, `parameter_store` reads the secrets from SSM Parameter
@@ -22,6 +22,7 @@ from callback.storage.client import (
 )
 from callback.storage.counters import STATS_LIFETIME, CounterStorage
 from callback.storage.directory import IvrStorage
+from callback.storage.legs import LegStorage
 from callback.storage.line import DEPARTURES_LIFETIME, ENTRY_LIFETIME, WAITING_CALL_LIFETIME, LineStorage
 from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
@@ -33,18 +34,18 @@ __all__ = [
 ]
 
 
-class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, CounterStorage, SigninStorage,
-              StorageBase):
+class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
+              SigninStorage, StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 
     def __init__(self, config):
         super().__init__(config)
         models = build_models(config)
-        (self.Ivr, self.AgentRec, self.Guard, self.Waiting, self.CallbackRec, self.Entry, self.Session,
-         self.DeparturesRec, self.Stats) = (
-            models.Ivr, models.AgentRec, models.Guard, models.Waiting, models.CallbackRec, models.Entry,
-            models.Session, models.DeparturesRec, models.Stats)
+        (self.Ivr, self.AgentRec, self.Guard, self.Leg, self.Waiting, self.CallbackRec, self.Entry,
+         self.Session, self.DeparturesRec, self.Stats) = (
+            models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
+            models.Entry, models.Session, models.DeparturesRec, models.Stats)
 
     @property
     def models(self):

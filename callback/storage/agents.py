@@ -12,6 +12,7 @@ from callback.storage.client import (
     Conflict,
     NotFound,
     StorageBase,
+    StorageError,
     _cancel_codes,
     _dynamodb,
     _valid_key,
@@ -87,26 +88,46 @@ class AgentStorage(StorageBase):
                      self._agent_guard(attempt_id, call_sid))
 
     def release_agent(self, agent_id, *, now, attempt_id, call_sid=None, status=m.AVAILABLE,
-                      away_reason=None, misses=0):
+                      away_reason=None, misses=0, leg=None):
         """End an agent's reservation or call for one attempt; a stale or repeated event
-        (another attempt, another call) changes nothing. True when this released them."""
+        (another attempt, another call) changes nothing. True when this released them.
+
+        `leg` ((phone, leg id)): the agent's leg in the call ledger, removed in the same
+        transaction (it is absent already, or another leg's, when this finds none)."""
         A = self.AgentRec
         actions = [A.status.set(status), A.status_changed_at.set(now), A.work_kind.remove(),
                    A.work_key.remove(), A.call_sid.remove(), A.attempt_id.remove(),
                    A.misses.set(misses)]
         actions.append(A.away_reason.set(away_reason) if away_reason else A.away_reason.remove())
+        if leg is None:
+            try:
+                self._update(A("AGENT", agent_id), actions, self._agent_guard(attempt_id, call_sid))
+                return True
+            except Conflict:
+                return False
+        number, leg_id = leg
+        L = self.Leg
+
+        def write(tx):
+            tx.update(A("AGENT", agent_id), actions=actions, condition=self._agent_guard(attempt_id, call_sid))
+            tx.delete(L("LEG", _valid_key(number)), condition=L.sk.does_not_exist() | (L.leg_id == leg_id))
         try:
-            self._update(A("AGENT", agent_id), actions, self._agent_guard(attempt_id, call_sid))
-            return True
-        except Conflict:
-            return False
+            with _dynamodb():
+                self._transact(write)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, TransactWriteError) and any(
+                    code in (CONDITION_FAILED, "ConditionalCheckFailed") for code in _cancel_codes(exc.__cause__)):
+                return False
+            raise
+        return True
 
     # -- claiming work: agent and work change together or not at all --------------------
 
-    def _claim(self, agent, now, work_kind, work_key, attempt_id, work, work_actions, work_condition):
+    def _claim(self, agent, now, work_kind, work_key, attempt_id, work, work_actions, work_condition, legs=()):
         """Reserve an available agent for a piece of work and change the work in the same
-        transaction; Conflict when either has moved on."""
-        A = self.AgentRec
+        transaction, putting the work's `legs` in the call ledger; Conflict when the agent or
+        the work has moved on, or a leg's number is held already."""
+        A, L = self.AgentRec, self.Leg
         with _dynamodb():
             try:
                 with self._tx() as tx:
@@ -116,6 +137,8 @@ class AgentStorage(StorageBase):
                                        A.attempt_id.set(attempt_id), A.call_sid.remove()],
                               condition=A.status == m.AVAILABLE)
                     tx.update(work, actions=work_actions, condition=work_condition)
+                    for leg in legs:
+                        tx.save(self.leg_record(leg), condition=L.sk.does_not_exist())
             except TransactWriteError as exc:
                 # Not run again on TransactionConflict: another dispatcher holds this agent
                 # or this work, so the claim is lost and the dispatcher looks elsewhere.

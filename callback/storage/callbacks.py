@@ -186,8 +186,9 @@ class CallbackStorage(StorageBase):
             items = [self._callback_from(r) for r in results]
             return items, results.last_evaluated_key
 
-    def claim_callback(self, agent, callback, attempt_id, now, dial_deadline, phase=AGENT_RINGING):
-        """Reserve an available agent and move a due pending callback to dialing, atomically."""
+    def claim_callback(self, agent, callback, attempt_id, now, dial_deadline, phase=AGENT_RINGING, legs=()):
+        """Reserve an available agent and move a due pending callback to dialing, atomically,
+        with the attempt's `legs` (the agent's phone, the customer's number) in the ledger."""
         C = self.CallbackRec
         attempt = AttemptMap(attempt_id=attempt_id, started_at=now, agent_id=agent.agent_id)
         self._claim(agent, now, "callback", callback.callback_id, attempt_id, C(callback.callback_id),
@@ -196,7 +197,7 @@ class CallbackStorage(StorageBase):
                      C.customer_call_sid.remove(), C.pending_queue.remove(),
                      C.sweep_status.set(m.DIALING), C.sweep_at.set(dial_deadline),
                      C.history.set(C.history.append([attempt]))],
-                    (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now))
+                    (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now), legs)
         self._departed(callback.queue_name, now)
 
     def oldest_pending(self, queue_name):

@@ -178,15 +178,15 @@ class LineStorage(StorageBase):
         elif not self._remove_counted(call, condition, change.counts, change.counted_at):
             raise Conflict(moved_on)
 
-    def claim_waiting_call(self, agent, call, now, offer_id=None, phase=AGENT_RINGING):
+    def claim_waiting_call(self, agent, call, now, offer_id=None, phase=AGENT_RINGING, legs=()):
         """Reserve an available agent and take a holding caller for them (offer `offer_id`,
-        its agent ringing), atomically."""
+        its agent ringing), atomically, with the agent's leg in the ledger."""
         W = self.Waiting
         offer_id = offer_id or uuid.uuid4().hex[:16]
         self._claim(agent, now, "call", call.call_sid, offer_id, W(call.call_sid),
                     [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id),
                      W.offer_id.set(offer_id), W.phase.set(phase), W.agent_call_sid.remove()],
-                    W.status == m.WAITING)
+                    W.status == m.WAITING, legs)
         self._departed(call.queue_name, now)
 
     # -- pending dispatches (coalescing asynchronous dispatch requests) -----------------

@@ -7,7 +7,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long
   TTL), which the wait estimate reads, admin sessions (pk "SESSION") and pending
   asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL;
-  the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL).
+  the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL);
+  the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs).
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -151,6 +152,30 @@ def build_models(config):
         count = NumberAttribute(default=0)
         expires_ttl = TTLAttribute(null=True)
 
+    class LegRecord(_Record):
+        """The call ledger: one item per phone number the app holds (pk "LEG", sk the
+        number), from the claim of the work until Twilio says the call ended."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="LEG")
+        sk = UnicodeAttribute(range_key=True)
+        leg_id = UnicodeAttribute()
+        role = UnicodeAttribute()
+        kind = UnicodeAttribute()
+        key = UnicodeAttribute()
+        attempt_id = UnicodeAttribute()
+        created_at = UTCDateTimeAttribute()
+        agent_id = UnicodeAttribute(null=True)
+        state = UnicodeAttribute(default=m.LEG_RESERVED)
+        call_sid = UnicodeAttribute(null=True)
+        placed_at = UTCDateTimeAttribute(null=True)
+        over = BooleanAttribute(default=False)
+        notice = UnicodeAttribute(null=True)
+        release_why = UnicodeAttribute(null=True)
+        twilio_status = UnicodeAttribute(null=True)
+        tries = NumberAttribute(default=0)
+        check_at = UTCDateTimeAttribute(null=True)
+        last_write = UnicodeAttribute(null=True)  # see StorageBase._update
+
     class WaitingCallRecord(_Record):
         Meta = _meta(prefix + "waiting-calls", config)
         call_sid = UnicodeAttribute(hash_key=True)
@@ -242,6 +267,7 @@ def build_models(config):
         **{name: NumberAttribute(null=True) for name in stats.COUNTERS},
     })
 
-    return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Waiting=WaitingCallRecord,
+    return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Leg=LegRecord,
+                           Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
                            DeparturesRec=DeparturesRecord, Stats=StatsRecord)

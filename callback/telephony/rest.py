@@ -34,6 +34,12 @@ class MaybePlaced(TelephonyError):
     """The request was sent but no answer came back: Twilio may have placed the call."""
 
 
+def maybe_placed(exc):
+    """True when a failed create may still have placed its call: no answer came, or a
+    server error did (the request may have been carried out before it failed)."""
+    return isinstance(exc, MaybePlaced) or (exc.status is not None and exc.status >= 500)
+
+
 # Create-call errors that no retry changes: the number is invalid, unreachable or not
 # permitted. (21210/21212, a bad caller ID, are ours to fix, not the number's: transient.)
 REFUSED_NUMBER_CODES = frozenset({
@@ -116,7 +122,10 @@ class Telephony:
         """
         params = dict(
             to=to, from_=from_, url=url, timeout=timeout, status_callback=status_callback,
-            status_callback_event=["answered", "completed"], status_callback_method="POST",
+            # `initiated` brings the CallSid even when this request's answer is lost (the
+            # URL names the attempt); `ringing` says the call left Twilio's pacing queue.
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+            status_callback_method="POST",
         )
         if fallback_url:
             params.update(fallback_url=fallback_url, fallback_method="POST")

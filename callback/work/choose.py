@@ -15,8 +15,9 @@ from callback.domain import transitions
 from callback.domain.answers import Offer
 from callback.domain.rules import CALL, CALLBACK, WorkCandidate, rank_work
 from callback.storage import Conflict, NotFound
-from callback.telephony.rest import MaybePlaced, NumberRefused, TelephonyError
+from callback.telephony.rest import NumberRefused, TelephonyError, maybe_placed
 from callback.work.effects import Effects
+from callback.work.ledger import AGENT_LEG, CREATES_IN_FLIGHT, CUSTOMER_LEG, leg_id
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,12 @@ class Chooser(Effects):
         return candidates, records
 
     def _offer_next_work(self, agent, skip):
+        if self.in_flight() >= CREATES_IN_FLIGHT:
+            # Twilio queues creates past the account's pace: the rest waits for the next
+            # dispatch (a leg's ringing event, a freed agent, the minute sweep).
+            log.info("%d calls placed and not ringing yet: agent %s waits for the next dispatch",
+                     CREATES_IN_FLIGHT, agent.agent_id)
+            return None
         now = self.clock.now()
         candidates, records = self.candidates_for(agent, now)
         tries = 0
@@ -107,7 +114,9 @@ class Chooser(Effects):
                     return self._offer_callback(agent, record, now)
                 return self._offer_call(agent, record, now)
             except Conflict:
-                # Someone else took the work, or the agent: fine, try the next one.
+                # Someone else took the work, or the agent, or a number it would ring is
+                # held by a live leg: fine, try the next one.
+                log.info("claim of %s %s for agent %s lost", candidate.kind, candidate.key, agent.agent_id)
                 try:
                     if self.storage.get_agent(agent.agent_id).status != m.AVAILABLE:
                         return None
@@ -127,14 +136,20 @@ class Chooser(Effects):
     def _offer_callback(self, agent, callback, now):
         ivr = self.directory.ivr(callback.ivr_name)
         attempt_id = uuid.uuid4().hex[:16]
+        # The customer's number is held from the claim: no other attempt, of any queue,
+        # rings it until this attempt's call to it (if any) has ended.
+        legs = (self.new_leg(AGENT_LEG, CALLBACK, callback.callback_id, attempt_id, agent.phone, now,
+                             agent.agent_id),
+                self.new_leg(CUSTOMER_LEG, CALLBACK, callback.callback_id, attempt_id, callback.number, now))
         self.storage.claim_callback(agent, callback, attempt_id, now,
-                                    self._deadline(a.AGENT_RINGING, ivr, now), a.AGENT_RINGING)
+                                    self._deadline(a.AGENT_RINGING, ivr, now), a.AGENT_RINGING, legs)
         return self._ring_agent(agent, ivr, CALLBACK, callback.callback_id, attempt_id, self.handle)
 
     def _offer_call(self, agent, call, now):
         ivr = self.directory.ivr(call.ivr_name)
         offer_id = uuid.uuid4().hex[:16]
-        self.storage.claim_waiting_call(agent, call, now, offer_id)
+        legs = (self.new_leg(AGENT_LEG, CALL, call.call_sid, offer_id, agent.phone, now, agent.agent_id),)
+        self.storage.claim_waiting_call(agent, call, now, offer_id, legs=legs)
         return self._ring_agent(agent, ivr, CALL, call.call_sid, offer_id,
                                 lambda event: self.handle_offer(event, agent.agent_id))
 
@@ -142,17 +157,21 @@ class Chooser(Effects):
         """Ring the agent for the work just claimed; `handle` applies what the request says."""
         query = dict(kind=kind, key=key, attempt=attempt_id, agent=agent.agent_id)
         event = dict(callback_id=key, attempt_id=attempt_id)
+        self.leg_placing(agent.phone, leg_id(AGENT_LEG, attempt_id))
         try:
             sid = self._place_agent_call(agent, ivr, query)
-        except MaybePlaced:
-            # It may ring: the status callbacks (their URLs name the attempt) or the sweep's
-            # reading of Twilio settle it. Ringing them again now could ring them twice.
-            log.warning("ringing agent %s for %s %s timed out: leg unknown", agent.agent_id, kind, key)
-            return Offer(agent.agent_id, kind, key, None)
         except TelephonyError as exc:
+            if maybe_placed(exc):
+                # It may ring: the status callbacks (their URLs name the attempt), the ledger
+                # or the sweep's reading of Twilio settle it. Ringing them again now could
+                # ring them twice.
+                log.warning("ringing agent %s for %s %s: no clear answer (%s); leg unknown", agent.agent_id,
+                            kind, key, exc.status or type(exc).__name__)
+                return Offer(agent.agent_id, kind, key, None)
             handle(a.Event(a.AGENT_REFUSED if isinstance(exc, NumberRefused) else a.AGENT_NOT_PLACED,
                            error_code=exc.code, **event))
             raise
+        self.leg_learned(agent.phone, leg_id(AGENT_LEG, attempt_id), sid, "queued")
         handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event))
         self._quietly(self.storage.set_agent_call, agent.agent_id, attempt_id, sid)
         log.info("%s %s offered to agent %s (call %s)", kind, key, agent.agent_id, sid)

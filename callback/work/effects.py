@@ -23,13 +23,13 @@ from callback.domain.rules import (
 )
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import Conflict, NotFound
-from callback.telephony.rest import CallGone, MaybePlaced, NumberRefused, TelephonyError
-from callback.work.base import Base
+from callback.telephony.rest import CallGone, MaybePlaced, NumberRefused, TelephonyError, maybe_placed
+from callback.work.ledger import AGENT_LEG, CUSTOMER_LEG, Ledger, leg_id
 
 log = logging.getLogger(__name__)
 
 
-class Effects(Base):
+class Effects(Ledger):
     """Applies events to attempts and offers, and carries out what each step says."""
 
     def handle(self, event, tell_agent=True):
@@ -90,21 +90,29 @@ class Effects(Base):
                      view.state, step.state, event.kind)
         freed, notice = False, None
         attempt = cb.attempt(view.attempt_id)
+        agent_number = self.agent_phone(attempt.agent_id)
         for effect in effects:
             if isinstance(effect, a.HangUp):
-                self._hang_up(step.agent_call_sid if effect.leg == a.AGENT else step.customer_call_sid)
+                customer = effect.leg == a.CUSTOMER
+                self._hang_up_leg(cb.number if customer else agent_number, view.attempt_id,
+                                  CUSTOMER_LEG if customer else AGENT_LEG,
+                                  step.customer_call_sid if customer else step.agent_call_sid)
             elif isinstance(effect, a.TellAgent):
                 notice = effect.notice
                 if notice == "result":
                     notice = "retry" if status == m.PENDING else "expired"
-                if tell_agent:
-                    self._tell_agent(step.agent_call_sid, notice)
+                self._tell_agent(agent_number, view.attempt_id, step.agent_call_sid, notice, tell_agent)
             elif isinstance(effect, a.ReleaseAgent) and attempt.agent_id:
-                freed = self._release(attempt.agent_id, view.attempt_id, step.agent_call_sid, effect.why)
+                freed = self._release(attempt.agent_id, view.attempt_id, step.agent_call_sid, effect.why,
+                                      effect.call_over)
             elif isinstance(effect, a.DialCustomer):
                 dialed = self._dial_customer(cb, view.attempt_id, ivr, tell_agent)
                 if not dialed.applied or dialed.state == a.ENDED:
                     return dialed
+        if step.state == a.ENDED and view.state != a.ENDED:
+            # Ending an attempt ends its legs: the customer's call is ended (or their number
+            # freed, never dialed); it stays held until Twilio says that call ended.
+            self._hang_up_leg(cb.number, view.attempt_id, CUSTOMER_LEG, step.customer_call_sid)
         return Outcome(step.state, True, freed, status, notice)
 
     def _end_attempt(self, cb, effect, now, error_code, sids):
@@ -126,37 +134,70 @@ class Effects(Base):
                  effect.outcome, "counted" if settled.counted else "not counted", status)
         return status
 
-    def _release(self, agent_id, attempt_id, call_sid, why):
-        """Free (or set away) the agent of this attempt, once; True when this freed them."""
+    def _release(self, agent_id, attempt_id, call_sid, why, call_over):
+        """Free (or set away) the agent of this attempt, once, when their call is over; while
+        it goes on, note why on their leg, which frees them when Twilio says it ended.
+        True when this freed them."""
         try:
             agent = self.storage.get_agent(agent_id)
         except NotFound:
             return False
         if agent.attempt_id != attempt_id or agent.status not in (m.RESERVED, m.BUSY):
             return False
+        id_ = leg_id(AGENT_LEG, attempt_id)
+        if not call_over:
+            self.leg_over(agent.phone, id_, release_why=why)
+            return False
+        leg = self._leg(agent.phone, id_)
+        if leg is not None and leg.release_why and why in (a.AVAILABLE, a.MISSED):
+            why = leg.release_why  # what ended their work while they were still on the line
         after = agent_after(why, agent.misses)
         released = self.storage.release_agent(agent_id, now=self.clock.now(), attempt_id=attempt_id,
                                               call_sid=call_sid, status=after.status,
-                                              away_reason=after.away_reason, misses=after.misses)
+                                              away_reason=after.away_reason, misses=after.misses,
+                                              leg=(agent.phone, id_))
         if released and after.away_reason:
             log.info("agent %s set away: %s", agent_id, after.away_reason)
         return released
+
+    def _hang_up_leg(self, number, attempt_id, role, call_sid):
+        """End one leg of an attempt or offer: marked over in the ledger (so a CallSid learned
+        later is hung up at once), then hung up when its CallSid is known."""
+        leg = self.leg_over(number, leg_id(role, attempt_id))
+        if leg is None:
+            if call_sid:  # not in the ledger (placed before it existed)
+                self._hang_up(call_sid)
+            return
+        if not leg.call_sid and call_sid:
+            leg = self.leg_learned(number, leg.leg_id, call_sid) or leg
+        self.end_leg_call(leg)
 
     def _hang_up(self, call_sid):
         if not call_sid:
             return
         try:
-            self.telephony.hang_up(call_sid)
+            self._twilio(self.telephony.hang_up, call_sid)
         except TelephonyError as exc:
             log.info("could not hang up %s: %s; the sweep will look again", call_sid, exc)
 
-    def _tell_agent(self, agent_call_sid, notice):
-        if not agent_call_sid:
+    def _tell_agent(self, number, attempt_id, agent_call_sid, notice, now=True):
+        """The agent's work is over: their leg is marked over with the notice, and they are
+        told now (or by their own webhook's answer, `now` False); the sweep tells them again,
+        then ends the call, if this fails."""
+        leg = self.leg_over(number, leg_id(AGENT_LEG, attempt_id), notice=notice)
+        if not now:
             return
-        try:
-            self.telephony.redirect_call(agent_call_sid, self.url("/voice/notice", message=notice))
-        except TelephonyError as exc:
-            log.info("could not tell the agent (%s): %s", notice, exc)
+        if leg is None:
+            if agent_call_sid:  # not in the ledger (placed before it existed)
+                try:
+                    self._twilio(self.telephony.redirect_call, agent_call_sid,
+                                 self.url("/voice/notice", message=notice))
+                except TelephonyError as exc:
+                    log.info("could not tell the agent (%s): %s", notice, exc)
+            return
+        if not leg.call_sid and agent_call_sid:
+            leg = self.leg_learned(number, leg.leg_id, agent_call_sid) or leg
+        self.tell_agent_leg(leg, notice)
 
     def _dial_customer(self, cb, attempt_id, ivr, tell_agent):
         """The agent is in the conference and the write to customer-ringing won: dial,
@@ -164,6 +205,8 @@ class Effects(Base):
         query = dict(callback=cb.callback_id, attempt=attempt_id)
         event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
         transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
+        customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
+        self.leg_placing(cb.number, customer_leg)
         try:
             sid = self.telephony.place_call(
                 to=cb.number, from_=self.caller_id(ivr), url=self.url("/voice/customer/answer", **query),
@@ -176,10 +219,19 @@ class Effects(Base):
         except NumberRefused as exc:
             log.warning("Twilio refuses %s (code %s): callback %s ends", mask(cb.number), exc.code,
                         cb.callback_id)
+            self.leg_gone(cb.number, customer_leg)
             return self.handle(a.Event(a.DIAL_REFUSED, error_code=exc.code, **event), tell_agent)
         except TelephonyError as exc:
+            if maybe_placed(exc):
+                log.warning("dialing %s for callback %s failed with %s: leg unknown until Twilio tells",
+                            mask(cb.number), cb.callback_id, exc.status)
+                return Outcome(a.CUSTOMER_RINGING, True)
             log.warning("could not dial %s for callback %s: %s", mask(cb.number), cb.callback_id, exc)
+            self.leg_gone(cb.number, customer_leg)
             return self.handle(a.Event(a.DIAL_FAILED, error_code=exc.code, **event), tell_agent)
+        # Learned before the attempt hears of it: if the attempt ended meanwhile (the agent
+        # hung up while this request was out), the leg is over and the call is ended now.
+        self.leg_learned(cb.number, customer_leg, sid, "queued")
         self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event))
         return Outcome(a.CUSTOMER_RINGING, True)
 
@@ -220,15 +272,16 @@ class Effects(Base):
             log.info("caller %s offer %s: %s -> %s on %s", call.call_sid, view.attempt_id, view.state,
                      step.state, event.kind)
         freed, notice = False, None
+        agent_number = self.agent_phone(agent_id)
         for effect in step.effects:
             if isinstance(effect, a.HangUp):
-                self._hang_up(step.agent_call_sid)
+                self._hang_up_leg(agent_number, view.attempt_id, AGENT_LEG, step.agent_call_sid)
             elif isinstance(effect, a.TellAgent):
                 notice = effect.notice
-                if tell_agent:
-                    self._tell_agent(step.agent_call_sid, notice)
+                self._tell_agent(agent_number, view.attempt_id, step.agent_call_sid, notice, tell_agent)
             elif isinstance(effect, a.ReleaseAgent):
-                freed = self._release(agent_id, view.attempt_id, step.agent_call_sid, effect.why)
+                freed = self._release(agent_id, view.attempt_id, step.agent_call_sid, effect.why,
+                                      effect.call_over)
             elif isinstance(effect, a.MoveCaller):
                 return self._move_caller(call, view.attempt_id, agent_id, step.agent_call_sid, tell_agent)
         return Outcome(step.state, True, freed, notice=notice)

@@ -14,6 +14,7 @@ from callback.domain.settings import speech_of
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import NotFound
 from callback.work.effects import Effects
+from callback.work.ledger import AGENT_LEG, CUSTOMER_LEG, leg_id
 
 
 class Events(Effects):
@@ -103,11 +104,23 @@ class Events(Effects):
         return (offer_view(call_sid, call, offer_id).state == offers.CALLER_JOINING
                 and call.agent_id == agent_id)
 
+    def agent_call_progress(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
+        """A status of the agent's leg before its end (initiated, ringing, answered): the
+        ledger and the attempt learn its CallSid, even when the create's answer was lost."""
+        self.leg_learned(self.agent_phone(agent_id), leg_id(AGENT_LEG, attempt_id), agent_call_sid, call_status)
+        event = a.Event(a.AGENT_PLACED, key, attempt_id, agent_call_sid)
+        return self.handle(event) if kind == CALLBACK else self.handle_offer(event, agent_id)
+
     def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
         """The agent's leg reached a final status: free or park the agent, fix the work."""
         event = a.Event(a.agent_call_ended(call_status), key, attempt_id, agent_call_sid, call_status)
         outcome = self.handle(event) if kind == CALLBACK else self.handle_offer(event, agent_id)
-        return outcome.freed_agent
+        if outcome.freed_agent:
+            return True
+        # Twilio says their call is over, whatever the work made of the event: the agent
+        # still held by this attempt is free (their leg leaves the ledger with them).
+        why = a.AVAILABLE if call_status == "completed" else a.MISSED
+        return self._release(agent_id, attempt_id, agent_call_sid, why, call_over=True)
 
     def customer_answered(self, callback_id, attempt_id, call_sid, answered_by):
         """The customer's phone picked up: a person joins the agent, a machine fails the try."""
@@ -133,10 +146,35 @@ class Events(Effects):
                                                  "We will call you again. Goodbye.", hang_up=True,
                               speech=speech_of(ivr))
 
+    def customer_call_progress(self, callback_id, attempt_id, call_sid, call_status):
+        """A status of the customer's leg before its end: the ledger and the attempt learn
+        its CallSid (and a leg whose attempt is over is hung up at once)."""
+        number = self._number_of(callback_id)
+        self.leg_learned(number, leg_id(CUSTOMER_LEG, attempt_id), call_sid, call_status)
+        return self.handle(a.Event(a.CUSTOMER_PLACED, callback_id, attempt_id, call_sid))
+
     def customer_call_ended(self, callback_id, attempt_id, call_sid, call_status):
-        """The customer's leg reached a final status."""
+        """The customer's leg reached a final status: their number is free, then the attempt
+        hears of it."""
+        self.leg_gone(self._number_of(callback_id), leg_id(CUSTOMER_LEG, attempt_id), call_sid)
         return self.handle(a.Event(a.customer_call_ended(call_status), callback_id, attempt_id,
                                    call_sid, call_status))
+
+    def _number_of(self, callback_id):
+        try:
+            return self.storage.get_callback(callback_id).number
+        except NotFound:
+            return None
+
+    def caller_left_queue(self, call_sid):
+        """A holding caller's time in the queue is over (hung up, or Twilio ended it). With an
+        offer open, that goes through the offer (the agent is told, and freed when their call
+        ends); True then. False when no offer holds them: the caller simply leaves the line."""
+        call = self.storage.get_waiting_call(call_sid)
+        if call is None or not call.offer_id or not call.agent_id:
+            return False
+        outcome = self.handle_offer(a.Event(a.CALLER_GONE, call_sid, call.offer_id, call_sid), call.agent_id)
+        return outcome.applied
 
     def conference_event(self, kind, key, attempt_id, agent_id, status_event, call_sid):
         """A conference status callback: participants joining and leaving, its end."""

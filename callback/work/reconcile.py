@@ -17,6 +17,7 @@ from callback.storage import Conflict, NotFound
 from callback.telephony.rest import FINAL_CALL_STATUSES, TelephonyError
 from callback.work.base import ACCEPT_SECONDS, CONNECTED_CHECK, EVENT_MARGIN, WHISPER
 from callback.work.effects import Effects
+from callback.work.ledger import CUSTOMER_LEG, leg_id
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Reconciler(Effects):
         attempt = cb.attempt(attempt_id)
         event = dict(callback_id=callback_id, attempt_id=attempt_id)
         changed = False
-        agent_phone = self._agent_phone(attempt.agent_id)
+        agent_phone = self.agent_phone(attempt.agent_id)
         sid, status = self._twilio_leg(view.agent_call_sid, agent_phone, attempt.started_at)
         if status == "not-placed" and view.state == a.AGENT_RINGING:
             changed |= self.handle(a.Event(a.AGENT_NOT_PLACED, **event)).applied
@@ -72,9 +73,12 @@ class Reconciler(Effects):
         view = attempt_view(cb, attempt_id)
         if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED):
             sid, status = self._twilio_leg(view.customer_call_sid, cb.number, attempt.started_at)
+            customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
             if status == "not-placed":
+                self.leg_gone(cb.number, customer_leg)
                 changed |= self.handle(a.Event(a.DIAL_FAILED, **event)).applied
             elif status in FINAL_CALL_STATUSES:
+                self.leg_gone(cb.number, customer_leg, sid)
                 changed |= self.handle(a.Event(a.customer_call_ended(status), call_sid=sid,
                                                call_status=status, **event)).applied
             elif (status == "in-progress" and view.state != a.CONNECTED
@@ -118,12 +122,6 @@ class Reconciler(Effects):
         joined = self._participants(conference_name) or frozenset()
         return customer_call_sid in joined and (agent_call_sid is None or agent_call_sid in joined)
 
-    def _agent_phone(self, agent_id):
-        try:
-            return self.storage.get_agent(agent_id).phone if agent_id else None
-        except NotFound:
-            return None
-
     def reconcile_agent(self, agent):
         """A reserved or busy agent the sweep looks at: if Twilio says their call is over
         (or was never placed), apply that, so they are free within two sweeps; while it goes
@@ -145,7 +143,7 @@ class Reconciler(Effects):
         if not over:
             return False
         why = "available" if status in ("completed", "not-placed") else "missed"
-        return self._release(agent.agent_id, agent.attempt_id, sid, why)
+        return self._release(agent.agent_id, agent.attempt_id, sid, why, call_over=True)
 
     def _offer_on_call(self, agent, agent_call_sid):
         """The event Twilio's record tells of a holding caller's offer while the agent's

@@ -32,6 +32,7 @@ class SweepReport:
     expired: int = 0
     repaired_attempts: int = 0
     released_agents: int = 0
+    settled_legs: int = 0
     dropped_waiting: int = 0
     offers: int = 0
     items_read: int = 0
@@ -71,7 +72,7 @@ def sweep_once(svc, time_left=None):
     report = SweepReport()
     now = svc.clock.now()
     budget = Budget(time_left, item_reserve(svc.config))
-    steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _drop_stale_waiting, _dispatch)
+    steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _settle_legs, _drop_stale_waiting, _dispatch)
     for step in steps:
         try:
             budget.check()
@@ -132,6 +133,20 @@ def _reconcile_agents(svc, now, report, budget):
         except StorageError:
             log.exception("could not reconcile agent %s", agent.agent_id)
             report.errors.append(f"agent {agent.agent_id}")
+
+
+def _settle_legs(svc, now, report, budget):
+    """Calls whose attempt or offer is over: found when their CallSid was lost, ended, their
+    numbers (and agents) freed once Twilio says they ended; each failure waits longer."""
+    for leg in svc.storage.live_legs():
+        budget.check()
+        report.items_read += 1
+        try:
+            if svc.dispatcher.sweep_leg(leg, now):
+                report.settled_legs += 1
+        except StorageError:
+            log.exception("could not settle leg %s", leg.leg_id)
+            report.errors.append(f"leg {leg.leg_id}")
 
 
 def _drop_stale_waiting(svc, now, report, budget):

@@ -69,6 +69,10 @@ def enqueue_done():
         log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
                     param("queue"), result)
         return _requeue(waiting.joined_at if waiting else None)
+    if call_sid and result == "hangup" and svc.dispatcher.caller_left_queue(call_sid):
+        # Offered to an agent: the offer ended through its own steps (the agent is told,
+        # and freed once their call ends), which took the caller out of the line.
+        return twiml.hangup()
     if call_sid and result in ("hangup", "bridged", "queue-full") + QUEUE_ERRORS:
         # A hang-up while holding is an abandoned call, counted once for the wallboard.
         svc.storage.remove_waiting_call(call_sid, event=stats.ABANDONED if result == "hangup" else None,
@@ -98,10 +102,16 @@ def _expected_callback(callback):
 @bp.post("/agent/status")
 @webhook(safe_twiml=twiml.empty)
 def agent_status():
-    """Status of an agent's leg: on its final status, release the agent and fix the work."""
+    """Status of an agent's leg: on its final status, release the agent and fix the work; an
+    earlier one (initiated, ringing, answered) teaches the ledger its CallSid."""
     svc = services()
     status = param("CallStatus")
-    if status not in FINAL_CALL_STATUSES or param("kind") not in (CALL, CALLBACK):
+    if param("kind") not in (CALL, CALLBACK):
+        return twiml.empty()
+    if status not in FINAL_CALL_STATUSES:
+        if param("CallSid"):
+            svc.dispatcher.agent_call_progress(param("kind"), param("key"), param("attempt"), param("agent"),
+                                               param("CallSid"), status)
         return twiml.empty()
     released = svc.dispatcher.agent_call_ended(param("kind"), param("key"), param("attempt"),
                                                param("agent"), param("CallSid"), status)
@@ -113,13 +123,16 @@ def agent_status():
 @bp.post("/customer/status")
 @webhook(safe_twiml=twiml.empty)
 def customer_status():
-    """Status of the customer's leg: a final status ends the attempt, once."""
+    """Status of the customer's leg: a final status ends the attempt, once; an earlier one
+    (initiated, ringing, answered) teaches the ledger its CallSid."""
     status = param("CallStatus")
     if status in FINAL_CALL_STATUSES:
-        outcome = services().dispatcher.customer_call_ended(param("callback"), param("attempt"),
-                                                            param("CallSid"), status)
-        if outcome.freed_agent:
-            services().handoff.dispatch()
+        services().dispatcher.customer_call_ended(param("callback"), param("attempt"), param("CallSid"), status)
+        # The customer's number is free (and maybe the agent): work that waited for it may go.
+        services().handoff.dispatch()
+    elif param("CallSid"):
+        services().dispatcher.customer_call_progress(param("callback"), param("attempt"), param("CallSid"),
+                                                     status)
     return twiml.empty()
 
 

@@ -1,0 +1,232 @@
+"""The call ledger, kept: every call the app places is owned until Twilio says it ended.
+
+A leg is put in the ledger by the claim that reserves its number (`callback.storage.legs`),
+before any request goes to Twilio. It learns its CallSid from the create's answer, or from
+the `initiated` status event when that answer is lost (its URL names the attempt), or from
+Twilio's list of calls to the number. When its owner (an attempt or an offer) is over, the
+leg is marked over: a live call is ended (an agent hears their notice first), and the
+number stays held until Twilio says the call ended. A request that fails (429, 5xx, a
+timeout) is tried once more at once, then by the sweep with a growing pause: every leg
+ends, and nothing is tried without a pause.
+"""
+import logging
+import time
+from datetime import timedelta
+
+from callback.domain import records as m
+from callback.domain.rules import CALL, CALLBACK
+from callback.storage import Conflict, NotFound
+from callback.telephony.rest import FINAL_CALL_STATUSES, CallGone, NumberRefused, TelephonyError
+from callback.work.base import EVENT_MARGIN, Base
+
+log = logging.getLogger(__name__)
+
+AGENT_LEG, CUSTOMER_LEG = "agent", "customer"
+# A create sent this long ago whose call Twilio does not list was never placed.
+UNPLACED_AFTER = timedelta(minutes=2)
+# The sweep's pause between tries of one leg: doubling from this, up to the cap.
+FIRST_RETRY = timedelta(seconds=15)
+LONGEST_RETRY = timedelta(minutes=5)
+# An agent whose work is over hears their notice; this many tries, then their call is ended.
+NOTICE_TRIES = 2
+# Creates sent whose calls are not ringing yet (Twilio paces an account's outbound calls,
+# one a second by default, and queues the rest): past this many, dispatch leaves further
+# work for its next round (a freed agent, a new request, the minute sweep), so a burst
+# never piles up tens of seconds of queued calls whose agents' ring time runs out.
+CREATES_IN_FLIGHT = 10
+IN_FLIGHT = (m.LEG_PLACING,)
+QUEUED_STATUSES = ("queued",)
+# A create older than this counts no more, whatever was heard of it (its ringing event
+# may be lost): pacing never holds dispatch back for long.
+IN_FLIGHT_FOR = timedelta(seconds=60)
+RETRY_PAUSE_SECONDS = 0.3
+
+
+def leg_id(role, attempt_id):
+    """The id of an attempt's (or offer's) agent or customer leg."""
+    return f"{role}-{attempt_id}"
+
+
+def retry_after(tries, now):
+    """When the sweep tries a leg again after `tries` failed tries."""
+    return now + min(FIRST_RETRY * (2 ** tries), LONGEST_RETRY)
+
+
+def _transient(exc):
+    """A request worth sending again at once: throttled, a server error, or no answer."""
+    return not isinstance(exc, (CallGone, NumberRefused)) and (exc.status is None or exc.status == 429
+                                                              or exc.status >= 500)
+
+
+class Ledger(Base):
+    """The legs of attempts and offers: placed, learned, ended, and swept."""
+
+    def new_leg(self, role, kind, key, attempt_id, number, now, agent_id=None):
+        """A leg for the claim transaction to put: `number` held from now on."""
+        return m.Leg(number=number, leg_id=leg_id(role, attempt_id), role=role, kind=kind, key=key,
+                     attempt_id=attempt_id, created_at=now, agent_id=agent_id)
+
+    def in_flight(self):
+        """Creates sent whose calls do not ring yet (queued at Twilio, or no answer yet)."""
+        try:
+            legs = self.storage.live_legs()
+        except Exception:  # pacing is a courtesy: never the reason work is not offered
+            log.exception("could not read the call ledger for pacing")
+            return 0
+        recent = self.clock.now() - IN_FLIGHT_FOR
+        return sum(1 for leg in legs if (leg.placed_at or leg.created_at) >= recent
+                   and (leg.state in IN_FLIGHT or leg.twilio_status in QUEUED_STATUSES))
+
+    def _twilio(self, request, *args):
+        """A REST request, sent again once at once when it failed for a passing reason."""
+        try:
+            return request(*args)
+        except TelephonyError as exc:
+            if not _transient(exc):
+                raise
+            time.sleep(RETRY_PAUSE_SECONDS)
+            return request(*args)
+
+    def _change(self, number, id_, if_call_sid=None, **changes):
+        try:
+            return self.storage.change_leg(number, id_, if_call_sid, **changes)
+        except (Conflict, NotFound):
+            return None
+
+    def leg_placing(self, number, id_):
+        """The create request is about to go out."""
+        self._change(number, id_, state=m.LEG_PLACING, placed_at=self.clock.now())
+
+    def leg_learned(self, number, id_, call_sid, twilio_status=None):
+        """Twilio named the leg's call (the create's answer, a status event, its list):
+        recorded, and ended at once when its owner is already over."""
+        if not number or not call_sid:
+            return None
+        leg = self._change(number, id_, call_sid, call_sid=call_sid, state=m.LEG_PLACED,
+                           twilio_status=twilio_status)
+        if leg is not None and leg.over:
+            self.end_leg_call(leg)
+        return leg
+
+    def leg_gone(self, number, id_, call_sid=None):
+        """The leg's call ended, or was never placed: its number is free."""
+        if number and self.storage.forget_leg(number, id_, call_sid):
+            log.info("leg %s ended: number free", id_)
+
+    def leg_over(self, number, id_, notice=None, release_why=None):
+        """The leg's owner is over: its call must end (an agent hears `notice` first). A leg
+        no call was requested for is forgotten at once. Returns the leg, or None."""
+        leg = self._leg(number, id_)
+        if leg is None:
+            return None
+        if leg.state == m.LEG_RESERVED and leg.role == CUSTOMER_LEG:
+            self.leg_gone(number, id_)
+            return None
+        return self._change(number, id_, over=True, notice=notice or leg.notice,
+                            release_why=release_why or leg.release_why,
+                            check_at=self.clock.now() + EVENT_MARGIN)
+
+    def _leg(self, number, id_):
+        if not number:
+            return None
+        leg = self.storage.get_leg(number)
+        return leg if leg is not None and leg.leg_id == id_ else None
+
+    def end_leg_call(self, leg):
+        """Hang up a leg's call, if Twilio has named it; a failure is left to the sweep."""
+        if not leg.call_sid:
+            return False
+        try:
+            self._twilio(self.telephony.hang_up, leg.call_sid)
+            return True
+        except TelephonyError as exc:
+            log.info("could not hang up %s: %s; the sweep tries again", leg.call_sid, exc)
+            self._change(leg.number, leg.leg_id, check_at=self.clock.now())
+            return False
+
+    def tell_agent_leg(self, leg, notice):
+        """Redirect an agent's call to a notice; on failure the leg keeps the notice and the
+        sweep tries again, then ends the call."""
+        if not leg.call_sid:
+            return False
+        try:
+            self._twilio(self.telephony.redirect_call, leg.call_sid, self.url("/voice/notice", message=notice))
+            return True
+        except CallGone:
+            return True
+        except TelephonyError as exc:
+            log.info("could not tell agent %s (%s): %s; the sweep tries again", leg.agent_id, notice, exc)
+            self._change(leg.number, leg.leg_id, over=True, notice=notice, check_at=self.clock.now())
+            return False
+
+    # -- the sweep: legs whose owner is over -------------------------------------------
+
+    def _owner_open(self, leg):
+        """True while the attempt or offer that holds the leg goes on (the attempt's own
+        reconcile looks after its calls then)."""
+        try:
+            if leg.kind == CALLBACK:
+                cb = self.storage.get_callback(leg.key)
+                return cb.attempt_id == leg.attempt_id and cb.status in (m.DIALING, m.CONNECTED)
+            if leg.kind == CALL:
+                call = self.storage.get_waiting_call(leg.key)
+                return call is not None and call.offer_id == leg.attempt_id
+        except NotFound:
+            return False
+        return False
+
+    def sweep_leg(self, leg, now):
+        """One leg the sweep looks at: when its owner is over and its pause has passed, find
+        its call, end it, or free its number. True when the leg changed."""
+        if leg.check_at is not None and leg.check_at > now:
+            return False
+        if not leg.over and self._owner_open(leg):
+            return False
+        if leg.state == m.LEG_RESERVED:
+            return self._free(leg, None, "available")
+        try:
+            return self._settle(leg, now)
+        except TelephonyError as exc:
+            log.info("leg %s: Twilio cannot say now (%s); tried %d times", leg.leg_id, exc, leg.tries + 1)
+            self._change(leg.number, leg.leg_id, tries=leg.tries + 1, check_at=retry_after(leg.tries, now))
+            return False
+
+    def _settle(self, leg, now):
+        if not leg.call_sid:
+            calls = self.telephony.calls_to(leg.number, leg.placed_at or leg.created_at)
+            if not calls:
+                if now - (leg.placed_at or leg.created_at) < UNPLACED_AFTER:
+                    self._change(leg.number, leg.leg_id, check_at=now + EVENT_MARGIN)
+                    return False
+                return self._free(leg, None, "available")
+            leg = self.leg_learned(leg.number, leg.leg_id, calls[-1].sid, calls[-1].status) or leg
+            if not leg.call_sid:
+                return False
+        status = self.telephony.call_status(leg.call_sid)
+        if status in FINAL_CALL_STATUSES:
+            return self._free(leg, leg.call_sid, "available" if status == "completed" else "missed")
+        if leg.role == AGENT_LEG and leg.notice and leg.tries < NOTICE_TRIES:
+            self.telephony.redirect_call(leg.call_sid, self.url("/voice/notice", message=leg.notice))
+        else:
+            self.telephony.hang_up(leg.call_sid)
+        self._change(leg.number, leg.leg_id, over=True, tries=leg.tries + 1, check_at=retry_after(leg.tries, now))
+        return True
+
+    def _free(self, leg, call_sid, why):
+        """The leg's call is over (or never was): free the number, and its agent (when they
+        still hold this work: otherwise only the number)."""
+        if leg.role == AGENT_LEG and leg.agent_id and self._release(
+                leg.agent_id, leg.attempt_id, call_sid, leg.release_why or why, call_over=True):
+            return True
+        self.leg_gone(leg.number, leg.leg_id, call_sid)
+        return True
+
+    def agent_phone(self, agent_id):
+        """An agent's phone number, or None."""
+        try:
+            return self.storage.get_agent(agent_id).phone if agent_id else None
+        except NotFound:
+            return None
+
+    def _release(self, agent_id, attempt_id, call_sid, why, call_over):  # pragma: no cover - Effects
+        raise NotImplementedError
