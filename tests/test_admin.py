@@ -203,6 +203,29 @@ def test_agents_can_be_added_and_set_available(admin, svc):
     assert bad.status_code == 400 and "phone must be E.164" in bad.get_data(as_text=True)
 
 
+def test_an_agent_form_with_another_agents_phone_says_whose_it_is_and_saves_nothing(admin, svc):
+    data = {"id": "carol", "name": "Carol", "phone": "+14155550103", "queues": ["Sales"]}
+    post_form(admin, "/admin/agents/new", "/admin/agents/new", data)
+    taken = post_form(admin, "/admin/agents/new", "/admin/agents/new", {**data, "id": "dave", "name": "Dave"})
+    html = unescape(taken.get_data(as_text=True))
+    assert taken.status_code == 400 and "Nothing was saved" in html
+    assert re.search(r'class="field-error" id="phone-error">\(415\) 555-0103 is already the phone of '
+                     r"agent Carol<", html)
+    assert [a.agent_id for a in svc.storage.list_agents()] == ["carol"]
+
+    post_form(admin, "/admin/agents/new", "/admin/agents/new",
+              {**data, "id": "dave", "name": "Dave", "phone": "+14155550104"})
+    edit = "/admin/agents/dave/edit"
+    moved = post_form(admin, edit, edit, {"name": "David", "phone": "+14155550103", "queues": ["Sales"]})
+    assert moved.status_code == 400
+    assert "is already the phone of agent Carol" in unescape(moved.get_data(as_text=True))
+    dave = svc.storage.get_agent("dave")
+    assert (dave.name, dave.phone) == ("Dave", "+14155550104")
+    # Saved again with their own phone, an agent is fine.
+    kept = post_form(admin, edit, edit, {"name": "David", "phone": "+14155550104", "queues": ["Sales"]})
+    assert kept.status_code == 302 and svc.storage.get_agent("dave").name == "David"
+
+
 def make_callbacks(svc, clock, count):
     now = clock.now()
     for i in range(count):

@@ -75,6 +75,16 @@ def test_agents_can_be_added_once(client, main_line):
     assert bad.status_code == 400 and "queues" in bad.get_json()["fields"]
 
 
+def test_an_agent_with_another_agents_phone_is_409_naming_the_field(client, svc, main_line):
+    body = {"id": "carol", "name": "Carol", "phone": "+14155550103", "queues": ["Sales"]}
+    assert client.post("/api/agents", json=body, headers=AUTH).status_code == 201
+    taken = client.post("/api/agents", json={**body, "id": "dave", "name": "Dave"}, headers=AUTH)
+    assert taken.status_code == 409 and taken.is_json
+    message = "(415) 555-0103 is already the phone of agent Carol (carol)"
+    assert taken.get_json() == {"error": "another agent has this phone", "fields": {"phone": message}}
+    assert [a["id"] for a in client.get("/api/agents", headers=AUTH).get_json()["agents"]] == ["carol"]
+
+
 def test_callbacks_list_and_cancel(client, svc, clock, main_line):
     now = clock.now()
     for i in range(3):

@@ -91,7 +91,7 @@ def claim_races(svc, clock, races=40):
     now = clock.now()
     for i in range(races):
         agent_id, cb_id = f"racer{i}", f"CA{i:032d}"
-        svc.storage.save_agent_profile(agent_id, name="Racer", phone="+14155550100", queues=["Sales"],
+        svc.storage.save_agent_profile(agent_id, name="Racer", phone=f"+1415556{i:04d}", queues=["Sales"],
                                        now=now, create=True)
         svc.storage.set_agent_presence(agent_id, "available", now)
         svc.storage.create_callback(Callback(cb_id, f"+1212555{i:04d}", "Main Line", "Sales", now, now, 10,

@@ -1,13 +1,15 @@
 """Validation of what admins type (forms and API alike): plain Python, no Flask or storage."""
 import re
 
-from callback.domain.numbers import is_agent_address, is_e164
+from callback.domain.numbers import for_people, is_agent_address, is_e164
 from callback.domain.records import Queue
 from callback.domain.settings import parse_bool, parse_int
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")
 AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 MAX_GREETING = 500
+# A phone is also the key of its guard item, and DynamoDB keys stop at 1,024 bytes.
+MAX_PHONE = 256
 
 
 def check_name(value, what="name"):
@@ -116,7 +118,7 @@ def check_agent(raw, *, known_queues, creating):
     fields["name"] = name.strip() if isinstance(name, str) else ""
     phone = raw.get("phone", "")
     phone = phone.strip() if isinstance(phone, str) else ""
-    if not is_agent_address(phone):
+    if len(phone) > MAX_PHONE or not is_agent_address(phone):
         errors["phone"] = "phone must be E.164 (+14155550100), sip:user@host or client:name"
     fields["phone"] = phone
     queues = raw.get("queues", [])
@@ -130,3 +132,9 @@ def check_agent(raw, *, known_queues, creating):
         errors["queues"] = "no such queue: " + ", ".join(unknown[:5])
     fields["queues"] = tuple(dict.fromkeys(queues))
     return fields, errors
+
+
+def phone_taken(phone, agent_name, agent_id=None):
+    """What an admin reads when the phone they typed is already another agent's."""
+    who = f"{agent_name} ({agent_id})" if agent_id else agent_name
+    return f"{for_people(phone)} is already the phone of agent {who}"

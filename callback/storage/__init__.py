@@ -9,7 +9,7 @@ and the safe ways to write. Every state change is a conditional write; failed co
 become `Conflict`. Beside them, `parameter_store` reads the secrets from SSM Parameter
 Store at start-up, on the same botocore session.
 """
-from callback.storage.agents import AgentStorage
+from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult
 from callback.storage.client import (
     CONDITION_FAILED,
@@ -29,8 +29,8 @@ from callback.storage.tables import build_models
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
-    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "NotFound", "Storage",
-    "StorageError", "_client_limits",
+    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "NotFound", "PhoneTaken",
+    "Storage", "StorageError", "_client_limits",
 ]
 
 

@@ -1,5 +1,11 @@
 """Agents: who they are, their presence, and the work they are reserved for.
 
+A phone rings one agent: each agent's phone has a guard item (pk "AGENT-PHONE", sk the
+phone, owner the agent), written in the transaction that gives the agent that phone and
+deleted in the one that takes it away, so two agents never get one phone however many
+saves race. Agents saved before the guards existed get theirs at their next save; until
+then the agents' own records (one Query) refuse a second agent their phone.
+
 Claiming work reserves an available agent and changes the work (a callback, a holding
 caller) in one transaction; releasing is guarded by the attempt (and call) it was for, so a
 stale or repeated event frees nobody.
@@ -18,6 +24,24 @@ from callback.storage.client import (
     _valid_key,
 )
 
+AGENT_PHONE = "AGENT-PHONE"
+# A profile save computed from a read that another save made stale reads again, this many
+# times in all: more means something keeps changing these agents.
+PROFILE_TRIES = 3
+
+
+class PhoneTaken(Conflict):
+    """The phone is already another agent's (named by `agent_id` and `name`)."""
+
+    def __init__(self, phone, agent_id, name):
+        # No phone in the message: it may be logged.
+        super().__init__(f"the phone is already agent {agent_id}'s")
+        self.phone, self.agent_id, self.name = phone, agent_id, name
+
+
+class _StaleRead(Exception):
+    """A profile save's condition failed: what it was computed from has changed."""
+
 
 class AgentStorage(StorageBase):
     """Agents in the config table (pk "AGENT")."""
@@ -30,8 +54,7 @@ class AgentStorage(StorageBase):
 
     def list_agents(self):
         """Every agent (one Query over the agents' partition)."""
-        with _dynamodb():
-            return [self._agent_from(r) for r in self.AgentRec.query("AGENT")]
+        return self._agents()
 
     def get_agent(self, agent_id):
         """One agent by id."""
@@ -42,17 +65,73 @@ class AgentStorage(StorageBase):
                 raise NotFound(agent_id) from exc
 
     def save_agent_profile(self, agent_id, *, name, phone, queues, now, create=False):
-        """Create an agent (offline) or change who they are, leaving their status alone."""
-        A = self.AgentRec
-        with _dynamodb(conflict=agent_id):
-            if create:
-                A("AGENT", agent_id, name=name, phone=phone, queues=list(queues),
-                  status=m.OFFLINE, status_changed_at=now).save(condition=A.sk.does_not_exist())
+        """Create an agent (offline) or change who they are, leaving their status alone;
+        PhoneTaken when another agent has that phone, Conflict when the id is taken (create)
+        or unknown (change)."""
+        for _ in range(PROFILE_TRIES):
+            agents = {a.agent_id: a for a in self._agents(consistent_read=True)}
+            current = agents.get(agent_id)
+            if create == (current is not None):
+                raise Conflict(agent_id)
+            holder = next((a for a in agents.values() if a.phone == phone and a.agent_id != agent_id), None)
+            if holder is not None:
+                raise PhoneTaken(phone, holder.agent_id, holder.name)
+            old_phone = current.phone if current and current.phone != phone else None
+            owners = self._phone_owners(phone, old_phone)
+            try:
+                self._write_profile(agent_id, current, name, phone, queues, now, owners, old_phone)
+            except _StaleRead:
+                continue
+            return self.get_agent(agent_id)
+        raise StorageError(f"agent {agent_id} or the owners of its phone kept changing")
+
+    def _agents(self, consistent_read=False):
+        with _dynamodb():
+            return [self._agent_from(r)
+                    for r in self.AgentRec.query("AGENT", consistent_read=consistent_read)]
+
+    def _phone_owners(self, *phones):
+        """{phone: agent id} from the guards of these phones (one consistent read)."""
+        keys = [(AGENT_PHONE, p) for p in phones if p]
+        with _dynamodb():
+            return {g.sk: g.owner for g in self.Guard.batch_get(keys, consistent_read=True)}
+
+    def _write_profile(self, agent_id, current, name, phone, queues, now, owners, old_phone):
+        """The agent, their phone's guard and the release of their old phone's guard in one
+        transaction, each conditioned on exactly what was read; _StaleRead when any moved."""
+        A, G = self.AgentRec, self.Guard
+        owner = owners.get(phone)
+        if owner is None:
+            guard_as_read = G.sk.does_not_exist()
+        else:
+            # Ours, or left by an agent who no longer has this phone (the agent list said
+            # none has it): taken over, as long as that agent still does not.
+            guard_as_read = G.owner == owner
+
+        def write(tx):
+            if current is None:
+                tx.save(A("AGENT", agent_id, name=name, phone=phone, queues=list(queues),
+                          status=m.OFFLINE, status_changed_at=now), condition=A.sk.does_not_exist())
             else:
-                A("AGENT", agent_id).update(
-                    actions=[A.name.set(name), A.phone.set(phone), A.queues.set(list(queues))],
-                    condition=A.sk.exists())
-        return self.get_agent(agent_id)
+                tx.update(A("AGENT", agent_id),
+                          actions=[A.name.set(name), A.phone.set(phone), A.queues.set(list(queues))],
+                          condition=A.sk.exists() & (A.phone == current.phone))
+            tx.save(G(AGENT_PHONE, phone, owner=agent_id), condition=guard_as_read)
+            if owner not in (None, agent_id):
+                tx.condition_check(A, "AGENT", owner,
+                                   condition=A.sk.does_not_exist() | (A.phone != phone))
+            # An old phone's guard another agent holds (two agents shared it before the
+            # guards) stays theirs.
+            if old_phone and owners.get(old_phone) == agent_id:
+                tx.delete(G(AGENT_PHONE, old_phone), condition=G.owner == agent_id)
+
+        with _dynamodb():
+            try:
+                self._transact(write)
+            except TransactWriteError as exc:
+                if any(code in (CONDITION_FAILED, "ConditionalCheckFailed") for code in _cancel_codes(exc)):
+                    raise _StaleRead() from exc
+                raise
 
     def set_agent_presence(self, agent_id, status, now):
         """Agent says available/offline; never while reserved or busy on a call."""
@@ -146,4 +225,3 @@ class AgentStorage(StorageBase):
                        for code in _cancel_codes(exc)):
                     raise Conflict("claim lost") from exc
                 raise
-

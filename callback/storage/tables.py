@@ -2,6 +2,7 @@
 
 Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 - `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
+  one-agent-per-phone guards (pk "AGENT-PHONE", sk the phone, owner the agent id),
   one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
   numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
   departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long

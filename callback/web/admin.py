@@ -24,8 +24,8 @@ from callback.domain.settings import (
     priority_warnings,
     validate_settings,
 )
-from callback.domain.validation import check_agent, check_ivr
-from callback.storage import Conflict, NotFound
+from callback.domain.validation import check_agent, check_ivr, phone_taken
+from callback.storage import Conflict, NotFound, PhoneTaken
 from callback.web.auth import login_required
 from callback.web.headers import CONTENT_SECURITY_POLICY
 
@@ -298,6 +298,8 @@ def _agent_form(agent):
                 svc.storage.save_agent_profile(agent_id, name=fields["name"], phone=fields["phone"],
                                                queues=fields["queues"], now=svc.clock.now(),
                                                create=agent is None)
+            except PhoneTaken as exc:
+                errors = {"phone": phone_taken(fields["phone"], exc.name)}
             except Conflict:
                 errors = {"id": "an agent with this id exists"}
             else:

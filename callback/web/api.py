@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from callback.domain import records as m
 from callback.domain import stats, transitions
 from callback.domain.settings import parse_int, validate_settings
-from callback.domain.validation import check_agent, check_queue
-from callback.storage import Conflict, NotFound, StorageError
+from callback.domain.validation import check_agent, check_queue, phone_taken
+from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -298,6 +298,9 @@ def create_agent():
     try:
         agent = svc.storage.save_agent_profile(fields["id"], name=fields["name"], phone=fields["phone"],
                                                queues=fields["queues"], now=svc.clock.now(), create=True)
+    except PhoneTaken as exc:
+        raise ApiError(409, "another agent has this phone",
+                       {"phone": phone_taken(fields["phone"], exc.name, exc.agent_id)}) from exc
     except Conflict as exc:
         raise ApiError(409, "an agent with this id exists", {"id": "taken"}) from exc
     return jsonify(agent=agent_json(agent)), 201
