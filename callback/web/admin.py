@@ -25,8 +25,8 @@ from callback.domain.settings import (
     validate_settings,
 )
 from callback.domain.validation import check_agent, check_ivr, phone_taken
-from callback.storage import Conflict, NotFound, PhoneTaken
-from callback.web.auth import login_required
+from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
+from callback.web.auth import login_required, storage_unavailable
 from callback.web.headers import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -34,6 +34,7 @@ PAGE_SIZE = 25
 DASHBOARD_REFRESH_SECONDS = 15
 DASHBOARD_CSP = CONTENT_SECURITY_POLICY.replace("script-src 'none'", "script-src 'self'")
 BLANK_QUEUE_ROWS = 3
+bp.register_error_handler(StorageError, storage_unavailable)
 
 
 def services():

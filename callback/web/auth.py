@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from callback.domain.records import AdminSession
-from callback.storage import Conflict
+from callback.storage import Conflict, StorageError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -35,6 +35,8 @@ LOCK_WINDOW = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=8)
 # A session's idle deadline moves at most once a minute: one write a minute, not one a page.
 TOUCH_EVERY = timedelta(minutes=1)
+# DynamoDB throttling or unreachable passes within seconds, usually: a browser may try again then.
+RETRY_AFTER_SECONDS = 30
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,6 +129,18 @@ def refuse_without_secret_key():
     if current_app.secret_key or request.blueprint not in ("auth", "admin"):
         return None
     return render_template("unavailable.html"), 503
+
+
+def storage_unavailable(exc):
+    """Any sign-in or admin page while DynamoDB fails (throttled, unreachable, too slow): a
+    plain page in the portal's layout, 503 with Retry-After, never a bare 500. It fails
+    closed: a login whose throttle or session could not be read or written signs nobody in."""
+    log.exception("%s %s: storage unavailable", request.method, request.endpoint)
+    return (render_template("unavailable.html", storage=True), 503,
+            {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+bp.register_error_handler(StorageError, storage_unavailable)
 
 
 def current_admin():
