@@ -39,7 +39,14 @@ class Chooser(Effects):
         # Longest idle first: fair to agents, and it spreads the work.
         agents.sort(key=lambda ag: (ag.status_changed_at is None, ag.status_changed_at, ag.agent_id))
         offers, skip = [], set()
+        room = CREATES_IN_FLIGHT - self.in_flight() if agents else 0
         for agent in agents:
+            if len(offers) >= room:
+                # Twilio queues creates past the account's pace: the rest waits for the next
+                # round (a freed agent, a new request, the minute sweep).
+                log.info("%d calls placed and not ringing yet: %d agents wait for the next dispatch",
+                         CREATES_IN_FLIGHT, len(agents) - len(offers))
+                break
             offer = self._offer_next_work(agent, skip)
             if offer:
                 offers.append(offer)
@@ -94,12 +101,6 @@ class Chooser(Effects):
         return candidates, records
 
     def _offer_next_work(self, agent, skip):
-        if self.in_flight() >= CREATES_IN_FLIGHT:
-            # Twilio queues creates past the account's pace: the rest waits for the next
-            # dispatch (a leg's ringing event, a freed agent, the minute sweep).
-            log.info("%d calls placed and not ringing yet: agent %s waits for the next dispatch",
-                     CREATES_IN_FLIGHT, agent.agent_id)
-            return None
         now = self.clock.now()
         candidates, records = self.candidates_for(agent, now)
         tries = 0

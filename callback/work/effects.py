@@ -109,10 +109,10 @@ class Effects(Ledger):
                 dialed = self._dial_customer(cb, view.attempt_id, ivr, tell_agent)
                 if not dialed.applied or dialed.state == a.ENDED:
                     return dialed
-        if step.state == a.ENDED and view.state != a.ENDED:
+        if step.state == a.ENDED and view.state != a.ENDED and a.HangUp(a.CUSTOMER) not in effects:
             # Ending an attempt ends its legs: the customer's call is ended (or their number
             # freed, never dialed); it stays held until Twilio says that call ended.
-            self._hang_up_leg(cb.number, view.attempt_id, CUSTOMER_LEG, step.customer_call_sid)
+            self._hang_up_leg(cb.number, view.attempt_id, CUSTOMER_LEG, None)
         return Outcome(step.state, True, freed, status, notice)
 
     def _end_attempt(self, cb, effect, now, error_code, sids):
