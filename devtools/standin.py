@@ -9,17 +9,22 @@ through Twilio's lifecycle (queued, ringing, in-progress, then one final status)
 conferences and their participants answer from that state.
 
 Beyond plain failures it models what the real network does to a REST client: numbers
-Twilio refuses with its own 4xx codes (`refuse`), and create requests that time out
-after Twilio placed the call (`time_out_after_placing`).
+Twilio refuses with its own 4xx codes (`refuse`), create requests that time out after
+Twilio placed the call (`time_out_after_placing`), and, decided per request from a seed
+(`RestFaults`), redirects and hang-ups answered 429 or 5xx or timing out (some after they
+were applied), creates refused for load, and creates answered late or never.
 """
+import hashlib
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, has_request_context, jsonify, request
 from werkzeug.serving import make_server
 
 from callback.clock import SystemClock
@@ -43,6 +48,69 @@ REFUSALS = {
     21216: "Account not allowed to call {to}",
     21217: "Phone number does not appear to be valid",
 }
+
+
+# What Twilio answers a request it will not serve now: too many requests, or trouble on its
+# side. A create refused this way placed nothing.
+LOAD_ERRORS = ((429, 20429, "Too Many Requests"), (500, 20500, "Internal Server Error"),
+               (503, 20503, "Service Unavailable"))
+CREATE_LOAD_ERRORS = (LOAD_ERRORS[0], LOAD_ERRORS[2])
+
+
+@dataclass
+class RestFaults:
+    """How Twilio's REST API fails the app's requests, decided per request from `seed`.
+
+    Shares of requests: an update (redirect or hang-up) answered 429, 500 or 503 without
+    being applied, or answered only after the client gave up (half of those applied all the
+    same, as a real one may be); a create answered 429 or 503 with nothing placed; a create
+    answered after the client gave up although the call was placed; a create answered late
+    but in time, the phone ringing meanwhile. `client_timeout` is the app's REST timeout.
+    """
+
+    seed: int = 0
+    update_errors: float = 0.0
+    update_timeouts: float = 0.0
+    create_errors: float = 0.0
+    create_timeouts: float = 0.0
+    slow_creates: float = 0.0
+    client_timeout: float = 2.0
+
+    def _rng(self, *parts):
+        return random.Random("|".join(str(p) for p in (self.seed, *parts)))
+
+    @property
+    def overdue(self):
+        """Seconds an answer takes that the client has given up on."""
+        return self.client_timeout + 1
+
+    def for_update(self, call_sid, nth):
+        """None, ("error", status, code, message) or ("timeout", applied) for the nth
+        update of a call."""
+        rng = self._rng("update", call_sid, nth)
+        roll = rng.random()
+        if roll < self.update_errors:
+            return ("error", *rng.choice(LOAD_ERRORS))
+        if roll < self.update_errors + self.update_timeouts:
+            return ("timeout", rng.random() < 0.5)
+        return None
+
+    def for_create(self, to, nth):
+        """None, ("error", status, code, message), ("late", seconds) or ("lost", seconds)
+        for the nth create to `to`: late answers come within the client's timeout, lost
+        ones after it (the call placed all the same)."""
+        rng = self._rng("create", to, nth)
+        roll = rng.random()
+        for share, fault in ((self.create_errors, "error"), (self.create_timeouts, "lost"),
+                             (self.slow_creates, "late")):
+            if roll < share:
+                if fault == "error":
+                    return ("error", *rng.choice(CREATE_LOAD_ERRORS))
+                if fault == "lost":
+                    return ("lost", self.overdue)
+                return ("late", rng.uniform(0.2, 0.9) * self.client_timeout)
+            roll -= share
+        return None
 
 
 def _rfc2822(when):
@@ -105,9 +173,16 @@ class ConferenceRoom:
 class TwilioStandIn:
     """State and behaviour of the stand-in: calls placed, requests seen, failures queued."""
 
-    def __init__(self, clock=None):
+    def __init__(self, clock=None, seed=None):
         self.lock = threading.Lock()
         self.clock = clock or SystemClock()
+        # With a seed, call SIDs follow from it (the nth call to a number), so whatever is
+        # decided per SID replays; without one they are random, as Twilio's are.
+        self.seed = seed
+        self._ordinals = Counter()
+        self._updates = Counter()
+        self.faults = None  # RestFaults, or None for a Twilio that always answers
+        self.fault_counts = Counter()
         self.requests = []
         self.calls = {}
         self.ended = set()
@@ -123,9 +198,17 @@ class TwilioStandIn:
         # placing that call (a chaotic Twilio decides per call).
         self.create_delay = None
 
-    def new_sid(self, prefix="CA"):
-        """A fresh call (CA…) or conference (CF…) SID."""
+    def new_sid(self, prefix="CA", basis=None):
+        """A fresh call (CA…) or conference (CF…) SID; from the seed and `basis` when both
+        are given."""
+        if self.seed is not None and basis is not None:
+            return prefix + hashlib.sha256(f"{self.seed}|{basis}".encode()).hexdigest()[:32]
         return prefix + uuid.uuid4().hex
+
+    def _next_ordinal(self, counter, key):
+        with self.lock:
+            counter[key] += 1
+            return counter[key]
 
     def fail_next(self, status=500, code=20500, count=1, message="Internal Server Error"):
         """Make the next `count` requests fail with this HTTP status and Twilio code."""
@@ -253,7 +336,12 @@ class TwilioStandIn:
             self._delays.clear()
             self._refused.clear()
             self._late_answers.clear()
+            self._ordinals.clear()
+            self._updates.clear()
+            self.fault_counts.clear()
             self.create_delay = None
+            self.faults = None
+            self.seed = None
             self.clock = SystemClock()
 
     def wait_idle(self, timeout):
@@ -261,6 +349,13 @@ class TwilioStandIn:
         until it answers); False if one still is after `timeout` seconds."""
         with self._served:
             return self._served.wait_for(lambda: self._serving == 0, timeout)
+
+    def _count_fault(self, what):
+        """Count a fault, and note it on the request it befell (in `requests`)."""
+        with self.lock:
+            self.fault_counts[what] += 1
+            if has_request_context() and "standin_request" in g:
+                g.standin_request["fault"] = what
 
     def _take_failure(self):
         with self.lock:
@@ -294,10 +389,11 @@ class TwilioStandIn:
         def record_and_maybe_fail():
             if request.path.startswith("/_standin"):
                 return None
+            g.standin_request = {"method": request.method, "path": request.path,
+                                 "params": request.form.to_dict(flat=False),
+                                 "query": request.args.to_dict(flat=False), "at": self.clock.now().isoformat()}
             with self.lock:
-                self.requests.append({"method": request.method, "path": request.path,
-                                      "params": request.form.to_dict(flat=False),
-                                      "query": request.args.to_dict(flat=False)})
+                self.requests.append(g.standin_request)
             if request.authorization is None:
                 return error(401, 20003, "Authenticate")
             with self.lock:
@@ -348,8 +444,14 @@ class TwilioStandIn:
                 refused = self._refused.get(form["To"])
             if refused:
                 return error(400, refused, REFUSALS[refused].format(to=form["To"]))
+            nth = self._next_ordinal(self._ordinals, form["To"])
+            fault = self.faults.for_create(form["To"], nth) if self.faults else None
+            if fault and fault[0] == "error":
+                self._count_fault("create refused for load")
+                return error(*fault[1:])
             now = self.clock.now()
-            call = PlacedCall(self.new_sid(), form["To"], form["From"], form.get("Url", ""),
+            call = PlacedCall(self.new_sid("CA", f"{form['To']}#{nth}"), form["To"], form["From"],
+                              form.get("Url", ""),
                               form.get("StatusCallback"), form.get("Timeout", type=int),
                               form.get("MachineDetection"), fallback_url=form.get("FallbackUrl"),
                               machine_detection_timeout=form.get("MachineDetectionTimeout", type=int),
@@ -361,6 +463,10 @@ class TwilioStandIn:
             self._notify("call_created", call)
             if self.create_delay is not None:
                 late = max(late, self.create_delay(call) or 0)
+            if fault:
+                self._count_fault("create answered after the client gave up" if fault[0] == "lost"
+                                  else "create answered late")
+                late = max(late, fault[1])
             if late:
                 time.sleep(late)
             response = jsonify(call_payload(account_sid, call))
@@ -392,17 +498,8 @@ class TwilioStandIn:
                     calls = [c for c in calls if c.started_at and when <= c.started_at < end]
             return page(account_sid, "calls", [call_payload(account_sid, c) for c in calls], "Calls")
 
-        @app.route(base + "/Calls/<call_sid>.json", methods=["GET", "POST"])
-        def one_call(account_sid, call_sid):
-            """GET or POST …/Calls/{Sid}.json: fetch, redirect or hang up a call."""
-            with self.lock:
-                call = self.calls.get(call_sid)
-                ended = call_sid in self.ended or (call is not None and call.status in FINAL)
-            if request.method == "GET":
-                if call is None:
-                    status = "completed" if ended else "in-progress"
-                    call = PlacedCall(call_sid, "", "", "", None, None, None, status, direction="inbound")
-                return jsonify(call_payload(account_sid, call))
+        def update_call(account_sid, call_sid, call, ended):
+            """Redirect or hang up a call, as Twilio does once a request reaches it."""
             if ended:
                 return error(400, 21220, "Call is not in-progress. Cannot redirect.")
             if call is None:
@@ -425,6 +522,34 @@ class TwilioStandIn:
                     call.redirects.append(request.form["Url"])
                 self._notify("call_redirected", call, request.form["Url"])
             return jsonify(call_payload(account_sid, call))
+
+        @app.route(base + "/Calls/<call_sid>.json", methods=["GET", "POST"])
+        def one_call(account_sid, call_sid):
+            """GET or POST …/Calls/{Sid}.json: fetch, redirect or hang up a call."""
+            with self.lock:
+                call = self.calls.get(call_sid)
+                ended = call_sid in self.ended or (call is not None and call.status in FINAL)
+            if request.method == "GET":
+                if call is None:
+                    status = "completed" if ended else "in-progress"
+                    call = PlacedCall(call_sid, "", "", "", None, None, None, status, direction="inbound")
+                return jsonify(call_payload(account_sid, call))
+            fault = self.faults.for_update(call_sid, self._next_ordinal(self._updates, call_sid)) \
+                if self.faults else None
+            if fault and fault[0] == "error":
+                self._count_fault(f"update answered {fault[1]}")
+                return error(*fault[1:])
+            if fault and not fault[1]:
+                # The request never got through; the client hears nothing and gives up.
+                self._count_fault("update timed out, not applied")
+                time.sleep(self.faults.overdue)
+                return error(503, 20503, "Service Unavailable")
+            answer = update_call(account_sid, call_sid, call, ended)
+            if fault:
+                # Applied, but the answer comes after the client gave up.
+                self._count_fault("update timed out, applied")
+                time.sleep(self.faults.overdue)
+            return answer
 
         def conference_payload(account_sid, room):
             uri = f"/2010-04-01/Accounts/{account_sid}/Conferences/{room.sid}.json"
@@ -520,7 +645,8 @@ class TwilioStandIn:
 
         @app.post("/_standin/config")
         def standin_config():
-            """Refuse numbers and time out create requests (for the simulator)."""
+            """Refuse numbers, time out create requests, fail requests by a seed (RestFaults's
+            fields, or null for none) (for the simulator)."""
             body = request.get_json(silent=True) or {}
             try:
                 for number, code in (body.get("refuse") or {}).items():
@@ -528,6 +654,8 @@ class TwilioStandIn:
                 late = body.get("time_out_after_placing")
                 if late:
                     self.time_out_after_placing(float(late.get("seconds", 10)), int(late.get("count", 1)))
+                if body.get("faults") is not None:
+                    self.faults = RestFaults(**body["faults"]) if body["faults"] else None
             except (TypeError, ValueError) as exc:
                 return error(400, 20001, str(exc))
             return jsonify(ok=True)

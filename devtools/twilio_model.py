@@ -7,9 +7,17 @@
   Dial/Conference — as a loop, never recursing per step, with the caller's patience
   checked in every wait;
 - **phones** answer calls the app places the way people and machines do: a person who
-  presses the keys they are asked for, a voicemail that answers and presses nothing
-  (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer, or a
-  number Twilio refuses;
+  listens, then presses the keys they are asked for, a voicemail that answers and presses
+  nothing (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer,
+  or a number Twilio refuses; a phone already on a call answers busy (`one_call_per_phone`);
+- **calls the app places** wait `queued` in Twilio's outbound queue for the account's pace
+  (`Pacing`: 1 call a second by default, shared with the account's other traffic), then
+  report each progress event the create asked for (`initiated`, `ringing`, `answered`,
+  `completed`, each with its `SequenceNumber`);
+- **holding callers** may hang up at a moment of an offer to an agent (`HangUpPlan`): while
+  the agent's phone rings, during the whisper, once the agent pressed 1, or as the app
+  moves them out of the queue; the agent call that offers them is the one whose URLs name
+  their CallSid;
 - **conferences** send `participant-join`, `participant-leave`, `conference-start` and
   `conference-end` to the `<Conference statusCallback>` with `ConferenceSid`,
   `FriendlyName` and `CallSid`;
@@ -20,6 +28,7 @@ The REST side is `devtools.standin`: in-process (`LocalBackend`) the model hears
 of calls the moment the app creates them; from another process (`RemoteBackend`) it
 polls the stand-in of `make run`.
 """
+import hashlib
 import heapq
 import random
 import threading
@@ -39,6 +48,12 @@ MUSIC_SECONDS = 15  # how much time one hold-music clip stands for
 FETCH_SECONDS = 1  # simulated time a webhook round trip stands for
 MAX_DOCUMENTS = 5000  # TwiML documents one call may run before the model calls it a loop
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+# Moments of an offer to an agent at which a holding caller may hang up (HangUpPlan).
+AGENT_RUNG = "agent-rung"  # the agent's phone rings
+AGENT_ANSWERED = "agent-answered"  # the agent hears the whisper
+AGENT_ACCEPTED = "agent-accepted"  # the agent pressed 1
+MOVED = "moved"  # the app redirects the caller out of the queue to the agent
+OFFER_MOMENTS = (AGENT_RUNG, AGENT_ANSWERED, AGENT_ACCEPTED, MOVED)
 
 
 class Redirected(Exception):
@@ -72,6 +87,33 @@ class Chaos:
 
 
 @dataclass
+class Pacing:
+    """Twilio's pace for calls created through the REST API: `cps` a second per account
+    (Twilio's default is 1); a call beyond it waits `queued` for its turn. The account's
+    other traffic (another app, a campaign) takes turns too: bursts of `burst_size` calls
+    about every `burst_every` simulated seconds (0: none)."""
+
+    cps: float = 1.0
+    burst_every: float = 0.0
+    burst_size: tuple = (10, 40)
+
+    def describe(self):
+        """One line for logs."""
+        other = (f", other calls of the account in bursts of {self.burst_size[0]}-{self.burst_size[1]} "
+                 f"about every {self.burst_every:g} s" if self.burst_every else "")
+        return f"{self.cps:g} call(s) a second leave Twilio's outbound queue{other}"
+
+
+@dataclass(frozen=True)
+class HangUpPlan:
+    """When a holding caller hangs up: `delay` simulated seconds after `moment` (one of
+    OFFER_MOMENTS) first comes in an offer of them to an agent."""
+
+    moment: str
+    delay: float = 0.0
+
+
+@dataclass
 class Behaviour:
     """What one phone does when it rings.
 
@@ -84,6 +126,7 @@ class Behaviour:
     ring_seconds: float = 4
     talk_seconds: float = 60
     alone_seconds: float = 120
+    think_seconds: float = 0  # a person listens this long to a prompt before pressing keys
 
     @property
     def is_person(self):
@@ -413,6 +456,8 @@ class CallRecord:
     ended: float | None = None
     outcome: str | None = None
     behaviour: str | None = None
+    url: str | None = None  # a placed call's Url and StatusCallback, as the app created it
+    status_callback: str | None = None
 
 
 class Room:
@@ -427,6 +472,7 @@ class Room:
         self.started = False
         self.ended = threading.Event()
         self.sequence = 0
+        self.first = None  # CallSid of its first participant: names it for the network's choices
 
 
 class LiveCall:
@@ -441,6 +487,26 @@ class LiveCall:
         self.lock = threading.Lock()
         self.answered = False
         self.url = None
+        self.state = "queued"  # then ringing, in-progress (an inbound call starts in progress)
+        self.events = ()  # the progress events its create asked for
+        self.sequence = 0  # SequenceNumber of its next progress event
+        self.plan = None  # a holding caller's HangUpPlan
+        self.plan_fired = False
+        self.offered = None  # an agent's call: the holding caller it offers
+
+    def next_sequence(self):
+        """The SequenceNumber of this call's next progress event."""
+        with self.lock:
+            number, self.sequence = self.sequence, self.sequence + 1
+        return number
+
+    def fire_plan(self, moment):
+        """The caller's HangUpPlan when `moment` is its moment and it has not fired yet."""
+        with self.lock:
+            if self.plan is None or self.plan.moment != moment or self.plan_fired:
+                return None
+            self.plan_fired = True
+            return self.plan
 
     def interrupt(self, kind, url=None):
         """A redirect or hang-up from the REST API."""
@@ -454,22 +520,36 @@ class LiveCall:
             if not self.interrupts:
                 self.wake.clear()
                 return
-            hangups = [i for i in self.interrupts if i[0] == "hangup"]
+            hangups = [i for i in self.interrupts if i[0] in ("hangup", "caller-hangs-up")]
             kind, url = hangups[0] if hangups else self.interrupts[-1]
             self.interrupts.clear()
             self.wake.clear()
         if kind == "hangup":
             raise HungUp("rest")
+        if kind == "caller-hangs-up":
+            raise HungUp("caller")
         raise Redirected(url)
 
 
 class Network:
     """Twilio's voice side, modelled: runs every call the app places or a caller makes."""
 
-    def __init__(self, backend, webhooks, timeline, chaos=None, seed=0, out=None):
+    def __init__(self, backend, webhooks, timeline, chaos=None, seed=0, out=None, pacing=None,
+                 one_call_per_phone=False, stable_sids=False):
         self.backend, self.webhooks, self.timeline = backend, webhooks, timeline
         self.chaos = chaos or Chaos()
         self.seed = seed
+        self.pacing = pacing
+        self.one_call_per_phone = one_call_per_phone
+        # Inbound CallSids from the seed (the nth call from a number), so a run replays;
+        # random ones when several runs share one app (`make call` after `make call`).
+        self.stable_sids = stable_sids
+        self.inbound_calls = defaultdict(int)
+        self.key_listeners = []  # fn(phone, digits): a person pressed keys on a call the app placed
+        self._free_at = 0.0  # simulated time the account's outbound queue next lets a call out
+        self._bursts = 0
+        self._next_burst = None
+        self.longest_queued = 0.0
         self.out = out or (lambda who, text: None)
         self.phones = {}
         self.default_behaviour = {"agent": Behaviour(), "customer": Behaviour(keys="")}
@@ -494,8 +574,19 @@ class Network:
 
     def start(self):
         """Start hearing what the app does through the REST API."""
+        self._next_burst = self._burst(0)
         self.backend.attach(self)
         return self
+
+    def live_calls(self):
+        """The records of calls live now (queued, ringing or in progress), by CallSid."""
+        with self.lock:
+            return {sid: call.record for sid, call in self.live.items() if call.record.ended is None}
+
+    def in_conversation(self):
+        """CallSids of the calls in a conference together with another call now."""
+        with self.lock:
+            return {sid for room in self.rooms.values() if len(room.members) > 1 for sid in room.members}
 
     def stop(self):
         """Stop every call and delivery (what is left is dropped)."""
@@ -567,8 +658,9 @@ class Network:
                 return
             call.wake.wait(min(left, 0.5))
 
-    def _record(self, sid, number, kind, direction, behaviour):
-        record = CallRecord(sid, number, kind, direction, self.sim_elapsed(), behaviour=behaviour)
+    def _record(self, sid, number, kind, direction, behaviour, url=None, status_callback=None):
+        record = CallRecord(sid, number, kind, direction, self.sim_elapsed(), behaviour=behaviour, url=url,
+                            status_callback=status_callback)
         with self.lock:
             self.records.append(record)
         return record
@@ -583,29 +675,41 @@ class Network:
     def _placed_call(self, placed):
         phone = self._phone_for(placed.to)
         behaviour = phone.next_behaviour()
-        record = self._record(placed.sid, placed.to, phone.kind, "outbound-api", behaviour.answer)
+        record = self._record(placed.sid, placed.to, phone.kind, "outbound-api", behaviour.answer,
+                              url=placed.url, status_callback=placed.status_callback)
         params = {"CallSid": placed.sid, "AccountSid": ACCOUNT_SID, "From": placed.from_, "To": placed.to,
                   "Direction": "outbound-api", "ApiVersion": "2010-04-01"}
         call = LiveCall(placed.sid, phone, behaviour, params, record)
         call.url = placed.url
+        call.events = tuple(getattr(placed, "status_callback_events", None) or ())
         with self.lock:
             self.live[placed.sid] = call
+            if phone.kind == "agent":
+                call.offered = self._caller_named_by(placed)
         who = phone.name
         self.count(f"{phone.kind} calls")
         outcome = "completed"
         try:
+            self._queued(call)
+            self._progress(placed, call, "initiated", "initiated")
+            answer = "busy" if self._start_ringing(call) else behaviour.answer
             self.backend.set_status(placed.sid, "ringing")
             self.out(who, f"phone rings ({placed.to})")
             timeout = placed.timeout or 60
-            if behaviour.answer in ("busy", "failed"):
+            if answer in ("busy", "failed"):
+                if answer != behaviour.answer:
+                    self.count("calls busy: the phone was on another call")
                 self._ring(call, 2)
-                outcome = behaviour.answer
-            elif behaviour.answer == "no-answer" or behaviour.ring_seconds >= timeout:
-                self._ring(call, timeout)
-                outcome = "no-answer"
+                outcome = answer
             else:
-                self._ring(call, behaviour.ring_seconds)
-                outcome = self._answered(placed, call)
+                self._progress(placed, call, "ringing", "ringing")
+                self._offer_moment(call, AGENT_RUNG)
+                if answer == "no-answer" or behaviour.ring_seconds >= timeout:
+                    self._ring(call, timeout)
+                    outcome = "no-answer"
+                else:
+                    self._ring(call, behaviour.ring_seconds)
+                    outcome = self._answered(placed, call)
         except HungUp:
             outcome = "completed" if call.answered else "canceled"
         except requests.RequestException as exc:
@@ -613,8 +717,77 @@ class Network:
             self.out(who, f"the app could not be reached ({type(exc).__name__})")
         self._finish(placed, call, outcome)
 
+    def _caller_named_by(self, placed):
+        """The holding caller (a live inbound call) whose CallSid the URLs of this agent's
+        call name: the caller it offers. Called under the lock."""
+        urls = f"{placed.url or ''} {placed.status_callback or ''}"
+        return next((c for c in self.live.values() if c.record.direction == "inbound" and c.sid in urls),
+                    None)
+
+    def _queued(self, call):
+        """Wait `queued` in Twilio's outbound queue for the account's turn (Pacing)."""
+        if not self.pacing or not self.pacing.cps:
+            return
+        wait = self._turn(call.record.started) - self.sim_elapsed()
+        if wait <= 0:
+            return
+        with self.lock:
+            self.longest_queued = max(self.longest_queued, wait)
+        self.count("calls queued for the account's pace")
+        self._ring(call, wait)
+
+    def _turn(self, created):
+        """The simulated time a call created at `created` leaves the outbound queue."""
+        cps = self.pacing.cps
+        with self.lock:
+            while self._next_burst is not None and self._next_burst[0] <= created:
+                at, size = self._next_burst
+                self._free_at = max(self._free_at, at) + size / cps
+                self._bursts += 1
+                self._next_burst = self._burst(self._bursts)
+            turn = max(created, self._free_at)
+            self._free_at = turn + 1 / cps
+        return turn
+
+    def _burst(self, n):
+        """(when, how many) of the account's nth burst of other calls, or None."""
+        if not self.pacing or not self.pacing.burst_every:
+            return None
+        rng = self._rng("burst", n)
+        return (n + rng.random()) * self.pacing.burst_every, rng.randint(*self.pacing.burst_size)
+
+    def _start_ringing(self, call):
+        """The call leaves the queue for the phone; True when that phone is already on a
+        call (ringing or talking) and so answers busy."""
+        with self.lock:
+            call.state = "ringing"
+            if not self.one_call_per_phone:
+                return False
+            return any(other is not call and other.phone.number == call.phone.number
+                       and other.state != "queued" and other.record.ended is None
+                       for other in self.live.values())
+
+    def _offer_moment(self, call, moment):
+        """A moment of an agent's call that offers a holding caller: a caller who means to
+        hang up then does, after their delay."""
+        caller = call.offered
+        plan = caller.fire_plan(moment) if caller is not None else None
+        if plan is None:
+            return
+        self.count(f"callers hanging up: {moment}")
+        self.out(caller.phone.name, f"will hang up {plan.delay:g} s after {moment}")
+        self.scheduler.after(self.timeline.real(plan.delay), caller.interrupt, "caller-hangs-up")
+
+    def pressed(self, call, digits):
+        """A person pressed keys on a call: an agent's 1 accepts what the call offers."""
+        if digits == "1":
+            self._offer_moment(call, AGENT_ACCEPTED)
+        for listener in list(self.key_listeners):
+            listener(call.phone, digits)
+
     def _ring(self, call, seconds):
-        """Ring for `seconds`; a redirect while ringing only changes the TwiML fetched on answer."""
+        """Ring (or wait queued) for `seconds`; a redirect meanwhile only changes the TwiML
+        fetched on answer."""
         deadline = self.sim_elapsed() + seconds
         while True:
             try:
@@ -631,12 +804,13 @@ class Network:
             answered_by = "human" if behaviour.is_person else "machine_start"
         self.backend.set_status(placed.sid, "in-progress", answered_by)
         call.answered = True
+        call.state = "in-progress"
         if behaviour.is_person:
             self.out(call.phone.name, "answers")
         else:
             self.out(call.phone.name, "voicemail answers")
-        if "answered" in (getattr(placed, "status_callback_events", None) or []):
-            self._status_callback(placed, call, "in-progress", answered_by)
+        self._progress(placed, call, "answered", "in-progress", answered_by)
+        self._offer_moment(call, AGENT_ANSWERED)
         if placed.machine_detection:
             # Detection listens before Twilio fetches the Url: a greeting takes longer to judge.
             limit = placed.machine_detection_timeout or 30
@@ -658,16 +832,23 @@ class Network:
             pass
         if outcome != "completed":
             self.out(call.phone.name, f"does not answer ({outcome})")
-        self._status_callback(placed, call, outcome, None)
+        self._progress(placed, call, "completed", outcome)
 
-    def _status_callback(self, placed, call, status, answered_by):
+    def _progress(self, placed, call, event, status, answered_by=None):
+        """A call progress event, sent when the create asked for it (`completed` also when
+        it named none: Twilio's default). CallStatus is `initiated` for initiated, `ringing`,
+        `in-progress` once answered, and the final status for completed."""
+        if event not in call.events and not (event == "completed" and not call.events):
+            return
         if not placed.status_callback or self.stopped.is_set():
             return
+        sequence = call.next_sequence()
         params = {**call.params, "CallStatus": status, "AnsweredBy": answered_by,
-                  "CallbackSource": "call-progress-events", "Timestamp": self._timestamp()}
+                  "CallbackSource": "call-progress-events", "SequenceNumber": sequence,
+                  "Timestamp": self._timestamp()}
         if status in FINAL:
             params["CallDuration"] = str(int(max(call.record.ended - call.record.started, 0)))
-        self.deliver(placed.status_callback, params, ("status", placed.sid, status))
+        self.deliver(placed.status_callback, params, ("status", placed.sid, event))
 
     def _timestamp(self):
         return self.timeline.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
@@ -702,13 +883,24 @@ class Network:
 
     # -- inbound calls -------------------------------------------------------------------
 
-    def dial_in(self, from_, to, keys, patience, incoming_path="/voice/incoming", name="caller"):
-        """A person calls the IVR and follows the call to its end (in this thread)."""
-        sid = "CA" + uuid.uuid4().hex
+    def _inbound_sid(self, from_):
+        if not self.stable_sids:
+            return "CA" + uuid.uuid4().hex
+        with self.lock:
+            self.inbound_calls[from_] += 1
+            nth = self.inbound_calls[from_]
+        return "CA" + hashlib.sha256(f"{self.seed}|inbound|{from_}#{nth}".encode()).hexdigest()[:32]
+
+    def dial_in(self, from_, to, keys, patience, incoming_path="/voice/incoming", name="caller",
+                hang_up=None):
+        """A person calls the IVR and follows the call to its end (in this thread); `hang_up`
+        (a HangUpPlan) is when they hang up if the app offers them to an agent."""
+        sid = self._inbound_sid(from_)
         record = self._record(sid, from_, "caller", "inbound", "human")
         params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": from_, "To": to,
                   "Direction": "inbound", "ApiVersion": "2010-04-01"}
         call = LiveCall(sid, Phone(from_, "caller", [Behaviour()], name=name), Behaviour(), params, record)
+        call.state, call.plan = "in-progress", hang_up
         with self.lock:
             self.live[sid] = call
         run = CallRun(self, call, name, keys=keys, patience=patience)
@@ -744,6 +936,7 @@ class Network:
                      "end": attrs.get("endConferenceOnExit", "false") == "true",
                      "joined": self.sim_elapsed()}
             room.members[call.sid] = (call, flags)
+            room.first = room.first or call.sid
             starting = (not room.started and len(room.members) >= 2
                         and any(f["start"] for _, f in room.members.values()))
             if starting:
@@ -811,7 +1004,8 @@ class Network:
             params.update(StartConferenceOnEnter=str(flags["start"]).lower(),
                           EndConferenceOnExit=str(flags["end"]).lower(), Muted="false", Hold="false",
                           Coaching="false")
-        self.deliver(room.callback, params, ("conference", room.name, event, call_sid, sequence))
+        # Keyed by a CallSid, not the app's conference name, so a seeded run replays.
+        self.deliver(room.callback, params, ("conference", room.first, event, call_sid, sequence))
 
 
 class CallRun:
@@ -874,12 +1068,19 @@ class CallRun:
         self.network.out(f"{self.who} hears", text)
 
     def press(self, prompt):
-        """Keys pressed at a Gather: the caller's script, or the phone's behaviour."""
+        """Keys pressed at a Gather: the caller's script, or the phone's behaviour (a person
+        listens to the prompt first)."""
         if self.keys is not None:
             return self.keys.next(prompt)
-        pressed = self.call.behaviour.keys if self.call.behaviour.is_person else ""
+        behaviour = self.call.behaviour
+        if not behaviour.is_person:
+            return ""
+        if behaviour.think_seconds:
+            self._pass(behaviour.think_seconds)
+        pressed = behaviour.keys
         if pressed:
             self.network.out(self.who, f"presses {pressed}")
+            self.network.pressed(self.call, pressed)
         return pressed
 
     # -- the loop ---------------------------------------------------------------------------
@@ -912,14 +1113,21 @@ class CallRun:
 
     def _redirected(self, url):
         self.network.out(self.who, "is moved by the app")
-        if self.queue is not None:
+        moving_out = self.queue is not None
+        if moving_out:
             self.redirected_out = True
             self.network.out(self.who, "is taken out of the queue")
             self._leave_queue("redirected")
         if self.conference is not None:
             self.network.leave(self.conference, self.call, "participant_updated_via_api")
             self.conference = None
-        return self.fetch(url)
+        doc = self.fetch(url)
+        if moving_out and self.call.fire_plan(MOVED):
+            # They hang up as they are moved: the new TwiML was fetched, never run.
+            self.network.count(f"callers hanging up: {MOVED}")
+            self.network.out(self.who, "hangs up while being moved")
+            raise HungUp("caller")
+        return doc
 
     def _leave_queue(self, result):
         _, _, action, _ = self.queue

@@ -12,12 +12,17 @@ from werkzeug.serving import make_server
 from callback.clock import ScaledClock
 from callback.config import Config
 from callback.telephony.rest import Telephony, TelephonyError
+from devtools.standin import RestFaults
 from devtools.twilio_model import (
+    AGENT_ACCEPTED,
+    MOVED,
     Behaviour,
     Chaos,
+    HangUpPlan,
     Keys,
     LocalBackend,
     Network,
+    Pacing,
     Phone,
     Timeline,
     Webhooks,
@@ -72,10 +77,10 @@ def model(twilio_standin):
     """A factory: a Network over the stand-in, sending webhooks to a given app."""
     started = []
 
-    def build(app, chaos=None, seed=1, speed=FAST, clock=None):
+    def build(app, chaos=None, seed=1, speed=FAST, clock=None, **options):
         served = Served(app)
         network = Network(LocalBackend(twilio_standin), Webhooks(AUTH_TOKEN, PUBLIC, [served.url]),
-                          Timeline(speed, clock), chaos=chaos, seed=seed).start()
+                          Timeline(speed, clock), chaos=chaos, seed=seed, **options).start()
         started.append((served, network))
         return network
 
@@ -278,3 +283,170 @@ def test_a_call_the_app_hangs_up_is_over_in_the_call_log_at_once(model, twilio_s
                                   status_callback=PUBLIC + "/status", timeout=20)
     assert wait_until(lambda: twilio_standin.calls[second].status == "in-progress")
     assert overlapping_calls(network.records, ("agent",)) == []
+
+
+def create_call(standin_server, to, **params):
+    """A create request as any client sends it (events and all), straight to the stand-in."""
+    import requests
+
+    account = "AC" + "1" * 32
+    return requests.post(f"{standin_server.url}/2010-04-01/Accounts/{account}/Calls.json",
+                         auth=(account, AUTH_TOKEN), timeout=10,
+                         data={"To": to, "From": IVR_NUMBER, "Url": PUBLIC + "/answer", **params})
+
+
+def statuses(seen, sid):
+    return [(r["form"]["CallStatus"], int(r["form"]["SequenceNumber"])) for r in seen
+            if r["path"] == "/status" and r["form"]["CallSid"] == sid]
+
+
+def test_every_progress_event_the_create_asks_for_arrives_with_its_sequence_number(model, standin_server):
+    app, seen = recording_app({"/answer": "<Response><Say>Hi</Say><Hangup/></Response>"})
+    network = model(app)
+    network.add_phone(Phone("+14155550181", "agent", [Behaviour("human", ring_seconds=1)]))
+    network.add_phone(Phone("+14155550182", "agent", [Behaviour("busy")]))
+    every = ["initiated", "ringing", "answered", "completed"]
+    answered = create_call(standin_server, "+14155550181", StatusCallback=PUBLIC + "/status",
+                           StatusCallbackEvent=every).json()["sid"]
+    busy = create_call(standin_server, "+14155550182", StatusCallback=PUBLIC + "/status",
+                       StatusCallbackEvent=every).json()["sid"]
+    assert wait_until(lambda: len(statuses(seen, answered)) == 4 and len(statuses(seen, busy)) == 2)
+    assert statuses(seen, answered) == [("initiated", 0), ("ringing", 1), ("in-progress", 2), ("completed", 3)]
+    # A busy phone never rings: initiated, then its final status.
+    assert statuses(seen, busy) == [("initiated", 0), ("busy", 1)]
+    # Without StatusCallbackEvent Twilio sends only the final status.
+    plain = create_call(standin_server, "+14155550181", StatusCallback=PUBLIC + "/status").json()["sid"]
+    assert wait_until(lambda: statuses(seen, plain) == [("completed", 0)])
+
+
+def test_the_account_lets_calls_out_of_its_queue_at_its_pace_with_its_other_traffic(model):
+    app, _ = recording_app({})
+    network = model(app, pacing=Pacing(cps=2, burst_every=100, burst_size=(10, 10)))
+    first_burst = network._next_burst[0]
+    assert 0 <= first_burst < 100
+    # Three calls created at once leave half a second apart.
+    assert [network._turn(0) for _ in range(3)] == [0, 0.5, 1.0]
+    # The account's other calls take ten turns (5 s) from their burst on.
+    assert network._turn(first_burst + 0.1) == first_burst + 5
+
+
+def test_a_call_hung_up_while_queued_is_canceled_and_never_initiated(model, standin_server, twilio_standin,
+                                                                     telephony):
+    app, seen = recording_app({"/answer": "<Response><Pause length=\"5\"/></Response>"})
+    network = model(app, speed=100, pacing=Pacing(cps=0.01))
+    for number in ("+14155550191", "+14155550192"):
+        network.add_phone(Phone(number, "agent", [Behaviour("human", ring_seconds=1)]))
+    every = ["initiated", "ringing", "answered", "completed"]
+    first = create_call(standin_server, "+14155550191", StatusCallback=PUBLIC + "/status",
+                        StatusCallbackEvent=every).json()["sid"]
+    queued = create_call(standin_server, "+14155550192", StatusCallback=PUBLIC + "/status",
+                         StatusCallbackEvent=every).json()["sid"]
+    # The second waits 100 simulated seconds (one real second) for its turn.
+    assert twilio_standin.calls[queued].status == "queued"
+    telephony().hang_up(queued)
+    assert wait_until(lambda: statuses(seen, queued) == [("canceled", 0)])
+    assert next(r for r in network.records if r.sid == queued).outcome == "canceled"
+    assert wait_until(lambda: statuses(seen, first)[:1] == [("initiated", 0)])
+
+
+def test_a_phone_already_on_a_call_answers_a_second_one_busy(model, twilio_standin, telephony):
+    app, _ = recording_app({"/answer": "<Response><Pause length=\"600\"/></Response>"})
+    network = model(app, speed=100, one_call_per_phone=True)
+    network.add_phone(Phone("+14155550201", "agent", [Behaviour("human", ring_seconds=1)]))
+    telephony = telephony()
+    first = telephony.place_call(to="+14155550201", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                                 status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: twilio_standin.calls[first].status == "in-progress")
+    second = telephony.place_call(to="+14155550201", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                                  status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: twilio_standin.calls[second].status == "busy")
+    assert twilio_standin.calls[first].status == "in-progress"
+    assert network.stats["calls busy: the phone was on another call"] == 1
+
+
+HOLD = {"/in": '<Response><Enqueue waitUrl="/wait" action="/done">Support</Enqueue></Response>',
+        "/wait": "<Response><Play>https://x/m.mp3</Play></Response>",
+        "/agent": '<Response><Gather numDigits="1" action="/accept"><Say>A caller.</Say></Gather></Response>',
+        "/accept": '<Response><Pause length="30"/></Response>',
+        "/join": '<Response><Dial><Conference>call-room</Conference></Dial></Response>'}
+
+
+def holding_caller(network, number, plan):
+    """A caller holding in a thread; returns (their CallRun holder, their CallSid)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("run", network.dial_in(
+        number, IVR_NUMBER, Keys([]), patience=600, incoming_path="/in", hang_up=plan)), daemon=True)
+    thread.start()
+    assert wait_until(lambda: any(c.record.direction == "inbound" for c in network.live.values()))
+    sid = next(sid for sid, c in network.live.items() if c.record.direction == "inbound")
+    return thread, result, sid
+
+
+def test_a_holding_caller_hangs_up_once_the_agent_offered_them_presses_1(model, telephony):
+    app, seen = recording_app(HOLD)
+    network = model(app, speed=20)
+    network.add_phone(Phone("+14155550211", "agent", [Behaviour("human", keys="1", ring_seconds=1,
+                                                                think_seconds=2)]))
+    # Five seconds after the key: the agent's /accept (1.5 s after it) has been asked for.
+    thread, result, sid = holding_caller(network, "+12125550211", HangUpPlan(AGENT_ACCEPTED, 5))
+    # The agent's call names the caller (as an offer of them does); the caller hears nothing of it.
+    telephony().place_call(to="+14155550211", from_=IVR_NUMBER, url=PUBLIC + f"/agent?kind=call&key={sid}",
+                           status_callback=PUBLIC + "/status", timeout=20)
+    thread.join(20)
+    assert result["run"].ending == "hung-up-by-caller" and result["run"].call.plan_fired
+    accepted = next(i for i, r in enumerate(seen) if r["path"] == "/accept")
+    done = next(i for i, r in enumerate(seen) if r["path"] == "/done")
+    assert done > accepted and seen[done]["form"]["QueueResult"] == "hangup"
+    assert network.stats[f"callers hanging up: {AGENT_ACCEPTED}"] == 1
+
+
+def test_a_holding_caller_hangs_up_as_the_app_moves_them(model, telephony):
+    app, seen = recording_app(HOLD)
+    network = model(app, speed=100)
+    thread, result, sid = holding_caller(network, "+12125550212", HangUpPlan(MOVED))
+    assert wait_until(lambda: any(r["path"] == "/wait" for r in seen))
+    telephony().redirect_call(sid, PUBLIC + "/join")
+    thread.join(20)
+    assert result["run"].ending == "hung-up-by-caller" and result["run"].redirected_out
+    assert [r["form"]["QueueResult"] for r in seen if r["path"] == "/done"] == ["redirected"]
+    # The new TwiML was fetched but never ran: nobody joined the conference.
+    assert any(r["path"] == "/join" for r in seen) and not network.rooms
+
+
+def test_rest_faults_are_decided_per_request_by_the_seed():
+    faults = RestFaults(seed=4, update_errors=0.3, update_timeouts=0.3, create_errors=0.1, create_timeouts=0.1,
+                        slow_creates=0.3)
+    updates = [faults.for_update(f"CA{i}", 1) for i in range(1000)]
+    assert updates == [RestFaults(**{**vars(faults)}).for_update(f"CA{i}", 1) for i in range(1000)]
+    kinds = [u[0] if u else None for u in updates]
+    assert 250 < kinds.count("error") < 350 and 250 < kinds.count("timeout") < 350
+    assert {u[1] for u in updates if u and u[0] == "error"} == {429, 500, 503}
+    assert {u[1] for u in updates if u and u[0] == "timeout"} == {True, False}
+    creates = [faults.for_create("+1", n) for n in range(1000)]
+    assert {c[1] for c in creates if c and c[0] == "error"} == {429, 503}
+    assert all(c[1] < faults.client_timeout for c in creates if c and c[0] == "late")
+    assert all(c[1] > faults.client_timeout for c in creates if c and c[0] == "lost")
+
+
+def test_a_failed_update_changes_nothing_and_a_timed_out_one_may_have_been_applied(model, twilio_standin,
+                                                                                     telephony):
+    app, _ = recording_app({"/answer": "<Response><Pause length=\"600\"/></Response>"})
+    network = model(app, speed=100)
+    network.add_phone(Phone("+14155550221", "agent", [Behaviour("human", ring_seconds=1)]))
+    client = telephony(TWILIO_REST_TIMEOUT_SECONDS=0.5)
+    sid = client.place_call(to="+14155550221", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                            status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: twilio_standin.calls[sid].status == "in-progress")
+    twilio_standin.faults = RestFaults(update_errors=1.0, client_timeout=0.5)
+    with pytest.raises(TelephonyError) as failed:
+        client.redirect_call(sid, PUBLIC + "/elsewhere")
+    assert failed.value.status in (429, 500, 503) and twilio_standin.calls[sid].redirects == []
+    # A seed whose first update of this call times out after Twilio applied it.
+    seed = next(n for n in range(100) if RestFaults(seed=n, update_timeouts=1.0).for_update(sid, 2)[1])
+    twilio_standin.faults = RestFaults(seed=seed, update_timeouts=1.0, client_timeout=0.5)
+    with pytest.raises(TelephonyError):
+        client.hang_up(sid)
+    assert twilio_standin.calls[sid].status == "completed"
+    assert wait_until(lambda: next(r for r in network.records if r.sid == sid).ended is not None)
+    assert twilio_standin.fault_counts == {"update answered " + str(failed.value.status): 1,
+                                           "update timed out, applied": 1}
