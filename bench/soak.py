@@ -6,30 +6,37 @@
 Processes: one serves DynamoDB over HTTP (Amazon's DynamoDB Local when `make
 dynamodb-local` has fetched it, else moto's server), several
 serve the app's webhooks and API and run the sweep every (simulated) minute — many
-Lambdas at once — and this one plays Twilio with `devtools.twilio_model`: callers who
-ask for a callback through the real IVR, agents who press 1, miss calls or whose phone
-goes to voicemail, customers who answer, are busy, do not answer, have voicemail or a
-number Twilio refuses, conferences and their events, status callbacks duplicated,
-delayed, reordered and lost, and REST create requests that time out after the call was
-placed. Every process shares one accelerated clock.
+Lambdas at once, their dispatch hand-offs run late, twice or never — and this one plays
+Twilio with `devtools.twilio_model`: callers who ask for a callback through the real IVR
+(some in both queues), callers who hold and hang up at each step of an offer to an agent,
+agents who press 1, decline (and set themselves available at once), hang up while the
+customer is dialed, miss calls or whose phone goes to voicemail, customers who answer, are
+busy, do not answer, have voicemail or a number Twilio refuses, phones busy while on
+another call, conferences and their events, status callbacks duplicated, delayed,
+reordered and lost, outbound calls paced by the account's calls per second, and REST
+requests that fail (429, 5xx), answer late, or time out (some after Twilio acted). Every
+process shares one accelerated clock.
 
 At the end it counts what must never happen and prints each count with example ids:
-two live calls to one agent or one customer at once (from the model's own call log),
-attempts over Max Retries or different from the counted history, callbacks neither
-finished nor pending with a closed history, agents left busy or reserved, callbacks
-lost. Randomness is seeded and the seed printed, so a run can be replayed (thread timing
-still varies). It ends by itself: every loop is bounded in simulated and real time.
+two live calls to one agent or one customer at once, and a phone rung while a call to or
+from it was live (from the model's own call log); a placed call no attempt or offer owns;
+an agent the app calls available while on a call (sampled as the run goes); attempts over
+Max Retries or different from the counted history, callbacks neither finished nor pending
+with a closed history, agents left busy or reserved, callbacks lost. Randomness is seeded
+and the seed printed, so a run can be replayed (thread timing still varies). It ends by
+itself: every loop is bounded in simulated and real time.
 """
 import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -39,6 +46,18 @@ for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(_key, "soak")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from bench.soak_checks import (  # noqa: E402
+    OPEN,
+    Finding,
+    Watch,
+    call_summary,
+    calls_no_attempt_owns,
+    check_agents,
+    check_callbacks,
+    overlapping_calls,
+    owner_named,
+    rung_while_live,
+)
 from callback.clock import fixed_start  # noqa: E402
 
 PUBLIC = "https://soak.example.com/live"
@@ -49,7 +68,9 @@ IVR_NUMBER = "+15005550006"
 # items (waiting calls, sessions) whose TTL is past by the real time (see FixedClock).
 ORIGIN = fixed_start() - timedelta(hours=1)
 REFUSAL_CODES = (21211, 21214, 21215, 21217)
-OPEN = ("pending", "dialing", "connected")
+# Callbacks are asked for in Sales (the menu's 1); Support (2) ranks first, so callers who
+# hold there are offered to agents while Sales's callbacks are being worked.
+SALES, SUPPORT = ("Sales", "1"), ("Support", "2")
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 SECTION = "## Soak"
 
@@ -84,14 +105,32 @@ class Plan:
     lose: float = 0.05
     max_delay: float = 20.0
     rest_timeouts: float = 0.03  # share of create requests answered after the client gave up
+    slow_creates: float = 0.15  # share answered late, within the client's timeout
+    create_errors: float = 0.01  # share refused with 429/503, nothing placed
+    update_errors: float = 0.05  # share of redirects and hang-ups answered 429/500/503
+    update_timeouts: float = 0.03  # share timing out (half of them applied all the same)
     rest_timeout_seconds: float = 2.0
+    cps: float = 1.0  # calls a second Twilio lets out of the account's outbound queue
+    burst_every: float = 240.0  # the account's other traffic: a burst about this often
+    burst_size: tuple = (10, 40)
+    handoff_late: float = 20.0  # a hand-off's dispatch runs up to this late (simulated s)
+    handoff_twice: float = 0.15
+    handoff_lost: float = 0.03
+    shared_customers: float = 0.12  # share of callers who ask for a callback in Support too
+    holders: int = 40  # callers who hold in Support while agents work
+    holder_minutes: float = 20.0  # they call in over this long after the agents start
+    sample_seconds: float = 5.0  # how often the watch samples agents and live calls
+    # How long a placed call may outlive its attempt or offer: the app's last words to an agent
+    # (a notice) take under 10 s, a retried hang-up a few more.
+    unowned_grace: float = 30.0
     engine: str = "auto"  # DynamoDB Local when fetched, else moto
 
     @classmethod
     def smoke(cls, seed=1):
         """A short run for the test suite."""
         return cls(seed=seed, callbacks=24, agents=4, workers=2, speed=60.0, arrival_minutes=6.0,
-                   minutes=40.0, real_limit=150.0, expiration_minutes=25, retry_minutes=2)
+                   minutes=40.0, real_limit=150.0, expiration_minutes=25, retry_minutes=2, holders=8,
+                   holder_minutes=6.0)
 
 
 # -- the app's processes ---------------------------------------------------------------------
@@ -133,6 +172,37 @@ def run_dynamodb(engine):
     server.stop()
 
 
+class StormyHandoff:
+    """Dispatch handed over the way Lambda's asynchronous invocations deliver it under load:
+    each request runs late (up to `late` simulated seconds), some twice, a few never, several
+    at once. The app takes it through configuration (`dispatch_runner`), as any runner."""
+
+    def __init__(self, seed, index, speed, late, twice, lost):
+        from devtools.twilio_model import Scheduler
+
+        self.seed, self.index, self.speed = seed, index, speed
+        self.late, self.twice, self.lost = late, twice, lost
+        self.svc = None  # the app's services, once built
+        self.scheduler = Scheduler(workers=3)
+        self.lock = threading.Lock()
+        self.requests = 0
+
+    def submit(self, queue_names):
+        """Ask for a dispatch of these queues; it runs when (and as often as) the seed says."""
+        with self.lock:
+            self.requests += 1
+            rng = random.Random(f"{self.seed}|handoff|{self.index}|{self.requests}")
+        if rng.random() < self.lost:
+            return
+        for _ in range(2 if rng.random() < self.twice else 1):
+            self.scheduler.after(rng.uniform(0, self.late) / self.speed, self._dispatch, queue_names)
+
+    def _dispatch(self, queue_names):
+        from callback.work.handoff import dispatch_now
+
+        dispatch_now(self.svc, queue_names)
+
+
 def run_worker(spec):
     """Child process: the app's webhooks and API over HTTP, and the sweep every minute."""
     import logging
@@ -143,8 +213,9 @@ def run_worker(spec):
     from callback.work.sweep import EVERY, sweep_forever
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(app_config(spec))
-    svc = app.extensions["callback"]
+    handoff = StormyHandoff(spec["seed"], spec["index"], spec["speed"], *spec["handoff"])
+    app = create_app({**app_config(spec), "dispatch_runner": handoff})
+    svc = handoff.svc = app.extensions["callback"]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stop = threading.Event()
@@ -186,13 +257,17 @@ def stop_child(process):
 # -- the people ----------------------------------------------------------------------------
 
 def agent_behaviours(rng, voicemail_prone):
-    """What one agent's phone does, call after call."""
+    """What one agent's phone does, call after call. A person listens to the whisper before
+    pressing; some decline (2), some hang up seconds after accepting, while the customer is
+    being dialed."""
     from devtools.twilio_model import Behaviour
 
     plan = []
     for _ in range(400):
         roll = rng.random()
         voicemail = 0.35 if voicemail_prone else 0.06
+        person = dict(ring_seconds=rng.uniform(2, 8), talk_seconds=rng.uniform(30, 150), alone_seconds=90,
+                      think_seconds=rng.uniform(1.5, 6))
         if roll < voicemail:
             plan.append(Behaviour("voicemail", keys="", ring_seconds=rng.uniform(8, 15),
                                   talk_seconds=rng.uniform(20, 40), alone_seconds=40))
@@ -200,9 +275,12 @@ def agent_behaviours(rng, voicemail_prone):
             plan.append(Behaviour("no-answer"))
         elif roll < voicemail + 0.11:
             plan.append(Behaviour("busy"))
+        elif roll < voicemail + 0.16:
+            plan.append(Behaviour("human", keys="2", **person))
+        elif roll < voicemail + 0.28:
+            plan.append(Behaviour("human", keys="1", **{**person, "alone_seconds": rng.uniform(1, 6)}))
         else:
-            plan.append(Behaviour("human", keys="1", ring_seconds=rng.uniform(2, 8),
-                                  talk_seconds=rng.uniform(30, 150), alone_seconds=90))
+            plan.append(Behaviour("human", keys="1", **person))
     return plan
 
 
@@ -231,6 +309,37 @@ def customer_behaviours(rng):
     return [rng.choice(choices) for _ in range(8)], None
 
 
+def queue_choice(queue_key, responder):
+    """A caller who picks a queue at the IVR's menu ("For Support, press 2."), then answers
+    every other prompt as `responder` does."""
+
+    def respond(prompt):
+        if re.search(r"For [^,.]+, press \d", prompt):
+            return queue_key
+        return responder(prompt)
+
+    return respond
+
+
+def hang_up_plan(rng, index):
+    """When the index-th holding caller hangs up, if offered to an agent: at each moment of
+    an offer in turn (a fifth of them stay until served or out of patience)."""
+    from devtools.twilio_model import (
+        AGENT_ACCEPTED,
+        AGENT_ANSWERED,
+        AGENT_RUNG,
+        MOVED,
+        OFFER_MOMENTS,
+        HangUpPlan,
+    )
+
+    # Ringing lasts seconds, the whisper a few; right after 1 is before the agent is in.
+    delays = {AGENT_RUNG: (1, 10), AGENT_ANSWERED: (0.5, 5), AGENT_ACCEPTED: (0, 3), MOVED: (0, 0)}
+    moments = [*OFFER_MOMENTS, None]
+    moment = moments[index % len(moments)]
+    return HangUpPlan(moment, rng.uniform(*delays[moment])) if moment else None
+
+
 @dataclass
 class Run:
     """Everything one run started, for the checks and for stopping it."""
@@ -239,11 +348,13 @@ class Run:
     network: object = None
     svc: object = None
     standin: object = None
+    watch: object = None
     requested: dict = field(default_factory=dict)  # callback id -> customer number
     refused: dict = field(default_factory=dict)  # number -> code
     agent_numbers: set = field(default_factory=set)
+    eager_agents: dict = field(default_factory=dict)  # phone -> agent id: back at once after declining
     worker_logs: list = field(default_factory=list)
-    late_creates: int = 0
+    live_at_drain: dict = field(default_factory=dict)  # CallSid -> record, when the soak drained
     engine: str = ""
     callers: Counter = field(default_factory=Counter)
     sim_minutes: float = 0.0
@@ -251,14 +362,20 @@ class Run:
 
 
 class Desk:
-    """Agent desktops: an agent the app set offline comes back after a break."""
+    """Agent desktops: an agent the app set offline comes back after a break; an eager one
+    sets themselves available again right after declining a call, while the app may still
+    be telling them goodbye on it."""
 
     def __init__(self, run, api_urls):
+        from devtools.twilio_model import Scheduler
+
         self.run, self.api_urls = run, api_urls
         self.stop = threading.Event()
         self.draining = threading.Event()
         self.rng = random.Random(f"{run.plan.seed}|desk")
         self.back_at = {}
+        self.scheduler = Scheduler(workers=2)
+        self.local = threading.local()
 
     def wanted(self, agent, elapsed):
         """The status this agent's desk sets now (at `elapsed` simulated seconds), or None."""
@@ -274,11 +391,35 @@ class Desk:
         del self.back_at[agent.agent_id]
         return "available"
 
-    def loop(self):
-        """Every 20 simulated seconds, set agents available (or, when draining, offline)."""
+    def set_status(self, agent_id, status):
+        """PUT the agent's status through the app's JSON API; the HTTP status (None: no answer)."""
         import requests
 
-        http = requests.Session()
+        if not hasattr(self.local, "http"):
+            self.local.http = requests.Session()
+        try:
+            return self.local.http.put(f"{self.rng.choice(self.api_urls)}/api/agents/{agent_id}/status",
+                                       json={"status": status}, timeout=15,
+                                       headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code
+        except requests.RequestException:
+            return None
+
+    def key_pressed(self, phone, digits):
+        """An eager agent who declined (any key but 1) clicks available a moment later, and
+        again if the app says they are still on the call."""
+        agent_id = self.run.eager_agents.get(phone.number)
+        if agent_id is None or digits == "1" or self.draining.is_set():
+            return
+        rng = random.Random(f"{self.run.plan.seed}|eager|{agent_id}|{phone.calls}")
+        delay = self.run.network.timeline.real(rng.uniform(0.5, 3))
+        self.scheduler.after(delay, self._come_back, agent_id, 3)
+
+    def _come_back(self, agent_id, tries):
+        if self.set_status(agent_id, "available") == 409 and tries > 1 and not self.draining.is_set():
+            self.scheduler.after(self.run.network.timeline.real(2), self._come_back, agent_id, tries - 1)
+
+    def loop(self):
+        """Every 20 simulated seconds, set agents available (or, when draining, offline)."""
         period = 20 / self.run.plan.speed
         while not self.stop.wait(period):
             try:
@@ -288,12 +429,7 @@ class Desk:
             for agent in agents:
                 wanted = self.wanted(agent, self.run.network.sim_elapsed())
                 if wanted:
-                    try:
-                        http.put(f"{self.rng.choice(self.api_urls)}/api/agents/{agent.agent_id}/status",
-                                 json={"status": wanted}, headers={"Authorization": f"Bearer {API_TOKEN}"},
-                                 timeout=15)
-                    except requests.RequestException:
-                        pass
+                    self.set_status(agent.agent_id, wanted)
 
 
 def main_run(plan, out=print):
@@ -303,15 +439,15 @@ def main_run(plan, out=print):
     from callback import create_app
     from callback.domain import records as m
     from callback.domain.settings import CallbackSettings
-    from devtools.standin import StandInServer, TwilioStandIn
-    from devtools.twilio_model import Chaos, LocalBackend, Network, Phone, Timeline, Webhooks
+    from devtools.standin import RestFaults, StandInServer, TwilioStandIn
+    from devtools.twilio_model import Chaos, LocalBackend, Network, Pacing, Phone, Timeline, Webhooks
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     started = time.time()
     rng = random.Random(plan.seed)
     workdir = tempfile.mkdtemp(prefix="soak-")
-    out(f"soak: seed {plan.seed}; {plan.callbacks} callbacks, {plan.agents} agents, {plan.workers} app "
-        f"processes, clock x{plan.speed:g}; logs in {workdir}")
+    out(f"soak: seed {plan.seed}; {plan.callbacks} callbacks, {plan.holders} holding callers, {plan.agents} "
+        f"agents, {plan.workers} app processes, clock x{plan.speed:g}; logs in {workdir}")
     children = []
     run = Run(plan)
     try:
@@ -321,20 +457,26 @@ def main_run(plan, out=print):
         out(f"soak: DynamoDB: {run.engine} at {endpoint}")
         origin_wall = time.time()
         clock = SharedClock(origin_wall, plan.speed)
-        standin = TwilioStandIn(clock=clock)
+        standin = TwilioStandIn(clock=clock, seed=plan.seed)
+        standin.faults = RestFaults(seed=plan.seed, update_errors=plan.update_errors,
+                                    update_timeouts=plan.update_timeouts, create_errors=plan.create_errors,
+                                    create_timeouts=plan.rest_timeouts, slow_creates=plan.slow_creates,
+                                    client_timeout=plan.rest_timeout_seconds)
         server = StandInServer(standin).start()
         run.standin = standin
         spec = {"twilio_url": server.url, "prefix": f"soak{plan.seed}-", "dynamodb": endpoint,
                 "rest_timeout_seconds": plan.rest_timeout_seconds, "origin_wall": origin_wall,
-                "speed": plan.speed, "workers": plan.workers}
+                "speed": plan.speed, "workers": plan.workers, "seed": plan.seed,
+                "handoff": [plan.handoff_late, plan.handoff_twice, plan.handoff_lost]}
         app = create_app(app_config(spec))
         svc = run.svc = app.extensions["callback"]
         svc.storage.create_tables()
         settings = CallbackSettings(offer_after_seconds=30, expiration_minutes=plan.expiration_minutes,
                                     max_retries=plan.max_retries, retry_minutes=plan.retry_minutes,
                                     transfer_timeout_seconds=30)
+        queues = (m.Queue(SALES[0], "Main Line", 10), m.Queue(SUPPORT[0], "Main Line", 20))
         svc.storage.save_ivr(m.Ivr("Main Line", numbers=(IVR_NUMBER,), greeting="Thanks for calling.",
-                                   queues=(m.Queue("Sales", "Main Line", 10),), settings=settings))
+                                   queues=queues, settings=settings))
         urls = []
         for index in range(plan.workers):
             log_path = os.path.join(workdir, f"app-{index}.log")
@@ -344,29 +486,28 @@ def main_run(plan, out=print):
             run.worker_logs.append(log_path)
 
         chaos = Chaos(duplicate=plan.duplicate, lose=plan.lose, max_delay=plan.max_delay)
+        pacing = Pacing(plan.cps, plan.burst_every, plan.burst_size)
         network = run.network = Network(LocalBackend(standin), Webhooks(TOKEN, PUBLIC, urls),
-                                        Timeline(plan.speed, clock), chaos=chaos, seed=plan.seed)
-        out(f"soak: network: {chaos.describe()}; {plan.rest_timeouts:.0%} of create requests time out "
-            "after placing the call; some numbers refused")
-        late = random.Random(f"{plan.seed}|rest")
-        late_lock = threading.Lock()
-
-        def create_delay(call):
-            with late_lock:
-                if late.random() >= plan.rest_timeouts:
-                    return 0
-                run.late_creates += 1
-            return plan.rest_timeout_seconds + 1
-
-        standin.create_delay = create_delay
+                                        Timeline(plan.speed, clock), chaos=chaos, seed=plan.seed,
+                                        pacing=pacing, one_call_per_phone=True, stable_sids=True)
+        out(f"soak: network: {chaos.describe()}; {pacing.describe()}; a phone on a call answers busy")
+        out(f"soak: REST: creates {plan.rest_timeouts:.0%} answered after the app gave up (placed), "
+            f"{plan.slow_creates:.0%} late, {plan.create_errors:.0%} refused for load; redirects and "
+            f"hang-ups {plan.update_errors:.0%} 429/5xx, {plan.update_timeouts:.0%} timed out (half applied); "
+            f"hand-offs up to {plan.handoff_late:g} s late, {plan.handoff_twice:.0%} twice, "
+            f"{plan.handoff_lost:.0%} never")
         for a in range(plan.agents):
             number = f"+1415555{a:04d}"
-            svc.storage.save_agent_profile(f"a{a:02d}", name=f"Agent {a}", phone=number, queues=["Sales"],
+            # Every other agent also takes Support, which ranks first.
+            queues = [SALES[0], SUPPORT[0]] if a % 2 == 0 else [SALES[0]]
+            svc.storage.save_agent_profile(f"a{a:02d}", name=f"Agent {a}", phone=number, queues=queues,
                                            now=clock.now(), create=True)
             network.add_phone(Phone(number, "agent", agent_behaviours(random.Random(f"{plan.seed}|agent|{a}"),
                                                                       voicemail_prone=a % 5 == 4),
                                     name=f"agent a{a:02d}"))
             run.agent_numbers.add(number)
+            if a % 4 == 1:
+                run.eager_agents[number] = f"a{a:02d}"
         network.start()
 
         callers = []
@@ -380,18 +521,30 @@ def main_run(plan, out=print):
             if refusal:
                 standin.refuse(number, refusal)
                 run.refused[number] = refusal
-            callers.append((digits, number, rng.uniform(0, plan.arrival_minutes * 60)))
-        threads = [threading.Thread(target=_caller, args=(run, digits, number, at), daemon=True)
-                   for digits, number, at in callers]
+            queues = [SALES, SUPPORT] if rng.random() < plan.shared_customers else [SALES]
+            callers.append((digits, number, rng.uniform(0, plan.arrival_minutes * 60), queues))
+        threads = [threading.Thread(target=_caller, args=(run, *caller), daemon=True) for caller in callers]
         for thread in threads:
             thread.start()
 
         # Agents start their day once the callers have asked for callbacks (offer after
-        # 30 s, then the number): the run is about callbacks, not holding callers.
-        time.sleep((plan.arrival_minutes * 60 + 90) / plan.speed)
+        # 30 s, then the number); then the holding callers call in.
+        agents_start = plan.arrival_minutes * 60 + 90
+        for i in range(plan.holders):
+            holder_rng = random.Random(f"{plan.seed}|holder|{i}")
+            # Every fourth is a customer with a callback pending, calling in while they wait.
+            number = callers[i * 7 % len(callers)][1] if i % 4 == 3 and callers else f"+1646555{i:04d}"
+            at = agents_start + holder_rng.uniform(0, plan.holder_minutes * 60)
+            threads.append(threading.Thread(target=_holder, daemon=True,
+                                            args=(run, number, at, hang_up_plan(holder_rng, i))))
+            threads[-1].start()
+        time.sleep(agents_start / plan.speed)
         desk = Desk(run, urls)
+        network.key_listeners.append(desk.key_pressed)
         desk_thread = threading.Thread(target=desk.loop, daemon=True)
         desk_thread.start()
+        watch = run.watch = Watch(run)
+        threading.Thread(target=watch.loop, daemon=True).start()
         for agent in retrying(svc.storage.list_agents):
             try:
                 svc.dispatcher.set_presence(agent.agent_id, m.AVAILABLE)
@@ -420,11 +573,17 @@ def main_run(plan, out=print):
         # Two more sweeps in every process, for whatever events never came.
         time.sleep(min(150 / plan.speed, max(started + plan.real_limit - time.time(), 0)))
         desk.stop.set()
+        watch.stop.set()
+        run.live_at_drain = {sid: record for sid, record in network.live_calls().items()
+                             if record.direction == "outbound-api"}
         run.sim_minutes = network.sim_elapsed() / 60
         for worker in children[1:]:
             stop_child(worker)
         network.stop()
+        desk.scheduler.stop()
         report = check(run)
+        write_evidence(run, report, os.path.join(workdir, "calls.json"))
+        out(f"soak: every finding, the model's call log and every REST request in {workdir}/calls.json")
         server.stop()
     finally:
         for child in children:
@@ -432,6 +591,17 @@ def main_run(plan, out=print):
                 stop_child(child)
     run.real_seconds = time.time() - started
     return run, report
+
+
+def write_evidence(run, report, path):
+    """Every finding with all its examples, the model's call log (times in simulated seconds)
+    and every REST request the app made (with the fault each met), for tracing a finding."""
+    from dataclasses import asdict
+
+    with open(path, "w") as f:
+        json.dump({"findings": {f.name: f.examples for f in report["findings"]},
+                   "calls": [asdict(r) for r in run.network.records], "rest": list(run.standin.requests)}, f,
+                  indent=1, default=str)
 
 
 def retrying(step, *args, tries=6, **kwargs):
@@ -450,27 +620,49 @@ def retrying(step, *args, tries=6, **kwargs):
     return None
 
 
-def _caller(run, digits, number, at_seconds):
-    """One caller: calls in at their moment and asks for a callback at the offer; a caller
-    whose call went wrong calls again a little later, as people do (three calls at most)."""
+def _caller(run, digits, number, at_seconds, queues=(SALES,)):
+    """One caller: calls in at their moment and asks for a callback at the offer, in each of
+    `queues` in turn; a caller whose call went wrong calls again a little later, as people
+    do (three calls at most per queue)."""
     from devtools.twilio_model import Keys, answering_caller
 
     network = run.network
     rng = random.Random(f"{run.plan.seed}|redial|{number}")
     time.sleep(network.timeline.real(at_seconds))
-    for _ in range(3):
-        call = network.dial_in(number, IVR_NUMBER, Keys(responder=answering_caller(digits)),
-                               patience=20 * 60, name=f"caller {number}")
-        if call.left_with == "leave":
-            run.requested[call.call.sid] = number
-            run.callers["asked for a callback"] += 1
+    for queue_name, key in queues:
+        for _ in range(3):
+            keys = Keys(responder=queue_choice(key, answering_caller(digits)))
+            call = network.dial_in(number, IVR_NUMBER, keys, patience=20 * 60, name=f"caller {number}")
+            if call.left_with == "leave":
+                run.requested[call.call.sid] = number
+                run.callers[f"asked for a callback in {queue_name}"] += 1
+                break
+            if call.redirected_out:
+                run.callers["taken by an agent while holding"] += 1
+                return
+            run.callers[f"called again after: {call.ending}"] += 1
+            if network.stopped.wait(network.timeline.real(rng.uniform(60, 180))):
+                return
+        if network.stopped.wait(network.timeline.real(rng.uniform(20, 90))):
             return
-        if call.redirected_out:
-            run.callers["taken by an agent while holding"] += 1
-            return
-        run.callers[f"called again after: {call.ending}"] += 1
-        if network.stopped.wait(network.timeline.real(rng.uniform(60, 180))):
-            return
+
+
+def _holder(run, number, at_seconds, hang_up):
+    """A caller who holds in Support, presses nothing at the callback offer, and hangs up
+    when their plan says (at a moment of an offer to an agent) or their patience ends."""
+    from devtools.twilio_model import Keys
+
+    network = run.network
+    if network.stopped.wait(network.timeline.real(at_seconds - network.sim_elapsed())):
+        return
+    call = network.dial_in(number, IVR_NUMBER, Keys(responder=queue_choice(SUPPORT[1], lambda prompt: "")),
+                           patience=15 * 60, name=f"holder {number}", hang_up=hang_up)
+    if call.call.plan_fired:
+        run.callers[f"held, hung up: {hang_up.moment}"] += 1
+    elif call.redirected_out:
+        run.callers["held, taken by an agent"] += 1
+    else:
+        run.callers[f"held, then: {call.ending}"] += 1
 
 
 def _all_callbacks(svc):
@@ -498,83 +690,6 @@ def _open_callbacks(svc):
 
 # -- the books -----------------------------------------------------------------------------
 
-@dataclass
-class Finding:
-    """One kind of thing that must never happen: how often, and a few examples."""
-
-    name: str
-    examples: list = field(default_factory=list)
-
-    @property
-    def count(self):
-        """How many times it happened."""
-        return len(self.examples)
-
-
-def overlapping_calls(records, kinds):
-    """Pairs of placed calls to one number live at the same time (from the model's log)."""
-    by_number = defaultdict(list)
-    for record in records:
-        if record.direction == "outbound-api" and record.kind in kinds:
-            by_number[record.number].append(record)
-    found = []
-    for number, calls in by_number.items():
-        calls.sort(key=lambda r: r.started)
-        last_end, last = None, None
-        for record in calls:
-            end = record.ended if record.ended is not None else float("inf")
-            if last_end is not None and record.started < last_end:
-                found.append((number, last.sid, record.sid))
-            if last_end is None or end > last_end:
-                last_end, last = end, record
-    return found
-
-
-def check_callbacks(callbacks, requested, max_retries, talks):
-    """Findings over the stored callbacks: attempts, histories, open ones, lost ones."""
-    over = Finding("attempts over Max Retries")
-    miscounted = Finding("attempts different from the counted history")
-    unsettled = Finding("callbacks neither finished nor pending with a closed history")
-    lost = Finding("callbacks lost")
-    stored_numbers = {cb.number for cb in callbacks.values()}
-    for callback_id, number in requested.items():
-        # A caller told "you already have a callback" was told the truth if their number has one.
-        if callback_id not in callbacks and number not in stored_numbers:
-            lost.examples.append(f"{callback_id} (requested, never stored)")
-    for callback_id, cb in callbacks.items():
-        number = cb.number
-        if cb.attempts > max_retries:
-            over.examples.append(f"{callback_id} ({cb.attempts} > {max_retries})")
-        counted = sum(1 for a in cb.history if a.counted)
-        if cb.attempts != counted:
-            miscounted.examples.append(f"{callback_id} (attempts {cb.attempts}, counted {counted})")
-        if cb.status in OPEN:
-            closed = all(a.outcome and a.ended_at for a in cb.history)
-            if cb.status != "pending" or not closed:
-                unsettled.examples.append(f"{callback_id} ({cb.status}"
-                                          f"{'' if closed else ', an attempt left open'})")
-        if cb.status == "completed" and talks.get(number, 0) <= 0:
-            lost.examples.append(f"{callback_id} (completed, but the customer never talked with an agent)")
-    return [over, miscounted, unsettled, lost]
-
-
-def check_agents(agents):
-    """Agents left reserved or busy when everything is over."""
-    stuck = Finding("agents left busy or reserved")
-    for agent in agents:
-        if agent.status in ("reserved", "busy"):
-            stuck.examples.append(f"{agent.agent_id} ({agent.status})")
-    return stuck
-
-
-def _call(record):
-    """A call of the model's log for an example: SID, simulated minutes live, how it went."""
-    def at(seconds):
-        return "…" if seconds is None else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-    return f"{record.sid} ({at(record.started)}–{at(record.ended)}, {record.behaviour}, {record.outcome or 'live'})"
-
-
 def check(run):
     """Every count of the run, with examples; a dict for printing and RESULTS.md."""
     svc, network = run.svc, run.network
@@ -584,12 +699,31 @@ def check(run):
     two_customer = Finding("two live calls to one customer")
     by_sid = {r.sid: r for r in records}
     for number, first, second in overlapping_calls(records, ("agent",)):
-        two_agent.examples.append(f"agent {number[-4:]}: {_call(by_sid[first])} / {_call(by_sid[second])}")
-    by_number = {number: callback_id for callback_id, number in run.requested.items()}
+        two_agent.examples.append(f"agent {number[-4:]}: {call_summary(by_sid[first])} / "
+                                  f"{call_summary(by_sid[second])}")
     for number, first, second in overlapping_calls(records, ("customer",)):
-        two_customer.examples.append(f"callback {by_number.get(number, number)}: {_call(by_sid[first])} / "
-                                     f"{_call(by_sid[second])}")
-    findings = [two_agent, two_customer]
+        # A number may have a callback in each queue: each call names its own.
+        named = [owner_named(by_sid[sid].url, by_sid[sid].status_callback) for sid in (first, second)]
+        callbacks = " / ".join(dict.fromkeys(o.key for o in named if o)) or "?"
+        two_customer.examples.append(f"customer {number[-4:]} (callback {callbacks}): "
+                                     f"{call_summary(by_sid[first])} / {call_summary(by_sid[second])}")
+    rung = Finding("phones rung while a call to them was live")
+    for number, live, placed in rung_while_live(records):
+        rung.examples.append(f"{by_sid[placed].kind} {number[-4:]}: {call_summary(by_sid[placed])} placed "
+                             f"while {by_sid[live].direction} {call_summary(by_sid[live])} was live")
+    unowned = Finding("placed calls no attempt or offer owns")
+    sightings = run.watch.sightings if run.watch else []
+    for sid, why in calls_no_attempt_owns(sightings, run.plan.unowned_grace, run.live_at_drain):
+        record = by_sid[sid]
+        owner = owner_named(record.url, record.status_callback)
+        named = f"{owner.kind} {owner.key} {owner.attempt}" if owner else "no attempt named"
+        unowned.examples.append(f"{record.kind} {record.number[-4:]}: {call_summary(record)} ({named}): "
+                                f"{why}")
+    available = Finding("agents available while on a call")
+    for (agent_id, sid), at in sorted((run.watch.available if run.watch else {}).items(), key=lambda i: i[1]):
+        available.examples.append(f"{agent_id} at {int(at // 60)}:{int(at % 60):02d} during "
+                                  f"{call_summary(by_sid[sid])}")
+    findings = [two_agent, two_customer, rung, unowned, available]
     findings += check_callbacks(callbacks, run.requested, run.plan.max_retries, dict(network.talks))
     findings.append(check_agents(retrying(svc.storage.list_agents)))
     errors = Finding("webhook answers that were not TwiML")
@@ -607,8 +741,10 @@ def check(run):
     attempts = sum(len(cb.history) for cb in callbacks.values())
     outcomes = Counter(a.outcome for cb in callbacks.values() for a in cb.history)
     return {"findings": findings, "statuses": statuses, "attempts": attempts, "outcomes": outcomes,
-            "stats": dict(network.stats), "app_errors": app_errors, "uncounted": uncounted, "requested": len(run.requested),
-            "refused": sum(1 for n in run.requested.values() if n in run.refused), "webhooks": network.webhooks.sent}
+            "stats": dict(network.stats), "app_errors": app_errors, "uncounted": uncounted,
+            "requested": len(run.requested), "refused": sum(1 for n in run.requested.values() if n in run.refused),
+            "webhooks": network.webhooks.sent, "rest_faults": dict(run.standin.fault_counts),
+            "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0}
 
 
 def report_lines(run, report):
@@ -616,7 +752,8 @@ def report_lines(run, report):
     plan = run.plan
     findings = report["findings"]
     lines = [f"Seed {plan.seed}: {report['requested']} callbacks requested through the IVR "
-             f"({report['refused']} of them to numbers Twilio refuses), {plan.agents} agents, {plan.workers} app "
+             f"({report['refused']} of them to numbers Twilio refuses), {plan.holders} callers holding, "
+             f"{plan.agents} agents, {plan.workers} app "
              f"processes sweeping every simulated minute, DynamoDB: {run.engine}, clock x{plan.speed:g}; "
              f"{run.sim_minutes:.0f} simulated minutes in {run.real_seconds:.0f} s.",
              "",
@@ -631,6 +768,10 @@ def report_lines(run, report):
     uncounted, worst = report["uncounted"]
     most = f"{uncounted} ({worst})" if worst else "0"
     outcomes = ", ".join(f"{k} {v}" for k, v in report["outcomes"].most_common()) or "none"
+    faults = report["rest_faults"]
+    queued = stats.get("calls queued for the account's pace", 0)
+    hanging_up = ", ".join(f"{k.split(': ', 1)[1]} {v}" for k, v in sorted(stats.items())
+                           if k.startswith("callers hanging up: ")) or "none"
     lines += ["",
               f"Violations: **{total}**. Callbacks: {statuses}. Attempts: {report['attempts']} ({outcomes}); "
               f"most uncounted attempts on one callback: {most}.",
@@ -638,10 +779,16 @@ def report_lines(run, report):
               f"duplicated {stats.get('callbacks duplicated', 0)}, lost {stats.get('callbacks lost', 0)}, "
               f"delayed {stats.get('callbacks delayed', 0)}; calls placed to agents "
               f"{stats.get('agent calls', 0)}, to customers {stats.get('customer calls', 0)}; "
-              f"create requests that timed out after placing: {run.late_creates}; "
+              f"create requests that timed out after placing: "
+              f"{faults.get('create answered after the client gave up', 0)}; "
               f"errors logged by the app: {report['app_errors']}; webhooks unanswered within Twilio's "
               f"15 s (load on this machine): "
               f"{sum(v for k, v in stats.items() if k.startswith('webhook transport errors'))}.",
+              "Twilio: REST faults " + (", ".join(f"{k} {v}" for k, v in sorted(faults.items())) or "none")
+              + f"; calls queued for the account's pace {queued} (longest {report['longest_queued']:.0f} s); "
+              f"calls answered busy, the phone on another call: "
+              f"{stats.get('calls busy: the phone was on another call', 0)}; holding callers hanging up at "
+              f"a moment of an offer: {hanging_up}; watch samples: {report['samples']}.",
               "Callers: " + (", ".join(f"{k} {v}" for k, v in run.callers.most_common()) or "none") + "."]
     return lines
 

@@ -4,17 +4,22 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
 
-from bench.soak import (
-    Desk,
+from bench.soak import Desk, StormyHandoff, soak_section, write_results
+from bench.soak_checks import (
+    Owner,
+    Sighting,
+    available_while_on_call,
+    calls_no_attempt_owns,
     check_agents,
     check_callbacks,
     overlapping_calls,
-    soak_section,
-    write_results,
+    owner_named,
+    rung_while_live,
 )
 from callback.domain.records import Agent, Attempt, Callback
 from devtools.twilio_model import CallRecord
@@ -35,6 +40,100 @@ def test_two_live_calls_to_one_number_are_found_and_one_after_another_are_not():
                record("CA7", "+3", 10, 20, kind="caller", direction="inbound")]  # their own call in
     assert overlapping_calls(records, ("agent",)) == [("+2", "CA3", "CA4"), ("+2", "CA3", "CA5")]
     assert overlapping_calls(records, ("customer",)) == []
+
+
+def test_a_phone_rung_while_a_call_to_or_from_it_is_live_is_found_whoever_it_is():
+    records = [
+        # An agent's phone: a call placed over one still ringing, then one after it ended.
+        record("CA1", "+1", 0, 30), record("CA2", "+1", 20, 40), record("CA3", "+1", 40, 50),
+        # A customer holding in a queue (their own call in) is rung back meanwhile.
+        record("CA4", "+2", 0, 100, kind="caller", direction="inbound"),
+        record("CA5", "+2", 60, 70, kind="customer"),
+        # A call still live at the end, and one placed over it.
+        record("CA6", "+3", 0, None, kind="customer"), record("CA7", "+3", 500, 510, kind="customer"),
+        # Two calls in from one number overlap: nobody was rung.
+        record("CA8", "+4", 0, 50, kind="caller", direction="inbound"),
+        record("CA9", "+4", 10, 20, kind="caller", direction="inbound"),
+    ]
+    assert rung_while_live(records) == [("+1", "CA1", "CA2"), ("+2", "CA4", "CA5"), ("+3", "CA6", "CA7")]
+
+
+def test_calls_one_after_another_on_every_phone_pass():
+    records = [record("CA1", "+1", 0, 30), record("CA2", "+1", 30, 60),
+               record("CA3", "+2", 0, 10, kind="caller", direction="inbound"),
+               record("CA4", "+2", 10, 90, kind="customer"), record("CA5", "+3", 0, 20, kind="customer")]
+    assert rung_while_live(records) == []
+
+
+AGENT_URL = "https://x/voice/agent/answer?kind=callback&key=CB1&attempt=a1&agent=a00"
+CUSTOMER_STATUS = "https://x/voice/customer/status?callback=CB1&attempt=a1"
+OFFER_STATUS = "https://x/voice/agent/status?kind=call&key=CAcaller&attempt=o1&agent=a01"
+
+
+def test_the_attempt_or_offer_a_placed_call_belongs_to_is_read_from_its_urls():
+    assert owner_named(AGENT_URL, None) == Owner("callback", "CB1", "a1")
+    assert owner_named("https://x/voice/customer/answer?leg=L1", CUSTOMER_STATUS) == Owner("callback", "CB1",
+                                                                                              "a1")
+    assert owner_named(None, OFFER_STATUS) == Owner("call", "CAcaller", "o1")
+    assert owner_named("https://x/voice/notice?message=retry", "https://x/voice/agent/status?leg=L2") is None
+
+
+def test_a_placed_call_outliving_its_attempt_alone_or_live_at_the_drain_is_owned_by_nothing():
+    sightings = [
+        # Stranded: its attempt ended at 100, the agent still alone in the conference at 170.
+        *(Sighting(t, "CAstranded", t < 100) for t in range(0, 175, 5)),
+        # Its attempt ended, the leg hung up 30 s later: within the grace.
+        *(Sighting(t, "CAnotice", t < 100) for t in range(0, 135, 5)),
+        # The offer ended when the caller joined the agent; talking since, so owned.
+        *(Sighting(t, "CAtalking", True) for t in range(0, 300, 5)),
+        # Unowned for 50 s, then owned again (a late read), then ended: never 60 s on end.
+        *(Sighting(t, "CAflicker", not 10 <= t <= 60) for t in range(0, 120, 5)),
+    ]
+    found = dict(calls_no_attempt_owns(sightings, grace=60, live_at_drain=["CAleft"]))
+    assert set(found) == {"CAstranded", "CAleft"}
+    assert found["CAstranded"].startswith("live 60 s after its attempt or offer ended")
+    assert found["CAleft"] == "still live when the soak drained"
+
+
+def test_placed_calls_that_all_end_with_their_attempts_pass():
+    sightings = [Sighting(t, sid, t < 100) for sid in ("CA1", "CA2") for t in range(0, 150, 10)]
+    assert calls_no_attempt_owns(sightings, grace=60) == []
+
+
+def test_an_agent_available_while_a_call_to_their_phone_is_live_all_along_is_found():
+    agents = [Agent("a1", "A", "+1", status="available"), Agent("a2", "B", "+2", status="available"),
+              Agent("a3", "C", "+3", status="busy"), Agent("a4", "D", "+4", status="available")]
+    before = {"CA1": record("CA1", "+1", 0, None), "CA3": record("CA3", "+3", 0, None),
+              "CA4": record("CA4", "+4", 0, None)}
+    # CA2 was placed after the agents were read (the dispatch that rang a2): not a finding.
+    # CA4 ended while they were read: the app may have seen it end.
+    after = {"CA1": before["CA1"], "CA2": record("CA2", "+2", 5, None), "CA3": before["CA3"]}
+    assert available_while_on_call(agents, before, after) == [("a1", "CA1")]
+
+
+def test_agents_available_with_no_call_or_on_a_call_and_busy_pass():
+    agents = [Agent("a1", "A", "+1", status="available"), Agent("a2", "B", "+2", status="busy")]
+    live = {"CA2": record("CA2", "+2", 0, None)}
+    assert available_while_on_call(agents, live, live) == []
+
+
+def test_a_stormy_hand_off_runs_dispatch_late_twice_or_never_as_its_seed_says():
+    from types import SimpleNamespace
+
+    ran = []
+    dispatcher = SimpleNamespace(dispatch=lambda queue_names=None: ran.append(queue_names))
+    svc = SimpleNamespace(dispatcher=dispatcher)
+    twice = StormyHandoff(seed=1, index=0, speed=1000, late=1, twice=1.0, lost=0.0)
+    twice.svc = svc
+    twice.submit(["Sales"])
+    never = StormyHandoff(seed=1, index=1, speed=1000, late=1, twice=0.0, lost=1.0)
+    never.svc = svc
+    never.submit(["Support"])
+    deadline = time.time() + 5
+    while len(ran) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert ran == [["Sales"], ["Sales"]]
 
 
 def callback(cb_id, status="completed", attempts=0, history=(), number="+12125550100"):
@@ -92,6 +191,24 @@ def test_a_desk_break_starts_when_the_agent_goes_offline():
     assert desk.wanted(agent, 400) == "offline"
 
 
+def test_an_eager_agent_sets_themselves_available_right_after_declining_until_the_app_agrees():
+    from types import SimpleNamespace
+
+    fast = SimpleNamespace(timeline=SimpleNamespace(real=lambda seconds: seconds / 1000))
+    run = SimpleNamespace(plan=SimpleNamespace(seed=1), eager_agents={"+1": "a01"}, network=fast)
+    desk = Desk(run, [])
+    asked, answers = [], iter([409, 200])  # still on the call at first
+    desk.set_status = lambda agent_id, status: asked.append((agent_id, status)) or next(answers)
+    desk.key_pressed(SimpleNamespace(number="+1", calls=3), "2")
+    desk.key_pressed(SimpleNamespace(number="+1", calls=4), "1")  # accepting: nothing to do
+    desk.key_pressed(SimpleNamespace(number="+2", calls=1), "2")  # not an eager agent
+    deadline = time.time() + 5
+    while len(asked) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert asked == [("a01", "available")] * 2
+
+
 def test_results_keep_the_other_sections(tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text("# Benchmark results\n\n## Webhook cost\n\nrows\n\n## Dispatch\n\nmore rows\n")
@@ -113,7 +230,9 @@ def test_a_short_seeded_soak_ends_by_itself_and_reports_every_count(tmp_path):
     report = json.loads(out.read_text())
     assert report["seed"] == 3 and "seed 3" in result.stdout
     assert set(report["findings"]) == {
-        "two live calls to one agent", "two live calls to one customer", "attempts over Max Retries",
+        "two live calls to one agent", "two live calls to one customer",
+        "phones rung while a call to them was live", "placed calls no attempt or offer owns",
+        "agents available while on a call", "attempts over Max Retries",
         "attempts different from the counted history",
         "callbacks neither finished nor pending with a closed history", "callbacks lost",
         "agents left busy or reserved", "webhook answers that were not TwiML"}
@@ -125,9 +244,9 @@ def test_a_short_seeded_soak_ends_by_itself_and_reports_every_count(tmp_path):
 
 
 def test_an_overlap_example_says_when_each_call_lived_and_how_it_went():
-    from bench.soak import _call
+    from bench.soak_checks import call_summary
 
     live = CallRecord("CA1", "+1", "agent", "outbound-api", 75, None, behaviour="human")
     over = CallRecord("CA2", "+1", "agent", "outbound-api", 61, 140.5, outcome="no-answer", behaviour="no-answer")
-    assert _call(live) == "CA1 (1:15–…, human, live)"
-    assert _call(over) == "CA2 (1:01–2:20, no-answer, no-answer)"
+    assert call_summary(live) == "CA1 (1:15–…, human, live)"
+    assert call_summary(over) == "CA2 (1:01–2:20, no-answer, no-answer)"

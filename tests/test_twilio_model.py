@@ -259,7 +259,7 @@ def test_an_answer_that_is_not_twiml_is_an_application_error_and_the_fallback_ur
 
 def test_a_call_the_app_hangs_up_is_over_in_the_call_log_at_once(model, twilio_standin, telephony):
     """So a call placed right after it never counts as a second live call to that phone."""
-    from bench.soak import overlapping_calls
+    from bench.soak_checks import overlapping_calls
 
     app, _ = recording_app({"/answer": "<Response><Pause length=\"600\"/></Response>"})
     network = model(app)
@@ -311,7 +311,8 @@ def test_every_progress_event_the_create_asks_for_arrives_with_its_sequence_numb
     busy = create_call(standin_server, "+14155550182", StatusCallback=PUBLIC + "/status",
                        StatusCallbackEvent=every).json()["sid"]
     assert wait_until(lambda: len(statuses(seen, answered)) == 4 and len(statuses(seen, busy)) == 2)
-    assert statuses(seen, answered) == [("initiated", 0), ("ringing", 1), ("in-progress", 2), ("completed", 3)]
+    assert statuses(seen, answered) == [("initiated", 0), ("ringing", 1), ("in-progress", 2),
+                                        ("completed", 3)]
     # A busy phone never rings: initiated, then its final status.
     assert statuses(seen, busy) == [("initiated", 0), ("busy", 1)]
     # Without StatusCallbackEvent Twilio sends only the final status.
@@ -414,8 +415,8 @@ def test_a_holding_caller_hangs_up_as_the_app_moves_them(model, telephony):
 
 
 def test_rest_faults_are_decided_per_request_by_the_seed():
-    faults = RestFaults(seed=4, update_errors=0.3, update_timeouts=0.3, create_errors=0.1, create_timeouts=0.1,
-                        slow_creates=0.3)
+    faults = RestFaults(seed=4, update_errors=0.3, update_timeouts=0.3, create_errors=0.1,
+                        create_timeouts=0.1, slow_creates=0.3)
     updates = [faults.for_update(f"CA{i}", 1) for i in range(1000)]
     assert updates == [RestFaults(**{**vars(faults)}).for_update(f"CA{i}", 1) for i in range(1000)]
     kinds = [u[0] if u else None for u in updates]
