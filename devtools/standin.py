@@ -391,7 +391,8 @@ class TwilioStandIn:
                 return None
             g.standin_request = {"method": request.method, "path": request.path,
                                  "params": request.form.to_dict(flat=False),
-                                 "query": request.args.to_dict(flat=False), "at": self.clock.now().isoformat()}
+                                 "query": request.args.to_dict(flat=False),
+                                 "at": self.clock.now().isoformat()}
             with self.lock:
                 self.requests.append(g.standin_request)
             if request.authorization is None:
