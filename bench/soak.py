@@ -493,7 +493,8 @@ def main_run(plan, out=print):
         out(f"soak: network: {chaos.describe()}; {pacing.describe()}; a phone on a call answers busy")
         out(f"soak: REST: creates {plan.rest_timeouts:.0%} answered after the app gave up (placed), "
             f"{plan.slow_creates:.0%} late, {plan.create_errors:.0%} refused for load; redirects and "
-            f"hang-ups {plan.update_errors:.0%} 429/5xx, {plan.update_timeouts:.0%} timed out (half applied); "
+            f"hang-ups {plan.update_errors:.0%} 429/5xx, {plan.update_timeouts:.0%} timed out "
+            "(half applied); "
             f"hand-offs up to {plan.handoff_late:g} s late, {plan.handoff_twice:.0%} twice, "
             f"{plan.handoff_lost:.0%} never")
         for a in range(plan.agents):
@@ -703,9 +704,9 @@ def check(run):
                                   f"{call_summary(by_sid[second])}")
     for number, first, second in overlapping_calls(records, ("customer",)):
         # A number may have a callback in each queue: each call names its own.
-        named = [owner_named(by_sid[sid].url, by_sid[sid].status_callback) for sid in (first, second)]
-        callbacks = " / ".join(dict.fromkeys(o.key for o in named if o)) or "?"
-        two_customer.examples.append(f"customer {number[-4:]} (callback {callbacks}): "
+        owners = [owner_named(by_sid[sid].url, by_sid[sid].status_callback) for sid in (first, second)]
+        named = " / ".join(dict.fromkeys(o.key for o in owners if o)) or "?"
+        two_customer.examples.append(f"customer {number[-4:]} (callback {named}): "
                                      f"{call_summary(by_sid[first])} / {call_summary(by_sid[second])}")
     rung = Finding("phones rung while a call to them was live")
     for number, live, placed in rung_while_live(records):

@@ -136,6 +136,42 @@ def test_a_stormy_hand_off_runs_dispatch_late_twice_or_never_as_its_seed_says():
     assert ran == [["Sales"], ["Sales"]]
 
 
+def test_the_books_of_a_run_name_each_finding_with_the_calls_it_saw():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from bench.soak import check
+
+    def placed(sid, number, kind, started, ended, url):
+        return CallRecord(sid, number, kind, "outbound-api", started, ended, url=url)
+
+    sales = "https://x/voice/customer/answer?callback=CBsales&attempt=a1"
+    support = "https://x/voice/customer/answer?callback=CBsupport&attempt=b1"
+    records = [placed("CA1", "+12125550100", "customer", 0, 60, sales),
+               placed("CA2", "+12125550100", "customer", 30, 40, support),
+               placed("CA3", "+14155550001", "agent", 0, 200, AGENT_URL)]
+    storage = SimpleNamespace(list_callbacks=lambda **kwargs: ([], None), list_agents=lambda: [])
+    network = SimpleNamespace(records=records, talks={}, stats={}, longest_queued=0,
+                              webhooks=SimpleNamespace(errors=[], sent=0))
+    watch = SimpleNamespace(sightings=[Sighting(t, "CA3", t < 100) for t in range(0, 200, 10)],
+                            available={("a00", "CA3"): 150.0}, samples=20)
+    run = SimpleNamespace(svc=SimpleNamespace(storage=storage), network=network, watch=watch,
+                          plan=SimpleNamespace(max_retries=3, unowned_grace=30), live_at_drain={},
+                          requested={}, refused={}, worker_logs=[],
+                          standin=SimpleNamespace(fault_counts=Counter()))
+    findings = {f.name: f.examples for f in check(run)["findings"]}
+    # One number, a callback in each queue: each call names its own.
+    assert findings["two live calls to one customer"] == [
+        "customer 0100 (callback CBsales / CBsupport): CA1 (0:00–1:00, None, live) / "
+        "CA2 (0:30–0:40, None, live)"]
+    assert findings["phones rung while a call to them was live"][0].startswith("customer 0100: CA2")
+    assert findings["placed calls no attempt or offer owns"] == [
+        "agent 0001: CA3 (0:00–3:20, None, live) (callback CB1 a1): live 30 s after its attempt or offer "
+        "ended, talking with nobody"]
+    assert findings["agents available while on a call"] == [
+        "a00 at 2:30 during CA3 (0:00–3:20, None, live)"]
+
+
 def callback(cb_id, status="completed", attempts=0, history=(), number="+12125550100"):
     return Callback(cb_id, number, "Main Line", "Sales", T0, T0, 10, T0, T0, status=status,
                     attempts=attempts, history=tuple(history))
