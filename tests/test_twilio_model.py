@@ -140,10 +140,10 @@ def test_status_callbacks_are_lost_or_duplicated_as_the_chaos_says(model, twilio
     twice.add_phone(Phone("+14155550112", "agent", [Behaviour("human", ring_seconds=1)]))
     sid = telephony.place_call(to="+14155550112", from_=IVR_NUMBER, url=PUBLIC + "/answer",
                                status_callback=PUBLIC + "/status", timeout=20)
-    # The app asks for the answered and completed events: each arrives twice.
-    assert wait_until(lambda: len([r for r in seen if r["path"] == "/status"]) == 4)
+    # The app asks for the initiated, ringing, answered and completed events: each twice.
+    assert wait_until(lambda: len([r for r in seen if r["path"] == "/status"]) == 8)
     statuses = sorted((r["form"]["CallSid"], r["form"]["CallStatus"]) for r in seen if r["path"] == "/status")
-    assert statuses == [(sid, "completed")] * 2 + [(sid, "in-progress")] * 2
+    assert statuses == sorted([(sid, "initiated"), (sid, "ringing"), (sid, "in-progress"), (sid, "completed")] * 2)
     assert all(r["valid"] for r in seen)
 
 
