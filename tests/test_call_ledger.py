@@ -270,3 +270,38 @@ def test_dispatch_paces_itself_while_creates_wait_in_twilios_queue(svc, clock, a
     clock.advance(minutes=2)  # the pace counts recent creates only
     sweep_once(svc)
     assert ringing(twilio_standin, ALICE)
+
+
+def test_a_caller_holding_in_one_queue_is_not_called_back_for_another_until_they_hang_up(
+        twilio, svc, clock, agents, api, twilio_standin):
+    """Their own call is live while they hold: a callback of theirs in another queue waits."""
+    from test_caller_flow import QUEUE_SID, wait_url
+    from test_dispatch import CUSTOMER as NUMBER
+
+    store_callback(svc, clock, queue="Sales")
+    holding = "CA" + "9" * 32
+    svc.storage.remove_waiting_call(CALLBACK)  # the callback's own call is long over
+    params = {"CallSid": holding, "AccountSid": "AC" + "1" * 32, "From": NUMBER, "To": "+15005550006",
+              "CallStatus": "in-progress", "QueueTime": "0", "QueuePosition": "1", "QueueSid": QUEUE_SID}
+    assert twilio.post_url(wait_url("Support"), params).status_code == 200
+    assert svc.storage.get_leg(NUMBER).role == "caller"
+    api.status("alice", "available")
+    assert twilio_standin.placed(to=ALICE) == [], "not rung for a customer who is on the line"
+    # They hang up in the queue: their number is free, and the callback goes.
+    twilio.post("/voice/enqueue-done", {"CallSid": holding, "From": NUMBER, "QueueResult": "hangup"},
+                query={"ivr": "Main Line", "queue": "Support"})
+    assert svc.storage.get_leg(NUMBER) is None
+    sweep_once(svc)
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    assert len(twilio_standin.placed(to=NUMBER)) == 1
+
+
+def test_a_caller_whose_hang_up_was_never_reported_is_freed_once_twilio_says_their_call_ended(
+        twilio, svc, clock, agents, api, twilio_standin):
+    holding = "CA" + "9" * 32
+    svc.dispatcher.caller_holding(holding, CUSTOMER)
+    assert svc.storage.get_leg(CUSTOMER).role == "caller"
+    clock.advance(minutes=2)
+    twilio_standin.end_call(holding)  # Twilio knows no call of that sid: it reads as over
+    sweep_once(svc)
+    assert svc.storage.get_leg(CUSTOMER) is None

@@ -27,7 +27,13 @@ class LegStorage(StorageBase):
         """The ledger item of a new leg, for the claim transaction that takes its number."""
         return self.Leg("LEG", _valid_key(leg.number), leg_id=leg.leg_id, role=leg.role, kind=leg.kind,
                         key=leg.key, attempt_id=leg.attempt_id, created_at=leg.created_at,
-                        agent_id=leg.agent_id, state=leg.state)
+                        agent_id=leg.agent_id, state=leg.state, call_sid=leg.call_sid)
+
+    def hold_number(self, leg):
+        """Put a leg for a call the app did not place (a holding caller's own); Conflict when
+        the number is held already."""
+        with _dynamodb(conflict=leg.number):
+            self.leg_record(leg).save(condition=self.Leg.sk.does_not_exist())
 
     def get_leg(self, number):
         """The leg holding a number, or None (a consistent read)."""

@@ -22,6 +22,8 @@ from callback.work.base import EVENT_MARGIN, Base
 log = logging.getLogger(__name__)
 
 AGENT_LEG, CUSTOMER_LEG = "agent", "customer"
+# A holding caller's own call, which the app did not place: never hung up by the ledger.
+CALLER_LEG = "caller"
 # A create sent this long ago whose call Twilio does not list was never placed.
 UNPLACED_AFTER = timedelta(minutes=2)
 # The sweep's pause between tries of one leg: doubling from this, up to the cap.
@@ -65,6 +67,29 @@ class Ledger(Base):
         """A leg for the claim transaction to put: `number` held from now on."""
         return m.Leg(number=number, leg_id=leg_id(role, attempt_id), role=role, kind=kind, key=key,
                      attempt_id=attempt_id, created_at=now, agent_id=agent_id)
+
+    def caller_holding(self, call_sid, number):
+        """A caller holds in a queue: their number is held, so no callback of theirs (in any
+        queue) rings them while they are on the line, until Twilio says their call ended."""
+        if not number or not number.startswith("+"):
+            return
+        leg = m.Leg(number=number, leg_id=leg_id(CALLER_LEG, call_sid), role=CALLER_LEG, kind=CALL,
+                    key=call_sid, attempt_id=call_sid, created_at=self.clock.now(), state=m.LEG_PLACED,
+                    call_sid=call_sid)
+        try:
+            self.storage.hold_number(leg)
+        except Conflict:
+            pass  # held already (another of their calls): that one keeps it
+        except Exception:  # a courtesy to the caller's own callbacks: never the hold loop's failure
+            log.exception("could not hold the number of caller %s", call_sid)
+
+    def caller_hung_up(self, call_sid, number):
+        """A holding caller hung up: their number is free."""
+        if number and number.startswith("+"):
+            try:
+                self.leg_gone(number, leg_id(CALLER_LEG, call_sid), call_sid)
+            except Exception:  # the sweep frees it once Twilio says the call ended
+                log.exception("could not free the number of caller %s", call_sid)
 
     def in_flight(self):
         """Creates sent whose calls do not ring yet (queued at Twilio, or no answer yet)."""
@@ -165,6 +190,8 @@ class Ledger(Base):
         """True while the attempt or offer that holds the leg goes on (the attempt's own
         reconcile looks after its calls then)."""
         try:
+            if leg.role == CALLER_LEG:
+                return self.storage.get_waiting_call(leg.key) is not None
             if leg.kind == CALLBACK:
                 cb = self.storage.get_callback(leg.key)
                 return cb.attempt_id == leg.attempt_id and cb.status in (m.DIALING, m.CONNECTED)
@@ -205,6 +232,10 @@ class Ledger(Base):
         status = self.telephony.call_status(leg.call_sid)
         if status in FINAL_CALL_STATUSES:
             return self._free(leg, leg.call_sid, "available" if status == "completed" else "missed")
+        if leg.role == CALLER_LEG:
+            # Still on the line (hearing that their callback is saved, say): never hung up.
+            self._change(leg.number, leg.leg_id, check_at=now + EVENT_MARGIN)
+            return False
         if leg.role == AGENT_LEG and leg.notice and leg.tries < NOTICE_TRIES:
             self.telephony.redirect_call(leg.call_sid, self.url("/voice/notice", message=leg.notice))
         else:

@@ -135,6 +135,8 @@ def _record_caller(ivr, queue, joined):
         log.warning("call %s is holding although its callback is stored; it leaves the queue", call_sid)
         return None
     if outcome == "recorded":
+        # Their phone is busy while they hold: no callback of theirs (any queue) dials it.
+        svc.dispatcher.caller_holding(call_sid, param("From"))
         svc.handoff.dispatch([queue.name])
     return call.joined_at if call else joined
 

@@ -69,6 +69,8 @@ def enqueue_done():
         log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
                     param("queue"), result)
         return _requeue(waiting.joined_at if waiting else None)
+    if call_sid and result == "hangup":
+        svc.dispatcher.caller_hung_up(call_sid, param("From"))
     if call_sid and result == "hangup" and svc.dispatcher.caller_left_queue(call_sid):
         # Offered to an agent: the offer ended through its own steps (the agent is told,
         # and freed once their call ends), which took the caller out of the line.
