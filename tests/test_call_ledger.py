@@ -305,3 +305,23 @@ def test_a_caller_whose_hang_up_was_never_reported_is_freed_once_twilio_says_the
     twilio_standin.end_call(holding)  # Twilio knows no call of that sid: it reads as over
     sweep_once(svc)
     assert svc.storage.get_leg(CUSTOMER) is None
+
+
+def test_a_caller_who_called_in_while_their_callback_held_their_number_is_held_after_it(
+        twilio, svc, clock, agents, api, twilio_standin):
+    """The callback's attempt held the number when they started holding: once it lets the
+    number go, the sweep holds it for the caller, so the next attempt waits for them."""
+    store_callback(svc, clock, queue="Sales")
+    svc.storage.remove_waiting_call(CALLBACK)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    holding = holding_caller(svc, clock, "Support", call_sid="CA" + "9" * 32)
+    svc.dispatcher.caller_holding(holding, CUSTOMER)  # refused: the attempt holds the number
+    assert svc.storage.get_leg(CUSTOMER).role == "customer"
+    press(twilio, leg, answer(twilio, leg), "2")  # she declines: the attempt ends
+    twilio_standin.end_call(leg.sid)
+    status(twilio, leg, "completed")  # she is away; the number is let go
+    clock.advance(minutes=1)
+    sweep_once(svc)
+    assert svc.storage.get_leg(CUSTOMER).role == "caller"
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 0

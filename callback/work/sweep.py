@@ -137,8 +137,18 @@ def _reconcile_agents(svc, now, report, budget):
 
 def _settle_legs(svc, now, report, budget):
     """Calls whose attempt or offer is over: found when their CallSid was lost, ended, their
-    numbers (and agents) freed once Twilio says they ended; each failure waits longer."""
-    for leg in svc.storage.live_legs():
+    numbers (and agents) freed once Twilio says they ended; each failure waits longer. And
+    every holding caller's number held (one whose number a callback attempt held when they
+    called in is held from the sweep after that attempt let it go)."""
+    legs = svc.storage.live_legs()
+    held = {leg.number for leg in legs}
+    for ivr in svc.directory.ivrs():
+        for queue in ivr.queues:
+            for call in svc.storage.waiting_in_queue(queue.name, limit=BATCH):
+                if call.caller and call.caller not in held:
+                    budget.check()
+                    svc.dispatcher.caller_holding(call.call_sid, call.caller)
+    for leg in legs:
         budget.check()
         report.items_read += 1
         try:
