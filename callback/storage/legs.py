@@ -74,8 +74,3 @@ class LegStorage(StorageBase):
         except Conflict:
             return False
         return True
-
-    def legs_of(self, kind, key, attempt_id):
-        """The legs an attempt or offer holds (at most its agent's and its customer's)."""
-        return [leg for leg in self.live_legs()
-                if (leg.kind, leg.key, leg.attempt_id) == (kind, key, attempt_id)]

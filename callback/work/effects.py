@@ -23,7 +23,7 @@ from callback.domain.rules import (
 )
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import Conflict, NotFound
-from callback.telephony.rest import CallGone, MaybePlaced, NumberRefused, TelephonyError, maybe_placed
+from callback.telephony.rest import CallGone, NumberRefused, TelephonyError, maybe_placed
 from callback.work.ledger import AGENT_LEG, CUSTOMER_LEG, Ledger, leg_id
 
 log = logging.getLogger(__name__)
@@ -90,18 +90,18 @@ class Effects(Ledger):
                      view.state, step.state, event.kind)
         freed, notice = False, None
         attempt = cb.attempt(view.attempt_id)
-        agent_number = self.agent_phone(attempt.agent_id)
         for effect in effects:
             if isinstance(effect, a.HangUp):
                 customer = effect.leg == a.CUSTOMER
-                self._hang_up_leg(cb.number if customer else agent_number, view.attempt_id,
-                                  CUSTOMER_LEG if customer else AGENT_LEG,
+                number = cb.number if customer else self.agent_phone(attempt.agent_id)
+                self._hang_up_leg(number, view.attempt_id, CUSTOMER_LEG if customer else AGENT_LEG,
                                   step.customer_call_sid if customer else step.agent_call_sid)
             elif isinstance(effect, a.TellAgent):
                 notice = effect.notice
                 if notice == "result":
                     notice = "retry" if status == m.PENDING else "expired"
-                self._tell_agent(agent_number, view.attempt_id, step.agent_call_sid, notice, tell_agent)
+                self._tell_agent(self.agent_phone(attempt.agent_id), view.attempt_id, step.agent_call_sid,
+                                 notice, tell_agent)
             elif isinstance(effect, a.ReleaseAgent) and attempt.agent_id:
                 freed = self._release(attempt.agent_id, view.attempt_id, step.agent_call_sid, effect.why,
                                       effect.call_over)
@@ -212,10 +212,6 @@ class Effects(Ledger):
                 to=cb.number, from_=self.caller_id(ivr), url=self.url("/voice/customer/answer", **query),
                 status_callback=self.url("/voice/customer/status", **query), timeout=transfer,
                 fallback_url=self.url("/voice/call-fallback", leg="customer"), machine_detection=True)
-        except MaybePlaced:
-            log.warning("dialing %s for callback %s timed out: leg unknown until Twilio tells",
-                        mask(cb.number), cb.callback_id)
-            return Outcome(a.CUSTOMER_RINGING, True)
         except NumberRefused as exc:
             log.warning("Twilio refuses %s (code %s): callback %s ends", mask(cb.number), exc.code,
                         cb.callback_id)
@@ -223,8 +219,8 @@ class Effects(Ledger):
             return self.handle(a.Event(a.DIAL_REFUSED, error_code=exc.code, **event), tell_agent)
         except TelephonyError as exc:
             if maybe_placed(exc):
-                log.warning("dialing %s for callback %s failed with %s: leg unknown until Twilio tells",
-                            mask(cb.number), cb.callback_id, exc.status)
+                log.warning("dialing %s for callback %s: no clear answer (%s); leg unknown until Twilio "
+                            "tells", mask(cb.number), cb.callback_id, exc.status or type(exc).__name__)
                 return Outcome(a.CUSTOMER_RINGING, True)
             log.warning("could not dial %s for callback %s: %s", mask(cb.number), cb.callback_id, exc)
             self.leg_gone(cb.number, customer_leg)
@@ -272,13 +268,14 @@ class Effects(Ledger):
             log.info("caller %s offer %s: %s -> %s on %s", call.call_sid, view.attempt_id, view.state,
                      step.state, event.kind)
         freed, notice = False, None
-        agent_number = self.agent_phone(agent_id)
         for effect in step.effects:
             if isinstance(effect, a.HangUp):
-                self._hang_up_leg(agent_number, view.attempt_id, AGENT_LEG, step.agent_call_sid)
+                self._hang_up_leg(self.agent_phone(agent_id), view.attempt_id, AGENT_LEG,
+                                  step.agent_call_sid)
             elif isinstance(effect, a.TellAgent):
                 notice = effect.notice
-                self._tell_agent(agent_number, view.attempt_id, step.agent_call_sid, notice, tell_agent)
+                self._tell_agent(self.agent_phone(agent_id), view.attempt_id, step.agent_call_sid, notice,
+                                 tell_agent)
             elif isinstance(effect, a.ReleaseAgent):
                 freed = self._release(agent_id, view.attempt_id, step.agent_call_sid, effect.why,
                                       effect.call_over)
