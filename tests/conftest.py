@@ -7,6 +7,7 @@ import subprocess
 import threading
 import uuid
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import pytest
@@ -80,6 +81,21 @@ def serve_dynamodb_local():
         pytest.fail(str(exc), pytrace=False)
     yield server.url
     server.stop()
+
+
+@contextmanager
+def moto_server():
+    """moto's AWS over HTTP on a free loopback port; yields its URL. moto keeps its
+    accounts in the process, shared by every server it starts."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import urllib.request
 
 import boto3
 import pytest
+from conftest import moto_server
 
 from devtools import lambda_package
 
@@ -32,21 +33,16 @@ BUCKET = f"{FUNCTION}-deploys-{ACCOUNT}-us-east-1"
 @pytest.fixture
 def aws(monkeypatch):
     """moto's AWS over HTTP on loopback, every client pointed at it."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LAMBDA", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    # moto keeps its accounts in the process, shared by every server it starts: start empty.
-    urllib.request.urlopen(urllib.request.Request(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST"))
-    yield env
-    server.stop()
+    with moto_server() as url:
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LAMBDA", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        # moto's accounts are shared by every server of the process: start empty.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+        yield env
 
 
 def client(service):

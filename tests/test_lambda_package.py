@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import boto3
 import pytest
+from conftest import moto_server
 from import_probe import PROBE, REPORT, read_report
 from test_handoff import LambdaApi
 from twilio.request_validator import RequestValidator
@@ -101,13 +102,8 @@ def test_the_zip_holds_the_app_and_no_development_tools(package_dir):
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """moto's S3 over HTTP on loopback, for the stage's secrets file."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from conftest import (
     IVR_NUMBER,
     TwilioClient,
     csrf_of,
+    moto_server,
     twiml,
     with_admin_account,
 )
@@ -277,13 +278,8 @@ SSM_SECRETS = {"TWILIO_ACCOUNT_SID": "AC" + "7" * 32, "TWILIO_AUTH_TOKEN": "ssm-
 @pytest.fixture(scope="module")
 def ssm_endpoint():
     """moto's server over HTTP on a free loopback port (SSM and KMS)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
