@@ -325,3 +325,56 @@ def test_a_caller_who_called_in_while_their_callback_held_their_number_is_held_a
     sweep_once(svc)
     assert svc.storage.get_leg(CUSTOMER).role == "caller"
     assert len(twilio_standin.placed(to=CUSTOMER)) == 0
+
+
+def test_a_customer_who_calls_in_while_their_attempt_rings_the_agent_is_not_dialed(
+        twilio, svc, clock, agents, api, twilio_standin):
+    """The attempt has reserved their number and rings the agent when they call in and
+    hold: the agent accepts, but the customer is not dialed into a busy phone; the number
+    passes to the caller, and the callback keeps its place until their call ends."""
+    store_callback(svc, clock, queue="Sales")
+    svc.storage.remove_waiting_call(CALLBACK)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    attempt = svc.storage.get_callback(CALLBACK).attempt_id
+    holding = holding_caller(svc, clock, "Support", call_sid="CA" + "9" * 32)
+    svc.dispatcher.caller_holding(holding, CUSTOMER)
+    assert svc.storage.get_leg(CUSTOMER).on_line == holding
+    agent_twiml = agent_accepts(twilio, leg)
+    agent_joins(twilio, leg, agent_twiml)
+    assert twilio_standin.placed(to=CUSTOMER) == [], "never dialed while they are on the line"
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=customer-on-line"]
+    cb = svc.storage.get_callback(CALLBACK)
+    assert (cb.status, cb.attempts) == ("pending", 0)
+    assert (cb.history[0].attempt_id, cb.history[0].outcome, cb.history[0].counted) == (
+        attempt, "customer-on-line", False)
+    held = svc.storage.get_leg(CUSTOMER)
+    assert (held.role, held.call_sid) == ("caller", holding), "the number passes to the caller at once"
+    # Alice hears her notice and hangs up; the callback waits while its customer holds.
+    twilio_standin.end_call(leg.sid)
+    status(twilio, leg, "completed")
+    sweep_once(svc)
+    assert twilio_standin.placed(to=CUSTOMER) == []
+    assert len(twilio_standin.placed(to=ALICE)) == 1
+    # Their call ends: the callback is theirs to get.
+    twilio.post("/voice/enqueue-done", {"CallSid": holding, "From": CUSTOMER, "QueueResult": "hangup"},
+                query={"ivr": "Main Line", "queue": "Support"})
+    assert svc.storage.get_leg(CUSTOMER) is None
+    sweep_once(svc)
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 1
+
+
+def test_a_caller_who_calls_in_once_their_customer_leg_is_being_dialed_changes_nothing(
+        twilio, svc, clock, agents, api, twilio_standin):
+    """Once the create has gone out the leg is not marked: the attempt owns that call, and
+    the sweep holds the number for the caller after the attempt lets it go."""
+    store_callback(svc, clock, queue="Sales")
+    svc.storage.remove_waiting_call(CALLBACK)
+    api.status("alice", "available")
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    customer = ringing(twilio_standin, CUSTOMER)
+    svc.dispatcher.caller_holding("CA" + "9" * 32, CUSTOMER)
+    held = svc.storage.get_leg(CUSTOMER)
+    assert (held.role, held.call_sid, held.on_line) == ("customer", customer.sid, None)
+

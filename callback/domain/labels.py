@@ -40,6 +40,7 @@ OUTCOME_LABELS = {
     "agent-hung-up": "Agent hung up first",
     "agent-leg-lost": "Agent's call was lost",
     "dial-error": "Could not dial",
+    "customer-on-line": "Not dialed: the customer was calling in",
     "agent-declined": "Agent did not accept (other key, no key or voicemail)",
     "agent-phone-refused": "Twilio refuses the agent's phone number",
     "number-refused": "Twilio refuses this number",

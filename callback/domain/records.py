@@ -203,3 +203,6 @@ class Leg:
     twilio_status: str | None = None
     tries: int = 0
     check_at: datetime | None = None
+    # A customer leg not dialed yet whose number called in to hold (that call's CallSid):
+    # it is never dialed, and when its attempt ends the number passes to that caller.
+    on_line: str | None = None

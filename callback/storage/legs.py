@@ -21,7 +21,7 @@ class LegStorage(StorageBase):
                      attempt_id=r.attempt_id, created_at=r.created_at, agent_id=r.agent_id, state=r.state,
                      call_sid=r.call_sid, placed_at=r.placed_at, over=bool(r.over), notice=r.notice,
                      release_why=r.release_why, twilio_status=r.twilio_status, tries=int(r.tries or 0),
-                     check_at=r.check_at)
+                     check_at=r.check_at, on_line=r.on_line)
 
     def leg_record(self, leg):
         """The ledger item of a new leg, for the claim transaction that takes its number."""
@@ -64,6 +64,38 @@ class LegStorage(StorageBase):
         self._update(L("LEG", _valid_key(number)), self._field_actions(L, set_, remove),
                      self._leg_condition(leg_id, if_call_sid))
         return self.get_leg(number)
+
+    def start_placing(self, number, leg_id, now):
+        """The create request for a reserved leg is about to go out: True, unless a caller
+        on that number's phone called in meanwhile (`on_line`), or another leg holds it."""
+        L = self.Leg
+        try:
+            self._update(L("LEG", _valid_key(number)), [L.state.set(m.LEG_PLACING), L.placed_at.set(now)],
+                         self._leg_condition(leg_id) & L.on_line.does_not_exist())
+        except Conflict:
+            return False
+        return True
+
+    def mark_on_line(self, number, leg_id, caller_call_sid):
+        """A caller on `number` called in while its leg was only reserved: the leg is never
+        dialed. True when marked; False when its create has gone out already."""
+        L = self.Leg
+        try:
+            self._update(L("LEG", _valid_key(number)), [L.on_line.set(caller_call_sid)],
+                         self._leg_condition(leg_id) & (L.state == m.LEG_RESERVED))
+        except Conflict:
+            return False
+        return True
+
+    def pass_leg(self, number, leg_id, leg):
+        """The number held by `leg_id` passes to `leg` in one write (no moment free); False
+        when `leg_id` holds it no more."""
+        try:
+            with _dynamodb(conflict=number):
+                self.leg_record(leg).save(condition=self._leg_condition(leg_id))
+        except Conflict:
+            return False
+        return True
 
     def forget_leg(self, number, leg_id, call_sid=None):
         """The call to `number` ended (or was never placed): the number is free. True when

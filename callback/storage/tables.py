@@ -175,6 +175,7 @@ def build_models(config):
         twilio_status = UnicodeAttribute(null=True)
         tries = NumberAttribute(default=0)
         check_at = UTCDateTimeAttribute(null=True)
+        on_line = UnicodeAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
 
     class WaitingCallRecord(_Record):

@@ -206,7 +206,9 @@ class Effects(Ledger):
         event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
         transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
         customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
-        self.leg_placing(cb.number, customer_leg)
+        if not self.customer_placing(cb.number, customer_leg):
+            log.info("callback %s: its customer holds in a queue now; not dialed", cb.callback_id)
+            return self.handle(a.Event(a.CUSTOMER_ON_LINE, **event), tell_agent)
         try:
             sid = self.telephony.place_call(
                 to=cb.number, from_=self.caller_id(ivr), url=self.url("/voice/customer/answer", **query),

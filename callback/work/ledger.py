@@ -68,20 +68,41 @@ class Ledger(Base):
         return m.Leg(number=number, leg_id=leg_id(role, attempt_id), role=role, kind=kind, key=key,
                      attempt_id=attempt_id, created_at=now, agent_id=agent_id)
 
+    def _caller_leg(self, call_sid, number):
+        return m.Leg(number=number, leg_id=leg_id(CALLER_LEG, call_sid), role=CALLER_LEG, kind=CALL,
+                     key=call_sid, attempt_id=call_sid, created_at=self.clock.now(), state=m.LEG_PLACED,
+                     call_sid=call_sid)
+
     def caller_holding(self, call_sid, number):
         """A caller holds in a queue: their number is held, so no callback of theirs (in any
-        queue) rings them while they are on the line, until Twilio says their call ended."""
+        queue) rings them while they are on the line, until Twilio says their call ended.
+        A callback attempt that has reserved their number but not dialed it yet never will:
+        the number passes to the caller when that attempt ends."""
         if not number or not number.startswith("+"):
             return
-        leg = m.Leg(number=number, leg_id=leg_id(CALLER_LEG, call_sid), role=CALLER_LEG, kind=CALL,
-                    key=call_sid, attempt_id=call_sid, created_at=self.clock.now(), state=m.LEG_PLACED,
-                    call_sid=call_sid)
         try:
-            self.storage.hold_number(leg)
+            self.storage.hold_number(self._caller_leg(call_sid, number))
         except Conflict:
-            pass  # held already (another of their calls): that one keeps it
+            # Held already: by another of their calls (which keeps it), or by an attempt.
+            try:
+                held = self.storage.get_leg(number)
+                if held is not None and held.role == CUSTOMER_LEG and held.state == m.LEG_RESERVED \
+                        and self.storage.mark_on_line(number, held.leg_id, call_sid):
+                    log.info("callback %s: its customer called in; attempt %s will not dial them",
+                             held.key, held.attempt_id)
+            except Exception:
+                log.exception("could not mark the number of caller %s as on the line", call_sid)
         except Exception:  # a courtesy to the caller's own callbacks: never the hold loop's failure
             log.exception("could not hold the number of caller %s", call_sid)
+
+    def _let_go_unplaced(self, leg):
+        """A customer leg never dialed is over: its number is free, or passes to the caller
+        who called in from it meanwhile."""
+        caller = self._caller_leg(leg.on_line, leg.number) if leg.on_line else None
+        if caller is not None and self.storage.pass_leg(leg.number, leg.leg_id, caller):
+            log.info("leg %s ended undialed: number passed to its holding caller", leg.leg_id)
+            return
+        self.leg_gone(leg.number, leg.leg_id)
 
     def caller_hung_up(self, call_sid, number):
         """A holding caller hung up: their number is free."""
@@ -122,6 +143,14 @@ class Ledger(Base):
         """The create request is about to go out."""
         self._change(number, id_, state=m.LEG_PLACING, placed_at=self.clock.now())
 
+    def customer_placing(self, number, id_):
+        """A customer's create is about to go out: False when that customer called in and
+        holds (their leg says `on_line`), so they must not be dialed."""
+        if not number or self.storage.start_placing(number, id_, self.clock.now()):
+            return True
+        leg = self._leg(number, id_)
+        return not (leg is not None and leg.on_line)
+
     def leg_learned(self, number, id_, call_sid, twilio_status=None):
         """Twilio named the leg's call (the create's answer, a status event, its list):
         recorded, and ended at once when its owner is already over."""
@@ -145,7 +174,7 @@ class Ledger(Base):
         if leg is None:
             return None
         if leg.state == m.LEG_RESERVED and leg.role == CUSTOMER_LEG:
-            self.leg_gone(number, id_)
+            self._let_go_unplaced(leg)
             return None
         return self._change(number, id_, over=True, notice=notice or leg.notice,
                             release_why=release_why or leg.release_why,
@@ -210,6 +239,9 @@ class Ledger(Base):
         if not leg.over and self._owner_open(leg):
             return False
         if leg.state == m.LEG_RESERVED:
+            if leg.role == CUSTOMER_LEG:
+                self._let_go_unplaced(leg)
+                return True
             return self._free(leg, None, "available")
         try:
             return self._settle(leg, now)
