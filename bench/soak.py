@@ -197,6 +197,22 @@ class StormyHandoff:
         for _ in range(2 if rng.random() < self.twice else 1):
             self.scheduler.after(rng.uniform(0, self.late) / self.speed, self._dispatch, queue_names)
 
+    def settle(self, numbers, after_seconds):
+        """A quick retry of legs (`after_seconds` wall seconds from now), delivered as
+        dispatches are: late, twice or never, as the seed says."""
+        with self.lock:
+            self.requests += 1
+            rng = random.Random(f"{self.seed}|settle|{self.index}|{self.requests}")
+        if rng.random() < self.lost:
+            return
+        for _ in range(2 if rng.random() < self.twice else 1):
+            self.scheduler.after(after_seconds + rng.uniform(0, self.late) / self.speed, self._settle, numbers)
+
+    def _settle(self, numbers):
+        from callback.work.handoff import settle_now
+
+        settle_now(self.svc, numbers)
+
     def _dispatch(self, queue_names):
         from callback.work.handoff import dispatch_now
 

@@ -378,3 +378,34 @@ def test_a_caller_who_calls_in_once_their_customer_leg_is_being_dialed_changes_n
     held = svc.storage.get_leg(CUSTOMER)
     assert (held.role, held.call_sid, held.on_line) == ("customer", customer.sid, None)
 
+
+def test_a_notice_twilio_refused_is_tried_again_within_seconds_not_at_the_next_sweep(
+        twilio, svc, clock, agents, api, twilio_standin):
+    """The failed notice is handed to a quick retry in the background (the process's
+    hand-off runner), five seconds on: the agent does not wait for the minute sweep."""
+    from callback.work.handoff import settle_now
+    from callback.work.ledger import SOON
+
+    retries = []
+    svc.dispatcher.later = lambda numbers, after: retries.append((numbers, after))
+    store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    agent_accepts(twilio, leg)
+    customer = ringing(twilio_standin, CUSTOMER)
+    twilio_standin.fail_next(429, 20429, count=2)
+    status(twilio, customer, "no-answer")
+    assert leg.redirects == [] and retries == [([ALICE], SOON)]
+    settle_now(svc, [ALICE])
+    assert leg.redirects == [], "not before its pause"
+    clock.advance(seconds=5)
+    # Twilio refuses once more: tried again later still, a bounded number of times.
+    twilio_standin.fail_next(503, 20503, count=1)
+    settle_now(svc, [ALICE])
+    assert leg.redirects == [] and len(retries) == 2 and retries[1][1].total_seconds() == 15
+    clock.advance(seconds=15)
+    settle_now(svc, [ALICE])
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=retry"]
+    twilio_standin.end_call(leg.sid)
+    status(twilio, leg, "completed")
+    assert svc.storage.get_agent("alice").status == "available"

@@ -200,3 +200,32 @@ def test_an_unknown_runner_is_refused_at_start_up(config_overrides):
 
     with pytest.raises(ValueError, match="DISPATCH_RUNNER"):
         create_app({**config_overrides, "DISPATCH_RUNNER": "later"})
+
+
+def test_a_quick_retry_of_legs_is_one_async_invocation_that_pauses_then_settles(svc, lambda_api, monkeypatch):
+    from datetime import timedelta
+
+    from callback.work import wiring
+
+    svc.handoff.settle_later(["+12125550100", "+12125550100"], timedelta(seconds=5))
+    [invocation] = lambda_api.invocations
+    assert invocation["type"] == "Event"
+    payload = invocation["payload"]
+    assert payload["task_path"] == "callback.work.wiring.run_settle"
+    assert payload["args"] == [["+12125550100"], 5.0]
+    # Lambda runs it: a bounded pause, then the legs are settled.
+    pauses, settled = [], []
+    monkeypatch.setattr(wiring.time, "sleep", pauses.append)
+    monkeypatch.setattr(wiring, "_dispatch_services", svc)
+    monkeypatch.setattr(wiring, "settle_now", lambda s, numbers: settled.append((s, numbers)))
+    assert wiring.run_settle(*payload["args"]) == {"legs": 1}
+    assert pauses == [5.0] and settled == [(svc, ["+12125550100"])]
+    wiring.run_settle(["+12125550100"], 600)
+    assert pauses[-1] == wiring.LONGEST_SETTLE_PAUSE
+
+
+def test_the_background_worker_settles_legs_after_their_pause():
+    settled = threading.Event()
+    runner = handoff.ThreadRunner(lambda queue_names: None, lambda numbers: settled.set())
+    runner.settle(["+12125550100"], 0.05)
+    assert settled.wait(30)

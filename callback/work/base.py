@@ -35,6 +35,9 @@ class Base:
         self.directory = directory
         self.clock = clock
         self.config = config
+        # Set by wiring to the hand-off's `settle_later(numbers, after)`: legs tried again
+        # within seconds. None: the sweep alone tries them again.
+        self.later = None
 
     @property
     def ring_timeout(self):

@@ -15,6 +15,11 @@ changed and returns. Where that dispatch runs is configuration (DISPATCH_RUNNER)
 Each runner coalesces a burst into one pending dispatch per queue. A dispatch that runs
 twice, late or never is harmless: work is claimed in transactions, so nothing is dialed
 twice, and the sweep dispatches every minute whatever was missed.
+
+The same runners carry the ledger's quick retries: a notice or hang-up Twilio refused
+(429, 5xx, a timeout) is tried again seconds later (`settle_later`), not at the next minute
+sweep, so an agent never waits a minute alone in a conference. A retry that runs late,
+twice or never is harmless too: the leg is read again, and the sweep settles it anyway.
 """
 import logging
 import threading
@@ -57,8 +62,20 @@ def dispatch_pending(svc, queue_names=None):
     return dispatch_now(svc, queue_names)
 
 
+def settle_now(svc, numbers):
+    """The ledger looks again at the legs holding these numbers (a quick retry of a notice
+    or hang-up that failed). Never raises: the sweep settles whatever is left."""
+    for number in numbers:
+        try:
+            leg = svc.storage.get_leg(number)
+            if leg is not None:
+                svc.dispatcher.sweep_leg(leg, svc.clock.now())
+        except Exception:
+            log.exception("could not settle a leg; the sweep will look again")
+
+
 class InlineRunner:
-    """Dispatch in the request itself."""
+    """Dispatch in the request itself (tests: their sweeps settle legs)."""
 
     def __init__(self, svc):
         self.svc = svc
@@ -67,15 +84,26 @@ class InlineRunner:
         """Run the dispatch now."""
         dispatch_now(self.svc, queue_names)
 
+    def settle(self, numbers, after_seconds):
+        """Nothing: a test's own sweep settles legs, at the time its clock says."""
+
 
 class ThreadRunner:
     """One background worker; requests arriving while it works are merged into its next run."""
 
-    def __init__(self, run):
+    def __init__(self, run, settle=None):
         self._run = run
+        self._settle = settle
         self._pending = set()
         self._wake = threading.Condition()
         self._thread = None
+
+    def settle(self, numbers, after_seconds):
+        """Settle these numbers' legs after a pause, on a timer thread."""
+        if self._settle is not None:
+            timer = threading.Timer(after_seconds, self._settle, args=[numbers])
+            timer.daemon = True
+            timer.start()
 
     def submit(self, queue_names):
         """Queue a dispatch of these queues (merged with any already waiting)."""
@@ -119,13 +147,14 @@ class LambdaRunner:
     zappa.asynchronous builds its own clients, and ours loads the Lambda API's model.
     """
 
-    def __init__(self, svc, task):
+    def __init__(self, svc, task, settle_task=None):
         import boto3
         from botocore.config import Config as BotoConfig
         from zappa.asynchronous import run
 
         self.svc = svc
         self._task = task
+        self._settle_task = settle_task
         self._run = run
         config = svc.config
         client = boto3.client(
@@ -153,6 +182,17 @@ class LambdaRunner:
             self.svc.storage.dispatch_started(keys)  # not pending after all: let the next one try
             raise
 
+    def settle(self, numbers, after_seconds):
+        """Invoke `settle_task` (which pauses, then settles these numbers' legs)."""
+        if self._settle_task is None:
+            return
+        config = self.svc.config
+        response = self._run(self._settle_task, args=[list(numbers), after_seconds],
+                             remote_aws_lambda_function_name=config.AWS_LAMBDA_FUNCTION_NAME,
+                             remote_aws_region=config.AWS_REGION, boto_session=self._session)
+        if not response.sent:
+            raise RuntimeError(f"Lambda did not accept the invocation: {response.response}")
+
     def _mark(self, key, now):
         try:
             return self.svc.storage.request_dispatch(key, now, now + PENDING_FOR)
@@ -164,8 +204,9 @@ class LambdaRunner:
 class Handoff:
     """What webhooks call: ask for a dispatch, never wait for it, never fail for it."""
 
-    def __init__(self, runner):
+    def __init__(self, runner, clock=None):
         self.runner = runner
+        self.clock = clock
 
     def dispatch(self, queue_names=None):
         """Have the available agents of these queues (all when None) offered work."""
@@ -176,18 +217,30 @@ class Handoff:
                           queue_names or "all queues")
 
 
-def runner_for(svc, lambda_task):
+    def settle_later(self, numbers, after):
+        """Have the ledger look at these numbers' legs again `after` (a timedelta of the
+        app's clock) from now; never fails (the sweep settles them anyway)."""
+        speed = getattr(self.clock, "speed", 1.0) or 1.0
+        try:
+            self.runner.settle(sorted(set(numbers)), after.total_seconds() / speed)
+        except Exception:
+            log.exception("could not hand over a retry of %d legs; the sweep will look again", len(numbers))
+
+
+def runner_for(svc, lambda_task, settle_task=None):
     """The runner configuration asks for (an object in `dispatch_runner` wins); the Lambda
-    runner has Zappa invoke `lambda_task` (the process entry point that dispatches)."""
+    runner has Zappa invoke `lambda_task` (the process entry point that dispatches) and
+    `settle_task` (the one that retries legs)."""
     config = svc.config
     injected = config.extra.get("dispatch_runner")
     if injected is not None:
         return injected
     name = config.DISPATCH_RUNNER or ("lambda" if config.AWS_LAMBDA_FUNCTION_NAME else "thread")
     if name == "lambda":
-        return LambdaRunner(svc, lambda_task)
+        return LambdaRunner(svc, lambda_task, settle_task)
     if name == "inline":
         return InlineRunner(svc)
     if name == "thread":
-        return ThreadRunner(lambda queue_names: dispatch_now(svc, queue_names))
+        return ThreadRunner(lambda queue_names: dispatch_now(svc, queue_names),
+                            lambda numbers: settle_now(svc, numbers))
     raise ValueError(f"DISPATCH_RUNNER must be one of {', '.join(RUNNERS)}, not {name!r}")

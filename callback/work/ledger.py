@@ -29,6 +29,11 @@ UNPLACED_AFTER = timedelta(minutes=2)
 # The sweep's pause between tries of one leg: doubling from this, up to the cap.
 FIRST_RETRY = timedelta(seconds=15)
 LONGEST_RETRY = timedelta(minutes=5)
+# A notice or hang-up Twilio refused is tried again this soon, in the background, and a
+# failed try of the sweep's too, this many times: an agent is not left a minute alone in a
+# conference waiting for the next sweep.
+SOON = timedelta(seconds=5)
+SOON_TRIES = 2
 # An agent whose work is over hears their notice; this many tries, then their call is ended.
 NOTICE_TRIES = 2
 # Creates sent whose calls are not ringing yet (Twilio paces an account's outbound calls,
@@ -133,6 +138,11 @@ class Ledger(Base):
             time.sleep(RETRY_PAUSE_SECONDS)
             return request(*args)
 
+    def _retry_soon(self, number, after):
+        """Have the leg holding `number` looked at again `after` from now, in the background."""
+        if self.later is not None and number:
+            self.later([number], after)
+
     def _change(self, number, id_, if_call_sid=None, **changes):
         try:
             return self.storage.change_leg(number, id_, if_call_sid, **changes)
@@ -194,8 +204,9 @@ class Ledger(Base):
             self._twilio(self.telephony.hang_up, leg.call_sid)
             return True
         except TelephonyError as exc:
-            log.info("could not hang up %s: %s; the sweep tries again", leg.call_sid, exc)
-            self._change(leg.number, leg.leg_id, check_at=self.clock.now())
+            log.info("could not hang up %s: %s; tried again soon", leg.call_sid, exc)
+            self._change(leg.number, leg.leg_id, check_at=self.clock.now() + SOON)
+            self._retry_soon(leg.number, SOON)
             return False
 
     def tell_agent_leg(self, leg, notice):
@@ -209,8 +220,9 @@ class Ledger(Base):
         except CallGone:
             return True
         except TelephonyError as exc:
-            log.info("could not tell agent %s (%s): %s; the sweep tries again", leg.agent_id, notice, exc)
-            self._change(leg.number, leg.leg_id, over=True, notice=notice, check_at=self.clock.now())
+            log.info("could not tell agent %s (%s): %s; tried again soon", leg.agent_id, notice, exc)
+            self._change(leg.number, leg.leg_id, over=True, notice=notice, check_at=self.clock.now() + SOON)
+            self._retry_soon(leg.number, SOON)
             return False
 
     # -- the sweep: legs whose owner is over -------------------------------------------
@@ -248,6 +260,8 @@ class Ledger(Base):
         except TelephonyError as exc:
             log.info("leg %s: Twilio cannot say now (%s); tried %d times", leg.leg_id, exc, leg.tries + 1)
             self._change(leg.number, leg.leg_id, tries=leg.tries + 1, check_at=retry_after(leg.tries, now))
+            if leg.tries < SOON_TRIES:
+                self._retry_soon(leg.number, retry_after(leg.tries, now) - now)
             return False
 
     def _settle(self, leg, now):

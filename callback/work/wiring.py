@@ -5,6 +5,7 @@ Everything else in work/ takes its services as an argument; only this module bui
 so nothing imports it back (the Flask app calls `build_services` too).
 """
 import logging
+import time
 from dataclasses import dataclass
 
 from callback import logs
@@ -15,7 +16,7 @@ from callback.storage.directory import Directory
 from callback.storage.parameter_store import with_parameters
 from callback.telephony.rest import Telephony
 from callback.work.dispatch import Dispatcher
-from callback.work.handoff import Handoff, dispatch_pending, runner_for
+from callback.work.handoff import Handoff, dispatch_pending, runner_for, settle_now
 from callback.work.sweep import sweep_once
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def build_services(config):
     directory = Directory(storage, config.CONFIG_CACHE_SECONDS)
     dispatcher = Dispatcher(storage, telephony, directory, clock, config)
     services = Services(config, clock, storage, telephony, directory, dispatcher)
-    services.handoff = Handoff(runner_for(services, run_dispatch))
+    services.handoff = Handoff(runner_for(services, run_dispatch, run_settle), clock)
+    dispatcher.later = services.handoff.settle_later
     return services
 
 
@@ -78,6 +80,21 @@ def run_dispatch(queue_names=None):
     offers = dispatch_pending(_dispatch_services, queue_names)
     log.info("dispatch for %s: %d offers", queue_names or "all queues", len(offers))
     return {"offers": len(offers)}
+
+
+# A quick retry pauses at most this long in its invocation (the function's timeout is 30 s).
+LONGEST_SETTLE_PAUSE = 15.0
+
+
+def run_settle(numbers, after_seconds=0.0):
+    """Entry point of the asynchronous invocation that retries legs soon (`settle_later`):
+    pause, then settle the legs holding these numbers."""
+    global _dispatch_services
+    if _dispatch_services is None:
+        _dispatch_services = _services_from_env({"DISPATCH_RUNNER": "inline"})
+    time.sleep(max(0.0, min(float(after_seconds), LONGEST_SETTLE_PAUSE)))
+    settle_now(_dispatch_services, numbers)
+    return {"legs": len(numbers)}
 
 
 _sweep_services = None
