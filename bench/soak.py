@@ -67,7 +67,8 @@ IVR_NUMBER = "+15005550006"
 # A Monday at 14:00 UTC ahead of the real time, never a past date: DynamoDB Local deletes
 # items (waiting calls, sessions) whose TTL is past by the real time (see FixedClock).
 ORIGIN = fixed_start() - timedelta(hours=1)
-REFUSAL_CODES = (21211, 21214, 21215, 21217)
+# Refusals that describe the number (21215/21216 describe the account: held, not failed).
+REFUSAL_CODES = (21211, 21214, 21217)
 # Callbacks are asked for in Sales (the menu's 1); Support (2) ranks first, so callers who
 # hold there are offered to agents while Sales's callbacks are being worked.
 SALES, SUPPORT = ("Sales", "1"), ("Support", "2")
@@ -206,7 +207,8 @@ class StormyHandoff:
         if rng.random() < self.lost:
             return
         for _ in range(2 if rng.random() < self.twice else 1):
-            self.scheduler.after(after_seconds + rng.uniform(0, self.late) / self.speed, self._settle, numbers)
+            late = rng.uniform(0, self.late) / self.speed
+            self.scheduler.after(after_seconds + late, self._settle, numbers)
 
     def _settle(self, numbers):
         from callback.work.handoff import settle_now
@@ -298,6 +300,18 @@ def agent_behaviours(rng, voicemail_prone):
         else:
             plan.append(Behaviour("human", keys="1", **person))
     return plan
+
+
+def _callable_digits(rng, i):
+    """Ten digits of a number the IVR calls back (a US area code the numbering plan knows):
+    callers who key in premium, Caribbean or non-existent numbers are another test's."""
+    from callback.domain.dialing import why_not_callable
+
+    for _ in range(50):
+        digits = f"{rng.randint(201, 989)}555{i:04d}"
+        if why_not_callable("+1" + digits) is None:
+            return digits
+    return f"212555{i:04d}"
 
 
 def customer_behaviours(rng):
@@ -529,9 +543,7 @@ def main_run(plan, out=print):
 
         callers = []
         for i in range(plan.callbacks):
-            digits = f"{rng.randint(201, 989)}555{i:04d}"
-            if digits[0] in "01" or digits[1:3] == "11":
-                digits = f"212555{i:04d}"
+            digits = _callable_digits(rng, i)
             number = "+1" + digits
             behaviours, refusal = customer_behaviours(random.Random(f"{plan.seed}|customer|{i}"))
             network.add_phone(Phone(number, "customer", behaviours, name=f"customer {i}"))

@@ -130,6 +130,21 @@ def test_valid_settings_are_saved(admin, svc):
             s.transfer_timeout_seconds) == (45, 90, 4, 10, 7, 25)
 
 
+def test_the_regions_called_back_are_ticked_on_the_settings_page(admin, svc):
+    url = "/admin/ivrs/Main%20Line/settings"
+    html = unescape(admin.get(url).get_data(as_text=True))
+    assert "Regions Called Back" in html and "Jamaica (JM)" in html
+    form = {**SETTINGS_FORM, "call_regions_field": "1", "call_regions": ["US", "CA", "PR"]}
+    assert post_form(admin, url, url, form).status_code == 302
+    assert svc.storage.get_ivr("Main Line").settings.call_regions == ("US", "PR", "CA")
+    page = admin.get(url).get_data(as_text=True)
+    assert 'value="CA" type="checkbox"\n        checked' in page
+    # None ticked: refused, nothing saved.
+    response = post_form(admin, url, url, {**SETTINGS_FORM, "max_retries": "9", "call_regions_field": "1"})
+    assert response.status_code == 400 and "at least one region" in response.get_data(as_text=True)
+    assert svc.storage.get_ivr("Main Line").settings.max_retries == 4
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("max_retries", "0", "must be between 1 and 20"),
     ("expiration_minutes", "soon", "must be a whole number"),
@@ -353,3 +368,11 @@ def test_an_expired_callback_says_why(app, clock):
     with app.test_request_context("/admin/callbacks/x"):
         html = render_template("callback_detail.html", cb=cb, agents={})
     assert re.search(r'id="callback-status">Expired: Max Retries reached</td>', html)
+
+
+def test_the_dashboard_tells_the_admin_what_to_fix_when_twilio_refuses_the_account(admin, svc, clock):
+    svc.storage.note_alert("twilio-account-refusal", "Twilio error 21216: fix the profile", clock.now())
+    svc.storage.note_alert("twilio-account-refusal", "Twilio error 21216: fix the profile", clock.now())
+    board = admin.get("/admin/dashboard.json").get_json()["html"]
+    assert "Twilio error 21216: fix the profile" in board and "Seen 2 times" in board
+    assert "Callbacks are held" in unescape(admin.get("/admin/dashboard").get_data(as_text=True))

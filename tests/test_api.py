@@ -75,6 +75,26 @@ def test_agents_can_be_added_once(client, main_line):
     assert bad.status_code == 400 and "queues" in bad.get_json()["fields"]
 
 
+@pytest.mark.parametrize("phone, message", [
+    ("+19005550123", "premium rate"), ("+14115550123", "does not exist")])
+def test_an_agent_phone_nobody_should_dial_is_refused_naming_why(client, main_line, phone, message):
+    body = {"id": "carol", "name": "Carol", "phone": phone, "queues": ["Sales"]}
+    response = client.post("/api/agents", json=body, headers=AUTH)
+    assert response.status_code == 400 and message in response.get_json()["fields"]["phone"]
+    abroad = client.post("/api/agents", json={**body, "phone": "+442071838750"}, headers=AUTH)
+    assert abroad.status_code == 201, "an agent may work from any country"
+
+
+def test_an_ivr_calls_back_the_regions_it_lists_and_refuses_others(client, main_line):
+    response = client.put("/api/ivrs/Main Line/settings", json={"call_regions": ["US", "CA"]}, headers=AUTH)
+    assert response.status_code == 200 and response.get_json()["settings"]["call_regions"] == ["US", "CA"]
+    bad = client.put("/api/ivrs/Main Line/settings", json={"call_regions": ["US", "GB"],
+                                                           "call_toll_free": False}, headers=AUTH)
+    assert bad.status_code == 400 and "GB" in bad.get_json()["fields"]["call_regions"]
+    settings = client.get("/api/ivrs/Main Line/settings", headers=AUTH).get_json()["settings"]
+    assert (settings["call_regions"], settings["call_toll_free"]) == (["US", "CA"], True), "nothing half saved"
+
+
 def test_an_agent_with_another_agents_phone_is_409_naming_the_field(client, svc, main_line):
     body = {"id": "carol", "name": "Carol", "phone": "+14155550103", "queues": ["Sales"]}
     assert client.post("/api/agents", json=body, headers=AUTH).status_code == 201

@@ -483,3 +483,19 @@ def test_caller_journey_offer_two_bad_entries_then_a_callback_with_the_original_
     assert callback.number == "+14155550199"
     assert callback.place_in_line == joined
     assert callback.requested_at == joined + timedelta(seconds=80)
+
+
+@pytest.mark.parametrize("digits", ["9005551234", "2469761234", "8765551234", "8095551234",
+                                    "4115551234", "5555551234", "6135551234"])
+def test_a_number_nobody_should_dial_is_refused_in_plain_words_and_counts_as_a_try(
+        twilio, main_line, svc, digits):
+    """Premium-rate (900, Barbados 246-976), Caribbean (876, 809), no such area code (411,
+    555) and, by default, Canada: refused at entry, never read back or stored."""
+    enqueue_caller(twilio)
+    root = enter(twilio, digits)
+    assert said(root).startswith("That number can't be called back; please use a different number.")
+    assert query_of(root.find("Gather").get("action"))["attempt"] == "2"
+    root = enter(twilio, digits, attempt=3)
+    assert "can't be called back" in said(root) and "back on hold" in said(root)
+    assert root.find("Redirect").text == wait_url(offer=False)
+    assert svc.storage.list_callbacks()[0] == []

@@ -237,3 +237,18 @@ def test_the_agent_hears_the_whisper_in_the_ivrs_voice(
     whisper = answer(twilio, ringing(twilio_standin, "+14155550101"))
     assert "Press 1 to accept" in said(whisper)
     assert set(says(whisper)) == {("Polly.Amy", "en-GB")}
+
+
+@pytest.mark.parametrize("caller", ["+19005550123", "+18765550123", "+16135550123"])
+def test_a_caller_id_the_ivr_does_not_call_is_never_offered(twilio, svc, main_line, caller):
+    """Premium-rate (900), Jamaica (876) and Canada (by default) are not called back."""
+    with_settings(svc, main_line, offer_caller_id=True)
+    assert "Please enter the ten digit number" in said(press_1_at_the_offer(twilio, caller))
+    url = f"{PUBLIC}/voice/confirm?ivr=Main+Line&queue=Sales&attempt=1&source=caller"
+    twiml(twilio.post_url(url, call_params(Digits="1", From=caller)))
+    assert svc.storage.list_callbacks()[0] == []
+
+
+def test_canada_is_called_back_once_the_ivr_ticks_it(twilio, svc, main_line):
+    with_settings(svc, main_line, offer_caller_id=True, call_regions=("US", "CA"))
+    assert "ending 0 1 2 3" in said(press_1_at_the_offer(twilio, "+16135550123"))

@@ -573,3 +573,19 @@ def test_the_scheduled_entry_point_reads_the_lambda_contexts_remaining_time(monk
 
     assert wiring.run_sweep({"source": "aws.events"}, Context())["stopped_at"] is None
     assert seen["left"] == 12.5
+
+
+def test_a_stored_callback_to_a_number_the_ivr_no_longer_calls_ends_undialed_and_the_next_is_served(
+        svc, clock, agents, api, twilio_standin):
+    """Checked again at the moment of dialing: a Canadian number stored while the IVR called
+    Canada, after the admin unticked it, is never dialed; the agent gets the next callback."""
+    canadian = store_callback(svc, clock, call_sid="CA" + "1" * 32, number="+16135550123", joined_minutes_ago=5)
+    store_callback(svc, clock)
+    svc.storage.remove_waiting_call(canadian)
+    svc.storage.remove_waiting_call("CA" + "c" * 32)
+    api.status("alice", "available")
+    cb = svc.storage.get_callback(canadian)
+    assert (cb.status, cb.ended_reason, cb.history) == ("failed", "number-not-allowed", ())
+    assert twilio_standin.placed(to="+16135550123") == []
+    assert svc.storage.get_callback("CA" + "c" * 32).status == "dialing"
+    assert len(twilio_standin.placed(to=ALICE)) == 1

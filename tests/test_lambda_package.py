@@ -341,13 +341,34 @@ def test_every_file_of_the_runtime_requirements_is_in_the_zip(package_dir):
     site = glob.glob(os.path.join(ROOT, "build", ".lambda-env-dev", "lib", "*", "site-packages"))[0]
     installed = {os.path.relpath(os.path.join(folder, name), site).replace(os.sep, "/")
                  for folder, _, names in os.walk(site) for name in names}
-    installed = {n for n in installed if not n.startswith("bin/") and "__pycache__" not in n}
+    # Left out on purpose (zappa_settings `exclude_glob`): phonenumbers' geocoding and
+    # carrier data, 20 MB the app never reads (its numbering plan and time zones ship).
+    left_out = ("bin/", "phonenumbers/geodata/", "phonenumbers/carrierdata/")
+    installed = {n for n in installed if not n.startswith(left_out) and "__pycache__" not in n}
     with zipfile.ZipFile(os.path.join(ROOT, "build", "callback-dev.zip")) as archive:
         shipped = set(archive.namelist())
     assert "twilio/rest/serverless/v1/service/build/__init__.py" in shipped
     # Zappa itself always leaves out *.tar.gz (core.ZIP_EXCLUDES): dateutil's bundled time
     # zones, which nothing here reads (botocore takes only tzutc and tzlocal from dateutil).
     assert sorted(installed - shipped) == ["dateutil/zoneinfo/dateutil-zoneinfo.tar.gz"]
+
+
+def test_the_numbering_plan_and_its_time_zones_work_from_the_zip_without_the_geodata(package_dir):
+    probe = ("import phonenumbers, json\n"
+             "from phonenumbers import timezone\n"
+             "from callback.domain.dialing import why_not_callable\n"
+             "n = phonenumbers.parse('+12125551234')\n"
+             "print(json.dumps([list(timezone.time_zones_for_number(n)), why_not_callable('+19005551234'),\n"
+             "                  why_not_callable('+12125551234')]))\n")
+    run = subprocess.run([RUNTIME_PYTHON, "-S", "-B", "-c", probe], cwd=package_dir,
+                         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(package_dir)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout) == [["America/New_York"], "premium-rate", None]
+    with zipfile.ZipFile(os.path.join(ROOT, "build", "callback-dev.zip")) as archive:
+        names = archive.namelist()
+    assert not [n for n in names if n.startswith(("phonenumbers/geodata/", "phonenumbers/carrierdata/"))]
+    assert "phonenumbers/tzdata/__init__.py" in names
 
 
 def test_the_shipped_sdk_has_the_models_of_the_services_the_function_calls(package_dir):

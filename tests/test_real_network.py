@@ -133,7 +133,7 @@ def test_2_a_late_final_status_of_an_earlier_attempt_cannot_free_the_agent(
 
 # 3 -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code", [21211, 21214, 21215, 21216, 21217])
+@pytest.mark.parametrize("code", [21211, 21214, 21217])
 def test_3_a_number_twilio_refuses_ends_the_callback_at_once(
         twilio, svc, clock, agents, api, twilio_standin, code):
     refused = store_callback(svc, clock, call_sid="CA" + "1" * 32, joined_minutes_ago=10)
@@ -757,3 +757,37 @@ def test_an_agents_lost_join_on_a_holding_caller_is_found_by_the_sweep_once(
         sweep_once(svc)
     assert len(redirects_of(twilio_standin, caller)) == 1
     assert svc.storage.get_agent("bob").status == "busy"
+
+
+@pytest.mark.parametrize("code", [21215, 21216, 21219])
+def test_a_refusal_that_describes_the_account_holds_the_callback_and_tells_the_admin(
+        twilio, svc, clock, agents, api, twilio_standin, code, caplog):
+    """Geographic permissions, an account without an approved customer profile, a trial
+    account: the number is not at fault. The callback is held (never counted, never failed),
+    the dashboard says what to fix, and the error log carries the on-call alarm's pattern."""
+    held = store_callback(svc, clock, call_sid="CA" + "1" * 32, joined_minutes_ago=10)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    agent_twiml = press(twilio, leg, answer(twilio, leg), "1")
+    twilio_standin.fail_next(400, code, message="refused")
+    agent_joins(twilio, leg, agent_twiml)
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=account"]
+    cb = svc.storage.get_callback(held)
+    assert (cb.status, cb.attempts, cb.history[0].outcome, cb.history[0].counted) == (
+        "pending", 0, "account-refused", False)
+    assert "twilio-account-refusal" in caplog.text and "+12125551234" not in caplog.text
+    [alert] = svc.storage.active_alerts(clock.now())
+    assert alert.count == 1 and str(code) in alert.detail
+    # Tried again only after the hold, then served once the account is fixed.
+    twilio_standin.end_call(leg.sid)
+    status(twilio, leg, "completed")
+    clock.advance(minutes=5)
+    sweep_once(svc)
+    assert len(twilio_standin.placed(to=ALICE)) == 1
+    clock.advance(minutes=6)
+    sweep_once(svc)
+    agent_accepts(twilio, ringing(twilio_standin, ALICE))
+    assert len(twilio_standin.placed(to=CUSTOMER)) == 1
+    # A day later the alert is gone from the dashboard.
+    clock.advance(minutes=25 * 60)
+    assert svc.storage.active_alerts(clock.now()) == []

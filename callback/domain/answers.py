@@ -17,6 +17,8 @@ NOTICES = {
     "stale": "This call is no longer waiting for you. Goodbye.",
     "dial-error": "The customer could not be dialed. The callback will be tried again. Goodbye.",
     "refused": "The customer's number cannot be called. The callback has ended. Goodbye.",
+    "account": "Twilio would not place the call to the customer because of a setting of our "
+               "account. The callback is kept and an administrator has been alerted. Goodbye.",
     "customer-on-line": "The customer has just called in and is waiting in the queue, so they "
                         "were not dialed. Their callback keeps its place. Goodbye.",
     "declined": "You did not accept the call, so it goes to another agent. You are now set "

@@ -41,6 +41,7 @@ OUTCOME_LABELS = {
     "agent-leg-lost": "Agent's call was lost",
     "dial-error": "Could not dial",
     "customer-on-line": "Not dialed: the customer was calling in",
+    "account-refused": "Held: Twilio refused the call for the account (see the dashboard)",
     "agent-declined": "Agent did not accept (other key, no key or voicemail)",
     "agent-phone-refused": "Twilio refuses the agent's phone number",
     "number-refused": "Twilio refuses this number",
@@ -53,6 +54,7 @@ ENDED_REASON_LABELS = {
     "expiration-time": "Expiration Time passed",
     "canceled by admin": "Canceled by an admin",
     "number-refused": "Twilio refuses this number",
+    "number-not-allowed": "Not a number this IVR calls (premium rate, no such range, or a region it does not call)",
 }
 
 # The wallboard's counters (callback.domain.stats), as the dashboard names them: a number Twilio

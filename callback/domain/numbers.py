@@ -2,6 +2,8 @@
 import re
 from dataclasses import dataclass
 
+from callback.domain.dialing import why_not_callable
+
 # North American Numbering Plan: area code and exchange both start with 2-9, so a
 # ten-digit entry can never begin with the trunk prefix 1.
 _NANP = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
@@ -23,8 +25,10 @@ class EntryCheck:
         return self.problem is None
 
 
-def check_callback_entry(digits):
-    """Check a keyed-in callback number: exactly ten NANP digits, never a leading 1."""
+def check_callback_entry(digits, rules=None):
+    """Check a keyed-in callback number: exactly ten NANP digits, never a leading 1, and
+    (with an IVR's `rules`) a number the numbering plan says exists and the IVR may call:
+    never premium-rate, never a region it does not call (problem "not_callable")."""
     digits = (digits or "").strip()
     if not digits:
         return EntryCheck(None, "empty")
@@ -42,15 +46,18 @@ def check_callback_entry(digits):
         return EntryCheck(None, "bad_area_code")
     if not _NANP.fullmatch(digits):
         return EntryCheck(None, "bad_exchange")
+    if rules is not None and why_not_callable("+1" + digits, rules) is not None:
+        return EntryCheck(None, "not_callable")
     return EntryCheck("+1" + digits, None)
 
 
-def caller_id_number(number):
-    """The caller's own number when it is a ten-digit NANP number (+1 and a valid entry),
-    else None: withheld, international and malformed caller IDs are never offered."""
+def caller_id_number(number, rules=None):
+    """The caller's own number when it is a ten-digit NANP number (+1 and a valid entry)
+    the IVR may call, else None: withheld, international, malformed and refused caller IDs
+    are never offered."""
     if not number or not number.startswith("+1") or len(number) != 12:
         return None
-    check = check_callback_entry(number[2:])
+    check = check_callback_entry(number[2:], rules)
     return check.e164 if check.ok else None
 
 

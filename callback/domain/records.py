@@ -206,3 +206,13 @@ class Leg:
     # A customer leg not dialed yet whose number called in to hold (that call's CallSid):
     # it is never dialed, and when its attempt ends the number passes to that caller.
     on_line: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A condition only an admin can fix, as the dashboard shows it."""
+
+    kind: str
+    detail: str
+    count: int
+    last_at: datetime

@@ -103,6 +103,13 @@ class Settlement:
     delay: timedelta
 
 
+# Twilio refused the call for a reason of the account (geographic permissions, a missing
+# customer profile, a trial account): not the customer's to fail, never counted, and
+# tried again only after this pause, while an admin fixes the account.
+ACCOUNT_HELD = "account-refused"
+ACCOUNT_HOLD = timedelta(minutes=10)
+
+
 def settle_attempt(counted, outcome, earlier):
     """Bounds on attempts that are not the customer's to fail.
 
@@ -112,10 +119,12 @@ def settle_attempt(counted, outcome, earlier):
     """
     if counted:
         return Settlement(True, timedelta(0))
+    if outcome == ACCOUNT_HELD:
+        return Settlement(False, ACCOUNT_HOLD)
     if counted is None:
         errors = trailing(earlier, lambda a: a.outcome == TRANSIENT)
         return Settlement(errors + 1 >= TRANSIENT_ERRORS_IN_A_ROW, TRANSIENT_BACKOFF * 2 ** errors)
-    uncounted = trailing(earlier, lambda a: not a.counted)
+    uncounted = trailing(earlier, lambda a: not a.counted and a.outcome != ACCOUNT_HELD)
     return Settlement(uncounted + 1 >= UNCOUNTED_IN_A_ROW, timedelta(0))
 
 

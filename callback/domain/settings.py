@@ -2,6 +2,8 @@
 import re
 from dataclasses import asdict, dataclass
 
+from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
+
 DEFAULT_VOICE = "Polly.Joanna"
 DEFAULT_LANGUAGE = "en-US"
 DEFAULT_SPEECH = (DEFAULT_VOICE, DEFAULT_LANGUAGE)
@@ -50,6 +52,16 @@ class CallbackSettings:
     announce_as: str = ""
     voice: str = DEFAULT_VOICE
     language: str = DEFAULT_LANGUAGE
+    # Which numbers this IVR calls back (see callback.domain.dialing): +1 regions, and
+    # whether toll-free and 5XX personal numbers are called.
+    call_regions: tuple = DEFAULT_REGIONS
+    call_toll_free: bool = True
+    call_personal_numbers: bool = False
+
+    @property
+    def dial_rules(self):
+        """The rules a number must pass to be stored and dialed for this IVR."""
+        return DialRules(self.call_regions, self.call_toll_free, self.call_personal_numbers)
 
     @property
     def speech(self):
@@ -62,7 +74,7 @@ class CallbackSettings:
 
     def as_dict(self):
         """Plain dict, as the API shows it."""
-        return asdict(self)
+        return {**asdict(self), "call_regions": list(self.call_regions)}
 
     def priority_for(self, queue_priority):
         """The priority a callback from a queue of that priority gets."""
@@ -99,7 +111,19 @@ BOOLEAN_FIELDS = {
                         "When the caller's number is a valid ten-digit North American number, "
                         "offer it first (\"Press 1 to be called back at the number ending 1 2 3 4, "
                         "or 2 to enter another\"). Off: every caller keys in a number."),
+    "call_toll_free": ("Call Toll-Free Numbers",
+                       "Call back numbers such as 800 or 888 numbers. They cost the same as any "
+                       "call, but are rarely a person's own line."),
+    "call_personal_numbers": ("Call Personal Numbers (5XX)",
+                              "Call back 500, 533 and other 5XX personal-communication numbers "
+                              "(follow-me and machine-to-machine services). Off by default."),
 }
+# The +1 plan's regions this IVR may call back (premium-rate numbers never are).
+REGIONS_FIELD = ("Regions Called Back",
+                 "Only numbers of the ticked regions are accepted from callers and dialed. "
+                 "The Caribbean countries share the +1 plan but are billed as international "
+                 "calls, the classic toll-fraud destinations: tick one only if callers there "
+                 "are expected.")
 # name: (label, longest, help text)
 TEXT_FIELDS = {
     "announce_as": ("Announce As", MAX_ANNOUNCE_AS,
@@ -114,9 +138,12 @@ CHOICE_FIELDS = {
     "language": ("Language", LANGUAGES,
                  "The language the voice speaks: each Amazon Polly voice speaks exactly one."),
 }
-FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS) + tuple(CHOICE_FIELDS)
+FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS) + tuple(CHOICE_FIELDS) + (
+    "call_regions",)
 # Added after the first release: a client that does not send them keeps their value.
-OPTIONAL_FIELDS = {"offer_caller_id", *TEXT_FIELDS, *CHOICE_FIELDS}
+OPTIONAL_FIELDS = {"offer_caller_id", "call_toll_free", "call_personal_numbers", "call_regions",
+                   *TEXT_FIELDS, *CHOICE_FIELDS}
+REGION_CHOICES = tuple(NANP_REGION_NAMES.items())
 
 
 # Whole numbers in text: ASCII digits only (str.isdigit would take '²' or Arabic-Indic digits).
@@ -226,6 +253,11 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             values["announce_as"] = parse_announce_as(raw["announce_as"])
         except ValueError as exc:
             errors["announce_as"] = str(exc)
+    if "call_regions" in raw:
+        try:
+            values["call_regions"] = parse_regions(raw["call_regions"])
+        except ValueError as exc:
+            errors["call_regions"] = str(exc)
     for name, (_label, choices, _help) in CHOICE_FIELDS.items():
         if name not in raw:
             continue
@@ -239,7 +271,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
         errors["language"] = f"{values['voice']} speaks {', '.join(voice_languages)}"
     if errors:
         return None, errors
-    return CallbackSettings(**values), {}
+    return CallbackSettings(**{**values, "call_regions": tuple(values["call_regions"])}), {}
 
 
 def priority_warnings(settings, queues):

@@ -131,6 +131,11 @@ def expire(cb, now, reason="expiration-time"):
     return _ending(cb, status=m.EXPIRED, reason=reason, now=now, condition=StillPending(expired_by=now))
 
 
+def refuse_number(cb, now):
+    """A pending callback whose number its IVR does not call (any more) ends, never dialed."""
+    return _ending(cb, status=m.FAILED, reason="number-not-allowed", now=now, condition=StillPending())
+
+
 def cancel(cb, now):
     """An admin cancels a pending callback."""
     return _ending(cb, status=m.CANCELED, reason="canceled by admin", now=now, condition=StillPending())

@@ -1,6 +1,7 @@
 """Validation of what admins type (forms and API alike): plain Python, no Flask or storage."""
 import re
 
+from callback.domain.dialing import PREMIUM, why_not_agent_phone
 from callback.domain.numbers import for_people, is_agent_address, is_e164
 from callback.domain.records import Queue
 from callback.domain.settings import parse_bool, parse_int
@@ -120,6 +121,10 @@ def check_agent(raw, *, known_queues, creating):
     phone = phone.strip() if isinstance(phone, str) else ""
     if len(phone) > MAX_PHONE or not is_agent_address(phone):
         errors["phone"] = "phone must be E.164 (+14155550100), sip:user@host or client:name"
+    elif is_e164(phone) and why_not_agent_phone(phone):
+        errors["phone"] = ("that number charges the caller (premium rate): it is never dialed"
+                           if why_not_agent_phone(phone) == PREMIUM else
+                           "that number does not exist in its country's numbering plan")
     fields["phone"] = phone
     queues = raw.get("queues", [])
     if isinstance(queues, str):

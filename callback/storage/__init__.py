@@ -10,6 +10,7 @@ become `Conflict`. Beside them, `parameter_store` reads the secrets from SSM Par
 Store at start-up, on the same botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
+from callback.storage.alerts import AlertStorage
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult
 from callback.storage.client import (
     CONDITION_FAILED,
@@ -35,7 +36,7 @@ __all__ = [
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, StorageBase):
+              SigninStorage, AlertStorage, StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 

@@ -12,6 +12,7 @@ import time
 from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
+from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 from callback.storage.client import NotFound, StorageBase, _dynamodb, _valid_key
 from callback.storage.tables import QueueMap, SettingsMap
@@ -36,6 +37,9 @@ class IvrStorage(StorageBase):
             announce_as=s.announce_as or "",
             voice=s.voice or DEFAULT_VOICE,
             language=s.language or DEFAULT_LANGUAGE,
+            call_regions=tuple(s.call_regions) if s.call_regions else DEFAULT_REGIONS,
+            call_toll_free=True if s.call_toll_free is None else bool(s.call_toll_free),
+            call_personal_numbers=bool(s.call_personal_numbers),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled)) for q in record.queues

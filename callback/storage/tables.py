@@ -74,6 +74,10 @@ class SettingsMap(MapAttribute):
     announce_as = UnicodeAttribute(null=True)
     voice = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
+    # None on IVRs saved before these settings: the defaults apply.
+    call_regions = ListAttribute(of=UnicodeAttribute, null=True)
+    call_toll_free = BooleanAttribute(null=True)
+    call_personal_numbers = BooleanAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):

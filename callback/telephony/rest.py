@@ -30,6 +30,13 @@ class NumberRefused(TelephonyError):
     """Twilio refuses to call this number, for good (invalid, unreachable, not permitted)."""
 
 
+class AccountRefused(NumberRefused):
+    """Twilio refuses the call for a reason of the account, not the number: geographic
+    permissions (21215), an account not allowed to place the call (21216, also answered for
+    every +1 call of an account without an approved Primary Customer Profile), a trial
+    account's unverified number (21219). An admin must act; the number is not at fault."""
+
+
 class MaybePlaced(TelephonyError):
     """The request was sent but no answer came back: Twilio may have placed the call."""
 
@@ -45,14 +52,17 @@ def maybe_placed(exc):
 REFUSED_NUMBER_CODES = frozenset({
     21211,  # invalid 'To' phone number
     21214,  # 'To' phone number cannot be reached
-    21215,  # geographic permission: the account may not call this destination
-    21216,  # the account may not call this number (blocked or premium)
     21217,  # phone number does not appear to be valid
-    21219,  # 'To' not verified (trial accounts call verified numbers only)
     21401,  # invalid phone number
     21407,  # this phone number type is not supported
     13224,  # Twilio does not support calling this number, or it is invalid
     13225,  # forbidden phone number
+})
+# Refusals that describe the account, not the number: the work is held, an admin is told.
+ACCOUNT_REFUSAL_CODES = frozenset({
+    21215,  # geographic permission: the account may not call this destination
+    21216,  # the account may not call this number (or has no approved Primary Customer Profile)
+    21219,  # 'To' not verified (trial accounts call verified numbers only)
 })
 # Errors of requests raised after the request left, so Twilio may have acted on it. Told
 # apart by name: requests is imported with the REST client, on first use, not at cold start.
@@ -102,6 +112,8 @@ class Telephony:
         except TwilioRestException as exc:
             if exc.code == CALL_NOT_IN_PROGRESS or exc.status == 404:
                 raise CallGone(exc.msg, exc.status, exc.code) from exc
+            if exc.code in ACCOUNT_REFUSAL_CODES:
+                raise AccountRefused(exc.msg, exc.status, exc.code) from exc
             if exc.code in REFUSED_NUMBER_CODES:
                 raise NumberRefused(exc.msg, exc.status, exc.code) from exc
             raise TelephonyError(exc.msg, exc.status, exc.code) from exc

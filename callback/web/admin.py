@@ -20,6 +20,8 @@ from callback.domain.settings import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
     INTEGER_FIELDS,
+    REGION_CHOICES,
+    REGIONS_FIELD,
     TEXT_FIELDS,
     priority_warnings,
     validate_settings,
@@ -183,6 +185,8 @@ def ivr_settings(name):
         raw = {k: request.form.get(k, "") for k in INTEGER_FIELDS}
         raw.update({k: request.form[k] for k in (*TEXT_FIELDS, *CHOICE_FIELDS) if k in request.form})
         raw.update({k: request.form[k] for k in BOOLEAN_FIELDS if request.form.get(k)})
+        if request.form.get("call_regions_field"):  # the form shows the boxes: none ticked is none
+            raw["call_regions"] = request.form.getlist("call_regions")
         settings, errors = validate_settings(raw, ivr.settings, checkbox_form=True)
         if not errors:
             try:
@@ -198,8 +202,8 @@ def ivr_settings(name):
     warnings = priority_warnings(ivr.settings, ivr.queues)
     return render_template("ivr_settings.html", ivr=ivr, values=values, errors=errors,
                            integer_fields=INTEGER_FIELDS, boolean_fields=BOOLEAN_FIELDS,
-                           text_fields=TEXT_FIELDS, choice_fields=CHOICE_FIELDS,
-                           warnings=warnings), status
+                           text_fields=TEXT_FIELDS, choice_fields=CHOICE_FIELDS, regions=REGION_CHOICES,
+                           regions_field=REGIONS_FIELD, warnings=warnings), status
 
 
 # -- queues --------------------------------------------------------------------------------
@@ -223,7 +227,8 @@ def _board():
     svc = services()
     figures = stats.collect(svc.storage, sorted(svc.storage.list_ivrs(), key=lambda i: i.name.lower()),
                             svc.clock.now())
-    return figures, render_template("_dashboard_board.html", stats=figures, outcomes=DASHBOARD_OUTCOMES)
+    return figures, render_template("_dashboard_board.html", stats=figures, outcomes=DASHBOARD_OUTCOMES,
+                                    alerts=svc.storage.active_alerts(svc.clock.now()))
 
 
 # The outcome bar: how callbacks ended, and the requests not stored because one was pending.

@@ -17,6 +17,9 @@ ENTRY_PROBLEMS = {
     "bad_area_code": "That area code is not valid; area codes do not start with 0 or 1.",
     "bad_exchange": "That number is not valid; the three digits after the area code "
                     "cannot start with 0 or 1.",
+    # Premium-rate, a range that does not exist, or a region this IVR does not call: one
+    # plain sentence for all (a caller cannot act on the difference).
+    "not_callable": "That number can't be called back; please use a different number.",
 }
 
 

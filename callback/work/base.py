@@ -11,10 +11,20 @@ import logging
 from datetime import timedelta
 
 from callback.domain import attempts as a
+from callback.domain.numbers import mask
 from callback.storage import Conflict, StorageError
 from callback.telephony.rest import MACHINE_DETECTION_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
+
+ACCOUNT_ALERT = "twilio-account-refusal"
+ACCOUNT_CODES = {
+    21215: "the account's geographic permissions do not allow this destination (Console: Voice, "
+           "Settings, Geo permissions)",
+    21216: "the account may not call this number; every +1 call is refused this way until the "
+           "account's Primary Customer Profile is approved (Console: Trust Hub)",
+    21219: "a trial account may call verified numbers only: upgrade the account",
+}
 
 # How long past its own timeouts an expected event may be late before the sweep asks
 # Twilio what became of the call.
@@ -52,6 +62,17 @@ class Base:
         """The number calls for this IVR come from, or None: never a made-up one (a number
         that is not the account's makes every call fail)."""
         return ivr.caller_id if ivr is not None else None
+
+    def account_refused(self, exc, number):
+        """Twilio refused a call for a reason of the account: an admin must act. Logged as
+        an error (the on-call alarm's pattern) and shown on the dashboard; never raises."""
+        log.error("twilio-account-refusal: Twilio refuses calls to %s for the account (error %s): "
+                  "the work is held until an admin fixes the account", mask(number), exc.code)
+        try:
+            self.storage.note_alert(ACCOUNT_ALERT, f"Twilio error {exc.code}: {ACCOUNT_CODES.get(exc.code, '')}",
+                                    self.clock.now())
+        except Exception:
+            log.exception("could not note the account alert")
 
     @staticmethod
     def _quietly(step, *args):

@@ -13,9 +13,10 @@ from callback.domain import attempts as a
 from callback.domain import records as m
 from callback.domain import transitions
 from callback.domain.answers import Offer
+from callback.domain.dialing import why_not_callable
 from callback.domain.rules import CALL, CALLBACK, WorkCandidate, rank_work
 from callback.storage import Conflict, NotFound
-from callback.telephony.rest import NumberRefused, TelephonyError, maybe_placed
+from callback.telephony.rest import AccountRefused, NumberRefused, TelephonyError, maybe_placed
 from callback.work.effects import Effects
 from callback.work.ledger import AGENT_LEG, CREATES_IN_FLIGHT, CUSTOMER_LEG, leg_id
 
@@ -136,6 +137,14 @@ class Chooser(Effects):
 
     def _offer_callback(self, agent, callback, now):
         ivr = self.directory.ivr(callback.ivr_name)
+        why_not = why_not_callable(callback.number, ivr.settings.dial_rules) if ivr else None
+        if why_not:
+            # Stored before the IVR's rules (or the numbering data) changed: checked again
+            # at the moment of dialing, and never dialed.
+            log.warning("callback %s: its number is not one %s calls (%s); it ends undialed",
+                        callback.callback_id, callback.ivr_name, why_not)
+            self.storage.commit(callback, transitions.refuse_number(callback, now))
+            raise Conflict("not worth a call")  # the agent is offered the next work
         attempt_id = uuid.uuid4().hex[:16]
         # The customer's number is held from the claim: no other attempt, of any queue,
         # rings it until this attempt's call to it (if any) has ended.
@@ -169,6 +178,8 @@ class Chooser(Effects):
                 log.warning("ringing agent %s for %s %s: no clear answer (%s); leg unknown", agent.agent_id,
                             kind, key, exc.status or type(exc).__name__)
                 return Offer(agent.agent_id, kind, key, None)
+            if isinstance(exc, AccountRefused):
+                self.account_refused(exc, agent.phone)
             handle(a.Event(a.AGENT_REFUSED if isinstance(exc, NumberRefused) else a.AGENT_NOT_PLACED,
                            error_code=exc.code, **event))
             raise

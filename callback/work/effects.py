@@ -23,7 +23,7 @@ from callback.domain.rules import (
 )
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import Conflict, NotFound
-from callback.telephony.rest import CallGone, NumberRefused, TelephonyError, maybe_placed
+from callback.telephony.rest import AccountRefused, CallGone, NumberRefused, TelephonyError, maybe_placed
 from callback.work.ledger import AGENT_LEG, CUSTOMER_LEG, Ledger, leg_id
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,10 @@ class Effects(Ledger):
                 to=cb.number, from_=self.caller_id(ivr), url=self.url("/voice/customer/answer", **query),
                 status_callback=self.url("/voice/customer/status", **query), timeout=transfer,
                 fallback_url=self.url("/voice/call-fallback", leg="customer"), machine_detection=True)
+        except AccountRefused as exc:
+            self.account_refused(exc, cb.number)
+            self.leg_gone(cb.number, customer_leg)
+            return self.handle(a.Event(a.DIAL_HELD, error_code=exc.code, **event), tell_agent)
         except NumberRefused as exc:
             log.warning("Twilio refuses %s (code %s): callback %s ends", mask(cb.number), exc.code,
                         cb.callback_id)

@@ -173,7 +173,8 @@ def offer():
     if param("Digits") != "1":
         return twiml.back_to_hold(_wait_url(ivr_name, queue_name, offered=True),
                                   speech=speech_of(ivr))
-    own = caller_id_number(param("From")) if ivr and ivr.settings.offer_caller_id else None
+    own = caller_id_number(param("From"), ivr.settings.dial_rules) if ivr and ivr.settings.offer_caller_id \
+        else None
     if own:
         return twiml.offer_caller_id(own, _confirm_url(ivr_name, queue_name, 1, 0, source="caller"),
                                      speech=speech_of(ivr))
@@ -209,7 +210,10 @@ def number():
     speech = speech_of(ivr)
     attempt, redo = _int(param("attempt"), 1), _int(param("redo"), 0)
     # Read the raw value: the length cap of `param` must not turn junk into a valid number.
-    check = check_callback_entry(request.form.get("Digits", ""))
+    check = check_callback_entry(request.form.get("Digits", ""), ivr.settings.dial_rules)
+    if check.problem == "not_callable":
+        log.info("call %s: a number this IVR does not call was keyed in (%s)", param("CallSid") or "-",
+                 mask("+1" + request.form.get("Digits", "")[:10]))
     if not check.ok:
         allowed = ivr.settings.entry_attempts
         if attempt >= allowed:
@@ -255,7 +259,8 @@ def confirm():
     own_number = param("source") == "caller"
     if own_number:
         # From is signed by Twilio like every parameter: the caller's own line, offered as is.
-        e164 = caller_id_number(param("From")) if ivr.settings.offer_caller_id else None
+        e164 = caller_id_number(param("From"), ivr.settings.dial_rules) if ivr.settings.offer_caller_id \
+            else None
     else:
         e164 = svc.storage.held_entry(call_sid, entry, svc.clock.now()) if call_sid and entry else None
     if e164 is None or not call_sid:
