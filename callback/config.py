@@ -73,6 +73,9 @@ class Config:
     AWS_LAMBDA_FUNCTION_NAME: str = ""
     AWS_ENDPOINT_URL_LAMBDA: str = ""
     LOG_LEVEL: str = "INFO"
+    # CloudWatch metric lines (callback.metrics) on stdout: "on", "off", or empty for on
+    # in AWS Lambda only.
+    METRICS: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod

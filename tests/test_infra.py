@@ -153,3 +153,34 @@ def test_zappa_uses_the_templates_role():
     assert dev["manage_roles"] is False and dev["role_name"] == "callback-dev-lambda"
     assert dev["debug"] is False and dev["log_level"] == "INFO"
     assert dev["s3_bucket"].startswith("callback-dev-deploys-")
+
+
+def test_every_alarm_watches_a_metric_the_code_emits_or_lambda_reports(template):
+    from callback import metrics
+
+    alarms = {name: r["Properties"] for name, r in template["Resources"].items()
+              if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = set()
+    for name, alarm in alarms.items():
+        [dimension] = alarm["Dimensions"]
+        assert dimension["Value"] == {"Ref": "FunctionName"}, name
+        if alarm["Namespace"] == metrics.NAMESPACE:
+            assert alarm["MetricName"] in metrics.NAMES, name
+            assert dimension["Name"] == metrics.DIMENSION, name
+        else:
+            assert (alarm["Namespace"], dimension["Name"]) == ("AWS/Lambda", "FunctionName"), name
+        assert alarm["AlarmActions"] == alarm["OKActions"], name
+        watched.add(alarm["MetricName"])
+    assert {metrics.WEBHOOK_ERRORS, metrics.FALLBACK_USED, metrics.SWEEP_RUNS, metrics.SWEEP_ERRORS,
+            metrics.CALLBACKS_EXPIRED, metrics.ACCOUNT_REFUSALS, "Throttles"} <= watched
+    # A heartbeat: no sweep at all must alarm, not read as "no data, fine".
+    [heartbeat] = [a for a in alarms.values() if a["MetricName"] == metrics.SWEEP_RUNS]
+    assert heartbeat["TreatMissingData"] == "breaching" and heartbeat["ComparisonOperator"] == "LessThanThreshold"
+
+
+def test_every_alarm_has_a_runbook_entry_in_the_readme(template):
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            entry = resource["Properties"]["AlarmDescription"].split("Runbook: '")[-1].split("'")[0]
+            assert f"**{entry}**" in readme, f"{name}: no runbook entry '{entry}' in the README"

@@ -17,7 +17,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_LINES = 400
 
-BASE = {"callback.config", "callback.clock", "callback.logs"}
+BASE = {"callback.config", "callback.clock", "callback.logs", "callback.metrics"}
 LAYERS = {
     "domain": {"callback.domain", "callback.config", "callback.clock"},
     "storage": {"callback.storage", "callback.domain"} | BASE,

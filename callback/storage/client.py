@@ -233,13 +233,22 @@ class StorageBase:
                                                      **_client_limits(self.config))
         return TransactWrite(connection=self._connection)
 
+    def _counted(self, counts):
+        """Told what counters a landed transaction moved (CounterStorage reports them)."""
+
     def _transact(self, write):
         """Run `write(tx)` as one transaction; again while another transaction held one of
         its items (counted transitions share an hourly counter item, so they meet often)."""
+        counted = []
+
         def run():
+            counted.clear()
             with self._tx() as tx:
+                tx.counted = counted  # the counters `write` moves, told to CloudWatch once it landed
                 write(tx)
         _retrying(run)
+        for counts in counted:
+            self._counted(counts)
 
     @staticmethod
     def _field_actions(model, set_, remove):

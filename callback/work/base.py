@@ -10,6 +10,7 @@ The parts build on `Base`: `effects.Effects` carries out a step of the state mac
 import logging
 from datetime import timedelta
 
+from callback import metrics
 from callback.domain import attempts as a
 from callback.domain.numbers import mask
 from callback.storage import Conflict, StorageError
@@ -68,6 +69,7 @@ class Base:
         an error (the on-call alarm's pattern) and shown on the dashboard; never raises."""
         log.error("twilio-account-refusal: Twilio refuses calls to %s for the account (error %s): "
                   "the work is held until an admin fixes the account", mask(number), exc.code)
+        metrics.emit({metrics.ACCOUNT_REFUSALS: 1}, event="twilio-account-refusal", code=exc.code)
         try:
             self.storage.note_alert(ACCOUNT_ALERT, f"Twilio error {exc.code}: {ACCOUNT_CODES.get(exc.code, '')}",
                                     self.clock.now())

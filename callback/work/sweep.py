@@ -11,9 +11,11 @@ starts no new item once what is left of the invocation would not cover one more 
 slowest, and leaves the rest to the next minute's sweep.
 """
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from callback import metrics
 from callback.domain import records as m
 from callback.domain import transitions
 from callback.storage import WAITING_CALL_LIFETIME, Conflict, StorageError
@@ -39,6 +41,8 @@ class SweepReport:
     errors: list = field(default_factory=list)
     # The step at which the sweep stopped for lack of time, if it did.
     stopped_at: str | None = None
+    # Agents available as the sweep read them (None: not read).
+    agents_available: int | None = None
 
 
 class OutOfTime(Exception):
@@ -70,6 +74,7 @@ def sweep_once(svc, time_left=None):
     `time_left()`, when given, says how many seconds the invocation has left: no item is
     started once they would not cover `item_reserve`."""
     report = SweepReport()
+    started = time.perf_counter()
     now = svc.clock.now()
     budget = Budget(time_left, item_reserve(svc.config))
     steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _settle_legs, _drop_stale_waiting, _dispatch)
@@ -85,6 +90,11 @@ def sweep_once(svc, time_left=None):
         except Exception as exc:  # one failing step must not stop the others
             log.exception("sweep step %s failed", step.__name__)
             report.errors.append(f"{step.__name__}: {type(exc).__name__}")
+    values = {metrics.SWEEP_RUNS: 1, metrics.SWEEP_DURATION: round((time.perf_counter() - started) * 1000),
+              metrics.SWEEP_ERRORS: len(report.errors)}
+    if report.agents_available is not None:
+        values[metrics.AGENTS_AVAILABLE] = report.agents_available
+    metrics.emit(values, event="sweep", stopped_at=report.stopped_at)
     return report
 
 
@@ -121,7 +131,9 @@ def _reconcile_attempts(svc, now, report, budget):
 def _reconcile_agents(svc, now, report, budget):
     """Reserved or busy agents whose call Twilio says is over (or was never placed): free
     within two sweeps, however many status callbacks were lost."""
-    for agent in svc.storage.list_agents():
+    agents = svc.storage.list_agents()
+    report.agents_available = sum(1 for agent in agents if agent.status == m.AVAILABLE)
+    for agent in agents:
         report.items_read += 1
         since = agent.status_changed_at
         if agent.status not in (m.RESERVED, m.BUSY) or since is None or now - since < AGENT_SETTLE:

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from callback import logs
+from callback import logs, metrics
 from callback.clock import ScaledClock, SystemClock
 from callback.config import Config
 from callback.storage import Storage
@@ -45,6 +45,8 @@ def default_clock(config):
 def build_services(config):
     """Storage, telephony, directory and dispatcher for this configuration."""
     clock = config.extra.get("clock") or default_clock(config)
+    metrics.configure(config.METRICS == "on" or (not config.METRICS and bool(config.AWS_LAMBDA_FUNCTION_NAME)),
+                      config.AWS_LAMBDA_FUNCTION_NAME, config.extra.get("metrics_sink"))
     storage = Storage(config)
     telephony = Telephony(config)
     directory = Directory(storage, config.CONFIG_CACHE_SECONDS)

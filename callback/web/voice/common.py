@@ -8,9 +8,10 @@ runs at all: each request gets that same safe TwiML, and is logged and counted.
 """
 import functools
 import logging
+import time
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, current_app, g, request
 from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
@@ -18,6 +19,7 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 
+from callback import metrics
 from callback.domain.numbers import mask
 from callback.domain.records import OFFLINE
 from callback.web import twiml
@@ -30,6 +32,29 @@ MAX_PARAM_LENGTH = 256
 FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
 # QueueResult values of an Enqueue that ended through no choice of the caller's.
 QUEUE_ERRORS = ("error", "system-error")
+
+
+@bp.before_request
+def _started():
+    g.webhook_started = time.perf_counter()
+
+
+@bp.after_request
+def _measured(response):
+    """One line per webhook for on-call: its route, status and time, and whether it had to
+    answer its safe TwiML (a failure the caller did not hear as one)."""
+    started = g.get("webhook_started")
+    if started is not None:
+        fallback = request.path.endswith("-fallback")
+        values = {metrics.WEBHOOK_LATENCY: round((time.perf_counter() - started) * 1000, 1),
+                  metrics.WEBHOOK_ERRORS: int(bool(g.get("webhook_failed")) or response.status_code >= 500)}
+        if fallback:
+            values[metrics.FALLBACK_USED] = 1
+        metrics.emit(values, route=request.url_rule.rule if request.url_rule else request.path,
+                     status=response.status_code, CallSid=request.form.get("CallSid", "")[:64],
+                     callback=request.args.get("callback") or request.args.get("key"),
+                     attempt=request.args.get("attempt"))
+    return response
 
 
 def services():
@@ -87,6 +112,7 @@ def _xml(body):
 
 
 def _safe_answer(safe_twiml):
+    g.webhook_failed = True
     try:
         return _xml(safe_twiml())
     except Exception:
