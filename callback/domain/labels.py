@@ -54,7 +54,8 @@ ENDED_REASON_LABELS = {
     "expiration-time": "Expiration Time passed",
     "canceled by admin": "Canceled by an admin",
     "number-refused": "Twilio refuses this number",
-    "number-not-allowed": "Not a number this IVR calls (premium rate, no such range, or a region it does not call)",
+    "number-not-allowed": ("Not a number this IVR calls (premium rate, no such range, or a region it "
+                           "does not call)"),
 }
 
 # The wallboard's counters (callback.domain.stats), as the dashboard names them: a number Twilio
