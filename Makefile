@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test call bench soak package init-db clean browser java dynamodb-local runtime-python deploy update
+.PHONY: run test call bench soak package init-db clean browser java dynamodb-local runtime-python deploy update twilio-setup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -135,6 +135,12 @@ deploy: package
 
 update: package
 	$(call ZAPPA,$(CURDIR)) update $(STAGE) --zip $(abspath $(ZIP))
+
+# Point every IVR number at the stage (Voice URL, fallback, status callback): run with the
+# account's TWILIO_AUTH_TOKEN (or CALLBACK_SECRETS_SSM_PATH) in the environment; ARGS=--dry-run.
+twilio-setup: $(STAMP)
+	env $$($(BIN)/python devtools/lambda_package.py stage-env $(STAGE) | tr '\n' ' ') \
+	  $(BIN)/flask --app app twilio-setup $(ARGS)
 
 init-db: $(STAMP)
 	$(BIN)/flask --app app init-db

@@ -11,6 +11,7 @@ from callback.config import Config
 from callback.storage.parameter_store import with_parameters
 from callback.web import health
 from callback.web.headers import security_headers
+from callback.work.twilio_setup import set_up_numbers
 from callback.work.wiring import build_services
 
 csrf = CSRFProtect()
@@ -57,6 +58,21 @@ def create_app(overrides=None):
         """Create the DynamoDB tables (idempotent)."""
         created = app.extensions["callback"].storage.create_tables()
         click.echo("created: " + (", ".join(created) if created else "nothing, all tables exist"))
+
+    @app.cli.command("twilio-setup")
+    @click.option("--dry-run", is_flag=True, help="say what would change, change nothing")
+    @click.option("--take-over", is_flag=True, help="clear a number's TwiML App or SIP trunk binding")
+    def twilio_setup(dry_run, take_over):
+        """Point every IVR number's Voice URL, fallback and status callback at this deployment."""
+        svc = app.extensions["callback"]
+        results = set_up_numbers(svc.storage, svc.telephony, svc.config, dry_run=dry_run, take_over=take_over)
+        for result in results:
+            for line in result.lines():
+                click.echo(line)
+        if not results:
+            click.echo("no IVR has a number yet: add one in the portal, then run this again")
+        if any(r.problem for r in results):
+            raise SystemExit(1)
 
     return app
 

@@ -73,6 +73,9 @@ class Config:
     AWS_LAMBDA_FUNCTION_NAME: str = ""
     AWS_ENDPOINT_URL_LAMBDA: str = ""
     LOG_LEVEL: str = "INFO"
+    # Where Twilio goes when this deployment cannot answer an IVR number's call (a TwiML Bin
+    # or a function of its own, never this one): set on the numbers by `flask twilio-setup`.
+    VOICE_FALLBACK_URL: str = ""
     # CloudWatch metric lines (callback.metrics) on stdout: "on", "off", or empty for on
     # in AWS Lambda only.
     METRICS: str = ""

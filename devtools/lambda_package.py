@@ -325,6 +325,7 @@ def is_deployed(stage, settings_path=os.path.join(ROOT, "zappa_settings.json")):
 def main(argv=None):
     """`runtime STAGE` prints the stage's runtime; `runtime-python STAGE` makes its Python;
     `deploy-command STAGE` prints `deploy`, or `update` when the stage's function exists;
+    `stage-env STAGE` prints the stage's environment variables as NAME=value lines;
     `prune-sdk SITE` keeps only the AWS models the function uses; `compile ZIP` adds this
     Python's bytecode to ZIP (run by the runtime's interpreter)."""
     args = sys.argv[1:] if argv is None else argv
@@ -339,6 +340,11 @@ def main(argv=None):
         elif args[:1] == ["deploy-command"]:
             # `zappa deploy` refuses a stage that exists: `make deploy` updates it instead.
             print("update" if is_deployed(args[1]) else "deploy")
+        elif args[:1] == ["stage-env"]:
+            # The stage's own (non-secret) settings, for a command run against it from here
+            # (`make twilio-setup`); its secrets come from the environment or Parameter Store.
+            for name, value in sorted(stage_config(settings, args[1]).get("environment_variables", {}).items()):
+                print(f"{name}={value}")
         elif args[:1] == ["prune-sdk"]:
             print(f"removed {prune_sdk(args[1])} AWS service models; kept {', '.join(SDK_SERVICES)}")
         elif args[:1] == ["compile"]:

@@ -233,6 +233,14 @@ def main(argv=None):
     if args.persist:
         import_tables(svc.storage, args.persist)
     load_demo_data(svc)
+    # The stand-in's account owns the demo number; `flask twilio-setup` points it here, as
+    # an operator does for a deployment.
+    standin.standin.own_number(DEMO_NUMBER)
+    from callback.work.twilio_setup import set_up_numbers
+
+    for result in set_up_numbers(svc.storage, svc.telephony, svc.config):
+        for line in result.lines():
+            print(f"twilio-setup: {line}", flush=True)
     with open(args.session, "w") as f:
         json.dump(session, f)
     os.chmod(args.session, 0o600)

@@ -187,6 +187,7 @@ class TwilioStandIn:
         self.calls = {}
         self.ended = set()
         self.conferences = {}  # ConferenceSid -> ConferenceRoom
+        self.numbers = {}  # PhoneNumberSid -> the account's number, as IncomingPhoneNumbers shows it
         self.listeners = []
         self._failures = []
         self._delays = []
@@ -233,6 +234,17 @@ class TwilioStandIn:
         call rings all the same."""
         with self.lock:
             self._late_answers.extend([seconds] * count)
+
+    def own_number(self, phone_number, **fields):
+        """The account owns `phone_number` (optionally bound: voice_application_sid, trunk_sid,
+        or configured: voice_url …); returns its PN sid."""
+        with self.lock:
+            sid = self.new_sid("PN", basis=phone_number)
+            self.numbers[sid] = {"sid": sid, "phone_number": phone_number, "voice_url": None,
+                                 "voice_method": "POST", "voice_fallback_url": None, "voice_fallback_method": "POST",
+                                 "status_callback": None, "status_callback_method": "POST",
+                                 "voice_application_sid": None, "trunk_sid": None, **fields}
+            return sid
 
     def add_listener(self, listener):
         """Tell `listener` (call_created, call_redirected, call_hung_up) what the REST API did."""
@@ -331,6 +343,7 @@ class TwilioStandIn:
             self.calls.clear()
             self.ended.clear()
             self.conferences.clear()
+            self.numbers.clear()
             self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
@@ -434,6 +447,37 @@ class TwilioStandIn:
                             "first_page_uri": f"{uri}?PageSize={size}&Page=0",
                             "previous_page_uri": f"{uri}?PageSize={size}&Page={number - 1}" if number else None,
                             "next_page_uri": f"{uri}?PageSize={size}&Page={number + 1}" if more else None})
+
+        number_params = {"VoiceUrl": "voice_url", "VoiceMethod": "voice_method", "VoiceFallbackUrl":
+                         "voice_fallback_url", "VoiceFallbackMethod": "voice_fallback_method",
+                         "StatusCallback": "status_callback", "StatusCallbackMethod": "status_callback_method",
+                         "VoiceApplicationSid": "voice_application_sid", "TrunkSid": "trunk_sid"}
+
+        def number_payload(account_sid, number):
+            uri = f"/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers/{number['sid']}.json"
+            return {**number, "account_sid": account_sid, "friendly_name": number["phone_number"],
+                    "api_version": "2010-04-01", "uri": uri}
+
+        @app.get(base + "/IncomingPhoneNumbers.json")
+        def list_numbers(account_sid):
+            """GET …/IncomingPhoneNumbers.json (PhoneNumber filters)."""
+            wanted = request.args.get("PhoneNumber")
+            with self.lock:
+                found = [number_payload(account_sid, n) for n in self.numbers.values()
+                         if wanted is None or n["phone_number"] == wanted]
+            return page(account_sid, "incoming_phone_numbers", found, "IncomingPhoneNumbers")
+
+        @app.post(base + "/IncomingPhoneNumbers/<number_sid>.json")
+        def update_number(account_sid, number_sid):
+            """POST …/IncomingPhoneNumbers/{Sid}.json: change its URLs (empty clears a binding)."""
+            with self.lock:
+                number = self.numbers.get(number_sid)
+                if number is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                for param, name in number_params.items():
+                    if param in request.form:
+                        number[name] = request.form[param] or None
+                return jsonify(number_payload(account_sid, number))
 
         @app.post(base + "/Calls.json")
         def create_call(account_sid):

@@ -78,6 +78,28 @@ class CallRecord:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class IncomingNumber:
+    """One of the account's phone numbers, as Twilio has it configured."""
+
+    sid: str
+    phone_number: str
+    voice_url: str | None
+    voice_method: str | None
+    voice_fallback_url: str | None
+    voice_fallback_method: str | None
+    status_callback: str | None
+    status_callback_method: str | None
+    # Bound to a TwiML App or a SIP trunk, a number ignores its own URLs.
+    voice_application_sid: str | None
+    trunk_sid: str | None
+
+
+# IncomingNumber fields and the REST API's parameters of the same setting.
+NUMBER_FIELDS = ("voice_url", "voice_method", "voice_fallback_url", "voice_fallback_method", "status_callback",
+                 "status_callback_method", "voice_application_sid", "trunk_sid")
+
+
 class Telephony:
     """Places, redirects and ends calls through Twilio's REST API (or a stand-in)."""
 
@@ -180,6 +202,24 @@ class Telephony:
             participants = self._wrap(lambda: conferences(room.sid).participants.list(limit=50))
             joined |= {p.call_sid for p in participants if p.status in (None, "connected")}
         return frozenset(joined)
+
+    def _numbers(self):
+        return self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).incoming_phone_numbers
+
+    def incoming_number(self, phone_number):
+        """The account's number `phone_number` (E.164) as configured at Twilio, or None when
+        the account does not own it."""
+        found = self._wrap(lambda: self._numbers().list(phone_number=phone_number, limit=5))
+        for number in found:
+            if number.phone_number == phone_number:
+                return IncomingNumber(number.sid, number.phone_number,
+                                      **{name: getattr(number, name, None) for name in NUMBER_FIELDS})
+        return None
+
+    def configure_number(self, sid, changes):
+        """Set fields of one of the account's numbers (`changes`: IncomingNumber field names;
+        an empty string clears a binding)."""
+        self._wrap(lambda: self._numbers()(sid).update(**changes))
 
     def call_status(self, call_sid):
         """The current status of a call ('in-progress', 'completed', ...)."""
