@@ -23,7 +23,9 @@ def settings():
         return json.load(f)
 
 
-STAGES = sorted(settings())
+# The app's stages, and beside each the minimal function Twilio falls back to.
+STAGES = sorted(s for s in settings() if not s.endswith("-fallback"))
+FALLBACKS = sorted(s for s in settings() if s.endswith("-fallback"))
 
 
 def stage(name):
@@ -40,8 +42,28 @@ def resolve(dotted):
     return getattr(importlib.import_module(module), name)
 
 
-def test_the_stages_are_dev_and_production():
+def test_the_stages_are_dev_and_production_each_with_its_fallback():
     assert STAGES == ["dev", "production"]
+    assert FALLBACKS == ["dev-fallback", "production-fallback"]
+
+
+@pytest.mark.parametrize("name", FALLBACKS)
+def test_a_fallback_stage_is_the_same_package_reading_nothing_and_running_no_sweep(name):
+    """A second function from the same package, with no secrets, no tables, no schedule:
+    it stands when the app's storage, secrets or code do not; its FallbackUsed metric
+    counts under the app's function, where the alarm looks."""
+    app_stage = name.removesuffix("-fallback")
+    config, parent = stage(name), stage(app_stage)
+    assert config["app_function"] == "callback.web.fallback.app" and callable(resolve(config["app_function"]))
+    assert config["events"] == [] and not config.get("remote_env")
+    env = config["environment_variables"]
+    assert "CALLBACK_TABLE_PREFIX" not in env and "PUBLIC_BASE_URL" not in env
+    assert env["METRICS_FUNCTION"] == function_name(app_stage)
+    for key in ("runtime", "architecture", "s3_bucket", "role_name", "callbacks", "exclude", "exclude_glob",
+                "manage_roles", "debug"):
+        assert config[key] == parent[key], key
+    assert lambda_package.settings_problems("deploy", True, {**config, "s3_bucket": "b", "role_name": "r"},
+                                            None) == []
 
 
 @pytest.mark.parametrize("name", STAGES)

@@ -371,6 +371,21 @@ def test_the_numbering_plan_and_its_time_zones_work_from_the_zip_without_the_geo
     assert "phonenumbers/tzdata/__init__.py" in names
 
 
+def test_the_fallback_function_answers_from_the_zip_with_no_tables_and_no_secrets(package_dir):
+    """The `*-fallback` stages deploy this same package with `callback.web.fallback.app`:
+    run from the zip by the runtime's Python, with nothing configured at all."""
+    probe = ("import json\n"
+             "from callback.web.fallback import app\n"
+             "r = app.test_client().post('/', data={'ErrorUrl': 'https://x.example/dev/voice/wait?queue=Sales'})\n"
+             "print(json.dumps([r.status_code, r.mimetype, r.get_data(as_text=True)]))\n")
+    run = subprocess.run([RUNTIME_PYTHON, "-S", "-B", "-c", probe], cwd=package_dir,
+                         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(package_dir)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    status, mimetype, body = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (status, mimetype) == (200, "text/xml") and "<Enqueue>Sales</Enqueue>" in body
+
+
 def test_the_shipped_sdk_has_the_models_of_the_services_the_function_calls(package_dir):
     from devtools.lambda_package import SDK_SERVICES
 
