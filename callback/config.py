@@ -73,6 +73,9 @@ class Config:
     AWS_LAMBDA_FUNCTION_NAME: str = ""
     AWS_ENDPOINT_URL_LAMBDA: str = ""
     LOG_LEVEL: str = "INFO"
+    # How long an ended callback (its number and attempts) is kept; DynamoDB's TTL deletes it
+    # after that (within about two days), and reads treat it as gone from the moment it is due.
+    RETENTION_DAYS: int = 90
     # Where Twilio goes when this deployment cannot answer an IVR number's call (a TwiML Bin
     # or a function of its own, never this one): set on the numbers by `flask twilio-setup`.
     VOICE_FALLBACK_URL: str = ""

@@ -188,6 +188,7 @@ class TwilioStandIn:
         self.ended = set()
         self.conferences = {}  # ConferenceSid -> ConferenceRoom
         self.numbers = {}  # PhoneNumberSid -> the account's number, as IncomingPhoneNumbers shows it
+        self.deleted = set()  # CallSids whose records were deleted (erasure)
         self.listeners = []
         self._failures = []
         self._delays = []
@@ -344,6 +345,7 @@ class TwilioStandIn:
             self.ended.clear()
             self.conferences.clear()
             self.numbers.clear()
+            self.deleted.clear()
             self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
@@ -568,12 +570,21 @@ class TwilioStandIn:
                 self._notify("call_redirected", call, request.form["Url"])
             return jsonify(call_payload(account_sid, call))
 
-        @app.route(base + "/Calls/<call_sid>.json", methods=["GET", "POST"])
+        @app.route(base + "/Calls/<call_sid>.json", methods=["GET", "POST", "DELETE"])
         def one_call(account_sid, call_sid):
-            """GET or POST …/Calls/{Sid}.json: fetch, redirect or hang up a call."""
+            """GET, POST or DELETE …/Calls/{Sid}.json: fetch, redirect or hang up a call, or
+            delete the record of one that ended."""
             with self.lock:
                 call = self.calls.get(call_sid)
                 ended = call_sid in self.ended or (call is not None and call.status in FINAL)
+                if request.method == "DELETE":
+                    if call is None and not ended:
+                        return error(404, 20404, f"The requested resource {request.path} was not found")
+                    if not ended:
+                        return error(400, 20001, "Call in progress cannot be deleted")
+                    self.calls.pop(call_sid, None)
+                    self.deleted.add(call_sid)
+                    return "", 204
             if request.method == "GET":
                 if call is None:
                     status = "completed" if ended else "in-progress"

@@ -51,8 +51,11 @@ def test_tables_are_on_demand_recoverable_and_ttl_on_ephemeral_records(template)
     declared = tables(template)
     for name, props in declared.items():
         assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    for name in ("config", "waiting-calls"):
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True,
+                                                             "RecoveryPeriodInDays": {"Ref": "BackupRecoveryDays"}}
+    assert template["Parameters"]["BackupRecoveryDays"]["MaxValue"] == 35
+    # Callbacks too: an ended one (its number, its attempts) goes after RETENTION_DAYS.
+    for name in ("config", "waiting-calls", "callbacks"):
         assert declared[name]["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
 
 

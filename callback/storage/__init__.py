@@ -65,7 +65,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
 
     def _enable_ttl(self):
         client = self.Ivr._get_connection().connection.client
-        for model in (self.Ivr, self.Waiting):
+        for model in (self.Ivr, self.Waiting, self.CallbackRec):
             name = model.Meta.table_name
             current = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):

@@ -7,6 +7,7 @@ Every change is conditional: on the callback exactly as read, or on what the dom
 (still pending, expired by now); a lost condition is Conflict and moves no counter.
 """
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
@@ -142,13 +143,34 @@ class CallbackStorage(StorageBase):
             return owner_id, None
 
     def get_callback(self, callback_id):
-        """One callback by id."""
+        """One callback by id (one past its retention is gone, deleted by TTL or not yet)."""
         with _dynamodb():
             try:
-                return self._callback_from(self.CallbackRec.get(_valid_key(callback_id),
-                                                                consistent_read=True))
+                record = self.CallbackRec.get(_valid_key(callback_id), consistent_read=True)
             except DoesNotExist as exc:
                 raise NotFound(callback_id) from exc
+        if record.expires_ttl is not None and record.expires_ttl <= self.clock.now():
+            raise NotFound(callback_id)
+        return self._callback_from(record)
+
+    def callbacks_of_number(self, number):
+        """Every callback of a number, ended ones too (for erasure): the keys-only number
+        index, then each record read whole."""
+        C = self.CallbackRec
+        records = []
+        with _dynamodb():
+            for callback_id in sorted({r.callback_id for r in C.by_number.query(number)}):
+                try:
+                    records.append(C.get(callback_id, consistent_read=True))
+                except DoesNotExist:
+                    pass  # gone since the index was read
+        return [self._callback_from(r) for r in records]
+
+    def delete_ended_callback(self, cb):
+        """Remove an ended callback for good (erasure); Conflict unless it is still ended."""
+        C = self.CallbackRec
+        with _dynamodb(conflict=f"callback {cb.callback_id} is not ended"):
+            C(cb.callback_id).delete(condition=C.status.is_in(*m.FINAL_STATUSES))
 
     def due_callbacks(self, queue_name, now, limit=10):
         """Pending callbacks of a queue that may be dialed now, earliest place first."""
@@ -178,7 +200,8 @@ class CallbackStorage(StorageBase):
     def list_callbacks(self, *, status=None, ivr_name=None, limit=25, start_key=None):
         """Callbacks newest first, optionally of one status and IVR; returns (items, next key)."""
         C = self.CallbackRec
-        flt = (C.ivr_name == ivr_name) if ivr_name else None
+        kept = C.expires_ttl.does_not_exist() | (C.expires_ttl > self.clock.now())
+        flt = (kept & (C.ivr_name == ivr_name)) if ivr_name else kept
         index, key = (C.by_status, status) if status else (C.by_requested, "CB")
         with _dynamodb():
             results = index.query(key, filter_condition=flt, scan_index_forward=False,
@@ -244,6 +267,9 @@ class CallbackStorage(StorageBase):
             actions += [getattr(entry, name).set(value) for name, value in change.attempt.fields.items()]
         actions += self._field_actions(C, change.set, change.remove)
         condition = self._condition(cb, change.condition)
+        if change.releases_guard:
+            # A final status: the record is kept for the retention period, then goes.
+            actions.append(C.expires_ttl.set(change.counted_at + timedelta(days=self.config.RETENTION_DAYS)))
         if change.releases_guard:
             self._commit_ending(cb, actions, condition, change.counted_at, change.counts)
         elif change.counts:

@@ -27,6 +27,8 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from callback.clock import SystemClock
+
 log = logging.getLogger(__name__)
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -225,6 +227,9 @@ class StorageBase:
     def __init__(self, config):
         self.config = config
         self._connection = None
+        # What reads compare TTLs with (the app's clock, set by wiring): an item past its
+        # TTL is gone for the app even before DynamoDB deletes it.
+        self.clock = SystemClock()
 
     def _tx(self):
         if self._connection is None:

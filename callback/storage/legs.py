@@ -7,10 +7,17 @@ that frees them deletes it, in one transaction. A number with a leg is never dia
 again, by any attempt of any queue. Every change is conditional on the leg's id (and on
 its CallSid once known), so a late or repeated event about an earlier call changes nothing.
 """
+from datetime import timedelta
+
 from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
 from callback.storage.client import Conflict, StorageBase, _dynamodb, _valid_key
+
+
+# A leg lives while its call does, and Twilio ends every call within hours: a day is only a
+# safety net, so that no number stays held for ever by a bug.
+LEG_LIFETIME = timedelta(days=1)
 
 
 class LegStorage(StorageBase):
@@ -27,7 +34,8 @@ class LegStorage(StorageBase):
         """The ledger item of a new leg, for the claim transaction that takes its number."""
         return self.Leg("LEG", _valid_key(leg.number), leg_id=leg.leg_id, role=leg.role, kind=leg.kind,
                         key=leg.key, attempt_id=leg.attempt_id, created_at=leg.created_at,
-                        agent_id=leg.agent_id, state=leg.state, call_sid=leg.call_sid)
+                        agent_id=leg.agent_id, state=leg.state, call_sid=leg.call_sid,
+                        expires_ttl=leg.created_at + LEG_LIFETIME)
 
     def hold_number(self, leg):
         """Put a leg for a call the app did not place (a holding caller's own); Conflict when
@@ -35,18 +43,23 @@ class LegStorage(StorageBase):
         with _dynamodb(conflict=leg.number):
             self.leg_record(leg).save(condition=self.Leg.sk.does_not_exist())
 
+    def _expired(self, record):
+        return record.expires_ttl is not None and record.expires_ttl <= self.clock.now()
+
     def get_leg(self, number):
         """The leg holding a number, or None (a consistent read)."""
         with _dynamodb():
             try:
-                return self._leg_from(self.Leg.get("LEG", _valid_key(number), consistent_read=True))
+                record = self.Leg.get("LEG", _valid_key(number), consistent_read=True)
             except DoesNotExist:
                 return None
+        return None if self._expired(record) else self._leg_from(record)
 
     def live_legs(self):
         """Every leg the app holds: as many as calls it is placing or on, never history."""
         with _dynamodb():
-            return [self._leg_from(r) for r in self.Leg.query("LEG", consistent_read=True)]
+            records = list(self.Leg.query("LEG", consistent_read=True))
+        return [self._leg_from(r) for r in records if not self._expired(r)]
 
     def _leg_condition(self, leg_id, call_sid=None):
         L = self.Leg

@@ -29,7 +29,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from callback.domain import records as m
@@ -115,6 +115,14 @@ def _time_ordered_index(index_name, hash_name, range_name):
     })()
 
 
+def _number_index():
+    """Callbacks by number, keys only: erasure finds a number's callbacks without a Scan,
+    and the index copies nothing but the number and the id (both go with the record)."""
+    meta = type("Meta", (), {"index_name": "by-number", "projection": KeysOnlyProjection()})
+    return type("Index_by_number", (GlobalSecondaryIndex,), {
+        "Meta": meta, "number": UnicodeAttribute(hash_key=True)})()
+
+
 def build_models(config):
     """Model classes bound to this configuration's table names and endpoint, by the names
     Storage gives them (Ivr, AgentRec, Guard, Waiting, CallbackRec, Entry, Session,
@@ -180,6 +188,8 @@ def build_models(config):
         tries = NumberAttribute(default=0)
         check_at = UTCDateTimeAttribute(null=True)
         on_line = UnicodeAttribute(null=True)
+        # A safety net only: a leg lives while its call does (Twilio ends calls within hours).
+        expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
 
     class WaitingCallRecord(_Record):
@@ -224,11 +234,14 @@ def build_models(config):
         pending_queue = UnicodeAttribute(null=True)
         sweep_status = UnicodeAttribute(null=True)
         sweep_at = UTCDateTimeAttribute(null=True)
+        # Set when the callback ends: the record (number, history) goes after the retention.
+        expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
         by_pending = _time_ordered_index("pending-by-queue", "pending_queue", "place_in_line")
         by_sweep = _time_ordered_index("sweep-by-status", "sweep_status", "sweep_at")
         by_status = _time_ordered_index("by-status", "status", "requested_at")
         by_requested = _time_ordered_index("by-requested", "list_key", "requested_at")
+        by_number = _number_index()
 
     class EntryRecord(_Record):
         """A keyed-in number awaiting the caller's confirmation, by CallSid: kept out of URLs

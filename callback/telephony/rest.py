@@ -221,6 +221,15 @@ class Telephony:
         an empty string clears a binding)."""
         self._wrap(lambda: self._numbers()(sid).update(**changes))
 
+    def delete_call_record(self, call_sid):
+        """Delete Twilio's record of an ended call (erasure); True when deleted, False when
+        Twilio holds no such call."""
+        try:
+            self._wrap(lambda: self._calls()(call_sid).delete(), call_sid)
+        except CallGone:
+            return False
+        return True
+
     def call_status(self, call_sid):
         """The current status of a call ('in-progress', 'completed', ...)."""
         try:

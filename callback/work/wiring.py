@@ -48,6 +48,7 @@ def build_services(config):
     metrics.configure(config.METRICS == "on" or (not config.METRICS and bool(config.AWS_LAMBDA_FUNCTION_NAME)),
                       config.AWS_LAMBDA_FUNCTION_NAME, config.extra.get("metrics_sink"))
     storage = Storage(config)
+    storage.clock = clock
     telephony = Telephony(config)
     directory = Directory(storage, config.CONFIG_CACHE_SECONDS)
     dispatcher = Dispatcher(storage, telephony, directory, clock, config)
