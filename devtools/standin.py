@@ -242,8 +242,9 @@ class TwilioStandIn:
         with self.lock:
             sid = self.new_sid("PN", basis=phone_number)
             self.numbers[sid] = {"sid": sid, "phone_number": phone_number, "voice_url": None,
-                                 "voice_method": "POST", "voice_fallback_url": None, "voice_fallback_method": "POST",
-                                 "status_callback": None, "status_callback_method": "POST",
+                                 "voice_method": "POST", "voice_fallback_url": None,
+                                 "voice_fallback_method": "POST", "status_callback": None,
+                                 "status_callback_method": "POST",
                                  "voice_application_sid": None, "trunk_sid": None, **fields}
             return sid
 
@@ -450,9 +451,10 @@ class TwilioStandIn:
                             "previous_page_uri": f"{uri}?PageSize={size}&Page={number - 1}" if number else None,
                             "next_page_uri": f"{uri}?PageSize={size}&Page={number + 1}" if more else None})
 
-        number_params = {"VoiceUrl": "voice_url", "VoiceMethod": "voice_method", "VoiceFallbackUrl":
-                         "voice_fallback_url", "VoiceFallbackMethod": "voice_fallback_method",
-                         "StatusCallback": "status_callback", "StatusCallbackMethod": "status_callback_method",
+        number_params = {"VoiceUrl": "voice_url", "VoiceMethod": "voice_method",
+                         "VoiceFallbackUrl": "voice_fallback_url", "VoiceFallbackMethod": "voice_fallback_method",
+                         "StatusCallback": "status_callback",
+                         "StatusCallbackMethod": "status_callback_method",
                          "VoiceApplicationSid": "voice_application_sid", "TrunkSid": "trunk_sid"}
 
         def number_payload(account_sid, number):

@@ -14,7 +14,6 @@ from pynamodb.exceptions import DoesNotExist
 from callback.domain import records as m
 from callback.storage.client import Conflict, StorageBase, _dynamodb, _valid_key
 
-
 # A leg lives while its call does, and Twilio ends every call within hours: a day is only a
 # safety net, so that no number stays held for ever by a bug.
 LEG_LIFETIME = timedelta(days=1)

@@ -51,9 +51,8 @@ def admin_forget():
             except NumberBusy as exc:
                 error = str(exc)
             else:
+                kept = f"; {erased.twilio_failures} Twilio kept (see the logs)" if erased.twilio_failures else ""
                 flash(f"Forgotten: {erased.callbacks} callbacks ({erased.canceled} cancelled first), "
-                      f"{erased.twilio_records} call records at Twilio"
-                      + (f"; {erased.twilio_failures} Twilio kept (see the logs)" if erased.twilio_failures else "")
-                      + ".", "ok")
+                      f"{erased.twilio_records} call records at Twilio{kept}.", "ok")
                 return redirect(url_for("privacy.admin_forget"))
     return render_template("privacy.html", error=error, number=number), 400 if error else 200
