@@ -21,8 +21,10 @@ from devtools import lambda_package
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = [pytest.mark.slow,
               # moto's CloudFormation makes no AWS::S3::BucketPolicy (the deploy bucket's TLS-only
-              # rule) and warns; the rest of the template it creates.
-              pytest.mark.filterwarnings("ignore:Tried to parse AWS.+BucketPolicy:UserWarning")]
+              # rule) and no AWS::CloudWatch::Alarm (test_infra checks those), and warns; the rest
+              # of the template it creates.
+              pytest.mark.filterwarnings("ignore:Tried to parse AWS.+BucketPolicy:UserWarning"),
+              pytest.mark.filterwarnings("ignore:Tried to parse AWS.+CloudWatch.+Alarm:UserWarning")]
 ACCOUNT = "123456789012"
 FUNCTION = "callback-dev"
 INFRA_STACK = f"{FUNCTION}-infra"
@@ -106,8 +108,10 @@ def lasting_resources_are_in_place():
         "ConfigTable", "WaitingCallsTable", "CallbacksTable", "LambdaRole", "LogGroup", "DeploymentBucket"}
     assert TABLES <= set(client("dynamodb").list_tables()["TableNames"])
     assert client("iam").get_role(RoleName=f"{FUNCTION}-lambda")["Role"]["Arn"]
-    [group] = client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{FUNCTION}")["logGroups"]
-    assert group["retentionInDays"] == 30
+    groups = client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{FUNCTION}")["logGroups"]
+    # The app's and its fallback function's, each kept for the set time.
+    assert {g["logGroupName"]: g["retentionInDays"] for g in groups} == {
+        f"/aws/lambda/{FUNCTION}": 30, f"/aws/lambda/{FUNCTION}-fallback": 30}
     assert BUCKET in {b["Name"] for b in client("s3").list_buckets()["Buckets"]}
 
 
