@@ -50,8 +50,12 @@ def _measured(response):
                   metrics.WEBHOOK_ERRORS: int(bool(g.get("webhook_failed")) or response.status_code >= 500)}
         if fallback:
             values[metrics.FALLBACK_USED] = 1
+        try:
+            call_sid = request.form.get("CallSid", "")[:64]
+        except Exception:  # a body the request refused (too large): no CallSid to tell
+            call_sid = ""
         metrics.emit(values, route=request.url_rule.rule if request.url_rule else request.path,
-                     status=response.status_code, CallSid=request.form.get("CallSid", "")[:64],
+                     status=response.status_code, CallSid=call_sid,
                      callback=request.args.get("callback") or request.args.get("key"),
                      attempt=request.args.get("attempt"))
     return response
