@@ -3,9 +3,9 @@ attempts and Twilio's records of their calls go (`callback.work.erasure`)."""
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
 from callback.domain.numbers import is_e164
+from callback.storage import Conflict
 from callback.web.api import ApiError, _api_error, json_body, services, token_required
 from callback.web.auth import login_required
-from callback.work.erasure import NumberBusy, forget_number
 
 bp = Blueprint("privacy", __name__)
 # The API route, on a blueprint of its own: bearer-token requests carry no CSRF token.
@@ -15,8 +15,9 @@ INVALID = "a number in E.164 form, like +14155550100"
 
 
 def _forget(number):
-    svc = services()
-    return forget_number(svc.storage, svc.telephony, number, svc.clock.now())
+    # Erasure is work (it cancels, deletes and calls Twilio): the dispatcher carries it out;
+    # a call in progress is its Conflict (NumberBusy), said as is.
+    return services().dispatcher.forget_number(number)
 
 
 @api_bp.post("/api/numbers/forget")
@@ -29,7 +30,7 @@ def api_forget():
         raise ApiError(400, "invalid number", {"number": INVALID})
     try:
         erased = _forget(number.strip())
-    except NumberBusy as exc:
+    except Conflict as exc:
         raise ApiError(409, str(exc)) from exc
     return jsonify(callbacks_removed=erased.callbacks, callbacks_canceled=erased.canceled,
                    twilio_records_deleted=erased.twilio_records, twilio_records_left=erased.twilio_failures)
@@ -48,7 +49,7 @@ def admin_forget():
         else:
             try:
                 erased = _forget(number)
-            except NumberBusy as exc:
+            except Conflict as exc:
                 error = str(exc)
             else:
                 kept = f"; {erased.twilio_failures} Twilio kept (see the logs)" if erased.twilio_failures else ""

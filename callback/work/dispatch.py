@@ -14,9 +14,15 @@ machine in `attempts.py`, its view of the records in `views.py`, what dispatch a
 `answers.py`, the order of work and retries in `rules.py`.
 """
 from callback.work.choose import Chooser
+from callback.work.erasure import forget_number
 from callback.work.events import Events
 from callback.work.reconcile import Reconciler
 
 
 class Dispatcher(Chooser, Events, Reconciler):
     """Matches available agents with work and drives each attempt to its end."""
+
+    def forget_number(self, number):
+        """Erase what the app keeps of a number (`work/erasure.py`); NumberBusy (a Conflict)
+        while a call to it is in progress."""
+        return forget_number(self.storage, self.telephony, number, self.clock.now())

@@ -18,7 +18,7 @@ from callback.telephony.rest import TelephonyError
 log = logging.getLogger(__name__)
 
 
-class NumberBusy(Exception):
+class NumberBusy(Conflict):
     """A callback of the number has a call in progress: nothing was erased."""
 
 
