@@ -6,6 +6,11 @@
   Gather, Redirect, Enqueue (with its wait loop and QueueTime), Leave, Hangup,
   Dial/Conference — as a loop, never recursing per step, with the caller's patience
   checked in every wait;
+- **audio takes its real time**: a <Play> lasts its track's length times its `loop` (0:
+  a thousand plays): Twilio's own hold tracks from a table, audio the app serves from its
+  WAV header, any other track as `Network(tracks=...)` says; the next waitUrl request comes
+  only when a document has played out, and only waitUrl requests carry the queue's
+  parameters (QueueSid, QueueTime, QueuePosition…), never one reached through <Redirect>;
 - **phones** answer calls the app places the way people and machines do: a person who
   listens, then presses the keys they are asked for, a voicemail that answers and presses
   nothing (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer,
@@ -34,17 +39,36 @@ import random
 import threading
 import time
 import uuid
+import wave
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import urljoin
+from io import BytesIO
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 from twilio.request_validator import RequestValidator
 
 ACCOUNT_SID = "AC" + "0" * 32
-MUSIC_SECONDS = 15  # how much time one hold-music clip stands for
+# How long Twilio's own hold tracks play, by file name (served from TWILIO_MUSIC_BUCKETS; the
+# "default classical playlist" the <Enqueue> page names plays them all, shuffled). Twilio
+# does not publish their lengths and no copy could be fetched when this table was written:
+# these are estimates of whole pieces of music (the Chopin nocturne and the Brahms
+# intermezzo at their usual tempo, the others at three minutes). Measure one with
+# `ffprobe -show_entries format=duration FILE` to correct it.
+TWILIO_HOLD_TRACKS = {
+    "BusyStrings.mp3": 180,
+    "ClockworkWaltz.mp3": 180,
+    "ith_brahms-116-4.mp3": 280,
+    "ith_chopin-15-2.mp3": 210,
+    "MARKOVICHAMP-Borghestral.mp3": 180,
+    "Mellotroniac_-_Flight_Of_Young_Hearts_Flute.mp3": 180,
+    "oldDog_-_endless_goodbye_(instr.).mp3": 180,
+}
+TWILIO_MUSIC_BUCKETS = ("com.twilio.music.classical", "com.twilio.sounds.music")  # S3, either URL style
+UNKNOWN_TRACK_SECONDS = 15  # a track the model has no length for (counted: give it one)
+PLAY_LOOP_ZERO = 1000  # <Play loop="0"> repeats until hang-up or this many plays (Twilio's <Play> page)
 FETCH_SECONDS = 1  # simulated time a webhook round trip stands for
 MAX_DOCUMENTS = 5000  # TwiML documents one call may run before the model calls it a loop
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
@@ -191,11 +215,17 @@ def answering_caller(number_digits):
 
 
 class Timeline:
-    """Simulated time: `speed` simulated seconds pass per real second."""
+    """Simulated time: `speed` simulated seconds pass per real second.
 
-    def __init__(self, speed=1.0, clock=None):
+    Stepped (with `clock` a FixedClock shared with the app): simulated time moves only as
+    the model's calls wait, by exactly their waits, at once. For tests of one call at a time:
+    several calls waiting together would each move it.
+    """
+
+    def __init__(self, speed=1.0, clock=None, stepped=False):
         self.speed = float(speed)
         self.clock = clock
+        self.stepped = stepped
 
     def real(self, seconds):
         """Real seconds that `seconds` of simulated time take."""
@@ -293,13 +323,26 @@ class Webhooks:
             self.local.session = requests.Session()
         return self.local.session
 
+    def _address(self, url):
+        """Where a public URL of the app is reached (one of `targets`), or the URL itself."""
+        target = random.choice(self.targets) if len(self.targets) > 1 else self.targets[0]
+        return target + url[len(self.public_base):] if url.startswith(self.public_base) else url
+
+    def media(self, url):
+        """The body of audio the app serves at `url`, fetched as Twilio fetches <Play> audio
+        (a GET without parameters or signature); None for audio hosted elsewhere or an error."""
+        url = self.absolute(url)
+        if not url.startswith(self.public_base):
+            return None
+        response = self._session().get(self._address(url), timeout=self.timeout)
+        return response.content if response.status_code == 200 else None
+
     def post(self, url, params):
         """A signed POST; the parsed TwiML (None when the answer is not TwiML)."""
         url = self.absolute(url)
         params = {k: str(v) for k, v in params.items() if v is not None}
         signature = self.validator.compute_signature(url, params)
-        target = random.choice(self.targets) if len(self.targets) > 1 else self.targets[0]
-        address = target + url[len(self.public_base):] if url.startswith(self.public_base) else url
+        address = self._address(url)
         with self.lock:
             self.sent += 1
         response = self._session().post(address, data=params, headers={"X-Twilio-Signature": signature},
@@ -535,8 +578,13 @@ class Network:
     """Twilio's voice side, modelled: runs every call the app places or a caller makes."""
 
     def __init__(self, backend, webhooks, timeline, chaos=None, seed=0, out=None, pacing=None,
-                 one_call_per_phone=False, stable_sids=False):
+                 one_call_per_phone=False, stable_sids=False, tracks=None,
+                 unknown_track_seconds=UNKNOWN_TRACK_SECONDS):
         self.backend, self.webhooks, self.timeline = backend, webhooks, timeline
+        # Seconds one play of a track lasts, by URL: the setting for tracks that are neither
+        # Twilio's own (TWILIO_HOLD_TRACKS) nor audio the app serves (read from its header).
+        self.tracks = dict(tracks or {})
+        self.unknown_track_seconds = unknown_track_seconds
         self.chaos = chaos or Chaos()
         self.seed = seed
         self.pacing = pacing
@@ -563,6 +611,7 @@ class Network:
         self.stats = defaultdict(int)
         self.threads = []
         self.origin = time.monotonic()
+        self.origin_time = timeline.clock.now() if timeline.stepped else None
         self.stopped = threading.Event()
 
     # -- set-up ---------------------------------------------------------------------------
@@ -605,7 +654,39 @@ class Network:
 
     def sim_elapsed(self):
         """Simulated seconds since the model started."""
+        if self.timeline.stepped:
+            return (self.timeline.clock.now() - self.origin_time).total_seconds()
         return (time.monotonic() - self.origin) * self.timeline.speed
+
+    def track_seconds(self, url):
+        """How long one play of the audio at `url` lasts: its setting (`tracks`), Twilio's own
+        track table, or the header of a WAV the app serves; else `unknown_track_seconds`,
+        counted once per URL."""
+        with self.lock:
+            if url in self.tracks:
+                return self.tracks[url]
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        twilio_track = any(bucket in url for bucket in TWILIO_MUSIC_BUCKETS)
+        seconds = TWILIO_HOLD_TRACKS.get(name) if twilio_track else self._wav_seconds(url)
+        if seconds is None:
+            self.count("tracks of unknown length")
+            seconds = self.unknown_track_seconds
+        with self.lock:
+            self.tracks[url] = seconds
+        return seconds
+
+    def _wav_seconds(self, url):
+        try:
+            body = self.webhooks.media(url)
+            with wave.open(BytesIO(body or b"")) as audio:
+                return audio.getnframes() / audio.getframerate()
+        except (requests.RequestException, wave.Error, EOFError):
+            return None
+
+    def play_seconds(self, verb):
+        """How long a <Play> lasts: its track's length times its `loop` (0: PLAY_LOOP_ZERO)."""
+        loop = int(verb.get("loop") or 1)
+        return self.track_seconds((verb.text or "").strip()) * (loop or PLAY_LOOP_ZERO)
 
     def busy(self):
         """Calls still live or deliveries still pending."""
@@ -648,6 +729,12 @@ class Network:
 
     def wait(self, call, seconds):
         """Let `seconds` of simulated time pass on a call; raises on a REST interrupt."""
+        if self.timeline.stepped:
+            call.check()
+            if self.stopped.is_set():
+                raise HungUp("model")
+            self.timeline.clock.advance(seconds=max(seconds, 0))
+            return
         deadline = time.monotonic() + self.timeline.real(seconds)
         while True:
             call.check()
@@ -1008,6 +1095,11 @@ class Network:
         self.deliver(room.callback, params, ("conference", room.first, event, call_sid, sequence))
 
 
+def _say_seconds(verb):
+    """How long Twilio takes to say a <Say>: three words a second, a second at least."""
+    return max(len((verb.text or "").split()) / 3, 1)
+
+
 class CallRun:
     """One call running TwiML: an explicit loop over documents, never a recursion.
 
@@ -1022,6 +1114,8 @@ class CallRun:
         self.elapsed = 0.0
         self.queue = None  # (name, waitUrl, action, joined at elapsed)
         self.queue_time = 0
+        self.enqueued_at = None  # elapsed when the call last entered a queue
+        self.heard = []  # (elapsed, what): every Say and Play this party heard, when it began
         self.documents = 0
         self.ending = None
         self.conference = None
@@ -1065,6 +1159,7 @@ class CallRun:
 
     def hears(self, text):
         """What this party hears."""
+        self.heard.append((self.elapsed, text))
         self.network.out(f"{self.who} hears", text)
 
     def press(self, prompt):
@@ -1149,10 +1244,10 @@ class CallRun:
             tag = verb.tag
             if tag == "Say":
                 self.hears(verb.text or "")
-                self._pass(max(len((verb.text or "").split()) / 3, 1))
+                self._pass(_say_seconds(verb))
             elif tag == "Play":
-                self.hears("♪ music")
-                self._pass(MUSIC_SECONDS * max(int(verb.get("loop", 1) or 1), 1))
+                self.hears(f"♪ {(verb.text or '').strip()}")
+                self._pass(self.network.play_seconds(verb))
             elif tag == "Pause":
                 self._pass(int(verb.get("length", 1)))
             elif tag == "Gather":
@@ -1165,6 +1260,7 @@ class CallRun:
                 if self.queue is None:
                     self.queue = (verb.text, verb.get("waitUrl"), verb.get("action"), self.elapsed)
                     self.queue_time = 0
+                    self.enqueued_at = self.elapsed
                     self.network.out(self.who, f"waits in queue {verb.text}")
                     return None
             elif tag == "Leave":
@@ -1183,13 +1279,15 @@ class CallRun:
         return None
 
     def _gather(self, verb):
-        prompt = []
+        prompt, playing = [], 0
         for child in verb:
             if child.tag == "Say":
                 self.hears(child.text or "")
                 prompt.append(child.text or "")
+                playing += _say_seconds(child)
             elif child.tag == "Play":
-                self.hears("♪ music")
+                self.hears(f"♪ {(child.text or '').strip()}")
+                playing += self.network.play_seconds(child)
         digits = self.press(" ".join(prompt) or "Your keys")
         limit = int(verb.get("numDigits") or 0)
         finish = verb.get("finishOnKey", "#")
@@ -1202,8 +1300,8 @@ class CallRun:
         elif digits and finish:
             finished_on = finish  # a whole entry is sent with the finish key
         if not digits:
-            # Nobody pressed anything: the prompt plays, then the timeout runs out.
-            self._pass(int(verb.get("timeout", 5)) + (MUSIC_SECONDS if verb.find("Play") is not None else 0))
+            # Nobody pressed anything: the prompt and its music play, then the timeout runs out.
+            self._pass(playing + int(verb.get("timeout", 5)))
             if verb.get("actionOnEmptyResult") != "true":
                 return None
         else:

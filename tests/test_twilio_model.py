@@ -2,6 +2,7 @@
 conferences and chaotic network, against small recording apps and the real app over HTTP."""
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import AUTH_TOKEN, IVR_NUMBER, PUBLIC
@@ -16,6 +17,7 @@ from devtools.standin import RestFaults
 from devtools.twilio_model import (
     AGENT_ACCEPTED,
     MOVED,
+    PLAY_LOOP_ZERO,
     Behaviour,
     Chaos,
     HangUpPlan,
@@ -77,10 +79,10 @@ def model(twilio_standin):
     """A factory: a Network over the stand-in, sending webhooks to a given app."""
     started = []
 
-    def build(app, chaos=None, seed=1, speed=FAST, clock=None, **options):
+    def build(app, chaos=None, seed=1, speed=FAST, clock=None, stepped=False, **options):
         served = Served(app)
         network = Network(LocalBackend(twilio_standin), Webhooks(AUTH_TOKEN, PUBLIC, [served.url]),
-                          Timeline(speed, clock), chaos=chaos, seed=seed, **options).start()
+                          Timeline(speed, clock, stepped), chaos=chaos, seed=seed, **options).start()
         started.append((served, network))
         return network
 
@@ -122,6 +124,47 @@ def test_patience_holds_while_queued_and_the_enqueue_action_hears_the_hangup(mod
     assert [int(r["form"]["QueueTime"]) for r in waits][:3] == [0, 17, 34]
     done = [r for r in seen if r["path"] == "/done"]
     assert done and done[-1]["form"]["QueueResult"] == "hangup"
+
+
+BUSY_STRINGS = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+
+
+@pytest.mark.parametrize("play, tracks, queue_times", [
+    # Twilio's own track, from the model's table; a track given its length; one it has none for.
+    (f"<Play>{BUSY_STRINGS}</Play>", {}, [0, 181, 362]),
+    ("<Play>https://x/m.mp3</Play>", {"https://x/m.mp3": 42}, [0, 43, 86]),
+    ('<Play loop="2">https://x/m.mp3</Play>', {}, [0, 31, 62]),
+])
+def test_a_play_lasts_its_tracks_real_length_times_its_loop(model, play, tracks, queue_times):
+    app, seen = recording_app({"/in": '<Response><Enqueue waitUrl="/wait">Sales</Enqueue></Response>',
+                               "/wait": f"<Response>{play}</Response>"})
+    network = model(app, tracks=tracks)
+    network.dial_in("+12125550102", IVR_NUMBER, Keys([]), patience=queue_times[-1] + 10, incoming_path="/in")
+    assert [int(r["form"]["QueueTime"]) for r in seen if r["path"] == "/wait"][:3] == queue_times
+    assert network.stats["tracks of unknown length"] == (0 if tracks or "twilio" in play else 1)
+
+
+def test_play_loop_zero_repeats_a_thousand_times():
+    network = Network(None, None, Timeline(FAST), tracks={"https://x/ring.wav": 6})
+    forever = ET.fromstring('<Play loop="0">https://x/ring.wav</Play>')
+    assert network.play_seconds(forever) == 6 * PLAY_LOOP_ZERO
+    assert network.play_seconds(ET.fromstring("<Play>https://x/ring.wav</Play>")) == 6
+
+
+def test_queue_parameters_come_only_with_the_wait_url_request_not_through_a_redirect(model):
+    app, seen = recording_app({
+        "/in": '<Response><Enqueue waitUrl="/wait">Sales</Enqueue></Response>',
+        "/wait": '<Response><Gather numDigits="1" action="/key"><Say>Press 1.</Say></Gather>'
+                 "<Redirect>/loop</Redirect></Response>",
+        "/key": "<Response><Redirect>/loop</Redirect></Response>",
+        "/loop": "<Response><Pause length=\"20\"/></Response>"})
+    network = model(app)
+    network.dial_in("+12125550103", IVR_NUMBER, Keys(["", "1"]), patience=100, incoming_path="/in")
+    queue_params = {"QueueSid", "QueueTime", "QueuePosition", "CurrentQueueSize", "AvgQueueTime"}
+    forms = {path: [r["form"] for r in seen if r["path"] == path] for path in ("/wait", "/key", "/loop")}
+    assert all(queue_params <= set(form) for form in forms["/wait"]) and len(forms["/wait"]) >= 2
+    assert forms["/key"] and forms["/loop"]
+    assert all(not queue_params & set(form) for form in forms["/key"] + forms["/loop"])
 
 
 def test_status_callbacks_are_lost_or_duplicated_as_the_chaos_says(model, twilio_standin, telephony):
