@@ -3,9 +3,10 @@ company's name, the IVR's voice, and an honest wait estimate."""
 from datetime import timedelta
 
 import pytest
-from conftest import IVR_NUMBER, PUBLIC, said, twiml
+from conftest import PUBLIC, said, twiml
 from test_caller_flow import (
     CALLER,
+    QUEUE_SID,
     call_params,
     enqueue_caller,
     enter_and_confirm,
@@ -167,6 +168,24 @@ def test_the_offer_tells_the_wait_and_how_many_are_ahead(twilio, svc, main_line,
     text = said(root)
     assert text.startswith("There are 4 callers ahead of you, and the estimated wait is about "
                            "5 minutes. Press 1 to be called back")
+
+
+def test_the_estimate_is_said_on_a_redirected_request_without_queue_parameters(twilio, svc, main_line, clock):
+    """The offer is made on a request of the loop, reached through <Redirect>: Twilio
+    documents QueuePosition only on the waitUrl request, so the app counts the line itself."""
+    on_duty(svc, clock)
+    clock.advance(minutes=2, seconds=30)
+    history(svc, clock, per_bucket=5, buckets=7)  # 35 departures: 0.93 minutes each
+    store_callback(svc, clock, joined_minutes_ago=10)  # a callback ahead of the caller
+    ahead = "CA" + "e" * 32  # a caller holding since before them
+    twiml(twilio.post_url(wait_url(), call_params(ahead, QueueTime="30", QueueSid=QUEUE_SID,
+                                                  QueuePosition="1")))
+    first = twiml(twilio.post_url(wait_url(), call_params(QueueTime="0", QueueSid=QUEUE_SID,
+                                                          QueuePosition="2")))
+    clock.advance(seconds=60)
+    offer = twiml(twilio.post_url(first.find("Redirect").text, call_params()))
+    assert said(offer).startswith("There are 2 callers ahead of you, and the estimated wait is about "
+                                  "3 minutes. Press 1 to be called back")
 
 
 @pytest.mark.parametrize("per_bucket, buckets, agent", [(1, 3, True), (5, 7, False)])

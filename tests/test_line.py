@@ -9,7 +9,7 @@ from test_caller_flow import QUEUE_SID, call_params, enqueue_caller, enter_and_c
 from test_dispatch import ALICE, agents, ringing  # noqa: F401 (agents is a fixture)
 
 from callback.domain import records as m
-from callback.storage import NotFound
+from callback.storage import NotFound, StorageError
 
 CALL = "CA" + "a" * 32
 DONE = f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales"
@@ -52,13 +52,17 @@ def test_the_hold_loop_of_a_recorded_caller_makes_no_dynamodb_request(twilio, sv
     loop = first.find("Redirect").text
     assert query_of(loop) == {"ivr": "Main Line", "queue": "Sales",
                               "joined": str(int(clock.now().timestamp()))}
-    before = len(no_scans)
-    answers = []
+    answers, reads, url = [], [], loop
     for _ in range(4):
         clock.advance(seconds=20)
+        before = len(no_scans)
         # A redirected request need not carry QueueTime: the marker dates the wait.
-        answers.append(twiml(twilio.post_url(loop, call_params())))
-    assert no_scans[before:] == []
+        answers.append(twiml(twilio.post_url(url, call_params())))
+        reads.append(no_scans[before:])
+        url = answers[-1].find("Redirect").text
+    # Only the request that first makes the offer reads: the wait estimate, with the callers
+    # holding before this one counted from the app's own line (no QueuePosition here).
+    assert reads == [[], [], ["Query"] * 4, []]
     assert [a.find("Gather") is not None for a in answers] == [False, False, True, True]
     assert [a.find("Redirect").text for a in answers] == [loop, loop] + [
         loop.replace("&joined=", "&offered=1&joined=")] * 2
@@ -106,7 +110,8 @@ def test_queue_result_error_puts_the_caller_back_in_line_with_their_place(twilio
     clock.advance(minutes=3)
     done = DONE
     for requeue in (1, 2):
-        root = twiml(twilio.post_url(done, call_params(QueueResult="error" if requeue == 1 else "system-error")))
+        result = "error" if requeue == 1 else "system-error"
+        root = twiml(twilio.post_url(done, call_params(QueueResult=result)))
         enqueue = root.find("Enqueue")
         assert enqueue.text == "Sales" and "still in line" in said(root)
         assert query_of(enqueue.get("waitUrl"))["joined"] == str(int(joined.timestamp()))
@@ -155,3 +160,26 @@ def test_already_pending_only_while_the_pending_callback_really_exists(twilio, s
     assert "already have a callback" in said(root)
     with pytest.raises(NotFound):
         svc.storage.get_callback(third)
+
+
+def test_a_caller_recorded_again_through_a_redirect_without_queue_time_keeps_their_wait(
+        twilio, svc, main_line, clock, monkeypatch):
+    """A store that failed sends the caller back to the bare wait URL through <Redirect>,
+    where Twilio need not send QueueTime: their wait then dates from the app's own record of
+    them, or, that record gone, from the join time the loop's URLs carried."""
+    enqueue_caller(twilio)
+    joined = clock.now()
+    clock.advance(minutes=2)
+    entry = f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=1&joined={int(joined.timestamp())}"
+    read_back = twiml(twilio.post_url(entry, call_params(Digits="2125551234")))
+
+    def failing(*args, **kwargs):
+        raise StorageError("DynamoDB did not answer")
+
+    monkeypatch.setattr(svc.storage, "create_callback", failing)
+    back = twiml(twilio.post_url(read_back.find("Gather").get("action"), call_params(Digits="1")))
+    assert "could not save your number" in said(back)
+    monkeypatch.undo()
+    svc.storage.remove_waiting_call(CALL)  # however the record went meanwhile
+    twiml(twilio.post_url(back.find("Redirect").text, call_params()))
+    assert svc.storage.get_waiting_call(CALL).joined_at == joined

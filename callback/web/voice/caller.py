@@ -80,12 +80,12 @@ def wait():
     """The hold loop (hottest path): music, and the callback offer once it is due.
 
     A request without the `joined` marker records the caller as waiting since Twilio says
-    they joined (now - QueueTime; an earlier record keeps its place) and answers with a loop
-    on the marked URL, which redirects to itself. Marked requests read only the cached
-    directory, except once per call: the request that first makes the offer reads what the
-    wait estimate needs (three Queries), then the loop continues on an `offered` URL. If
-    recording fails, plain music without a redirect sends the caller back to the bare
-    waitUrl, which tries again.
+    they joined (now - QueueTime; without QueueTime, the app's own record or the `since` the
+    URL carries; an earlier record keeps its place) and answers with a loop on the marked
+    URL, which redirects to itself. Marked requests read only the cached directory, except
+    once per call: the request that first makes the offer reads what the wait estimate
+    needs, then the loop continues on an `offered` URL. If recording fails, plain music
+    without a redirect sends the caller back to the bare waitUrl, which tries again.
     """
     svc = services()
     ivr, queue = _routed()
@@ -95,7 +95,7 @@ def wait():
     now = svc.clock.now()
     joined = _joined_time()
     if joined is None:
-        joined = _record_caller(ivr, queue, now - timedelta(seconds=_int(param("QueueTime"), 0)))
+        joined = _record_caller(ivr, queue, _joined_by_request(now))
         if joined is None:
             # A callback was stored for this call (its confirmation was lost): leave for it.
             return twiml.leave_queue()
@@ -122,6 +122,15 @@ def wait():
                       speech=speech_of(ivr))
 
 
+def _joined_by_request(now):
+    """When this request says the caller joined the queue: now - QueueTime, which Twilio
+    documents on waitUrl requests only; else the `since` a redirect carried, else now."""
+    queue_time = param("QueueTime")
+    if queue_time.isdigit():
+        return now - timedelta(seconds=_int(queue_time, 0))
+    return _joined_time("since") or now
+
+
 def _record_caller(ivr, queue, joined):
     """Record the caller of this request as waiting; returns the time their place in line
     dates from, or None when this call already has a callback."""
@@ -144,17 +153,18 @@ def _record_caller(ivr, queue, joined):
 def _offer_wait(queue, joined):
     """(ahead, estimate) for the caller hearing the offer, or None; never fails the loop.
 
-    Ahead: the callers holding before them (Twilio's QueuePosition) and the pending
-    callbacks with an earlier place in line. Three Queries, once per call.
+    Ahead: the callers holding before them and the pending callbacks with an earlier place
+    in line. Twilio documents QueuePosition on the waitUrl request only, and the offer is
+    usually made on a redirected one: without it, the app's own line counts those holding
+    before them. Three Queries (four without QueuePosition), once per call.
     """
     svc = services()
     position = _int(param("QueuePosition"), 0)
-    if position < 1:
-        return None
     now = svc.clock.now()
     try:
         history = svc.storage.recent_departures(queue.name, history_since(now))
-        ahead = position - 1 + svc.storage.count_pending_before(queue.name, joined)
+        holding = position - 1 if position >= 1 else svc.storage.count_waiting_before(queue.name, joined)
+        ahead = holding + svc.storage.count_pending_before(queue.name, joined)
         on_duty = _agents_on_duty(queue.name)
     except StorageError:
         log.warning("no wait estimate for call %s: DynamoDB did not answer", param("CallSid") or "-")

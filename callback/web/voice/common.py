@@ -161,25 +161,26 @@ def webhook(safe_twiml):
 
 def _wait_url(ivr_name, queue_name, offer=True, offered=False, recorded=True):
     """The hold loop's URL. `recorded` carries this request's `joined` marker (the caller
-    is recorded as waiting since then); False gives the bare URL, which records them."""
+    is recorded as waiting since then); False gives the bare URL, which records them, with
+    the marker as `since`: a redirected request need not carry QueueTime to date the wait."""
     config = services().config
-    joined = _joined_marker() if recorded else None
+    marker = _joined_marker()
     return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
                              offer=None if offer else "off", offered="1" if offered else None,
-                             joined=joined)
+                             joined=marker if recorded else None,
+                             since=None if recorded else marker)
 
 
-def _joined_marker():
+def _joined_marker(name="joined"):
     """The `joined` marker of this request (epoch seconds, a URL we built), or None."""
-    value = param("joined")
+    value = param(name)
     return value if value.isdigit() and len(value) <= 10 else None
 
 
-def _joined_time():
-    """The time in the `joined` marker, or None."""
-    marker = _joined_marker()
+def _joined_time(name="joined"):
+    """The time in the `joined` marker (or another of its kind, `since`), or None."""
+    marker = _joined_marker(name)
     return datetime.fromtimestamp(int(marker), timezone.utc) if marker else None
-
 
 
 def _hold_music():
