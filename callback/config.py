@@ -55,7 +55,14 @@ class Config:
     # Routing configuration (IVRs, queues, numbers) is cached per Lambda container for this
     # long, so the hold loop costs at most one DynamoDB read and usually none.
     CONFIG_CACHE_SECONDS: float = 30.0
+    # The hold track. Twilio asks for the next wait document only when this one has played
+    # out, so a track whose length the app does not know plays only where the next prompt
+    # may wait for its end; elsewhere the app cuts the wait with its own 4-second clip
+    # (callback/domain/hold.py). Empty: only the app's own clip.
     HOLD_MUSIC_URL: str = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+    # The track's length in seconds (0: not known). Known, whole plays of it fill the wait
+    # before a due prompt too, when they end at most a few seconds after it.
+    HOLD_MUSIC_SECONDS: float = 0.0
     VALIDATE_TWILIO_SIGNATURE: bool = True
     ADMIN_API_TOKEN: str = ""
     ADMIN_USERNAME: str = "admin"

@@ -73,6 +73,9 @@ def enqueue(queue_name, wait_url, action_url, greeting=None, speech=DEFAULT_SPEE
 
 
 HOLD_MESSAGE = "Thank you for holding. An agent will be with you as soon as possible."
+OFFER_MESSAGE = "Press 1 to be called back instead of waiting. You keep your place in line."
+# After the offer's music a key may still come this long (the Gather's timeout).
+OFFER_SECONDS = 3
 
 
 def wait_sentence(ahead, estimate):
@@ -86,9 +89,18 @@ def wait_sentence(ahead, estimate):
     return f"{position}, and the estimated wait is {spoken_wait(estimate)}."
 
 
-def hold(music_url, offer_url=None, loop_url=None, wait=None, speech=DEFAULT_SPEECH):
+def _play(target, music):
+    """Play each (url, times) of `music` in order; a URL played no times is left out."""
+    for url, times in music:
+        if times > 0:
+            target.play(url, loop=times if times > 1 else None)
+
+
+def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=DEFAULT_SPEECH):
     """Hold message and music for the wait loop, with the callback offer once it is due.
 
+    `music` is [(url, times)], played in order: cut to last until the next prompt is due
+    (callback.domain.hold), since Twilio asks for the next document only after this one.
     The offer Gather wraps the music so a caller can press 1 at any moment. `loop_url`
     ends with a Redirect to itself, so the loop keeps that URL instead of going back to the
     waitUrl (which would offer again, or read the estimate again). `wait` is (ahead,
@@ -96,25 +108,25 @@ def hold(music_url, offer_url=None, loop_url=None, wait=None, speech=DEFAULT_SPE
     """
     response = VoiceResponse()
     if offer_url:
-        gather = Gather(input="dtmf", num_digits=1, timeout=3, action=offer_url)
+        gather = Gather(input="dtmf", num_digits=1, timeout=OFFER_SECONDS, action=offer_url)
         if wait is not None:
             _say(gather, wait_sentence(*wait), speech)
-        _say(gather, "Press 1 to be called back instead of waiting. You keep your place in line.",
-             speech)
-        gather.play(music_url)
+        _say(gather, OFFER_MESSAGE, speech)
+        _play(gather, music)
         response.append(gather)
     else:
-        _say(response, HOLD_MESSAGE, speech)
-        response.play(music_url)
+        if message:
+            _say(response, HOLD_MESSAGE, speech)
+        _play(response, music)
     if loop_url:
         response.redirect(loop_url, method="POST")
     return _xml(response)
 
 
-def hold_music_only(music_url):
+def hold_music_only(music):
     """What a holding caller hears when anything went wrong: music, no database needed."""
     response = VoiceResponse()
-    response.play(music_url)
+    _play(response, music)
     return _xml(response)
 
 

@@ -3,22 +3,25 @@ number entry and confirmation, and the move into an agent's conference."""
 import logging
 from datetime import timedelta
 
-from flask import request
+from flask import Response, request
 
 from callback.domain.estimate import estimate_wait, history_since
+from callback.domain.hold import between_prompts, speech_seconds, until_due
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
 from callback.domain.records import CONNECTING, Callback
 from callback.domain.rules import CALL
 from callback.domain.settings import DEFAULT_SPEECH, speech_of
 from callback.domain.views import caller_conference
 from callback.storage import CreateResult, NotFound, StorageError
-from callback.web import twiml
+from callback.web import tones, twiml
 from callback.web.voice.common import (
     _agents_on_duty,
     _hold_music,
+    _hold_track,
     _int,
     _joined_marker,
     _joined_time,
+    _music,
     _routed,
     _unrouted_back_to_hold,
     _wait_url,
@@ -82,16 +85,17 @@ def wait():
     A request without the `joined` marker records the caller as waiting since Twilio says
     they joined (now - QueueTime; without QueueTime, the app's own record or the `since` the
     URL carries; an earlier record keeps its place) and answers with a loop on the marked
-    URL, which redirects to itself. Marked requests read only the cached directory, except
-    once per call: the request that first makes the offer reads what the wait estimate
-    needs, then the loop continues on an `offered` URL. If recording fails, plain music
-    without a redirect sends the caller back to the bare waitUrl, which tries again.
+    URL, which redirects to itself. Each document lasts until the next prompt is due
+    (callback.domain.hold). Marked requests read only the cached directory, except once per
+    call: the request that first makes the offer reads what the wait estimate needs, then
+    the loop continues on an `offered` URL. If recording fails, plain music without a
+    redirect sends the caller back to the bare waitUrl, which tries again.
     """
     svc = services()
     ivr, queue = _routed()
-    music = svc.config.HOLD_MUSIC_URL
+    track = _hold_track()
     if queue is None:
-        return twiml.hold(music, speech=speech_of(ivr))
+        return twiml.hold(_music(between_prompts(track)), speech=speech_of(ivr))
     now = svc.clock.now()
     joined = _joined_time()
     if joined is None:
@@ -108,17 +112,17 @@ def wait():
                                      offered="1" if offered else None, joined=int(joined.timestamp()))
 
     settings = ivr.settings
-    offer_due = (
-        offer_on and queue.callback_enabled and settings.callback_enabled
-        and (offered or (now - joined).total_seconds() >= settings.offer_after_seconds)
-    )
-    if not offer_due:
-        return twiml.hold(music, loop_url=loop(False), speech=speech_of(ivr))
+    offering = offer_on and queue.callback_enabled and settings.callback_enabled
+    due_in = settings.offer_after_seconds - (now - joined).total_seconds()
+    if not offering or (not offered and due_in > 0):
+        audio = (until_due(due_in, track, speech_seconds(twiml.HOLD_MESSAGE)) if offering
+                 else between_prompts(track))
+        return twiml.hold(_music(audio), loop_url=loop(False), message=audio.message,
+                          speech=speech_of(ivr))
     offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name,
                                       joined=int(joined.timestamp()))
-    if offered:
-        return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), speech=speech_of(ivr))
-    return twiml.hold(music, offer_url=offer_url, loop_url=loop(True), wait=_offer_wait(queue, joined),
+    return twiml.hold(_music(between_prompts(track, message=False)), offer_url=offer_url,
+                      loop_url=loop(True), wait=None if offered else _offer_wait(queue, joined),
                       speech=speech_of(ivr))
 
 
@@ -171,6 +175,13 @@ def _offer_wait(queue, joined):
         return None
     estimate = estimate_wait(history, ahead, now, on_duty)
     return (ahead, estimate) if estimate is not None else None
+
+
+@bp.get("/hold-clip.wav")
+def hold_clip():
+    """The app's own hold clip, whose exact length cuts a wait to the next prompt (public audio)."""
+    return Response(tones.hold_clip_wav(), mimetype="audio/wav",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @bp.post("/offer")

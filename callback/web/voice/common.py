@@ -20,6 +20,7 @@ from twilio.request_validator import (
 )
 
 from callback import metrics
+from callback.domain.hold import HoldTrack, between_prompts
 from callback.domain.numbers import mask
 from callback.domain.records import OFFLINE
 from callback.web import twiml
@@ -183,8 +184,23 @@ def _joined_time(name="joined"):
     return datetime.fromtimestamp(int(marker), timezone.utc) if marker else None
 
 
+def _hold_track():
+    """The hold music as configured: HOLD_MUSIC_URL, and its length when HOLD_MUSIC_SECONDS says."""
+    config = services().config
+    return HoldTrack(config.HOLD_MUSIC_URL.strip(), config.HOLD_MUSIC_SECONDS or None)
+
+
+def _music(audio):
+    """[(url, times)] for twiml.hold: the hold track's whole plays, then the app's own clip's."""
+    config = services().config
+    return [(config.HOLD_MUSIC_URL.strip(), audio.plays),
+            (config.public_url("/voice/hold-clip.wav"), audio.fillers)]
+
+
 def _hold_music():
-    return twiml.hold_music_only(services().config.HOLD_MUSIC_URL)
+    # No redirect: Twilio asks for the waitUrl again once this has played, and that request
+    # (with its QueueTime) tries again.
+    return twiml.hold_music_only(_music(between_prompts(_hold_track())))
 
 
 def _routed():
