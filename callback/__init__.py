@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from callback import logs
 from callback.config import Config
+from callback.domain.settings import speech_problem
 from callback.storage.parameter_store import with_parameters
 from callback.web import health
 from callback.web.headers import security_headers
@@ -58,9 +59,16 @@ def create_app(overrides=None):
 
     @app.cli.command("init-db")
     def init_db():
-        """Create the DynamoDB tables (idempotent)."""
+        """Create the DynamoDB tables (idempotent), then report IVRs whose voice Twilio does not list."""
         created = app.extensions["callback"].storage.create_tables()
         click.echo("created: " + (", ".join(created) if created else "nothing, all tables exist"))
+        _report_voices(app.extensions["callback"].storage.list_ivrs())
+
+    @app.cli.command("check-voices")
+    def check_voices():
+        """Report IVRs whose voice and language Twilio's voice table does not list (exit 1 if any)."""
+        if _report_voices(app.extensions["callback"].storage.list_ivrs()):
+            raise SystemExit(1)
 
     @app.cli.command("twilio-setup")
     @click.option("--dry-run", is_flag=True, help="say what would change, change nothing")
@@ -78,6 +86,18 @@ def create_app(overrides=None):
             raise SystemExit(1)
 
     return app
+
+
+def _report_voices(ivrs):
+    """Print each IVR whose voice and language Twilio's table does not list, with the nearest
+    pair it does; returns how many there were."""
+    wrong = [ivr for ivr in ivrs if speech_problem(ivr.settings.voice, ivr.settings.language)]
+    for ivr in wrong:
+        click.echo(f"IVR {ivr.name}: {speech_problem(ivr.settings.voice, ivr.settings.language)}. "
+                   "Until the settings change, its calls speak that nearest pair.")
+    click.echo(f"voices: {len(wrong)} of {len(ivrs)} IVRs outside Twilio's voice table"
+               + (" (fix them in IVRs > Settings or PUT /api/ivrs/<name>/settings)" if wrong else ""))
+    return len(wrong)
 
 
 def _secret_key(config):

@@ -11,6 +11,9 @@
   WAV header, any other track as `Network(tracks=...)` says; the next waitUrl request comes
   only when a document has played out, and only waitUrl requests carry the queue's
   parameters (QueueSid, QueueTime, QueuePosition…), never one reached through <Redirect>;
+- **`<Say>` only in a voice and language Twilio's table lists together**
+  (`callback.domain.voice_table`, as pinned): any other pair fails the verb, and the call
+  hears "an application error has occurred", as Twilio warns it may;
 - **phones** answer calls the app places the way people and machines do: a person who
   listens, then presses the keys they are asked for, a voicemail that answers and presses
   nothing (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer,
@@ -50,6 +53,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 from twilio.request_validator import RequestValidator
 
+from callback.domain.voice_table import ROWS as VOICE_ROWS
+
 ACCOUNT_SID = "AC" + "0" * 32
 # How long Twilio's own hold tracks play, by file name (served from TWILIO_MUSIC_BUCKETS; the
 # "default classical playlist" the <Enqueue> page names plays them all, shuffled). Twilio
@@ -71,6 +76,11 @@ UNKNOWN_TRACK_SECONDS = 15  # a track the model has no length for (counted: give
 PLAY_LOOP_ZERO = 1000  # <Play loop="0"> repeats until hang-up or this many plays (Twilio's <Play> page)
 FETCH_SECONDS = 1  # simulated time a webhook round trip stands for
 MAX_DOCUMENTS = 5000  # TwiML documents one call may run before the model calls it a loop
+# The voice and language pairs Twilio's table lists (as pinned in the app), and what <Say>
+# falls back to without one of the attributes: the account's default voice and language.
+SAY_PAIRS = frozenset((voice, language) for language, voice, _kind, _gender in VOICE_ROWS)
+SAY_VOICES = {voice for voice, _ in SAY_PAIRS}
+SAY_LANGUAGES = {language for _, language in SAY_PAIRS}
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 # Moments of an offer to an agent at which a holding caller may hang up (HangUpPlan).
 AGENT_RUNG = "agent-rung"  # the agent's phone rings
@@ -1238,12 +1248,25 @@ class CallRun:
         return self.fetch(wait_url, {"QueueSid": "QU" + "0" * 32, "QueueTime": int(self.queue_time),
                                      "QueuePosition": 1, "CurrentQueueSize": 1, "AvgQueueTime": 0})
 
+    def _say(self, verb):
+        """Speak a <Say>, or fail it as Twilio may when its table does not list the voice
+        with the language (without an attribute, the account's default stands in for it)."""
+        voice, language = verb.get("voice"), verb.get("language")
+        known = ((voice, language) in SAY_PAIRS if voice and language
+                 else voice in SAY_VOICES if voice else language in SAY_LANGUAGES if language else True)
+        if not known:
+            self.network.count("says refused: voice and language not in Twilio's table")
+            self.network.out(self.who, f"hears: an application error has occurred (<Say> in {voice} "
+                                       f"with {language})")
+            raise HungUp("app")
+        self.hears(verb.text or "")
+
     def _execute(self, doc):
         """Run one document's verbs; returns the next document, or None when it runs out."""
         for verb in list(doc):
             tag = verb.tag
             if tag == "Say":
-                self.hears(verb.text or "")
+                self._say(verb)
                 self._pass(_say_seconds(verb))
             elif tag == "Play":
                 self.hears(f"♪ {(verb.text or '').strip()}")
@@ -1282,7 +1305,7 @@ class CallRun:
         prompt, playing = [], 0
         for child in verb:
             if child.tag == "Say":
-                self.hears(child.text or "")
+                self._say(child)
                 prompt.append(child.text or "")
                 playing += _say_seconds(child)
             elif child.tag == "Play":

@@ -494,3 +494,43 @@ def test_a_failed_update_changes_nothing_and_a_timed_out_one_may_have_been_appli
     assert wait_until(lambda: next(r for r in network.records if r.sid == sid).ended is not None)
     assert twilio_standin.fault_counts == {"update answered " + str(failed.value.status): 1,
                                            "update timed out, applied": 1}
+
+
+# -- voices: a <Say> Twilio's table does not list fails the call ----------------------------
+
+@pytest.mark.parametrize("attributes, fails", [
+    ('voice="Polly.Lupe" language="es-US"', False),
+    ('voice="man" language="de-DE"', False),
+    ("", False),
+    ('language="fr-CA"', False),
+    ('voice="Polly.Lupe" language="en-US"', True),
+    ('voice="woman" language="pt-BR"', True),
+    ('voice="alice"', True),
+    ('language="klingon"', True),
+])
+def test_a_say_twilios_table_does_not_list_is_an_application_error(model, attributes, fails):
+    app, seen = recording_app({"/in": f"<Response><Say {attributes}>Hola.</Say><Redirect>/next</Redirect>"
+                                      "</Response>"})
+    network = model(app)
+    run = network.dial_in("+12125550170", IVR_NUMBER, Keys([]), patience=60, incoming_path="/in")
+    assert any(r["path"] == "/next" for r in seen) is not fails
+    assert (run.ending == "hung-up-by-app") is fails
+    assert bool(network.stats["says refused: voice and language not in Twilio's table"]) is fails
+
+
+def test_an_ivr_whose_stored_voice_twilio_dropped_still_speaks_every_prompt(app, main_line, model, clock):
+    """The IVR's settings hold a pair outside Twilio's table (written before the table was
+    pinned): the app speaks the nearest pair, so the journey ends with a stored callback,
+    never an application error."""
+    from callback.domain.settings import CallbackSettings
+    from devtools.twilio_model import answering_caller
+
+    app.extensions["callback"].storage.save_ivr(main_line.evolve(
+        settings=CallbackSettings(voice="Polly.Amy", language="en-US")))
+    network = model(app, speed=JOURNEY_SPEED, clock=clock)
+    run = network.dial_in("+12125550171", IVR_NUMBER, Keys(responder=answering_caller("2125550171")),
+                          patience=600)
+    assert not network.stats["says refused: voice and language not in Twilio's table"]
+    assert run.left_with == "leave"
+    assert app.extensions["callback"].storage.get_callback(run.call.sid).number == "+12125550171"
+

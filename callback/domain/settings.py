@@ -3,32 +3,17 @@ import re
 from dataclasses import asdict, dataclass
 
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
+from callback.domain.voices import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_VOICE,
+    LANGUAGES,
+    VOICES,
+    documented,
+    nearest_pair,
+    voice_groups,
+)
 
-DEFAULT_VOICE = "Polly.Joanna"
-DEFAULT_LANGUAGE = "en-US"
 DEFAULT_SPEECH = (DEFAULT_VOICE, DEFAULT_LANGUAGE)
-# Twilio's <Say> fails on a voice and language that do not go together, and a failed <Say>
-# is a caller hearing an application error: only these pairs are accepted. Each Amazon
-# Polly voice speaks one language; Twilio's basic voices speak a few.
-_POLLY_VOICES = {
-    "en-US": ("Joanna", "Matthew", "Salli", "Kimberly", "Kendra", "Ivy", "Joey", "Justin",
-              "Joanna-Neural", "Matthew-Neural"),
-    "en-GB": ("Amy", "Brian", "Emma"),
-    "es-US": ("Lupe", "Miguel", "Penelope"),
-    "es-MX": ("Mia",),
-    "es-ES": ("Conchita", "Enrique", "Lucia"),
-    "fr-CA": ("Chantal",),
-    "fr-FR": ("Celine", "Lea", "Mathieu"),
-    "de-DE": ("Marlene", "Vicki", "Hans"),
-    "pt-BR": ("Camila", "Vitoria", "Ricardo"),
-}
-_BASIC_LANGUAGES = ("en-US", "en-GB", "es-ES", "fr-FR", "de-DE")
-VOICES = {
-    **{f"Polly.{name}": (language,) for language, names in _POLLY_VOICES.items() for name in names},
-    "man": _BASIC_LANGUAGES,
-    "woman": _BASIC_LANGUAGES,
-}
-LANGUAGES = tuple(sorted({language for languages in VOICES.values() for language in languages}))
 MAX_ANNOUNCE_AS = 64
 # Letters of any alphabet, digits, spaces and the punctuation company names use.
 _ANNOUNCE_AS = re.compile(r"[^\W_][\w &'.,()!-]*")
@@ -65,8 +50,9 @@ class CallbackSettings:
 
     @property
     def speech(self):
-        """(voice, language) for every <Say> on this IVR's calls."""
-        return (self.voice, self.language)
+        """(voice, language) for every <Say> on this IVR's calls: the pair set, or, when
+        Twilio's voice table no longer lists it, the nearest one it does (never a failed <Say>)."""
+        return nearest_pair(self.voice, self.language)
 
     def announced_name(self, ivr_name):
         """The name a customer hears when called back."""
@@ -130,13 +116,26 @@ TEXT_FIELDS = {
                     "The company name customers hear when called back (\"this is the callback "
                     "you requested from Example Company\"). Leave blank to use the IVR's name."),
 }
+
+
+class GroupedChoices(tuple):
+    """Choices a form shows in groups: `groups` is ((group label, ((value, text), ...)), ...)."""
+
+    def __new__(cls, values, groups):
+        choices = super().__new__(cls, values)
+        choices.groups = groups
+        return choices
+
+
 # name: (label, choices, help text)
 CHOICE_FIELDS = {
-    "voice": ("Voice", tuple(VOICES),
+    "voice": ("Voice", GroupedChoices(VOICES, voice_groups()),
               "The text-to-speech voice of every prompt on this IVR's calls, including what "
-              "agents and called-back customers hear."),
+              "agents and called-back customers hear. Only the voices of Twilio's voice table "
+              "are offered; Generative voices are a Twilio beta and cost more."),
     "language": ("Language", LANGUAGES,
-                 "The language the voice speaks: each Amazon Polly voice speaks exactly one."),
+                 "The language the voice speaks: each Amazon Polly voice speaks exactly one; "
+                 "man and woman speak several."),
 }
 FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS) + tuple(CHOICE_FIELDS) + (
     "call_regions",)
@@ -266,12 +265,24 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             values[name] = value
         else:
             errors[name] = f"must be one of the {name}s offered"
-    voice_languages = VOICES.get(values["voice"], ())
-    if "voice" not in errors and "language" not in errors and values["language"] not in voice_languages:
-        errors["language"] = f"{values['voice']} speaks {', '.join(voice_languages)}"
+    if "voice" not in errors and "language" not in errors:
+        problem = speech_problem(values["voice"], values["language"])
+        if problem:
+            errors["language"] = problem
     if errors:
         return None, errors
     return CallbackSettings(**{**values, "call_regions": tuple(values["call_regions"])}), {}
+
+
+def speech_problem(voice, language):
+    """Why Twilio may fail a <Say> with this voice and language, naming the nearest pair
+    its voice table lists; None when it lists this one."""
+    if documented(voice, language):
+        return None
+    near_voice, near_language = nearest_pair(voice, language)
+    spoken = ", ".join(VOICES.get(voice, ())) or "no language in Twilio's voice table"
+    return (f"{voice} speaks {spoken}, not {language}; the nearest pair Twilio lists is "
+            f"{near_voice} with {near_language}")
 
 
 def priority_warnings(settings, queues):

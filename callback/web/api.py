@@ -8,7 +8,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from callback.domain import records as m
-from callback.domain import stats, transitions
+from callback.domain import stats, transitions, voice_table
 from callback.domain.settings import parse_int, validate_settings
 from callback.domain.validation import check_agent, check_queue, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
@@ -247,6 +247,15 @@ def put_settings(name):
         raise ApiError(409, "the IVR changed meanwhile; read it again") from exc
     svc.directory.invalidate()
     return jsonify(settings=saved.settings.as_dict())
+
+
+@bp.get("/voices")
+@token_required
+def list_voices():
+    """The voice and language pairs the settings accept: Twilio's voice table, as pinned."""
+    return jsonify(source=voice_table.SOURCE, copied_on=voice_table.COPIED_ON,
+                   voices=[{"voice": voice, "language": language, "type": kind, "gender": gender}
+                           for language, voice, kind, gender in voice_table.ROWS])
 
 
 @bp.get("/queues")
