@@ -12,6 +12,7 @@ from callback.domain.settings import speech_problem
 from callback.storage.parameter_store import with_parameters
 from callback.web import health
 from callback.web.headers import security_headers
+from callback.work.queues import size_every_queue
 from callback.work.twilio_setup import set_up_numbers
 from callback.work.wiring import build_services
 
@@ -82,10 +83,28 @@ def create_app(overrides=None):
                 click.echo(line)
         if not results:
             click.echo("no IVR has a number yet: add one in the portal, then run this again")
-        if any(r.problem for r in results):
+        # Every queue gets its MaxSize too, or <Enqueue> gives it Twilio's default size.
+        unsized = False if dry_run else _echo_sizing(size_every_queue(svc))
+        if any(r.problem for r in results) or unsized:
+            raise SystemExit(1)
+
+    @app.cli.command("size-queues")
+    def size_queues():
+        """Create or update every IVR queue's Twilio queue with its MaxSize (exit 1 if one failed)."""
+        if _echo_sizing(size_every_queue(app.extensions["callback"])):
             raise SystemExit(1)
 
     return app
+
+
+def _echo_sizing(sized):
+    """Print what sizing each queue came to; True when Twilio did not size one."""
+    for queue in sized:
+        click.echo(f"queue {queue.name}: MaxSize {queue.max_size}, {queue.outcome}"
+                   + (f" ({queue.error})" if queue.error else ""))
+    if not sized:
+        click.echo("no queues: add them on an IVR")
+    return any(queue.failed for queue in sized)
 
 
 def _report_voices(ivrs):

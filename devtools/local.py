@@ -241,6 +241,10 @@ def main(argv=None):
     for result in set_up_numbers(svc.storage, svc.telephony, svc.config):
         for line in result.lines():
             print(f"twilio-setup: {line}", flush=True)
+    # As the set-up does for a deployment: every queue sized in (the stand-in of) Twilio.
+    from callback.work.queues import size_every_queue
+
+    size_every_queue(svc)
     with open(args.session, "w") as f:
         json.dump(session, f)
     os.chmod(args.session, 0o600)

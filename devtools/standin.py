@@ -8,6 +8,11 @@ through Twilio's lifecycle (queued, ringing, in-progress, then one final status)
 `GET` of a call, the calls list (filtered by `To`, `From`, `Status`, `StartTime>`…),
 conferences and their participants answer from that state.
 
+Call queues are kept as Twilio keeps them: created by the Queues API (list, create, fetch,
+update, with their MaxSize) or on a call's first `<Enqueue>` with Twilio's default size, and
+holding the calls the model puts in them (`queue_join`, which turns a call away when the
+queue is full, and `queue_left`); `current_size` reads from that.
+
 Beyond plain failures it models what the real network does to a REST client: numbers
 Twilio refuses with its own 4xx codes (`refuse`), create requests that time out after
 Twilio placed the call (`time_out_after_placing`), and, decided per request from a seed
@@ -156,6 +161,24 @@ class PlacedCall:
         return data
 
 
+# What Twilio gives a queue created without a MaxSize (by the API or by <Enqueue>), and the
+# most it allows.
+DEFAULT_QUEUE_SIZE = 1000
+MAX_QUEUE_SIZE = 5000
+
+
+@dataclass
+class CallQueue:
+    """A call queue as Twilio's REST API shows it, with the calls waiting in it, first in first."""
+
+    sid: str
+    friendly_name: str
+    max_size: int
+    created_at: datetime
+    members: list = field(default_factory=list)
+    updated_at: datetime | None = None
+
+
 @dataclass
 class ConferenceRoom:
     """A conference as Twilio's REST API shows it: its participants while it lasts."""
@@ -189,6 +212,7 @@ class TwilioStandIn:
         self.conferences = {}  # ConferenceSid -> ConferenceRoom
         self.numbers = {}  # PhoneNumberSid -> the account's number, as IncomingPhoneNumbers shows it
         self.deleted = set()  # CallSids whose records were deleted (erasure)
+        self.queues = {}  # QueueSid -> CallQueue
         self.listeners = []
         self._failures = []
         self._delays = []
@@ -334,6 +358,46 @@ class TwilioStandIn:
                 return room, True
             return room, False
 
+    # -- call queues (the model's <Enqueue> puts calls in them; the app sizes them) -------
+
+    def queue_named(self, name):
+        """The queue of that friendly name (the name <Enqueue> uses), or None. Under the lock."""
+        return next((q for q in self.queues.values() if q.friendly_name == name), None)
+
+    def add_queue(self, name, max_size=DEFAULT_QUEUE_SIZE):
+        """Create a queue; returns it. Under the lock."""
+        now = self.clock.now()
+        queue = CallQueue(self.new_sid("QU", f"queue|{name}"), name, max_size, now, updated_at=now)
+        self.queues[queue.sid] = queue
+        return queue
+
+    def queue_join(self, name, call_sid):
+        """A call's <Enqueue>: (queue, position from 1), or (queue, None) when the queue is
+        full and turns it away. A queue that does not exist yet is created, as Twilio does,
+        with its default size."""
+        with self.lock:
+            queue = self.queue_named(name) or self.add_queue(name)
+            if call_sid not in queue.members:
+                if len(queue.members) >= queue.max_size:
+                    return queue, None
+                queue.members.append(call_sid)
+            return queue, queue.members.index(call_sid) + 1
+
+    def queue_left(self, name, call_sid):
+        """A call left its queue (dequeued, <Leave>, redirected, hung up)."""
+        with self.lock:
+            queue = self.queue_named(name)
+            if queue is not None and call_sid in queue.members:
+                queue.members.remove(call_sid)
+
+    def queue_place(self, name, call_sid):
+        """(queue, position from 1) of a call in a queue; the position is None when it is not in it."""
+        with self.lock:
+            queue = self.queue_named(name)
+            if queue is None or call_sid not in queue.members:
+                return queue, None
+            return queue, queue.members.index(call_sid) + 1
+
     def _open_room(self, name):
         return next((r for r in self.conferences.values()
                      if r.friendly_name == name and r.status != "completed"), None)
@@ -347,6 +411,7 @@ class TwilioStandIn:
             self.conferences.clear()
             self.numbers.clear()
             self.deleted.clear()
+            self.queues.clear()
             self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
@@ -672,7 +737,82 @@ class TwilioStandIn:
                 return error(404, 20404, "The requested resource was not found")
             return jsonify(participant_payload(account_sid, room, call_sid, flags))
 
+        def queue_payload(account_sid, queue):
+            return {"sid": queue.sid, "account_sid": account_sid, "friendly_name": queue.friendly_name,
+                    "max_size": queue.max_size, "current_size": len(queue.members), "average_wait_time": 0,
+                    "date_created": _rfc2822(queue.created_at), "date_updated": _rfc2822(queue.updated_at),
+                    "uri": f"/2010-04-01/Accounts/{account_sid}/Queues/{queue.sid}.json"}
+
+        def max_size_of(form, default):
+            """MaxSize of a create or update: (size, None), or (None, the error to answer)."""
+            text = form.get("MaxSize")
+            if text is None:
+                return default, None
+            if not text.strip().isdigit() or not 1 <= int(text) <= MAX_QUEUE_SIZE:
+                return None, error(400, 20001, f"MaxSize must be a whole number from 1 to {MAX_QUEUE_SIZE}")
+            return int(text), None
+
+        @app.get(base + "/Queues.json")
+        def list_queues(account_sid):
+            """GET …/Queues.json: every queue (the API filters none), oldest first."""
+            with self.lock:
+                queues = sorted(self.queues.values(), key=lambda q: q.created_at)
+                items = [queue_payload(account_sid, q) for q in queues]
+            return page(account_sid, "queues", items, "Queues")
+
+        @app.post(base + "/Queues.json")
+        def create_queue(account_sid):
+            """POST …/Queues.json: a new queue (FriendlyName, MaxSize)."""
+            name = (request.form.get("FriendlyName") or "").strip()
+            if not name or len(name) > 64:
+                return error(400, 20001, "FriendlyName is required, at most 64 characters")
+            size, problem = max_size_of(request.form, DEFAULT_QUEUE_SIZE)
+            if problem:
+                return problem
+            with self.lock:
+                if self.queue_named(name) is not None:
+                    # The app reads the list before it creates, so it never asks for this.
+                    return error(400, 20001, f"A queue named {name} already exists")
+                payload = queue_payload(account_sid, self.add_queue(name, size))
+            response = jsonify(payload)
+            response.status_code = 201
+            return response
+
+        @app.route(base + "/Queues/<queue_sid>.json", methods=["GET", "POST"])
+        def one_queue(account_sid, queue_sid):
+            """GET or POST …/Queues/{Sid}.json: fetch or update (FriendlyName, MaxSize) a queue."""
+            with self.lock:
+                queue = self.queues.get(queue_sid)
+            if queue is None:
+                return error(404, 20404, "The requested resource was not found")
+            if request.method == "POST":
+                size, problem = max_size_of(request.form, queue.max_size)
+                if problem:
+                    return problem
+                with self.lock:
+                    queue.max_size = size
+                    queue.friendly_name = request.form.get("FriendlyName") or queue.friendly_name
+                    queue.updated_at = self.clock.now()
+            with self.lock:
+                return jsonify(queue_payload(account_sid, queue))
+
         # -- local controls (the simulator in another process drives calls through these) --
+
+        @app.post("/_standin/queues/<path:name>/<action>")
+        def standin_queue(name, action):
+            """A call joined or left a queue, or asks its place in it (for the simulator)."""
+            sid = request.form.get("CallSid", "")
+            if action == "join":
+                queue, position = self.queue_join(name, sid)
+            elif action == "leave":
+                self.queue_left(name, sid)
+                queue, position = self.queue_place(name, sid)
+            else:
+                queue, position = self.queue_place(name, sid)
+            with self.lock:
+                return jsonify(sid=queue.sid if queue else None, position=position,
+                               size=len(queue.members) if queue else 0,
+                               max_size=queue.max_size if queue else DEFAULT_QUEUE_SIZE)
 
         @app.get("/_standin/calls")
         def standin_calls():

@@ -179,3 +179,36 @@ def test_the_standin_reads_calls_and_conferences_as_twilio_does(app, twilio_stan
     assert telephony.conference_participants("callback-x-3") == {first}
     for request in twilio_standin.requests:
         assert_in_spec(request)
+
+
+def test_sizing_queues_sends_only_spec_requests_and_reads_pages(app, twilio_standin):
+    """List (page by page: the Queues API filters nothing), create, update, unchanged: every
+    request as Twilio's OpenAPI file describes it."""
+    telephony = Telephony(app.extensions["callback"].config)
+    for n in range(3):
+        twilio_standin.queue_join(f"Other {n}", f"CA{n}")
+    assert telephony.size_queue("Sales", 100).outcome == "created"
+    assert telephony.size_queue("Sales", 100).outcome == "unchanged"
+    assert telephony.size_queue("Other 2", 7).outcome == "updated"
+    with twilio_standin.lock:
+        assert {q.friendly_name: q.max_size for q in twilio_standin.queues.values()} == {
+            "Other 0": 1000, "Other 1": 1000, "Other 2": 7, "Sales": 100}
+    lists = [r for r in twilio_standin.requests if r["method"] == "GET"]
+    assert lists and all(r["query"]["PageSize"] == ["1000"] for r in lists)
+    for request in twilio_standin.requests:
+        assert_in_spec(request)
+
+
+def test_a_queue_found_on_a_later_page_is_updated_not_created(app, twilio_standin, monkeypatch):
+    from callback.telephony import rest
+
+    monkeypatch.setattr(rest, "QUEUE_PAGE_SIZE", 2)
+    telephony = Telephony(app.extensions["callback"].config)
+    for n in range(5):
+        twilio_standin.queue_join(f"Q{n}", f"CA{n}")
+    assert telephony.size_queue("Q4", 9).outcome == "updated"
+    assert len(twilio_standin.queues) == 5
+    pages = [r["query"].get("Page", ["0"])[0] for r in twilio_standin.requests if r["method"] == "GET"]
+    assert pages == ["0", "1", "2"]
+    for request in twilio_standin.requests:
+        assert_in_spec(request)

@@ -29,14 +29,21 @@ WAITING = "waiting"
 CONNECTING = "connecting"
 
 
+# Twilio keeps at most this many calls waiting in one queue (its MaxSize limit), and gives
+# a queue that <Enqueue> creates on first use 1,000 (100 in older accounts' documentation).
+TWILIO_MAX_QUEUE_SIZE = 5000
+
+
 @dataclass(frozen=True)
 class Queue:
-    """A named Twilio queue of an IVR."""
+    """A named Twilio queue of an IVR; `max_size` is the MaxSize the app gives Twilio's queue:
+    a caller who finds it full is offered a callback at once."""
 
     name: str
     ivr_name: str
     priority: int = 0
     callback_enabled: bool = True
+    max_size: int = TWILIO_MAX_QUEUE_SIZE
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import re
 
 from callback.domain.dialing import PREMIUM, why_not_agent_phone
 from callback.domain.numbers import for_people, is_agent_address, is_e164
-from callback.domain.records import Queue
+from callback.domain.records import TWILIO_MAX_QUEUE_SIZE, Queue
 from callback.domain.settings import parse_bool, parse_int
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")
@@ -42,11 +42,19 @@ def check_queue(raw, ivr_name, taken_names, *, json=False):
     except ValueError as exc:
         errors["callback_enabled"] = str(exc)
         callback = None
+    max_size = raw.get("max_size")
+    try:
+        # Blank (or absent): Twilio's own maximum, so the queue is never the limit by accident.
+        blank = max_size is None or (not json and isinstance(max_size, str) and not max_size.strip())
+        max_size = TWILIO_MAX_QUEUE_SIZE if blank else parse_int(max_size, 1, TWILIO_MAX_QUEUE_SIZE,
+                                                                  json=json)
+    except ValueError as exc:
+        errors["max_size"] = str(exc)
     if name and name in taken_names:
         errors["name"] = f"queue {name} already belongs to another IVR"
     if errors:
         return None, errors
-    return Queue(name, ivr_name, priority, callback), {}
+    return Queue(name, ivr_name, priority, callback, max_size), {}
 
 
 def check_ivr(raw, *, other_ivrs, creating):

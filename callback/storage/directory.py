@@ -42,7 +42,9 @@ class IvrStorage(StorageBase):
             call_personal_numbers=bool(s.call_personal_numbers),
         )
         queues = tuple(
-            m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled)) for q in record.queues
+            m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),
+                    int(q.max_size) if q.max_size is not None else m.TWILIO_MAX_QUEUE_SIZE)
+            for q in record.queues
         )
         return m.Ivr(record.sk, tuple(record.numbers), record.greeting, queues, settings, record.version)
 
@@ -66,8 +68,8 @@ class IvrStorage(StorageBase):
             ivr.name,
             numbers=list(ivr.numbers),
             greeting=ivr.greeting,
-            queues=[QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled)
-                    for q in ivr.queues],
+            queues=[QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled,
+                             max_size=q.max_size) for q in ivr.queues],
             settings=SettingsMap(**{**ivr.settings.as_dict(),
                                     "announce_as": ivr.settings.announce_as or None}),
         )

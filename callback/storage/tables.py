@@ -59,6 +59,8 @@ class QueueMap(MapAttribute):
     name = UnicodeAttribute()
     priority = NumberAttribute(default=0)
     callback_enabled = BooleanAttribute(default=True)
+    # Absent on queues saved before it existed: Twilio's maximum (records.Queue).
+    max_size = NumberAttribute(null=True)
 
 
 class SettingsMap(MapAttribute):

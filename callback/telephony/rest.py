@@ -1,4 +1,5 @@
-"""The Twilio REST client, wrapped: the only module that places or changes calls."""
+"""The Twilio REST client, wrapped: the only module that places or changes calls, or sizes
+Twilio's call queues."""
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,27 @@ ACCOUNT_REFUSAL_CODES = frozenset({
 # Errors of requests raised after the request left, so Twilio may have acted on it. Told
 # apart by name: requests is imported with the REST client, on first use, not at cold start.
 _MAYBE_SENT = {"ReadTimeout", "ChunkedEncodingError"}
+
+
+@dataclass(frozen=True)
+class QueueSize:
+    """A Twilio queue as sized: its SID, name and MaxSize, and what sizing it took:
+    'created', 'updated', 'unchanged', or 'failed' (`error` says why; the SID may be None)."""
+
+    sid: str | None
+    name: str
+    max_size: int
+    outcome: str
+    error: str = ""
+
+    @property
+    def failed(self):
+        """True when Twilio's queue may still have another size than the app's."""
+        return self.outcome == "failed"
+
+
+# A queue list is read a page of this many at a time (Twilio's largest page).
+QUEUE_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -229,6 +251,46 @@ class Telephony:
         except CallGone:
             return False
         return True
+
+    def _queues(self):
+        return self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).queues
+
+    def _queue_named(self, name):
+        """The account's queue of that friendly name (the name <Enqueue> uses), or None. The
+        Queues API filters nothing, so the list is read page by page."""
+        return next((q for q in self._wrap(lambda: self._queues().list(page_size=QUEUE_PAGE_SIZE))
+                     if q.friendly_name == name), None)
+
+    def size_queue(self, name, max_size):
+        """Give the account's queue `name` this MaxSize, creating it when it does not exist
+        yet (<Enqueue> would create it with Twilio's default size instead). Returns a QueueSize."""
+        queue = self._queue_named(name)
+        if queue is None:
+            try:
+                created = self._wrap(lambda: self._queues().create(friendly_name=name, max_size=max_size))
+                return QueueSize(created.sid, name, int(created.max_size), "created")
+            except TelephonyError as exc:
+                # Created meanwhile (another save, or a caller's <Enqueue>): size that one.
+                queue = self._queue_named(name)
+                if queue is None:
+                    raise exc
+        if int(queue.max_size or 0) == max_size:
+            return QueueSize(queue.sid, name, max_size, "unchanged")
+        updated = self._wrap(lambda: self._queues()(queue.sid).update(max_size=max_size))
+        return QueueSize(updated.sid, name, int(updated.max_size), "updated")
+
+    def size_queues(self, queues):
+        """`size_queue` for each of `queues` (records with `name` and `max_size`); a Twilio
+        failure is reported as that queue's outcome, never raised, so the others are sized."""
+        done = []
+        for queue in queues:
+            try:
+                sized = self.size_queue(queue.name, queue.max_size)
+            except TelephonyError as exc:
+                log.warning("could not size Twilio queue %s to %d: %s", queue.name, queue.max_size, exc)
+                sized = QueueSize(None, queue.name, queue.max_size, "failed", str(exc) or type(exc).__name__)
+            done.append(sized)
+        return done
 
     def call_status(self, call_sid):
         """The current status of a call ('in-progress', 'completed', ...)."""

@@ -30,6 +30,7 @@ from callback.domain.validation import check_agent, check_ivr, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
 from callback.web.auth import login_required, storage_unavailable
 from callback.web.headers import CONTENT_SECURITY_POLICY
+from callback.web.queue_sizing import saved_with_queues_sized
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 25
@@ -118,7 +119,8 @@ def _queue_rows(form):
         name = form.get(f"queue_name_{i}", "").strip()
         if name:
             rows.append({"name": name, "priority": form.get(f"queue_priority_{i}", "0"),
-                         "callback_enabled": form.get(f"queue_callback_{i}", "") == "on"})
+                         "callback_enabled": form.get(f"queue_callback_{i}", "") == "on",
+                         "max_size": form.get(f"queue_max_size_{i}", "")})
     return rows
 
 
@@ -156,7 +158,7 @@ def _ivr_form(current):
                 errors = {"_": "Someone else changed this IVR meanwhile. Reload and try again."}
             else:
                 svc.directory.invalidate()
-                flash(f"IVR {ivr.name} saved.", "ok")
+                saved_with_queues_sized(ivr)
                 return redirect(url_for("admin.ivrs"))
         form = {"name": raw["name"], "numbers": raw["numbers"], "greeting": raw["greeting"],
                 "queues": raw["queues"]}
@@ -165,11 +167,11 @@ def _ivr_form(current):
         form = {"name": current.name if current else "",
                 "numbers": "\n".join(current.numbers) if current else "",
                 "greeting": current.greeting if current else "",
-                "queues": [{"name": q.name, "priority": q.priority,
-                            "callback_enabled": q.callback_enabled} for q in current.queues]
+                "queues": [{"name": q.name, "priority": q.priority, "callback_enabled": q.callback_enabled,
+                            "max_size": q.max_size} for q in current.queues]
                 if current else []}
         status = 200
-    rows = form["queues"] + [{"name": "", "priority": 0, "callback_enabled": True}] * BLANK_QUEUE_ROWS
+    rows = form["queues"] + [dict(name="", priority=0, callback_enabled=True, max_size="")] * BLANK_QUEUE_ROWS
     return render_template("ivr_form.html", form=form, rows=rows, errors=errors,
                            creating=current is None), status
 

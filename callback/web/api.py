@@ -189,7 +189,7 @@ def ivr_json(ivr):
 def queue_json(queue, waiting=None, pending=None):
     """A queue as the API shows it."""
     data = {"name": queue.name, "ivr": queue.ivr_name, "priority": queue.priority,
-            "callback_enabled": queue.callback_enabled}
+            "callback_enabled": queue.callback_enabled, "max_size": queue.max_size}
     if waiting is not None:
         data.update(waiting=waiting, pending_callbacks=pending)
     return data
@@ -270,14 +270,15 @@ def list_queues():
 @bp.post("/queues")
 @token_required
 def create_queue():
-    """Add a queue to an IVR: {"name", "ivr", "priority", "callback_enabled"}."""
+    """Add a queue to an IVR: {"name", "ivr", "priority", "callback_enabled", "max_size"}; its
+    Twilio queue is then created with that MaxSize (`twilio` in the answer says how it went)."""
     svc = services()
     body = json_body()
     ivr_name = body.get("ivr")
     if not isinstance(ivr_name, str):
         raise ApiError(400, "invalid queue", {"ivr": "is required"})
     ivr = _ivr(ivr_name)
-    unknown = set(body) - {"name", "ivr", "priority", "callback_enabled"}
+    unknown = set(body) - {"name", "ivr", "priority", "callback_enabled", "max_size"}
     if unknown:
         raise ApiError(400, "invalid queue", {k: "unknown field" for k in unknown})
     # Invalid input is a 400 whatever else is wrong; only a valid queue can conflict (409).
@@ -292,7 +293,9 @@ def create_queue():
     except Conflict as exc:
         raise ApiError(409, "the IVR changed meanwhile; try again") from exc
     svc.directory.invalidate()
-    return jsonify(queue=queue_json(queue)), 201
+    [sized] = svc.telephony.size_queues([queue])
+    return jsonify(queue=queue_json(queue), twilio={"max_size": sized.max_size, "outcome": sized.outcome,
+                                                    "error": sized.error or None}), 201
 
 
 @bp.post("/agents")
