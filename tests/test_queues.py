@@ -1,24 +1,42 @@
 """Queues sized on purpose: each Twilio queue gets its MaxSize through the Queues API (when
-an IVR is saved, and by `flask size-queues`)."""
+an IVR is saved, and by `flask size-queues`), and a caller who still finds the queue full is
+offered a callback at once, or told plainly that the line is full."""
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from conftest import (
     API_TOKEN,
     AUTH_TOKEN,
     IVR_NUMBER,
+    PUBLIC,
     csrf_of,
     log_in,
+    said,
+    twiml,
     with_admin_account,
 )
 
 from callback.domain.records import TWILIO_MAX_QUEUE_SIZE, Ivr, Queue
+from callback.domain.settings import CallbackSettings
 from callback.domain.validation import check_queue
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+CALL = "CA" + "f" * 32
+CALLER = "+14155550199"
 
 
 @pytest.fixture
 def config_overrides(config_overrides):
     return with_admin_account(config_overrides)
+
+
+def params(call_sid=CALL, **extra):
+    return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "From": CALLER, "To": IVR_NUMBER,
+            "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01", **extra}
+
+
+def query_of(url):
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
 def twilio_queue(standin, name):
@@ -208,3 +226,114 @@ def test_the_twilio_set_up_sizes_every_queue_too(app, svc, main_line, twilio_sta
     assert done.exit_code == 0, done.output
     assert "queue Sales: MaxSize 5000, created" in done.output
     assert twilio_queue(twilio_standin, "Support").max_size == 5000
+
+
+# -- a caller who finds the queue full ---------------------------------------------------------
+
+ENQUEUE_DONE = f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales"
+
+
+def turned_away(twilio, url=ENQUEUE_DONE, call_sid=CALL):
+    return twiml(twilio.post_url(url, params(call_sid, QueueResult="queue-full", QueueTime="0")))
+
+
+def test_a_caller_the_full_queue_turned_away_is_offered_a_callback_at_once(twilio, main_line):
+    root = turned_away(twilio)
+    gather = root.find("Gather")
+    assert gather.get("numDigits") == "1"
+    assert query_of(gather.get("action")) == {"ivr": "Main Line", "queue": "Sales", "full": "1"}
+    assert "our line is full" in said(gather) and "Press 1 and we will call you back" in said(gather)
+    # Silence: the line is full, said plainly, and the call ends (no queue to go back to).
+    assert root[-1].tag == "Hangup" and root.find("Redirect") is None
+
+
+def test_pressing_1_takes_the_number_and_stores_the_callback_without_a_queue(twilio, svc, main_line, clock):
+    offer = turned_away(twilio)
+    entry = twiml(twilio.post_url(offer.find("Gather").get("action"), params(Digits="1")))
+    assert query_of(entry.find("Gather").get("action"))["full"] == "1"
+    confirm = twiml(twilio.post_url(entry.find("Gather").get("action"), params(Digits="2125551234")))
+    assert "Press 1 if that is right" in said(confirm)
+    assert query_of(confirm.find("Gather").get("action"))["full"] == "1"
+    stored = twiml(twilio.post_url(confirm.find("Gather").get("action"), params(Digits="1")))
+    # Not <Leave/>: the caller is in no queue, so no Enqueue action would say the rest.
+    assert stored.find("Leave") is None and stored[-1].tag == "Hangup"
+    assert "We will call you back at 2 1 2, 5 5 5, 1 2 3 4" in said(stored)
+    callback = svc.storage.get_callback(CALL)
+    assert (callback.number, callback.queue_name) == ("+12125551234", "Sales")
+    assert callback.place_in_line == clock.now()
+    assert svc.storage.get_waiting_call(CALL) is None
+
+
+@pytest.mark.parametrize("digits", ["2", "*"])
+def test_another_key_hears_the_line_is_full_never_the_hold_loop(twilio, main_line, svc, digits):
+    offer = turned_away(twilio)
+    root = twiml(twilio.post_url(offer.find("Gather").get("action"), params(Digits=digits)))
+    assert "Our line is full right now" in said(root) and root[-1].tag == "Hangup"
+    assert root.find("Redirect") is None
+    assert svc.storage.get_waiting_call(CALL) is None
+
+
+def test_every_way_out_of_number_entry_ends_the_call_for_a_caller_in_no_queue(twilio, main_line, svc):
+    url = f"{PUBLIC}/voice/number?ivr=Main+Line&queue=Sales&attempt=3&full=1"
+    failed = twiml(twilio.post_url(url, params(Digits="12")))
+    assert "I could not take a callback number" in said(failed) and failed[-1].tag == "Hangup"
+    confirm = f"{PUBLIC}/voice/confirm?ivr=Main+Line&queue=Sales&attempt=1&ask=2&full=1&entry=x"
+    svc.storage.hold_entry(CALL, "+12125551234", svc.clock.now())
+    entry = svc.storage.hold_entry(CALL, "+12125551234", svc.clock.now())
+    silent = twiml(twilio.post_url(confirm.replace("entry=x", f"entry={entry}"), params(Digits="")))
+    assert "I have not saved a number" in said(silent) and silent[-1].tag == "Hangup"
+    lost = twiml(twilio.post_url(confirm, params(Digits="1")))  # an entry no longer held
+    assert "could not save your number" in said(lost) and lost.find("Redirect") is None
+    unknown = twiml(twilio.post_url(f"{PUBLIC}/voice/number?ivr=Gone&queue=Sales&attempt=1&full=1",
+                                    params(Digits="2125551234")))
+    assert unknown[-1].tag == "Hangup" and unknown.find("Redirect") is None
+    assert svc.storage.list_callbacks()[0] == []
+
+
+def test_a_number_with_a_callback_pending_hears_so_and_goodbye(twilio, svc, main_line):
+    from test_dispatch import store_callback
+
+    store_callback(svc, svc.clock, call_sid="CA" + "1" * 32, number="+12125551234", joined_minutes_ago=5)
+    offer = turned_away(twilio)
+    entry = twiml(twilio.post_url(offer.find("Gather").get("action"), params(Digits="1")))
+    confirm = twiml(twilio.post_url(entry.find("Gather").get("action"), params(Digits="2125551234")))
+    root = twiml(twilio.post_url(confirm.find("Gather").get("action"), params(Digits="1")))
+    assert "You already have a callback requested" in said(root)
+    assert root.find("Leave") is None and root[-1].tag == "Hangup"
+
+
+@pytest.mark.parametrize("ivr_enabled, queue_enabled", [(False, True), (True, False)])
+def test_without_callbacks_the_caller_is_told_plainly_that_the_line_is_full(
+        twilio, svc, main_line, ivr_enabled, queue_enabled):
+    svc.storage.save_ivr(main_line.evolve(settings=CallbackSettings(callback_enabled=ivr_enabled),
+                                          queues=(Queue("Sales", "Main Line", 10, queue_enabled),)))
+    root = turned_away(twilio)
+    assert root.find("Gather") is None
+    assert said(root) == ("Our line is full right now, so we cannot keep you on hold. "
+                          "Please call again later. Goodbye.")
+    assert root[-1].tag == "Hangup"
+
+
+def test_a_caller_sent_back_to_a_full_queue_keeps_their_place_in_line(twilio, svc, main_line, clock):
+    joined = clock.now()
+    svc.storage.add_waiting_call(CALL, ivr_name="Main Line", queue_name="Sales", caller=CALLER,
+                                 joined_at=joined)
+    clock.advance(minutes=7)
+    offer = turned_away(twilio, url=ENQUEUE_DONE + "&requeue=1")
+    assert query_of(offer.find("Gather").get("action"))["joined"] == str(int(joined.timestamp()))
+    assert svc.storage.get_waiting_call(CALL) is None
+    entry = twiml(twilio.post_url(offer.find("Gather").get("action"), params(Digits="1")))
+    confirm = twiml(twilio.post_url(entry.find("Gather").get("action"), params(Digits="2125551234")))
+    twiml(twilio.post_url(confirm.find("Gather").get("action"), params(Digits="1")))
+    assert svc.storage.get_callback(CALL).place_in_line == joined
+
+
+def test_when_the_handler_fails_the_safe_answer_still_says_the_line_is_full(twilio, svc, main_line,
+                                                                           monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(svc.storage, "get_waiting_call", broken)
+    root = turned_away(twilio)
+    assert "Our line is full right now" in said(root) and root[-1].tag == "Hangup"
+    assert "goodbye" not in said(root).lower().replace("goodbye.", "")

@@ -131,11 +131,41 @@ def hold_music_only(music):
 
 
 def back_to_hold(wait_url, message=None, speech=DEFAULT_SPEECH):
-    """Leave the offer or entry and go on holding (same queue, same place)."""
+    """Leave the offer or entry and go on holding (same queue, same place). Without a
+    `wait_url` the caller is in no queue (theirs was full): the line is full, goodbye."""
+    if wait_url is None:
+        return line_full(message, speech)
     response = VoiceResponse()
     if message:
         _say(response, message, speech)
     response.redirect(wait_url, method="POST")
+    return _xml(response)
+
+
+LINE_FULL = "Our line is full right now, so we cannot keep you on hold. Please call again later. Goodbye."
+
+
+def line_full(message=None, speech=DEFAULT_SPEECH):
+    """For a caller their full queue turned away who takes no callback: said plainly, then
+    a hang-up (there is no queue to go back to)."""
+    response = VoiceResponse()
+    if message:
+        _say(response, message, speech)
+    _say(response, LINE_FULL, speech)
+    response.hangup()
+    return _xml(response)
+
+
+def queue_full_offer(offer_url, speech=DEFAULT_SPEECH):
+    """Twilio turned the caller away (their queue is full): a callback offered at once;
+    silence hears that the line is full."""
+    response = VoiceResponse()
+    gather = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=offer_url)
+    _say(gather, "Sorry, our line is full right now, so we cannot keep you on hold. Press 1 and "
+                 "we will call you back when it is your turn.", speech)
+    response.append(gather)
+    _say(response, "Please call again later. Goodbye.", speech)
+    response.hangup()
     return _xml(response)
 
 
@@ -192,7 +222,10 @@ def offer_caller_id(e164, action_url, problem=None, speech=DEFAULT_SPEECH):
 
 
 def nothing_saved(wait_url_without_offer, speech=DEFAULT_SPEECH):
-    """No answer to a confirmation: store nothing, back to holding with the offer withdrawn."""
+    """No answer to a confirmation: store nothing, back to holding with the offer withdrawn
+    (or, for a caller in no queue, goodbye)."""
+    if wait_url_without_offer is None:
+        return line_full("I have not saved a number.", speech)
     response = VoiceResponse()
     _say(response, "I have not saved a number. You are still on hold and you have kept your "
                    "place in line.", speech)
@@ -201,7 +234,11 @@ def nothing_saved(wait_url_without_offer, speech=DEFAULT_SPEECH):
 
 
 def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH):
-    """Third failed entry: say so, back to holding with the offer withdrawn."""
+    """Third failed entry: say so, back to holding with the offer withdrawn (or, for a
+    caller in no queue, goodbye)."""
+    if wait_url_without_offer is None:
+        return line_full(ENTRY_PROBLEMS.get(problem, "That number is not valid.") + " I could not take "
+                         "a callback number.", speech)
     response = VoiceResponse()
     _say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
     _say(response, "I could not take a callback number. You are back on hold and you have "
@@ -225,12 +262,17 @@ def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH):
     return _xml(response)
 
 
-def already_pending(e164, speech=DEFAULT_SPEECH):
-    """The number already has a callback in this queue: keep it, and leave the queue."""
+def already_pending(e164, speech=DEFAULT_SPEECH, in_queue=True):
+    """The number already has a callback in this queue: keep it, and leave the queue (or
+    hang up, for a caller in no queue)."""
     response = VoiceResponse()
     _say(response, f"You already have a callback requested to {speakable(e164)}. We will keep "
                    "it, with its place in line, and call you when it is your turn.", speech)
-    response.leave()
+    if in_queue:
+        response.leave()
+    else:
+        _say(response, "Goodbye.", speech)
+        response.hangup()
     return _xml(response)
 
 

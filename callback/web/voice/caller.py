@@ -22,7 +22,9 @@ from callback.web.voice.common import (
     _joined_marker,
     _joined_time,
     _music,
+    _resume_url,
     _routed,
+    _turned_away,
     _unrouted_back_to_hold,
     _wait_url,
     bp,
@@ -30,6 +32,7 @@ from callback.web.voice.common import (
     services,
     webhook,
 )
+from callback.web.voice.events import _expected_callback
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +195,7 @@ def offer():
     ivr_name, queue_name = param("ivr"), param("queue")
     ivr = services().directory.ivr(ivr_name)
     if param("Digits") != "1":
-        return twiml.back_to_hold(_wait_url(ivr_name, queue_name, offered=True),
+        return twiml.back_to_hold(_resume_url(ivr_name, queue_name, offered=True),
                                   speech=speech_of(ivr))
     own = caller_id_number(param("From"), ivr.settings.dial_rules) if ivr and ivr.settings.offer_caller_id \
         else None
@@ -208,10 +211,13 @@ def offer():
 
 def _entry_url(ivr_name, queue_name, attempt, redo=0):
     return services().config.public_url("/voice/number", ivr=ivr_name, queue=queue_name,
-                                        attempt=attempt, redo=redo or None, joined=_joined_marker())
+                                        attempt=attempt, redo=redo or None, joined=_joined_marker(),
+                                        full="1" if _turned_away() else None)
 
 
 def _entry_not_saved(speech=DEFAULT_SPEECH):
+    if _turned_away():
+        return twiml.line_full("Sorry, I could not save your number just now.", speech)
     # Back to the bare wait URL: whatever the failed request left stored, its next request
     # puts it right (records the caller again, or sees the callback and leaves for it).
     return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False, recorded=False),
@@ -238,14 +244,14 @@ def number():
     if not check.ok:
         allowed = ivr.settings.entry_attempts
         if attempt >= allowed:
-            return twiml.entry_failed(check.problem, _wait_url(ivr.name, queue.name, offer=False),
+            return twiml.entry_failed(check.problem, _resume_url(ivr.name, queue.name, offer=False),
                                       speech=speech)
         return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt + 1, redo),
                                   problem=check.problem, last_try=attempt + 1 == allowed,
                                   speech=speech)
     call_sid = param("CallSid")
     if not call_sid:
-        return twiml.back_to_hold(_wait_url(ivr.name, queue.name), speech=speech)
+        return twiml.back_to_hold(_resume_url(ivr.name, queue.name), speech=speech)
     # A valid but mistyped number must never be stored unconfirmed: keep it aside (by
     # CallSid, out of every URL) and read it back.
     entry = svc.storage.hold_entry(call_sid, check.e164, svc.clock.now())
@@ -257,7 +263,7 @@ def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, source=None
     return services().config.public_url("/voice/confirm", ivr=ivr_name, queue=queue_name,
                                         attempt=attempt, redo=redo or None, entry=entry,
                                         source=source, ask=ask if ask > 1 else None,
-                                        joined=_joined_marker())
+                                        joined=_joined_marker(), full="1" if _turned_away() else None)
 
 
 # A caller may re-enter their number this many times (each is not a failed try, but the
@@ -293,10 +299,10 @@ def confirm():
         if own_number:
             return twiml.number_entry(_entry_url(ivr.name, queue.name, 1), speech=speech)
         if redo >= MAX_REENTRIES:
-            return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False), speech=speech)
+            return twiml.nothing_saved(_resume_url(ivr.name, queue.name, offer=False), speech=speech)
         return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt, redo + 1), speech=speech)
     if ask >= 2:
-        return twiml.nothing_saved(_wait_url(ivr.name, queue.name, offer=False), speech=speech)
+        return twiml.nothing_saved(_resume_url(ivr.name, queue.name, offer=False), speech=speech)
     problem = "other" if digits else "silence"
     if own_number:
         return twiml.offer_caller_id(e164, _confirm_url(ivr.name, queue.name, 1, 0, source="caller",
@@ -315,8 +321,12 @@ def _store_and_leave(ivr, queue, call_sid, e164):
                                           "Please stay on the line.", speech=speech_of(ivr))
     if result.outcome == "number-pending":
         existing = result.callback.number if result.callback else e164
-        return twiml.already_pending(existing, speech=speech_of(ivr))
+        return twiml.already_pending(existing, speech=speech_of(ivr), in_queue=not _turned_away())
     services().handoff.dispatch([queue.name])
+    if _turned_away():
+        # In no queue, so no <Leave> and no Enqueue action: the confirmation is said here.
+        return twiml.callback_stored(e164, expected=_expected_callback(result.callback),
+                                     speech=speech_of(ivr))
     return twiml.leave_queue()
 
 

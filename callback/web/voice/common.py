@@ -209,10 +209,22 @@ def _routed():
     return ivr, (ivr.queue(param("queue")) if ivr else None)
 
 
+def _turned_away():
+    """True on the requests of a caller Twilio turned away because their queue was full
+    (`full=1`, a URL we built): they are in no queue, so nothing sends them back to hold,
+    whose first request would record them as waiting."""
+    return param("full") == "1"
+
+
+def _resume_url(ivr_name, queue_name, **options):
+    """Where a caller goes on holding (`_wait_url`), or None for one in no queue."""
+    return None if _turned_away() else _wait_url(ivr_name, queue_name, **options)
+
+
 def _unrouted_back_to_hold():
     # The IVR or queue was renamed or deleted mid-call: the caller keeps holding where
     # Twilio has them, and the offer is not made again on a route we no longer know.
-    return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False))
+    return twiml.back_to_hold(_resume_url(param("ivr"), param("queue"), offer=False))
 
 
 def _int(text, default):

@@ -13,6 +13,7 @@ from callback.web.voice.common import (
     QUEUE_ERRORS,
     _agents_on_duty,
     _int,
+    _routed,
     bp,
     param,
     services,
@@ -35,6 +36,8 @@ def _left_queue_safely():
     if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
         # Back into the queue without DynamoDB: their record, if any, keeps their place.
         return _requeue(None)
+    if result == "queue-full":
+        return twiml.line_full()
     return twiml.hangup()
 
 
@@ -52,11 +55,15 @@ def _requeue(joined):
 @bp.post("/enqueue-done")
 @webhook(safe_twiml=_left_queue_safely)
 def enqueue_done():
-    """The caller left the queue: hung up, served, left for a callback, or thrown out by
-    an error (then back in, with their place, a bounded number of times)."""
+    """The caller left the queue: hung up, served, left for a callback, thrown out by an
+    error (then back in, with their place, a bounded number of times), or never let in
+    because the queue was full (then offered a callback at once)."""
     svc = services()
     call_sid = param("CallSid")
     result = param("QueueResult")
+    # A caller sent back to the queue (an error, an agent gone) may find it full: their
+    # record's place in line goes with the offer, since the record leaves the line below.
+    waiting = svc.storage.get_waiting_call(call_sid) if call_sid and result == "queue-full" else None
     if result == "leave":
         try:
             callback = svc.storage.get_callback(call_sid)
@@ -79,9 +86,24 @@ def enqueue_done():
         # A hang-up while holding is an abandoned call, counted once for the wallboard.
         svc.storage.remove_waiting_call(call_sid, event=stats.ABANDONED if result == "hangup" else None,
                                         now=svc.clock.now())
-    if result in ("queue-full",) + QUEUE_ERRORS:
+    if result == "queue-full":
+        return _queue_full(waiting.joined_at if waiting else None)
+    if result in QUEUE_ERRORS:
         return twiml.goodbye()
     return twiml.hangup() if result == "hangup" else twiml.empty()
+
+
+def _queue_full(joined):
+    """Twilio turned the caller away, their queue being full: a callback offered at once
+    (keeping `joined`, their place, when they had one), or, where the queue takes no
+    callbacks, the plain news that the line is full."""
+    ivr, queue = _routed()
+    log.warning("queue %s is full: call %s was turned away", param("queue"), param("CallSid") or "-")
+    if queue is None or not (queue.callback_enabled and ivr.settings.callback_enabled):
+        return twiml.line_full(speech=speech_of(ivr))
+    offer_url = services().config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name, full="1",
+                                             joined=int(joined.timestamp()) if joined else None)
+    return twiml.queue_full_offer(offer_url, speech=speech_of(ivr))
 
 
 def _expected_callback(callback):
