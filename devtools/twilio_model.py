@@ -14,6 +14,10 @@
 - **`<Say>` only in a voice and language Twilio's table lists together**
   (`callback.domain.voice_table`, as pinned): any other pair fails the verb, and the call
   hears "an application error has occurred", as Twilio warns it may;
+- **queues with a size**: `<Enqueue>` joins the stand-in's queue of that name (created on
+  first use with Twilio's default size, or sized by the app through the Queues API); a full
+  queue turns the call away, its action requested with `QueueResult=queue-full`. The waitUrl
+  hears the caller's real `QueuePosition`, `CurrentQueueSize` and `MaxQueueSize`;
 - **phones** answer calls the app places the way people and machines do: a person who
   listens, then presses the keys they are asked for, a voicemail that answers and presses
   nothing (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer,
@@ -400,6 +404,23 @@ class LocalBackend:
         """The next create requests time out after placing their calls."""
         self.standin.time_out_after_placing(seconds, count)
 
+    def _spot(self, queue, position):
+        with self.standin.lock:
+            return {"sid": queue.sid if queue else None, "position": position,
+                    "size": len(queue.members) if queue else 0, "max_size": queue.max_size if queue else 0}
+
+    def queue_join(self, name, call_sid):
+        """A call's <Enqueue>: {sid, position, size, max_size}; position None when full."""
+        return self._spot(*self.standin.queue_join(name, call_sid))
+
+    def queue_left(self, name, call_sid):
+        """A call left its queue."""
+        self.standin.queue_left(name, call_sid)
+
+    def queue_place(self, name, call_sid):
+        """Where a call stands in its queue, as `queue_join` says it."""
+        return self._spot(*self.standin.queue_place(name, call_sid))
+
     def known_calls(self):
         """SIDs of every call the stand-in holds."""
         return {c.sid for c in self.standin.placed()}
@@ -483,6 +504,22 @@ class RemoteBackend:
         """The next create requests time out after placing their calls."""
         self.http.post(self.url + "/_standin/config", timeout=5,
                        json={"time_out_after_placing": {"seconds": seconds, "count": count}})
+
+    def _queue(self, name, action, call_sid):
+        return self.http.post(f"{self.url}/_standin/queues/{name}/{action}", data={"CallSid": call_sid},
+                              timeout=5).json()
+
+    def queue_join(self, name, call_sid):
+        """A call's <Enqueue>: {sid, position, size, max_size}; position None when full."""
+        return self._queue(name, "join", call_sid)
+
+    def queue_left(self, name, call_sid):
+        """A call left its queue."""
+        self._queue(name, "leave", call_sid)
+
+    def queue_place(self, name, call_sid):
+        """Where a call stands in its queue, as `queue_join` says it."""
+        return self._queue(name, "place", call_sid)
 
     def stop(self):
         """Stop polling."""
@@ -1215,6 +1252,10 @@ class CallRun:
             if self.conference is not None:
                 self.network.leave(self.conference, self.call)
                 self.conference = None
+            if self.queue is not None:
+                # Ended while queued without a webhook for it (a REST hang-up): out all the same.
+                self.network.backend.queue_left(self.queue[0], self.call.sid)
+                self.queue = None
 
     def _redirected(self, url):
         self.network.out(self.who, "is moved by the app")
@@ -1235,8 +1276,9 @@ class CallRun:
         return doc
 
     def _leave_queue(self, result):
-        _, _, action, _ = self.queue
+        name, _, action, _ = self.queue
         self.queue = None
+        self.network.backend.queue_left(name, self.call.sid)
         if action:
             answer = self.network.webhooks.post(action, {**self.call.params, "CallStatus": "in-progress",
                                                          "QueueResult": result, "QueueTime": int(self.queue_time)})
@@ -1245,8 +1287,27 @@ class CallRun:
 
     def _wait_url(self):
         name, wait_url, _, _ = self.queue
-        return self.fetch(wait_url, {"QueueSid": "QU" + "0" * 32, "QueueTime": int(self.queue_time),
-                                     "QueuePosition": 1, "CurrentQueueSize": 1, "AvgQueueTime": 0})
+        spot = self.network.backend.queue_place(name, self.call.sid)
+        return self.fetch(wait_url, {"QueueSid": spot["sid"], "QueueTime": int(self.queue_time),
+                                     "QueuePosition": spot["position"] or 1, "CurrentQueueSize": spot["size"],
+                                     "MaxQueueSize": spot["max_size"], "AvgQueueTime": 0})
+
+    def _enqueue(self, verb):
+        """Join the named queue and wait in it (None: run the waitUrl); a full queue turns the
+        call away: its action hears QueueResult=queue-full and its answer runs, or without
+        an action the verbs after <Enqueue> do (False)."""
+        name = (verb.text or "").strip()
+        spot = self.network.backend.queue_join(name, self.call.sid)
+        if spot["position"] is None:
+            self.network.count("callers turned away: queue full")
+            self.network.out(self.who, f"finds queue {name} full ({spot['max_size']} waiting)")
+            action = verb.get("action")
+            return self.fetch(action, {"QueueResult": "queue-full", "QueueTime": 0}) if action else False
+        self.queue = (name, verb.get("waitUrl"), verb.get("action"), self.elapsed)
+        self.queue_time = 0
+        self.enqueued_at = self.elapsed
+        self.network.out(self.who, f"waits in queue {name}")
+        return None
 
     def _say(self, verb):
         """Speak a <Say>, or fail it as Twilio may when its table does not list the voice
@@ -1281,11 +1342,9 @@ class CallRun:
                 return self.fetch(verb.text)
             elif tag == "Enqueue":
                 if self.queue is None:
-                    self.queue = (verb.text, verb.get("waitUrl"), verb.get("action"), self.elapsed)
-                    self.queue_time = 0
-                    self.enqueued_at = self.elapsed
-                    self.network.out(self.who, f"waits in queue {verb.text}")
-                    return None
+                    following = self._enqueue(verb)
+                    if following is not False:
+                        return following
             elif tag == "Leave":
                 if self.queue is not None:
                     self.network.out(self.who, "leaves the queue")

@@ -1,6 +1,9 @@
 """Queues sized on purpose: each Twilio queue gets its MaxSize through the Queues API (when
 an IVR is saved, and by `flask size-queues`), and a caller who still finds the queue full is
-offered a callback at once, or told plainly that the line is full."""
+offered a callback at once, or told plainly that the line is full. The journey: the 101st
+caller in a queue of 100."""
+import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +22,7 @@ from conftest import (
 from callback.domain.records import TWILIO_MAX_QUEUE_SIZE, Ivr, Queue
 from callback.domain.settings import CallbackSettings
 from callback.domain.validation import check_queue
+from devtools.twilio_model import Keys, LocalBackend, Network, Timeline, Webhooks, answering_caller
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CALL = "CA" + "f" * 32
@@ -337,3 +341,62 @@ def test_when_the_handler_fails_the_safe_answer_still_says_the_line_is_full(twil
     root = turned_away(twilio)
     assert "Our line is full right now" in said(root) and root[-1].tag == "Hangup"
     assert "goodbye" not in said(root).lower().replace("goodbye.", "")
+
+
+# -- the journey: the 101st caller in a queue of 100 -------------------------------------------
+
+HOLDERS = 100
+SPEED = 5  # simulated seconds per real second: speech is quick, hold loops are cheap
+
+
+@pytest.fixture
+def served_app(app):
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.mark.slow
+def test_the_101st_caller_in_a_queue_of_100_is_offered_a_callback(
+        app, svc, client, twilio_standin, served_app):
+    svc.storage.save_ivr(Ivr("Solo", numbers=(IVR_NUMBER,), greeting="Thanks for calling.",
+                             queues=(Queue("Sales", "Solo", 10),)))
+    # The admin sets the queue's size in the portal: saving the IVR sizes Twilio's queue.
+    log_in(client)
+    edit = "/admin/ivrs/Solo/edit"
+    data = {"numbers": IVR_NUMBER, "greeting": "Thanks for calling.", "queue_rows": "1",
+            "csrf_token": csrf_of(client.get(edit).get_data(as_text=True)), "queue_name_0": "Sales",
+            "queue_priority_0": "10", "queue_callback_0": "on", "queue_max_size_0": str(HOLDERS)}
+    assert client.post(edit, data=data).status_code == 302
+    assert twilio_queue(twilio_standin, "Sales").max_size == HOLDERS
+
+    network = Network(LocalBackend(twilio_standin), Webhooks(AUTH_TOKEN, PUBLIC, [served_app]),
+                      Timeline(SPEED)).start()
+    try:
+        holders = [threading.Thread(target=network.dial_in, daemon=True,
+                                    args=(f"+1212555{i:04d}", IVR_NUMBER, Keys([]), 3600))
+                   for i in range(HOLDERS)]
+        for holder in holders:
+            holder.start()
+        deadline = time.time() + 120
+        while len(twilio_queue(twilio_standin, "Sales").members) < HOLDERS and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(twilio_queue(twilio_standin, "Sales").members) == HOLDERS
+        heard = []
+        network.out = lambda who, text: heard.append((who, text))
+        run = network.dial_in("+13125550101", IVR_NUMBER, Keys(responder=answering_caller("3125550101")),
+                              patience=600, name="caller 101")
+    finally:
+        network.stop()
+        for holder in holders:
+            holder.join(30)
+    assert network.stats["callers turned away: queue full"] == 1
+    assert ("caller 101 hears", "Sorry, our line is full right now, so we cannot keep you on hold. Press 1 "
+            "and we will call you back when it is your turn.") in heard
+    assert run.ending == "hung-up-by-app" and not network.webhooks.errors
+    callback = svc.storage.get_callback(run.call.sid)
+    assert (callback.number, callback.queue_name, callback.status) == ("+13125550101", "Sales", "pending")

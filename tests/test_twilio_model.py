@@ -534,3 +534,38 @@ def test_an_ivr_whose_stored_voice_twilio_dropped_still_speaks_every_prompt(app,
     assert run.left_with == "leave"
     assert app.extensions["callback"].storage.get_callback(run.call.sid).number == "+12125550171"
 
+
+# -- queues: a size, enforced -------------------------------------------------------------------
+
+def test_a_full_queue_turns_the_next_caller_away_to_the_enqueue_action(model, twilio_standin, telephony):
+    assert telephony().size_queue("Tiny", 1).outcome == "created"
+    hold = "<Response><Play>https://x/m.mp3</Play><Redirect>/wait</Redirect></Response>"
+    app, seen = recording_app({
+        "/in": '<Response><Enqueue waitUrl="/wait" action="/done">Tiny</Enqueue></Response>',
+        "/wait": hold, "/done": "<Response><Say>Sorry, we are full.</Say><Hangup/></Response>"})
+    network = model(app, speed=100)
+    first = threading.Thread(target=network.dial_in, args=("+12125550180", IVR_NUMBER, Keys([]), 3000),
+                             kwargs={"incoming_path": "/in"}, daemon=True)
+    first.start()
+    assert wait_until(lambda: any(r["path"] == "/wait" for r in seen))
+    wait = next(r for r in seen if r["path"] == "/wait")["form"]
+    assert (wait["QueuePosition"], wait["CurrentQueueSize"], wait["MaxQueueSize"]) == ("1", "1", "1")
+    assert wait["QueueSid"].startswith("QU")
+    second = network.dial_in("+12125550181", IVR_NUMBER, Keys([]), patience=60, incoming_path="/in")
+    turned_away = [r for r in seen if r["path"] == "/done" and r["form"]["From"] == "+12125550181"]
+    assert [r["form"]["QueueResult"] for r in turned_away] == ["queue-full"]
+    assert second.ending == "hung-up-by-app" and second.queue is None
+    assert network.stats["callers turned away: queue full"] == 1
+    network.stop()
+    first.join(10)
+    assert twilio_standin.queue_place("Tiny", "any")[0].members == []
+
+
+def test_enqueue_creates_an_unknown_queue_with_twilios_default_size(model, twilio_standin):
+    app, seen = recording_app({"/in": '<Response><Enqueue waitUrl="/wait">Fresh</Enqueue></Response>',
+                               "/wait": "<Response><Hangup/></Response>"})
+    network = model(app)
+    network.dial_in("+12125550182", IVR_NUMBER, Keys([]), patience=60, incoming_path="/in")
+    wait = next(r for r in seen if r["path"] == "/wait")["form"]
+    assert wait["MaxQueueSize"] == "1000"
+    assert twilio_standin.queue_place("Fresh", "x")[0].members == []
