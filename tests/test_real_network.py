@@ -582,10 +582,10 @@ def test_a_caller_in_the_conference_with_the_agent_is_served_once(
 
 def test_a_holding_caller_whose_join_event_was_lost_is_found_in_the_conference_by_the_sweep(
         twilio, svc, clock, agents, api, twilio_standin):
-    caller, leg, _, moved, _ = offered_and_accepted(twilio, svc, clock, api, twilio_standin)
+    caller, leg, agent_twiml, moved, _ = offered_and_accepted(twilio, svc, clock, api, twilio_standin)
     twiml(twilio.post_url(moved, {"CallSid": caller}))
     twilio_standin.calls[caller].status = "in-progress"
-    conference = f"call-{caller}"
+    conference = agent_twiml.find("Dial/Conference").text
     twilio_standin.conference_joined(conference, leg.sid, start_on_enter=False, end_on_exit=True)
     twilio_standin.conference_joined(conference, caller, end_on_exit=True)
     clock.advance(minutes=1)
@@ -750,8 +750,9 @@ def test_an_agent_who_hangs_up_before_joining_leaves_the_holding_caller_in_line(
 
 def test_an_agents_lost_join_on_a_holding_caller_is_found_by_the_sweep_once(
         twilio, svc, clock, agents, api, twilio_standin):
-    caller, leg, _, _ = offered_and_pressed(twilio, svc, clock, api, twilio_standin)
-    twilio_standin.conference_joined(f"call-{caller}", leg.sid, start_on_enter=False, end_on_exit=True)
+    caller, leg, agent_twiml, _ = offered_and_pressed(twilio, svc, clock, api, twilio_standin)
+    room = agent_twiml.find("Dial/Conference").text
+    twilio_standin.conference_joined(room, leg.sid, start_on_enter=False, end_on_exit=True)
     for _ in range(3):
         clock.advance(minutes=1)
         sweep_once(svc)
@@ -791,3 +792,27 @@ def test_a_refusal_that_describes_the_account_holds_the_callback_and_tells_the_a
     # A day later the alert is gone from the dashboard.
     clock.advance(minutes=25 * 60)
     assert svc.storage.active_alerts(clock.now()) == []
+
+
+def test_two_offers_of_one_caller_in_a_row_meet_in_two_rooms(twilio, svc, clock, agents, api, twilio_standin):
+    """Bob's offer ends while he is still in his room (the caller could not be moved to
+    him); Alice's offer of the same caller, right after, meets in a room of its own."""
+    caller = holding_caller(svc, clock, "Sales")
+    api.status("bob", "available")
+    bob = ringing(twilio_standin, BOB)
+    bob_twiml = press(twilio, bob, answer(twilio, bob), "1")
+    first_room = bob_twiml.find("Dial/Conference").text
+    twilio_standin.conference_joined(first_room, bob.sid, start_on_enter=False, end_on_exit=True)
+    twilio_standin.fail_next(500, 20500)  # the move of the caller to Bob
+    agent_joins(twilio, bob, bob_twiml)
+    assert bob.redirects == [f"{PUBLIC}/voice/notice?message=stale"]
+    assert svc.storage.get_waiting_call(caller).status == m.WAITING
+    # Before Bob, hearing his notice, is out of his room, Alice takes the caller.
+    api.status("alice", "available")
+    alice = ringing(twilio_standin, ALICE)
+    second_room = agent_accepts(twilio, alice).find("Dial/Conference").text
+    [moved] = twilio_standin.calls[caller].redirects
+    joined = twiml(twilio.post_url(moved, {"CallSid": caller}))
+    assert joined.find("Dial/Conference").text == second_room != first_room
+    conference_event(twilio, joined, "participant-join", twilio_standin.calls[caller])
+    assert svc.storage.get_waiting_call(caller) is None

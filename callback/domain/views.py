@@ -23,9 +23,10 @@ def attempt_view(cb, attempt_id):
                      attempt.customer_call_sid)
 
 
-def caller_conference(call_sid):
-    """The conference a holding caller meets the agent who took them in."""
-    return f"call-{call_sid}"
+def caller_conference(call_sid, offer_id):
+    """The conference a holding caller meets the agent of this offer in: one room per offer,
+    so the agent of a later offer never meets the one of an earlier offer still in theirs."""
+    return f"call-{call_sid}-{offer_id}"
 
 
 def offer_view(call_sid, call, offer_id):

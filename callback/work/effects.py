@@ -295,7 +295,8 @@ class Effects(Ledger):
         event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
         try:
             self.telephony.redirect_call(call.call_sid, self.url(
-                "/voice/caller/join", conference=caller_conference(call.call_sid), agent=agent_id, attempt=offer_id))
+                "/voice/caller/join", conference=caller_conference(call.call_sid, offer_id), agent=agent_id,
+                attempt=offer_id))
         except CallGone:
             return self.handle_offer(a.Event(a.CALLER_GONE, **event), agent_id, tell_agent)
         except TelephonyError as exc:

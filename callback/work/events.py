@@ -82,7 +82,8 @@ class Events(Effects):
                                    status_callback=conference_callback)
             call = self.storage.get_waiting_call(key)
             queue = call.queue_name if call else "the queue"
-            return AgentAnswer(caller_conference(key), announcement=f"Caller from {queue}. Connecting now.",
+            return AgentAnswer(caller_conference(key, attempt_id),
+                               announcement=f"Caller from {queue}. Connecting now.",
                                status_callback=conference_callback)
         if outcome.applied and outcome.notice:
             return AgentAnswer(notice=NOTICES[outcome.notice])

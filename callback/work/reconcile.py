@@ -161,7 +161,7 @@ class Reconciler(Effects):
             # Busy since accepting: their join is late past the same wait as a callback's.
             if self.clock.now() < self._deadline(a.AGENT_JOINING, None, agent.status_changed_at):
                 return None
-            kind = self._late_join(caller_conference(key), agent_call_sid)
+            kind = self._late_join(caller_conference(key, offer_id), agent_call_sid)
             return a.Event(kind, key, offer_id, agent_call_sid) if kind else None
         if view.state != offers.CALLER_JOINING:
             return None
@@ -171,6 +171,7 @@ class Reconciler(Effects):
             return None
         if caller_status in FINAL_CALL_STATUSES:
             return a.Event(a.CALLER_GONE, key, offer_id, key)
-        if caller_status == "in-progress" and self._joined_agent(caller_conference(key), agent_call_sid, key):
+        room = caller_conference(key, offer_id)
+        if caller_status == "in-progress" and self._joined_agent(room, agent_call_sid, key):
             return a.Event(a.CUSTOMER_JOINED, key, offer_id, key)
         return None

@@ -377,7 +377,7 @@ def caller_join():
     svc = services()
     conference = param("conference")
     call_sid = param("CallSid")
-    if conference != caller_conference(call_sid):
+    if conference != caller_conference(call_sid, param("attempt")):
         return twiml.goodbye()
     agent_id, offer_id = param("agent"), param("attempt")
     if not svc.dispatcher.caller_joining(call_sid, agent_id, offer_id):
