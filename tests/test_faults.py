@@ -9,8 +9,17 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import IVR_NUMBER, PUBLIC, cancel_callback
+from conftest import IVR_NUMBER, PUBLIC, cancel_callback, said
 from flask import Flask, Response, request
+from test_dispatch import (  # noqa: F401  (agents and api are fixtures)
+    BOB,
+    agent_accepts,
+    agents,
+    api,
+    holding_caller,
+    ringing,
+    status,
+)
 from werkzeug.serving import make_server
 
 from callback.domain import records as m
@@ -284,6 +293,60 @@ def test_a_queue_error_with_dynamodb_failing_still_puts_the_caller_back(twilio, 
     root = valid_twiml(twilio.post_url(f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales",
                                        params(QueueResult=result)))
     assert root.find("Enqueue").text == "Sales"
+
+
+def bob_takes_the_caller(twilio, svc, clock, api, standin):
+    """A caller holding in Support, offered to Bob, who accepts and is in his room: the
+    caller is moved out of the queue. Returns (caller, Bob's leg, the URL they are moved
+    to, when they joined the line)."""
+    joined = clock.now()
+    caller = holding_caller(svc, clock, "Support")
+    api.status("bob", "available")
+    leg = ringing(standin, BOB)
+    room = agent_accepts(twilio, leg).find("Dial/Conference").text
+    standin.conference_joined(room, leg.sid, start_on_enter=False, end_on_exit=True)
+    [moved] = standin.calls[caller].redirects
+    return caller, leg, moved, joined
+
+
+def back_in_support(answer, joined):
+    """The caller's answer puts them back in Support with their place, never a goodbye."""
+    enqueue = answer.find("Enqueue")
+    assert enqueue is not None and enqueue.text == "Support", ET.tostring(answer, encoding="unicode")
+    assert answer.find("Hangup") is None and "kept your place" in said(answer)
+    assert f"joined={int(joined.timestamp())}" in enqueue.get("waitUrl")
+
+
+def test_a_dynamodb_error_during_the_join_puts_the_caller_back_in_line_and_tells_the_agent(
+        twilio, svc, clock, faulty, agents, api, twilio_standin):
+    caller, leg, moved, joined = bob_takes_the_caller(twilio, svc, clock, api, twilio_standin)
+    offer_id = svc.storage.get_waiting_call(caller).offer_id
+    faulty.fail("GetItem", times=1)
+    back_in_support(valid_twiml(twilio.post_url(moved, {"CallSid": caller})), joined)
+    assert faulty.failures == 1
+    # The offer is over: Bob hears why nobody comes, and the caller is in line again.
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=caller-back-in-line"]
+    call = svc.storage.get_waiting_call(caller)
+    assert (call.status, call.joined_at) == (m.WAITING, joined)
+    # Bob's call ends: he is free, and the caller, first in line, is offered again.
+    status(twilio, leg, "completed")
+    again = svc.storage.get_waiting_call(caller)
+    assert again.joined_at == joined and again.offer_id not in (None, offer_id)
+
+
+def test_when_dynamodb_fails_all_through_the_join_the_sweep_tells_the_agent(
+        twilio, svc, clock, faulty, agents, api, twilio_standin):
+    caller, leg, moved, joined = bob_takes_the_caller(twilio, svc, clock, api, twilio_standin)
+    faulty.fail("GetItem")
+    back_in_support(valid_twiml(twilio.post_url(moved, {"CallSid": caller})), joined)
+    faulty.clear()
+    assert not leg.redirects and svc.storage.get_waiting_call(caller).status == m.CONNECTING
+    # Twilio says the caller is on the line but not in Bob's room: the sweep ends the offer.
+    clock.advance(minutes=1)
+    sweep_once(svc)
+    assert leg.redirects == [f"{PUBLIC}/voice/notice?message=caller-back-in-line"]
+    call = svc.storage.get_waiting_call(caller)
+    assert (call.status, call.joined_at) == (m.WAITING, joined)
 
 
 @pytest.fixture

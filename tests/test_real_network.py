@@ -805,7 +805,7 @@ def test_two_offers_of_one_caller_in_a_row_meet_in_two_rooms(twilio, svc, clock,
     twilio_standin.conference_joined(first_room, bob.sid, start_on_enter=False, end_on_exit=True)
     twilio_standin.fail_next(500, 20500)  # the move of the caller to Bob
     agent_joins(twilio, bob, bob_twiml)
-    assert bob.redirects == [f"{PUBLIC}/voice/notice?message=stale"]
+    assert bob.redirects == [f"{PUBLIC}/voice/notice?message=caller-back-in-line"]
     assert svc.storage.get_waiting_call(caller).status == m.WAITING
     # Before Bob, hearing his notice, is out of his room, Alice takes the caller.
     api.status("alice", "available")

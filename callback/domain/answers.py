@@ -15,6 +15,8 @@ NOTICES = {
                "ended. Goodbye.",
     "caller-gone": "The caller hung up before you could be connected. Goodbye.",
     "stale": "This call is no longer waiting for you. Goodbye.",
+    "caller-back-in-line": "The caller could not be connected to you, so they are back in line "
+                           "with their place. Goodbye.",
     "dial-error": "The customer could not be dialed. The callback will be tried again. Goodbye.",
     "refused": "The customer's number cannot be called. The callback has ended. Goodbye.",
     "account": "Twilio would not place the call to the customer because of a setting of our "

@@ -58,7 +58,7 @@ CUSTOMER_ON_LINE = "customer-on-line"    # not dialed: the customer called in an
 DIAL_HELD = "dial-held"                  # Twilio refuses for a reason of the account
 CONFERENCE_ENDED = "conference-ended"
 CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
-CALLER_NOT_MOVED = "caller-not-moved"    # moving the holding caller failed; they still hold
+CALLER_NOT_MOVED = "caller-not-moved"    # the holding caller never reached the room; they hold again
 EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_JOINED,
           AGENT_LEFT, AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
           CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,

@@ -99,7 +99,9 @@ OFFER_TABLE = {
     (CALLER_JOINING, CUSTOMER_LEFT): (ENDED, (LeaveLine("served"),)),
     (CALLER_JOINING, CALLER_GONE): (ENDED, (LeaveLine("hung-up"), TellAgent("caller-gone"),
                                             ReleaseAgent(AVAILABLE))),
-    (CALLER_JOINING, CALLER_NOT_MOVED): (ENDED, (BackInLine(), TellAgent("stale"),
+    # Not moved, or moved but never in the room (their join failed and put them back in
+    # the queue): they keep their place, and the agent hears why nobody comes.
+    (CALLER_JOINING, CALLER_NOT_MOVED): (ENDED, (BackInLine(), TellAgent("caller-back-in-line"),
                                                  ReleaseAgent(AVAILABLE))),
 
     # Over (the caller served, gone or back in line): the agent's own call still has to end.

@@ -291,12 +291,15 @@ class Effects(Ledger):
 
     def _move_caller(self, call, offer_id, agent_id, agent_call_sid, tell_agent):
         """The agent is in the conference and the write to caller-joining won: the caller
-        is redirected out of the queue into it, once (the agent is busy since accepting)."""
+        is redirected out of the queue into it, once (the agent is busy since accepting).
+        The URL names their queue and place, so a join that fails puts them back without
+        DynamoDB."""
         event = dict(callback_id=call.call_sid, attempt_id=offer_id, call_sid=call.call_sid)
         try:
             self.telephony.redirect_call(call.call_sid, self.url(
                 "/voice/caller/join", conference=caller_conference(call.call_sid, offer_id), agent=agent_id,
-                attempt=offer_id))
+                attempt=offer_id, ivr=call.ivr_name, queue=call.queue_name,
+                joined=int(call.joined_at.timestamp())))
         except CallGone:
             return self.handle_offer(a.Event(a.CALLER_GONE, **event), agent_id, tell_agent)
         except TelephonyError as exc:

@@ -105,6 +105,11 @@ class Events(Effects):
         return (offer_view(call_sid, call, offer_id).state == offers.CALLER_JOINING
                 and call.agent_id == agent_id)
 
+    def caller_not_joined(self, call_sid, agent_id, offer_id):
+        """A holding caller moved out of the queue could not join the agent and is back in
+        the queue: the offer ends with them in line, their place kept, and the agent is told."""
+        return self.handle_offer(a.Event(a.CALLER_NOT_MOVED, call_sid, offer_id, call_sid), agent_id)
+
     def agent_call_progress(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
         """A status of the agent's leg before its end (initiated, ringing, answered): the
         ledger and the attempt learn its CallSid, even when the create's answer was lost."""

@@ -147,8 +147,9 @@ class Reconciler(Effects):
 
     def _offer_on_call(self, agent, agent_call_sid):
         """The event Twilio's record tells of a holding caller's offer while the agent's
-        call goes on: silent past the whisper, the caller gone on the way or in the
-        conference with the agent; None when it tells nothing new."""
+        call goes on: silent past the whisper, the caller gone on the way, in the
+        conference with the agent, or never in it (back in the queue after a join that
+        failed); None when it tells nothing new."""
         key, offer_id = agent.work_key, agent.attempt_id
         view = offer_view(key, self.storage.get_waiting_call(key), offer_id)
         if view.state in (a.AGENT_RINGING, a.AGENT_DECIDING):
@@ -171,7 +172,16 @@ class Reconciler(Effects):
             return None
         if caller_status in FINAL_CALL_STATUSES:
             return a.Event(a.CALLER_GONE, key, offer_id, key)
-        room = caller_conference(key, offer_id)
-        if caller_status == "in-progress" and self._joined_agent(room, agent_call_sid, key):
+        if caller_status != "in-progress":
+            return None
+        joined = self._participants(caller_conference(key, offer_id))
+        if joined is None:
+            return None
+        if key in joined and (agent_call_sid is None or agent_call_sid in joined):
             return a.Event(a.CUSTOMER_JOINED, key, offer_id, key)
+        if key not in joined and self.clock.now() >= self._deadline(offers.CALLER_JOINING, None,
+                                                                    agent.status_changed_at):
+            # Moved seconds after the agent accepted, yet still not in the room: their join
+            # failed, and its answer put them back in the queue.
+            return a.Event(a.CALLER_NOT_MOVED, key, offer_id, key)
         return None

@@ -195,6 +195,19 @@ def _music(audio):
     config = services().config
     return [(config.HOLD_MUSIC_URL.strip(), audio.plays),
             (config.public_url("/voice/hold-clip.wav"), audio.fillers)]
+REQUEUE_MESSAGE = "Sorry, something went wrong. You are still in line and you have kept your place."
+
+
+def _requeue(joined):
+    """Put the caller back in the queue the URL names, with their place (`joined`, when
+    known): no DynamoDB needed, as the safe answer of a caller thrown out of the queue."""
+    config = services().config
+    ivr_name, queue_name = param("ivr"), param("queue")
+    wait_url = config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
+                                 joined=int(joined.timestamp()) if joined else None)
+    action = config.public_url("/voice/enqueue-done", ivr=ivr_name, queue=queue_name,
+                               requeue=_int(param("requeue"), 0) + 1)
+    return twiml.enqueue(queue_name, wait_url, action, greeting=REQUEUE_MESSAGE)
 
 
 def _hold_music():

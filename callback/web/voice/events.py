@@ -14,6 +14,7 @@ from callback.web.voice.common import (
     _agents_on_duty,
     _int,
     _routed,
+    _requeue,
     bp,
     param,
     services,
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 
 MAX_REQUEUES = 2
-REQUEUE_MESSAGE = "Sorry, something went wrong. You are still in line and you have kept your place."
 
 
 def _left_queue_safely():
@@ -39,17 +39,6 @@ def _left_queue_safely():
     if result == "queue-full":
         return twiml.line_full()
     return twiml.hangup()
-
-
-def _requeue(joined):
-    """Put the caller back in their queue (Twilio ended the Enqueue with an error)."""
-    config = services().config
-    ivr_name, queue_name = param("ivr"), param("queue")
-    wait_url = config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
-                                 joined=int(joined.timestamp()) if joined else None)
-    action = config.public_url("/voice/enqueue-done", ivr=ivr_name, queue=queue_name,
-                               requeue=_int(param("requeue"), 0) + 1)
-    return twiml.enqueue(queue_name, wait_url, action, greeting=REQUEUE_MESSAGE)
 
 
 @bp.post("/enqueue-done")
