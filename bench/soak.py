@@ -277,7 +277,7 @@ def stop_child(process):
 def agent_behaviours(rng, voicemail_prone):
     """What one agent's phone does, call after call. A person listens to the whisper before
     pressing; some decline (2), some hang up seconds after accepting, while the customer is
-    being dialed."""
+    being dialed; and any hangs up after 20 s of silence while they wait in the conference."""
     from devtools.twilio_model import Behaviour
 
     plan = []
@@ -285,7 +285,7 @@ def agent_behaviours(rng, voicemail_prone):
         roll = rng.random()
         voicemail = 0.35 if voicemail_prone else 0.06
         person = dict(ring_seconds=rng.uniform(2, 8), talk_seconds=rng.uniform(30, 150), alone_seconds=90,
-                      think_seconds=rng.uniform(1.5, 6))
+                      think_seconds=rng.uniform(1.5, 6), silence_seconds=20)
         if roll < voicemail:
             plan.append(Behaviour("voicemail", keys="", ring_seconds=rng.uniform(8, 15),
                                   talk_seconds=rng.uniform(20, 40), alone_seconds=40))
@@ -817,7 +817,9 @@ def report_lines(run, report):
               + f"; calls queued for the account's pace {queued} (longest {report['longest_queued']:.0f} s); "
               f"calls answered busy, the phone on another call: "
               f"{stats.get('calls busy: the phone was on another call', 0)}; holding callers hanging up at "
-              f"a moment of an offer: {hanging_up}; watch samples: {report['samples']}.",
+              f"a moment of an offer: {hanging_up}; agents hanging up on silence in a conference: "
+              f"{stats.get('people hanging up on silence in a conference', 0)}; "
+              f"watch samples: {report['samples']}.",
               "Callers: " + (", ".join(f"{k} {v}" for k, v in run.callers.most_common()) or "none") + "."]
     return lines
 

@@ -32,7 +32,10 @@
   their CallSid;
 - **conferences** send `participant-join`, `participant-leave`, `conference-start` and
   `conference-end` to the `<Conference statusCallback>` with `ConferenceSid`,
-  `FriendlyName` and `CallSid`;
+  `FriendlyName` and `CallSid`, and play a participant their `waitUrl` until the
+  conference starts, as cautiously as Twilio's documents allow: a bare audio file once, a
+  TwiML document's `<Play>` as often as its `loop` says, then silence, in which a person
+  with `silence_seconds` hangs up;
 - **the network** delivers status callbacks and conference events late, twice, out of
   order or never, as `Chaos` says, and signs every request exactly as Twilio does.
 
@@ -42,6 +45,7 @@ polls the stand-in of `make run`.
 """
 import hashlib
 import heapq
+import io
 import random
 import threading
 import time
@@ -52,7 +56,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from io import BytesIO
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 import requests
 from twilio.request_validator import RequestValidator
@@ -85,6 +89,10 @@ MAX_DOCUMENTS = 5000  # TwiML documents one call may run before the model calls 
 SAY_PAIRS = frozenset((voice, language) for language, voice, _kind, _gender in VOICE_ROWS)
 SAY_VOICES = {voice for voice, _ in SAY_PAIRS}
 SAY_LANGUAGES = {language for _, language in SAY_PAIRS}
+# <Play loop="0"> plays "until the call is hung up or 1000 iterations are performed".
+PLAY_FOREVER = 1000
+# Twilio ends every call after four hours: no wait audio is worked out past that.
+LONGEST_CALL = 4 * 3600
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 # Moments of an offer to an agent at which a holding caller may hang up (HangUpPlan).
 AGENT_RUNG = "agent-rung"  # the agent's phone rings
@@ -165,6 +173,9 @@ class Behaviour:
     talk_seconds: float = 60
     alone_seconds: float = 120
     think_seconds: float = 0  # a person listens this long to a prompt before pressing keys
+    # A person waiting alone in a conference hangs up after this long a silence (None:
+    # silence does not make them hang up; `alone_seconds` still does).
+    silence_seconds: float | None = None
 
     @property
     def is_person(self):
@@ -351,27 +362,71 @@ class Webhooks:
         response = self._session().get(self._address(url), timeout=self.timeout)
         return response.content if response.status_code == 200 else None
 
-    def post(self, url, params):
-        """A signed POST; the parsed TwiML (None when the answer is not TwiML)."""
+    def _send(self, url, params, method="POST"):
+        """A request as Twilio signs it: POST with a form, or GET with the parameters added
+        to the query string (`params` None: unsigned, as Twilio fetches audio it plays)."""
         url = self.absolute(url)
-        params = {k: str(v) for k, v in params.items() if v is not None}
-        signature = self.validator.compute_signature(url, params)
+        headers = {}
+        if params is not None:
+            params = {k: str(v) for k, v in params.items() if v is not None}
+            if method == "GET" and params:
+                url, params = url + ("&" if "?" in url else "?") + urlencode(params), {}
+            headers["X-Twilio-Signature"] = self.validator.compute_signature(url, params)
         address = self._address(url)
         with self.lock:
             self.sent += 1
-        response = self._session().post(address, data=params, headers={"X-Twilio-Signature": signature},
-                                        timeout=self.timeout)
-        root = None
-        if response.status_code == 200:
-            try:
-                root = ET.fromstring(response.content)
-            except ET.ParseError:
-                root = None
-        if root is None or root.tag != "Response":
+        if method == "GET":
+            return url, self._session().get(address, headers=headers, timeout=self.timeout)
+        return url, self._session().post(address, data=params, headers=headers, timeout=self.timeout)
+
+    @staticmethod
+    def _twiml(response):
+        if response.status_code != 200:
+            return None
+        try:
+            root = ET.fromstring(response.content)
+        except ET.ParseError:
+            return None
+        return root if root.tag == "Response" else None
+
+    def post(self, url, params):
+        """A signed POST; the parsed TwiML (None when the answer is not TwiML)."""
+        url, response = self._send(url, params)
+        root = self._twiml(response)
+        if root is None:
             with self.lock:
                 self.errors.append((url, response.status_code, response.text[:200]))
             return Answer(response.status_code, None)
         return Answer(200, root)
+
+    def wait_audio(self, url, params, method="POST"):
+        """A conference's waitUrl, as Twilio fetches it: (TwiML root, None), (None, audio
+        bytes) for an audio file, or (None, None) for anything else (an error, kept)."""
+        url, response = self._send(url, params, method)
+        if response.status_code == 200 and response.headers.get("Content-Type", "").startswith("audio/"):
+            return None, response.content
+        root = self._twiml(response)
+        if root is None:
+            with self.lock:
+                self.errors.append((url, response.status_code, response.text[:200]))
+        return root, None
+
+    def audio_seconds(self, url):
+        """How long the audio at `url` plays: a WAV of the app's is fetched (unsigned, as
+        Twilio fetches what it plays) and measured; any other clip stands for UNKNOWN_TRACK_SECONDS."""
+        if not self.absolute(url).startswith(self.public_base):
+            return UNKNOWN_TRACK_SECONDS
+        _, response = self._send(url, None, "GET")
+        return wav_seconds(response.content) if response.status_code == 200 else 0
+
+
+def wav_seconds(audio):
+    """The length of a WAV file in seconds (UNKNOWN_TRACK_SECONDS for audio that is not WAV)."""
+    try:
+        with wave.open(io.BytesIO(audio)) as clip:
+            return clip.getnframes() / clip.getframerate()
+    except (wave.Error, EOFError):
+        return UNKNOWN_TRACK_SECONDS
 
 
 class LocalBackend:
@@ -1410,8 +1465,21 @@ class CallRun:
         self.conference = room
         self.network.out(self.who, f"joins conference {name}")
         behaviour = self.call.behaviour
-        alone_since, together_since = self.elapsed, None
+        # Twilio plays the waitUrl to a participant only while the conference has not started.
+        sounds = [] if room.started else self._wait_audio(element)
+        joined = self.elapsed
+        alone_since, together_since, quiet_since = self.elapsed, None, None
         while not room.ended.is_set():
+            if not room.started and behaviour.silence_seconds is not None:
+                if any(start <= self.elapsed - joined < end for start, end in sounds):
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = self.elapsed
+                if quiet_since is not None and self.elapsed - quiet_since >= behaviour.silence_seconds:
+                    self.network.count("people hanging up on silence in a conference")
+                    self.network.out(self.who, f"hangs up after {int(self.elapsed - quiet_since)} s "
+                                               "of silence in the conference")
+                    raise HungUp("callee")
             others = [c for sid, (c, _) in list(room.members.items()) if sid != self.call.sid]
             if others:
                 together_since = self.elapsed if together_since is None else together_since
@@ -1428,3 +1496,42 @@ class CallRun:
             self._pass(1)
         self.network.leave(room, self.call, "conference_ended")
         self.conference = None
+
+    def _wait_audio(self, element):
+        """What a participant hears from the conference's waitUrl, as (start, end) spans of
+        sound in seconds from their join: Twilio's own music without a waitUrl, silence for
+        an empty one. A URL's answer is run the cautious way Twilio's documents allow: a
+        bare audio file plays once; a TwiML document plays its <Play> (loop="0": 1,000
+        times), <Say> and <Pause> in turn and fetches its <Redirect>; then silence, for no
+        document says a conference's waitUrl is asked again as an <Enqueue>'s is."""
+        url = element.get("waitUrl")
+        if url is None:
+            return [(0, LONGEST_CALL)]
+        method = (element.get("waitMethod") or "POST").upper()
+        webhooks = self.network.webhooks
+        spans, at, fetched = [], 0.0, 0
+        while url and at < LONGEST_CALL and fetched < MAX_DOCUMENTS:
+            fetched += 1
+            root, audio = webhooks.wait_audio(url, {**self.call.params, "CallStatus": "in-progress"}, method)
+            if audio is not None:
+                self.hears("♪ the wait audio, once")
+                return spans + [(at, at + wav_seconds(audio))]
+            url = None
+            for verb in root if root is not None else ():
+                seconds = 0
+                if verb.tag == "Play":
+                    loops = int(verb.get("loop") or 1) or PLAY_FOREVER
+                    seconds = loops * webhooks.audio_seconds(verb.text or "")
+                    self.hears(f"♪ the wait audio, {loops} time{'s' if loops > 1 else ''}")
+                elif verb.tag == "Say":
+                    self.hears(verb.text or "")
+                    seconds = max(len((verb.text or "").split()) / 3, 1)
+                elif verb.tag == "Pause":
+                    at += int(verb.get("length", 1))
+                elif verb.tag == "Redirect":
+                    url, method = verb.text, (verb.get("method") or "POST").upper()
+                    break
+                if seconds:
+                    spans.append((at, at + seconds))
+                    at += seconds
+        return spans

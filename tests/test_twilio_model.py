@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from callback.clock import ScaledClock
 from callback.config import Config
 from callback.telephony.rest import Telephony, TelephonyError
+from callback.web.tones import ringback_wav
 from devtools.standin import RestFaults
 from devtools.twilio_model import (
     AGENT_ACCEPTED,
@@ -279,6 +280,51 @@ def test_the_caller_journey_through_the_real_app_asks_for_a_callback(app, main_l
     assert run.left_with == "leave" and run.ending in ("hung-up-by-app", "twiml-ended")
     callback = app.extensions["callback"].storage.get_callback(run.call.sid)
     assert callback.number == "+12125550150"
+
+
+def conference_wait_app(wait_url, wait_method):
+    """An agent's call into a conference that nobody else joins, waiting on `wait_url`: a
+    bare WAV of one ring cycle (/ring.wav) or a TwiML document looping it (/ring)."""
+    app = Flask("conference-wait")
+    validator = RequestValidator(AUTH_TOKEN)
+    seen = []
+    room = (f'<Response><Dial><Conference startConferenceOnEnter="false" waitUrl="{wait_url}" '
+            f'waitMethod="{wait_method}">room-2</Conference></Dial></Response>')
+
+    @app.route("/<path:path>", methods=["GET", "POST"])
+    def answer(path):
+        url = PUBLIC + "/" + path + (("?" + request.query_string.decode()) if request.query_string else "")
+        signed = validator.validate(url, request.form, request.headers.get("X-Twilio-Signature", ""))
+        seen.append((request.method, "/" + path, signed))
+        if path == "ring.wav":
+            return Response(ringback_wav(), mimetype="audio/wav")
+        if path == "ring":
+            looped = f'<Response><Play loop="0">{PUBLIC}/ring.wav</Play></Response>'
+            return Response(looped, mimetype="text/xml")
+        return Response(room, mimetype="text/xml")
+
+    return app, seen
+
+
+@pytest.mark.parametrize("wait_url, method, silence", [("/ring.wav", "GET", 1), ("/ring", "POST", 0)],
+                         ids=["bare-audio", "looped-play"])
+def test_a_bare_audio_file_at_a_conference_wait_url_plays_once_and_a_looped_play_goes_on(
+        model, telephony, wait_url, method, silence):
+    """Twilio's documents say no bare audio file loops at a conference's waitUrl, and
+    <Play loop="0"> repeats up to 1,000 times: a person who hangs up after 10 s of silence
+    does so 6 s of ringing (one cycle) into the first, and never in the second."""
+    app, seen = conference_wait_app(wait_url, method)
+    network = model(app)
+    network.add_phone(Phone("+14155550231", "agent", [Behaviour("human", ring_seconds=1, alone_seconds=60,
+                                                                silence_seconds=10)]))
+    telephony().place_call(to="+14155550231", from_=IVR_NUMBER, url=PUBLIC + "/agent",
+                           status_callback=PUBLIC + "/status", timeout=20)
+    assert wait_until(lambda: network.records and network.records[0].ended is not None)
+    assert network.stats["people hanging up on silence in a conference"] == silence
+    # The waitUrl is fetched as the conference says (signed, its parameters in the query
+    # string for a GET); the audio a <Play> names is fetched unsigned, as Twilio does.
+    assert (method, wait_url, True) in seen
+    assert silence or ("GET", "/ring.wav", False) in seen
 
 
 def test_an_answer_that_is_not_twiml_is_an_application_error_and_the_fallback_url_runs(
