@@ -1,5 +1,7 @@
 """Dispatch journeys with a controlled clock: agents, agent-first callbacks, retries,
 expiration, the sweep, and Twilio answering through the stand-in over real HTTP."""
+import io
+import wave
 from datetime import timedelta
 
 import pytest
@@ -152,9 +154,13 @@ def test_callback_answered_on_the_first_attempt(twilio, svc, clock, agents, api,
     agent_twiml = press(twilio, agent_leg, whisper, "1")
     conference = agent_twiml.find("Dial/Conference")
     assert conference.get("endConferenceOnExit") == "true"
-    # The agent hears a ringing tone until the customer starts the conference.
+    # The agent hears a ringing tone until the customer starts the conference: one ring
+    # cycle, looped by a TwiML document (a bare audio file at a waitUrl may play once).
     assert conference.get("startConferenceOnEnter") == "false"
-    assert conference.get("waitUrl") == f"{PUBLIC}/voice/ringback.wav"
+    assert conference.get("waitUrl") == f"{PUBLIC}/voice/agent/ringing"
+    assert conference.get("waitMethod") == "POST"
+    play = twiml(twilio.post_url(conference.get("waitUrl"), {"CallSid": agent_leg.sid})).find("Play")
+    assert (play.text, play.get("loop")) == (f"{PUBLIC}/voice/ringback.wav", "0")
     # The customer is dialed once the agent is in the conference.
     assert not twilio_standin.placed(to=CUSTOMER)
     agent_joins(twilio, agent_leg, agent_twiml)
@@ -286,6 +292,16 @@ def test_agent_not_answering_twice_goes_away_and_the_callback_waits_uncounted(
     # Bob becomes available and gets it at once.
     api.status("bob", "available")
     assert ringing(twilio_standin, BOB)
+
+
+def test_the_agents_ringing_tone_outlasts_the_longest_ring_twilio_allows(app):
+    """`loop="0"` plays the cycle up to 1,000 times; a call rings at most 600 s (Twilio's
+    largest Timeout, plus its 5 s), then answering-machine detection listens up to 30 s."""
+    response = app.test_client().get("/voice/ringback.wav")
+    assert response.status_code == 200 and response.mimetype == "audio/wav"
+    with wave.open(io.BytesIO(response.data)) as cycle:
+        seconds = cycle.getnframes() / cycle.getframerate()
+    assert seconds == 6 and 1000 * seconds > 600 + 5 + 30
 
 
 def test_equal_priority_callback_keeps_its_place_among_holding_callers(

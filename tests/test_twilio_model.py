@@ -5,13 +5,15 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import AUTH_TOKEN, IVR_NUMBER, PUBLIC
+from conftest import API_TOKEN, AUTH_TOKEN, IVR_NUMBER, PUBLIC
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from callback.clock import ScaledClock
 from callback.config import Config
+from callback.domain.records import Ivr, Queue
+from callback.domain.settings import CallbackSettings
 from callback.telephony.rest import Telephony, TelephonyError
 from callback.web.tones import ringback_wav
 from devtools.standin import RestFaults
@@ -325,6 +327,33 @@ def test_a_bare_audio_file_at_a_conference_wait_url_plays_once_and_a_looped_play
     # string for a GET); the audio a <Play> names is fetched unsigned, as Twilio does.
     assert (method, wait_url, True) in seen
     assert silence or ("GET", "/ring.wav", False) in seen
+
+
+def test_an_agent_keeps_hearing_the_ring_while_the_customers_phone_rings_30_s(app, svc, model, clock):
+    """The real app rings Alice for a callback; she accepts and waits in the conference
+    while the customer's phone rings 30 s. She hangs up after 10 s of silence, so only a
+    ring that keeps ringing keeps her there until the customer answers."""
+    from test_dispatch import ALICE, CUSTOMER, store_callback
+
+    svc.storage.save_ivr(Ivr("Main Line", numbers=(IVR_NUMBER,), greeting="Hello.",
+                             queues=(Queue("Sales", "Main Line", 10, True),),
+                             settings=CallbackSettings(transfer_timeout_seconds=45)))
+    svc.storage.save_agent_profile("alice", name="Alice", phone=ALICE, queues=["Sales"], now=clock.now(),
+                                   create=True)
+    cb_id = store_callback(svc, clock)
+    network = model(app, speed=JOURNEY_SPEED, clock=clock)
+    network.add_phone(Phone(ALICE, "agent", [Behaviour("human", keys="1", ring_seconds=2, talk_seconds=20,
+                                                       silence_seconds=10)]))
+    network.add_phone(Phone(CUSTOMER, "customer", [Behaviour("human", keys="", ring_seconds=30,
+                                                             talk_seconds=20)]))
+    answered = app.test_client().put("/api/agents/alice/status", json={"status": "available"},
+                                     headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert answered.get_json()["agent"]["status"] == "reserved"
+    silence = "people hanging up on silence in a conference"
+    assert wait_until(lambda: svc.storage.get_callback(cb_id).status == "completed" or network.stats[silence],
+                      seconds=30)
+    assert network.stats[silence] == 0, "Alice heard silence while the customer's phone rang"
+    assert svc.storage.get_callback(cb_id).status == "completed" and network.talks[CUSTOMER] >= 15
 
 
 def test_an_answer_that_is_not_twiml_is_an_application_error_and_the_fallback_url_runs(

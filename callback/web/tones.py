@@ -13,8 +13,9 @@ RATE = 8000
 
 @lru_cache(maxsize=1)
 def ringback_wav():
-    """One North American ringback cycle (440 + 480 Hz, 2 s on, 4 s off) as 8 kHz WAV;
-    Twilio loops a conference's wait audio, so one cycle is a continuous ring."""
+    """One North American ringback cycle (440 + 480 Hz, 2 s on, 4 s off) as 8 kHz WAV,
+    played in a loop by `twiml.ringing`: no Twilio document says a bare file at a
+    conference's waitUrl loops."""
     on = [int(6000 * (math.sin(2 * math.pi * 440 * i / RATE) + math.sin(2 * math.pi * 480 * i / RATE)))
           for i in range(2 * RATE)]
     samples = on + [0] * (4 * RATE)

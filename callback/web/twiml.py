@@ -287,7 +287,7 @@ def conference(conference_name, *, announcement=None, status_callback=None, end_
                wait_url="", start_on_enter=True, speech=DEFAULT_SPEECH):
     """Say something, then join a conference (agent or customer side).
 
-    The agent joins with start_on_enter=False and a ringing tone as `wait_url`: they hear
+    The agent joins with start_on_enter=False and `wait_url` answering `ringing`: they hear
     ringing until the other party joins and starts the conference.
     """
     response = VoiceResponse()
@@ -297,12 +297,22 @@ def conference(conference_name, *, announcement=None, status_callback=None, end_
     attrs = dict(start_conference_on_enter=start_on_enter, end_conference_on_exit=end_on_exit,
                  beep=False, wait_url=wait_url)
     if wait_url:
-        attrs["wait_method"] = "GET"
+        attrs["wait_method"] = "POST"  # a TwiML document, signed like every webhook
     if status_callback:
         attrs.update(status_callback=status_callback, status_callback_method="POST",
                      status_callback_event="start end join leave")
     dial.conference(conference_name, **attrs)
     response.append(dial)
+    return _xml(response)
+
+
+def ringing(tone_url):
+    """What an agent waiting in the conference hears: the ring cycle at `tone_url`, again
+    and again. Twilio's documents promise no loop of a bare audio file at a conference's
+    waitUrl, while `loop="0"` plays it up to 1,000 times: over an hour and a half of a 6 s
+    cycle, past the longest any phone may ring (600 s)."""
+    response = VoiceResponse()
+    response.play(tone_url, loop=0)
     return _xml(response)
 
 

@@ -20,7 +20,7 @@ def _agent_answer_twiml(answer):
     # The agent waits for the other party with a ringing tone, not silence.
     return twiml.conference(answer.conference, announcement=answer.announcement,
                             status_callback=answer.status_callback, start_on_enter=False,
-                            wait_url=services().config.public_url("/voice/ringback.wav"),
+                            wait_url=services().config.public_url("/voice/agent/ringing"),
                             speech=answer.speech)
 
 
@@ -64,9 +64,21 @@ def call_fallback():
     return twiml.notice("Sorry, this call could not be connected. Goodbye.")
 
 
+def _ringing():
+    return twiml.ringing(services().config.public_url("/voice/ringback.wav"))
+
+
+@bp.post("/agent/ringing")
+@webhook(safe_twiml=_ringing)
+def agent_ringing():
+    """The agent's conference waitUrl: the ringing tone, looped while the other party rings."""
+    return _ringing()
+
+
 @bp.get("/ringback.wav")
 def ringback():
-    """The ringing tone an agent hears while the customer's phone rings (public audio)."""
+    """One cycle of the ringing tone, which `agent_ringing` loops (public audio: Twilio
+    fetches what it plays without signing, and may cache it)."""
     return Response(tones.ringback_wav(), mimetype="audio/wav",
                     headers={"Cache-Control": "public, max-age=86400"})
 
