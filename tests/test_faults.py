@@ -319,8 +319,11 @@ def back_in_support(answer, joined):
 
 def test_a_dynamodb_error_during_the_join_puts_the_caller_back_in_line_and_tells_the_agent(
         twilio, svc, clock, faulty, agents, api, twilio_standin):
+    from callback.web.fallback import queue_of
+
     caller, leg, moved, joined = bob_takes_the_caller(twilio, svc, clock, api, twilio_standin)
     offer_id = svc.storage.get_waiting_call(caller).offer_id
+    assert queue_of(moved) == "Support"  # the fallback function, handed it as ErrorUrl, too
     faulty.fail("GetItem", times=1)
     back_in_support(valid_twiml(twilio.post_url(moved, {"CallSid": caller})), joined)
     assert faulty.failures == 1
