@@ -5,7 +5,7 @@ on the line: `caller` (incoming call to confirmed callback), `agent`, `customer`
 `events` (Twilio's status callbacks) and `status` (the IVR numbers' own status callback). `common` holds what they share: the signature check,
 the safe-TwiML error handler, parameters and routing.
 """
-from callback.web.voice import agent, caller, customer, events, status  # noqa: F401  (they add the routes)
+from callback.web.voice import agent, caller, customer, events, join, status  # noqa: F401  (they add the routes)
 from callback.web.voice.common import bp
 
 __all__ = ["bp"]
