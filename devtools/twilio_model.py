@@ -55,7 +55,6 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from io import BytesIO
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 import requests
@@ -420,13 +419,13 @@ class Webhooks:
         return wav_seconds(response.content) if response.status_code == 200 else 0
 
 
-def wav_seconds(audio):
-    """The length of a WAV file in seconds (UNKNOWN_TRACK_SECONDS for audio that is not WAV)."""
+def wav_seconds(audio, unknown=UNKNOWN_TRACK_SECONDS):
+    """The length of a WAV file in seconds (`unknown` for audio that is not WAV)."""
     try:
         with wave.open(io.BytesIO(audio)) as clip:
             return clip.getnframes() / clip.getframerate()
     except (wave.Error, EOFError):
-        return UNKNOWN_TRACK_SECONDS
+        return unknown
 
 
 class LocalBackend:
@@ -780,10 +779,9 @@ class Network:
     def _wav_seconds(self, url):
         try:
             body = self.webhooks.media(url)
-            with wave.open(BytesIO(body or b"")) as audio:
-                return audio.getnframes() / audio.getframerate()
-        except (requests.RequestException, wave.Error, EOFError):
+        except requests.RequestException:
             return None
+        return wav_seconds(body or b"", unknown=None)
 
     def play_seconds(self, verb):
         """How long a <Play> lasts: its track's length times its `loop` (0: PLAY_LOOP_ZERO)."""

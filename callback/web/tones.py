@@ -18,14 +18,7 @@ def ringback_wav():
     conference's waitUrl loops."""
     on = [int(6000 * (math.sin(2 * math.pi * 440 * i / RATE) + math.sin(2 * math.pi * 480 * i / RATE)))
           for i in range(2 * RATE)]
-    samples = on + [0] * (4 * RATE)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
-    return buffer.getvalue()
+    return _wav(on + [0] * (4 * RATE))
 
 
 # The clip's tune: two arpeggiated chords (C major, then G major), half a second a note,
