@@ -33,6 +33,11 @@ DISPATCH_OPERATIONS = ["Query", "GetItem", "UpdateItem", "TransactWriteItems", "
 CALL_SID = "CA" + "f" * 32
 QUEUE_SID = "QU" + "0" * 32
 CUSTOMER = "+12125551234"
+# A request that is applied but whose answer never comes in time: the client's limit leaves
+# the verifying read that follows room on a loaded machine (0.375 s did not), and the late
+# answer comes well after it.
+APPLIED_TIMEOUT_SECONDS = 1.5
+LATE_ANSWER_SECONDS = 3.0
 ALICE = "+14155550101"
 
 
@@ -115,7 +120,7 @@ class FaultyEndpoint:
             self.forward()
         if kind == "late":
             upstream = self.forward()
-            time.sleep(1.5)
+            time.sleep(LATE_ANSWER_SECONDS)
             return Response(upstream.content, status=upstream.status_code,
                             content_type=upstream.headers.get("Content-Type"))
         if kind in ("error", "lost"):
@@ -369,7 +374,7 @@ def test_an_update_applied_although_its_answer_never_came_is_not_a_failure(svc, 
                                                                            kind):
     from callback.storage import Storage
 
-    storage = Storage(svc.config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": 0.5}))
+    storage = Storage(svc.config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": APPLIED_TIMEOUT_SECONDS}))
     now = clock.now()
     storage.claim_callback(storage.get_agent("alice"), storage.get_callback(CALL_SID), "att1", now,
                            now + timedelta(minutes=3))
@@ -384,7 +389,7 @@ def test_a_transaction_applied_although_its_answer_never_came_is_not_a_failure(s
                                                                                callback_ready, kind):
     from callback.storage import Storage
 
-    storage = Storage(svc.config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": 0.5}))
+    storage = Storage(svc.config.with_overrides({"DYNAMODB_TIMEOUT_SECONDS": APPLIED_TIMEOUT_SECONDS}))
     now = clock.now()
     faulty.fail("TransactWriteItems", kind, times=1)
     storage.claim_callback(storage.get_agent("alice"), storage.get_callback(CALL_SID), "att1", now,
