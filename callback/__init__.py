@@ -39,7 +39,17 @@ def create_app(overrides=None):
     app.extensions["callback"] = build_services(config)
     app.extensions[health.EXTENSION] = health.check_at_startup(config)
 
-    from callback.web import admin, api, auth, privacy, voice
+    # api_hours adds the API's hours routes to its blueprint.
+    from callback.web import (  # noqa: F401
+        admin,
+        api,
+        api_hours,
+        auth,
+        center_clock,
+        portal_hours,
+        privacy,
+        voice,
+    )
 
     # Before CSRF, which cannot check a token without the key.
     app.before_request(auth.refuse_without_secret_key)
@@ -55,6 +65,8 @@ def create_app(overrides=None):
     app.register_blueprint(admin.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(privacy.api_bp)
+    app.register_blueprint(portal_hours.bp)
+    app.register_blueprint(center_clock.bp)
 
     app.after_request(security_headers)
 

@@ -27,7 +27,8 @@ def post_form(client, page, url, data):
 
 
 ADMIN_PAGES = ["/admin/ivrs", "/admin/ivrs/new", "/admin/ivrs/Main%20Line/edit",
-               "/admin/ivrs/Main%20Line/settings", "/admin/queues", "/admin/agents",
+               "/admin/ivrs/Main%20Line/settings", "/admin/ivrs/Main%20Line/hours",
+               "/admin/queues", "/admin/agents",
                "/admin/agents/new", "/admin/callbacks"]
 
 

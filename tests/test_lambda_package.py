@@ -386,6 +386,27 @@ def test_the_fallback_function_answers_from_the_zip_with_no_tables_and_no_secret
     assert (status, mimetype) == (200, "text/xml") and "<Enqueue>Sales</Enqueue>" in body
 
 
+def test_open_hours_work_from_the_zip_without_the_systems_zone_files(package_dir):
+    """zoneinfo reads the system's zone files first and the `tzdata` package after them. Amazon
+    Linux 2023 images have shipped without /usr/share/zoneinfo (provided.al2023 at its launch),
+    so the zip carries the pinned `tzdata`: with no system path at all (PYTHONTZPATH empty), an
+    IVR's hours must still resolve, DST included."""
+    probe = ("import json, zoneinfo\n"
+             "from datetime import datetime, timezone\n"
+             "from callback.domain.hours import OpenHours, next_opening\n"
+             "assert zoneinfo.TZPATH == ()\n"
+             "week = (((540, 1020),),) * 5 + ((), ())\n"
+             "friday = datetime(2026, 3, 6, 23, 0, tzinfo=timezone.utc)\n"
+             "print(json.dumps([next_opening(OpenHours(weekly=week), friday).isoformat(),\n"
+             "                  'America/Los_Angeles' in zoneinfo.available_timezones()]))\n")
+    run = subprocess.run([RUNTIME_PYTHON, "-S", "-B", "-c", probe], cwd=package_dir,
+                         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(package_dir), "PYTHONTZPATH": ""},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # Monday 09:00 in New York after the clocks went forward: 13:00 UTC, not 14:00.
+    assert json.loads(run.stdout) == ["2026-03-09T13:00:00+00:00", True]
+
+
 def test_the_shipped_sdk_has_the_models_of_the_services_the_function_calls(package_dir):
     from devtools.lambda_package import SDK_SERVICES
 

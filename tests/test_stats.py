@@ -278,7 +278,11 @@ def test_stats_api_gives_the_figures_per_queue_and_ivr(client, svc, clock, main_
     assert sales["now"]["pending_callbacks"] == 1 and sales["now"]["oldest_pending_seconds"] == 720
     assert sales["today"]["requested"] == sales["last_24h"]["requested"] == 1
     assert len(sales["hours"]) == 24 and sales["hours"][-1]["requested"] == 1
-    assert body["ivrs"] == [{"name": "Main Line", "today": sales["today"], "last_24h": sales["last_24h"]}]
+    assert body["ivrs"] == [{"name": "Main Line", "center": sales["center"], "today": sales["today"],
+                             "last_24h": sales["last_24h"]}]
+    # The test clock's Monday 15:00 UTC is 10:00 in New York, whose day began at 05:00 UTC.
+    assert sales["center"] == {"zone": "America/New_York", "open": True,
+                               "today_since": clock.now().replace(hour=5, minute=0).isoformat()}
     only = client.get("/api/stats?queue=Support", headers=AUTH).get_json()
     assert [q["name"] for q in only["queues"]] == ["Support"]
 

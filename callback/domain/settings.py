@@ -1,8 +1,9 @@
 """Per-IVR callback settings: defaults, meaning and validation, shared by form and API."""
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
+from callback.domain.hours import OpenHours
 from callback.domain.voices import (
     DEFAULT_LANGUAGE,
     DEFAULT_VOICE,
@@ -42,6 +43,9 @@ class CallbackSettings:
     call_regions: tuple = DEFAULT_REGIONS
     call_toll_free: bool = True
     call_personal_numbers: bool = False
+    # When the IVR takes calls, in its time zone (callback.domain.hours); edited on a page
+    # and an API resource of their own, so not among the fields validate_settings reads.
+    hours: OpenHours = field(default_factory=OpenHours)
 
     @property
     def dial_rules(self):
@@ -59,8 +63,9 @@ class CallbackSettings:
         return self.announce_as or ivr_name
 
     def as_dict(self):
-        """Plain dict, as the API shows it."""
-        return {**asdict(self), "call_regions": list(self.call_regions)}
+        """Plain dict, as the API shows it (the open hours apart: see hours_input.hours_json)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hours"}
+        return {**values, "call_regions": list(self.call_regions)}
 
     def priority_for(self, queue_priority):
         """The priority a callback from a queue of that priority gets."""
@@ -271,7 +276,8 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             errors["language"] = problem
     if errors:
         return None, errors
-    return CallbackSettings(**{**values, "call_regions": tuple(values["call_regions"])}), {}
+    return CallbackSettings(**{**values, "call_regions": tuple(values["call_regions"]),
+                               "hours": current.hours}), {}
 
 
 def speech_problem(voice, language):

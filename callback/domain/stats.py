@@ -8,6 +8,7 @@ connected is kept as a fixed histogram, so its median and 90th percentile come f
 """
 from datetime import datetime, timedelta, timezone
 
+from callback.domain import hours as open_hours
 from callback.domain import records as m
 
 # Transitions counted once each, per queue and hour.
@@ -65,10 +66,18 @@ def wait_bucket(seconds):
     return WAIT_BUCKETS[-1]
 
 
-def first_hour_needed(now):
-    """The earliest hour any figure needs: the last 24 hours and all of today (UTC)."""
-    return min(hour_of(now) - timedelta(hours=HOURS - 1),
-               now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
+def today_since(hours, now):
+    """The first hourly bucket of the center's day: the UTC hour its local midnight falls in
+    (exact for zones a whole number of hours from UTC; in the others, such as India's or
+    Newfoundland's, "today" starts up to half an hour early)."""
+    return hour_of(open_hours.day_start(hours, now))
+
+
+def first_hour_needed(now, hours=None):
+    """The earliest hour any figure needs: the last 24 hours and all of the center's day."""
+    today = today_since(hours, now) if hours is not None else \
+        now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return min(hour_of(now) - timedelta(hours=HOURS - 1), today)
 
 
 def percentile(histogram, fraction):
@@ -120,8 +129,6 @@ def collect(storage, ivrs, now, ivr_name=None, queue_name=None):
     Reads per refresh: one Query for agents, one for callbacks being dialed, and per queue
     four index reads (how many hold, the longest holding, how many callbacks are pending,
     the oldest) plus one Query of at most 25 hourly buckets - whatever the history size."""
-    since = first_hour_needed(now)
-    today = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     day_ago = hour_of(now) - timedelta(hours=HOURS - 1)
     agents = storage.list_agents()
     dialing = storage.open_callbacks(m.DIALING)
@@ -129,18 +136,23 @@ def collect(storage, ivrs, now, ivr_name=None, queue_name=None):
     for ivr in ivrs:
         if ivr_name and ivr.name != ivr_name:
             continue
+        # "Today" is the center's day, and hours are labelled by its clock.
+        hours = ivr.settings.hours
+        since, today = first_hour_needed(now, hours), today_since(hours, now)
+        center = {"zone": hours.zone, "open": open_hours.is_open(hours, now),
+                  "today_since": today.isoformat()}
         for queue in ivr.queues:
             if queue_name and queue.name != queue_name:
                 continue
             oldest_waiting = storage.waiting_in_queue(queue.name, limit=1)
             oldest_pending = storage.oldest_pending(queue.name)
             buckets = storage.hourly_counts(queue.name, since, now)
-            hours = [hour_of(now) - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
+            day_hours = [hour_of(now) - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
             by_hour = {b["hour"]: b for b in buckets}
             last_day = [b for b in buckets if b["hour"] >= day_ago]
             todays = [b for b in buckets if b["hour"] >= today]
             queues.append({
-                "name": queue.name, "ivr": ivr.name,
+                "name": queue.name, "ivr": ivr.name, "center": center,
                 "now": {
                     "holding": storage.count_waiting(queue.name),
                     "longest_hold_seconds": _age(now, oldest_waiting[0].joined_at if oldest_waiting else None),
@@ -151,15 +163,15 @@ def collect(storage, ivrs, now, ivr_name=None, queue_name=None):
                 },
                 "today": totals(todays),
                 "last_24h": totals(last_day),
-                "hours": [{"hour": h.isoformat(), **{e: by_hour.get(h, {}).get(e, 0) for e in EVENTS}}
-                          for h in hours],
+                "hours": [{"hour": h.isoformat(), "local_hour": h.astimezone(hours.tz).strftime("%H:%M"),
+                           **{e: by_hour.get(h, {}).get(e, 0) for e in EVENTS}} for h in day_hours],
             })
-            by_ivr.setdefault(ivr.name, {"today": [], "last_24h": []})
+            by_ivr.setdefault(ivr.name, {"today": [], "last_24h": [], "center": center})
             by_ivr[ivr.name]["today"] += todays
             by_ivr[ivr.name]["last_24h"] += last_day
     return {
         "generated_at": now.isoformat(),
         "queues": queues,
-        "ivrs": [{"name": name, "today": totals(b["today"]), "last_24h": totals(b["last_24h"])}
-                 for name, b in by_ivr.items()],
+        "ivrs": [{"name": name, "center": b["center"], "today": totals(b["today"]),
+                  "last_24h": totals(b["last_24h"])} for name, b in by_ivr.items()],
     }

@@ -13,6 +13,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
 from callback.domain.dialing import DEFAULT_REGIONS
+from callback.domain.hours_input import hours_from_record, hours_record
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 from callback.storage.client import NotFound, StorageBase, _dynamodb, _valid_key
 from callback.storage.tables import QueueMap, SettingsMap
@@ -40,6 +41,7 @@ class IvrStorage(StorageBase):
             call_regions=tuple(s.call_regions) if s.call_regions else DEFAULT_REGIONS,
             call_toll_free=True if s.call_toll_free is None else bool(s.call_toll_free),
             call_personal_numbers=bool(s.call_personal_numbers),
+            hours=hours_from_record(s.time_zone, s.weekly_hours, s.holidays, s.closures, s.closed_callbacks),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),
@@ -70,7 +72,7 @@ class IvrStorage(StorageBase):
             greeting=ivr.greeting,
             queues=[QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled,
                              max_size=q.max_size) for q in ivr.queues],
-            settings=SettingsMap(**{**ivr.settings.as_dict(),
+            settings=SettingsMap(**{**ivr.settings.as_dict(), **hours_record(ivr.settings.hours),
                                     "announce_as": ivr.settings.announce_as or None}),
         )
         if ivr.version is not None:

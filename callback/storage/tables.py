@@ -80,6 +80,13 @@ class SettingsMap(MapAttribute):
     call_regions = ListAttribute(of=UnicodeAttribute, null=True)
     call_toll_free = BooleanAttribute(null=True)
     call_personal_numbers = BooleanAttribute(null=True)
+    # Open hours, as text (callback.domain.hours_input); None before an IVR had hours:
+    # open around the clock.
+    time_zone = UnicodeAttribute(null=True)
+    weekly_hours = ListAttribute(of=UnicodeAttribute, null=True)
+    holidays = ListAttribute(of=UnicodeAttribute, null=True)
+    closures = ListAttribute(of=UnicodeAttribute, null=True)
+    closed_callbacks = BooleanAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):

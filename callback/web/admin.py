@@ -57,18 +57,6 @@ def phone(number):
     return for_people(number)
 
 
-@bp.app_template_filter("when")
-def when(moment):
-    """A UTC timestamp for people."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
-
-
-@bp.app_template_filter("short_when")
-def short_when(moment, seconds=False):
-    """A compact UTC time for table cells: 'Nov 25 18:34' (the column says UTC)."""
-    return moment.strftime("%b %d %H:%M:%S" if seconds else "%b %d %H:%M") if moment else "—"
-
-
 bp.add_app_template_filter(labels.status_label, "status_label")
 bp.add_app_template_filter(labels.outcome_label, "outcome_label")
 bp.add_app_template_filter(labels.ended_reason_label, "ended_reason_label")

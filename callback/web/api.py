@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from callback.domain import records as m
 from callback.domain import stats, transitions, voice_table
+from callback.domain.hours_input import hours_json
 from callback.domain.settings import parse_int, validate_settings
 from callback.domain.validation import check_agent, check_queue, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
@@ -183,7 +184,8 @@ def set_agent_status(agent_id):
 def ivr_json(ivr):
     """An IVR as the API shows it."""
     return {"name": ivr.name, "numbers": list(ivr.numbers), "greeting": ivr.greeting,
-            "queues": [queue_json(q) for q in ivr.queues], "settings": ivr.settings.as_dict()}
+            "queues": [queue_json(q) for q in ivr.queues], "settings": ivr.settings.as_dict(),
+            "hours": hours_json(ivr.settings.hours)}
 
 
 def queue_json(queue, waiting=None, pending=None):

@@ -123,10 +123,14 @@ def _signed_in_admin():
     return record.username
 
 
+# The admin portal's blueprints (each of their pages needs a signed-in admin).
+PORTAL_BLUEPRINTS = ("admin", "hours")
+
+
 def refuse_without_secret_key():
     """Before any sign-in or admin page, and before CSRF: with no SECRET_KEY (on Lambda there
     is never a random one) there are no sessions to hand out, so the portal says so, 503."""
-    if current_app.secret_key or request.blueprint not in ("auth", "admin"):
+    if current_app.secret_key or request.blueprint not in ("auth", *PORTAL_BLUEPRINTS):
         return None
     return render_template("unavailable.html"), 503
 
@@ -177,7 +181,7 @@ def safe_next(target):
         endpoint, values = current_app.url_map.bind("localhost").match(parts.path, method="GET")
     except HTTPException:
         return fallback
-    if not endpoint.startswith("admin."):
+    if endpoint.split(".")[0] not in PORTAL_BLUEPRINTS:
         return fallback
     return url_for(endpoint, **values)
 
