@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from callback.domain.hours import open_time_later
+
 CALL = "call"
 CALLBACK = "callback"
 
@@ -47,11 +49,14 @@ class RetryDecision:
     status: str = "expired"  # the final status when `expire`
 
 
-def decide_after_failed_attempt(*, failed_attempts, max_retries, retry_minutes, expires_at, now):
-    """Retry after Retry Time, or expire after Max Retries or past Expiration Time."""
+def decide_after_failed_attempt(*, failed_attempts, max_retries, retry_minutes, expires_at, now, hours=None):
+    """Retry after Retry Time (open time of `hours`, when given: a try failed at 16:58 with
+    five minutes to wait comes at 09:03 the next open day), or expire after Max Retries or
+    past Expiration Time."""
     if failed_attempts >= max_retries:
         return RetryDecision(True, None, "max-retries")
-    next_due = now + timedelta(minutes=retry_minutes)
+    retry = timedelta(minutes=retry_minutes)
+    next_due = open_time_later(hours, now, retry) if hours is not None else now + retry
     if now >= expires_at or next_due >= expires_at:
         # The next try would fall after the expiration time: it would never happen.
         return RetryDecision(True, None, "expiration-time")
@@ -108,6 +113,8 @@ class Settlement:
 # tried again only after this pause, while an admin fixes the account.
 ACCOUNT_HELD = "account-refused"
 ACCOUNT_HOLD = timedelta(minutes=10)
+# Not dialed because the IVR had closed by then: never counted, due again at the opening.
+CLOSED = "closed"
 
 
 def settle_attempt(counted, outcome, earlier):
@@ -121,10 +128,12 @@ def settle_attempt(counted, outcome, earlier):
         return Settlement(True, timedelta(0))
     if outcome == ACCOUNT_HELD:
         return Settlement(False, ACCOUNT_HOLD)
+    if outcome == CLOSED:
+        return Settlement(False, timedelta(0))
     if counted is None:
         errors = trailing(earlier, lambda a: a.outcome == TRANSIENT)
         return Settlement(errors + 1 >= TRANSIENT_ERRORS_IN_A_ROW, TRANSIENT_BACKOFF * 2 ** errors)
-    uncounted = trailing(earlier, lambda a: not a.counted and a.outcome != ACCOUNT_HELD)
+    uncounted = trailing(earlier, lambda a: not a.counted and a.outcome not in (ACCOUNT_HELD, CLOSED))
     return Settlement(uncounted + 1 >= UNCOUNTED_IN_A_ROW, timedelta(0))
 
 

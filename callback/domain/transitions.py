@@ -131,6 +131,13 @@ def expire(cb, now, reason="expiration-time"):
     return _ending(cb, status=m.EXPIRED, reason=reason, now=now, condition=StillPending(expired_by=now))
 
 
+def postpone_expiry(cb, expires_at):
+    """A pending callback lives on to `expires_at`: less open time has passed since its
+    request than its IVR's Expiration Time (its hours changed: a holiday added, say)."""
+    return CallbackChange(set={"expires_at": expires_at, "sweep_at": min(cb.due_at, expires_at)},
+                          condition=StillPending(expired_by=cb.expires_at))
+
+
 def refuse_number(cb, now):
     """A pending callback whose number its IVR does not call (any more) ends, never dialed."""
     return _ending(cb, status=m.FAILED, reason="number-not-allowed", now=now, condition=StillPending())

@@ -8,12 +8,14 @@ attempt (or offer), applied by `effects.Effects`.
 """
 import logging
 import uuid
+from datetime import timedelta
 
 from callback.domain import attempts as a
 from callback.domain import records as m
 from callback.domain import transitions
 from callback.domain.answers import Offer
 from callback.domain.dialing import why_not_callable
+from callback.domain.hours import add_open_time, is_open, next_opening, open_between
 from callback.domain.rules import CALL, CALLBACK, WorkCandidate, rank_work
 from callback.storage import Conflict, NotFound
 from callback.telephony.rest import AccountRefused, NumberRefused, TelephonyError, maybe_placed
@@ -75,6 +77,12 @@ class Chooser(Effects):
         if self.caller_id(ivr) is None:
             return (f"IVR {cb.ivr_name} has no phone number to call from, so nobody can be "
                     "called back: add its Twilio number. The callback keeps its place in line.")
+        hours, now = (ivr.settings.hours, self.clock.now()) if ivr else (None, None)
+        if cb.status == m.PENDING and hours is not None and not is_open(hours, now):
+            opening = next_opening(hours, now)
+            when = opening.astimezone(hours.tz).strftime("%a %b %d %H:%M %Z") if opening else "none in sight"
+            return (f"IVR {cb.ivr_name} is closed: callbacks are dialed only while it is open. This one "
+                    f"keeps its place in line and waits for the opening ({when}).")
         return None
 
     def candidates_for(self, agent, now):
@@ -92,9 +100,13 @@ class Chooser(Effects):
                 candidates.append(WorkCandidate(CALL, call.call_sid, queue_name, queue.priority,
                                                 call.joined_at))
                 records[(CALL, call.call_sid)] = call
+            # Callbacks are never dialed while the IVR is closed: they keep their place, and
+            # callers still holding at closing are still served.
+            if not is_open(ivr.settings.hours, now):
+                continue
             for cb in self.storage.due_callbacks(queue_name, now, limit=CANDIDATES_PER_QUEUE):
                 if cb.expires_at <= now:
-                    self._expire(cb, now)
+                    self.expire_or_extend(cb, now)
                     continue
                 candidates.append(WorkCandidate(CALLBACK, cb.callback_id, queue_name, cb.priority,
                                                 cb.place_in_line))
@@ -145,6 +157,8 @@ class Chooser(Effects):
                         callback.callback_id, callback.ivr_name, why_not)
             self.storage.commit(callback, transitions.refuse_number(callback, now))
             raise Conflict("not worth a call")  # the agent is offered the next work
+        if ivr is not None and not is_open(ivr.settings.hours, self.clock.now()):
+            raise Conflict("closed")  # closed since the work was chosen: checked at the ringing
         attempt_id = uuid.uuid4().hex[:16]
         # The customer's number is held from the claim: no other attempt, of any queue,
         # rings it until this attempt's call to it (if any) has ended.
@@ -189,9 +203,24 @@ class Chooser(Effects):
         log.info("%s %s offered to agent %s (call %s)", kind, key, agent.agent_id, sid)
         return Offer(agent.agent_id, kind, key, sid)
 
-    def _expire(self, cb, now):
+    def expire_or_extend(self, cb, now):
+        """A pending callback whose expiration time has come ends, unless less open time
+        has passed since its request than its IVR's Expiration Time (the hours changed after
+        it was stored: a holiday added): then it lives on until that much has. True when it
+        expired."""
+        ivr = self.directory.ivr(cb.ivr_name)
+        hours = ivr.settings.hours if ivr else None
         try:
+            if hours is not None and not hours.always_open:
+                budget = timedelta(minutes=ivr.settings.expiration_minutes)
+                later = add_open_time(hours, cb.requested_at, budget)
+                if open_between(hours, cb.requested_at, now) < budget and later is not None and later > now:
+                    self.storage.commit(cb, transitions.postpone_expiry(cb, later))
+                    log.info("callback %s: its IVR's hours changed; it now expires at %s", cb.callback_id,
+                             later.isoformat())
+                    return False
             self.storage.commit(cb, transitions.expire(cb, now))
             log.info("callback %s expired", cb.callback_id)
+            return True
         except Conflict:
-            pass
+            return False

@@ -13,6 +13,7 @@ from callback.domain import attempts as a
 from callback.domain import offers, transitions
 from callback.domain import records as m
 from callback.domain.answers import Outcome
+from callback.domain.hours import is_open, next_opening
 from callback.domain.numbers import mask
 from callback.domain.rules import (
     agent_after,
@@ -120,13 +121,17 @@ class Effects(Ledger):
         settled = settle_attempt(effect.counted, effect.outcome, earlier)
         ivr = self.directory.ivr(cb.ivr_name)
         settings = ivr.settings if ivr else None
+        hours = settings.hours if settings else None
         if settled.counted:
             decision = decide_after_failed_attempt(
                 failed_attempts=cb.attempts + 1, max_retries=settings.max_retries if settings else 1,
-                retry_minutes=settings.retry_minutes if settings else 5, expires_at=cb.expires_at, now=now)
+                retry_minutes=settings.retry_minutes if settings else 5, expires_at=cb.expires_at, now=now,
+                hours=hours)
         else:
-            decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now,
-                                                      due_at=now + settled.delay)
+            # Due again after its pause, and not before the IVR opens (the record says when).
+            due = now + settled.delay
+            due = (next_opening(hours, due) or due) if hours is not None else due
+            decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now, due_at=due)
         status = self.storage.commit(cb, transitions.end_attempt(
             cb, outcome=effect.outcome, counted=settled.counted, now=now, decision=decision,
             error_code=error_code, **sids))
@@ -206,6 +211,11 @@ class Effects(Ledger):
         event = dict(callback_id=cb.callback_id, attempt_id=attempt_id)
         transfer = ivr.settings.transfer_timeout_seconds if ivr else 30
         customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
+        if ivr is not None and not is_open(ivr.settings.hours, self.clock.now()):
+            # Hours are checked again at the moment of dialing: the agent accepted just as
+            # the IVR closed. Never dialed; the callback waits for the opening, uncounted.
+            log.info("callback %s: the IVR closed before its customer was dialed", cb.callback_id)
+            return self.handle(a.Event(a.CENTER_CLOSED, **event), tell_agent)
         if not self.customer_placing(cb.number, customer_leg):
             log.info("callback %s: its customer holds in a queue now; not dialed", cb.callback_id)
             return self.handle(a.Event(a.CUSTOMER_ON_LINE, **event), tell_agent)

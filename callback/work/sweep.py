@@ -17,8 +17,7 @@ from datetime import timedelta
 
 from callback import metrics
 from callback.domain import records as m
-from callback.domain import transitions
-from callback.storage import WAITING_CALL_LIFETIME, Conflict, StorageError
+from callback.storage import WAITING_CALL_LIFETIME, StorageError
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -102,12 +101,8 @@ def _expire_pending(svc, now, report, budget):
     for cb in svc.storage.needing_sweep(m.PENDING, now, limit=BATCH):
         budget.check()
         report.items_read += 1
-        if cb.expires_at <= now:
-            try:
-                svc.storage.commit(cb, transitions.expire(cb, now))
-                report.expired += 1
-            except Conflict:
-                pass
+        if cb.expires_at <= now and svc.dispatcher.expire_or_extend(cb, now):
+            report.expired += 1
 
 
 def _reconcile_attempts(svc, now, report, budget):
