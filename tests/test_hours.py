@@ -221,3 +221,16 @@ def test_storage_and_api_forms_give_back_the_same_hours():
     assert api_form["weekly"]["mon"] == "09:00-17:00" and api_form["weekly"]["sat"] == ""
     assert validate_hours(api_form, OpenHours(), json=True) == (OFFICE, {})
     assert hours_from_record(None, None, None, None, None) == OpenHours()
+
+
+@pytest.mark.parametrize("now, wait, when", [
+    (ny(2026, 1, 5, 16, 0), timedelta(minutes=15), ny(2026, 1, 5, 16, 0)),    # made before closing
+    (ny(2026, 1, 5, 16, 50), timedelta(minutes=15), ny(2026, 1, 6, 9, 0)),    # not: the next opening
+    (ny(2026, 1, 5, 16, 45), None, ny(2026, 1, 5, 16, 45)),                   # unknown wait, 15 min left
+    (ny(2026, 1, 5, 16, 55), None, ny(2026, 1, 6, 9, 0)),                     # unknown wait, 5 min left
+    (ny(2026, 1, 9, 16, 55), timedelta(minutes=1), ny(2026, 1, 9, 16, 55)),
+    (ny(2026, 1, 9, 16, 59), timedelta(minutes=1), ny(2026, 1, 12, 9, 0)),    # Friday: Monday
+    (ny(2026, 1, 10, 12, 0), None, ny(2026, 1, 12, 9, 0)),                    # closed: the opening
+])
+def test_when_a_callback_asked_for_now_can_be_made(now, wait, when):
+    assert h.callback_time(OFFICE, now, wait) == when

@@ -157,3 +157,15 @@ def test_the_hours_form_in_a_browser(page, svc, main_line):
     assert svc.storage.get_ivr("Main Line").settings.hours.weekly[4] == ((540, 1020),)
     page.set_viewport_size({"width": 400, "height": 900})
     page.screenshot(path=str(ARTIFACTS / "hours-form-400px.png"), full_page=True)
+
+
+def test_a_pending_callback_of_a_closed_ivr_says_what_it_waits_for(admin, svc, clock):
+    save_form(admin, **{"weekly.mon": "closed"})  # the test clock's Monday
+    now = clock.now()
+    svc.storage.create_callback(Callback("CA" + "c" * 32, "+12125551234", "Main Line", "Sales", now, now,
+                                         10, now, now + timedelta(hours=30)), "CA" + "c" * 32)
+    detail = unescape(admin.get(f"/admin/callbacks/{'CA' + 'c' * 32}").get_data(as_text=True))
+    tuesday = (now + timedelta(days=1)).strftime("%a %b %d")
+    assert f"waits for the opening ({tuesday} 09:00 EST)" in detail
+    body = admin.get(f"/api/callbacks/{'CA' + 'c' * 32}", headers=AUTH).get_json()
+    assert "Main Line is closed" in body["callback"]["blocked"]

@@ -195,6 +195,23 @@ def add_open_time(hours, start, amount):
     return None
 
 
+# A callback asked for while the queue's wait is unknown (too little history) is taken as
+# one that can still be made unless the center closes within this.
+CLOSING_MARGIN = timedelta(minutes=10)
+
+
+def callback_time(hours, now, wait=None):
+    """When a callback asked for at `now` can be made: `now` while the IVR is open and the
+    wait (a timedelta; None when unknown) ends before it closes, else the next opening after
+    that close (or after `now`, when closed); None when it never opens again in the horizon."""
+    if not is_open(hours, now):
+        return next_opening(hours, now)
+    closing = closing_time(hours, now)
+    if closing is None or now + (wait if wait is not None else CLOSING_MARGIN) < closing:
+        return now
+    return next_opening(hours, closing)
+
+
 def open_time_later(hours, start, amount):
     """`add_open_time`, or plain elapsed time when the IVR never stays open that long."""
     return add_open_time(hours, start, amount) or start + amount

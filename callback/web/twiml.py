@@ -96,7 +96,7 @@ def _play(target, music):
             target.play(url, loop=times if times > 1 else None)
 
 
-def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=DEFAULT_SPEECH):
+def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=DEFAULT_SPEECH, opens=None):
     """Hold message and music for the wait loop, with the callback offer once it is due.
 
     `music` is [(url, times)], played in order: cut to last until the next prompt is due
@@ -104,14 +104,20 @@ def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=D
     The offer Gather wraps the music so a caller can press 1 at any moment. `loop_url`
     ends with a Redirect to itself, so the loop keeps that URL instead of going back to the
     waitUrl (which would offer again, or read the estimate again). `wait` is (ahead,
-    estimate) when an estimate is worth telling, said before the offer.
+    estimate) when an estimate is worth telling, said before the offer. `opens` ('tomorrow
+    at 9 AM'): the center closes before the callback could be made, so the offer is a call
+    at that opening.
     """
     response = VoiceResponse()
     if offer_url:
         gather = Gather(input="dtmf", num_digits=1, timeout=OFFER_SECONDS, action=offer_url)
         if wait is not None:
             _say(gather, wait_sentence(*wait), speech)
-        _say(gather, OFFER_MESSAGE, speech)
+        if opens:
+            _say(gather, f"We close before we could call you back today. Press 1 to be called back "
+                         f"when we open, {opens}. You keep your place in line.", speech)
+        else:
+            _say(gather, OFFER_MESSAGE, speech)
         _play(gather, music)
         response.append(gather)
     else:
@@ -221,38 +227,44 @@ def offer_caller_id(e164, action_url, problem=None, speech=DEFAULT_SPEECH):
                    speech)
 
 
-def nothing_saved(wait_url_without_offer, speech=DEFAULT_SPEECH):
+def nothing_saved(wait_url_without_offer, speech=DEFAULT_SPEECH, holding=True):
     """No answer to a confirmation: store nothing, back to holding with the offer withdrawn
-    (or, for a caller in no queue, goodbye)."""
+    (or, for a caller in no queue, goodbye; `holding` False: a caller of a closed center,
+    on to its goodbye)."""
     if wait_url_without_offer is None:
         return line_full("I have not saved a number.", speech)
     response = VoiceResponse()
-    _say(response, "I have not saved a number. You are still on hold and you have kept your "
-                   "place in line.", speech)
+    _say(response, "I have not saved a number." + (" You are still on hold and you have kept your "
+                                                   "place in line." if holding else ""), speech)
     response.redirect(wait_url_without_offer, method="POST")
     return _xml(response)
 
 
-def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH):
+def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH, holding=True):
     """Third failed entry: say so, back to holding with the offer withdrawn (or, for a
-    caller in no queue, goodbye)."""
+    caller in no queue, goodbye; `holding` False: a caller of a closed center, on to its
+    goodbye)."""
     if wait_url_without_offer is None:
         return line_full(ENTRY_PROBLEMS.get(problem, "That number is not valid.") + " I could not take "
                          "a callback number.", speech)
     response = VoiceResponse()
     _say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
-    _say(response, "I could not take a callback number. You are back on hold and you have "
-                   "kept your place in line.", speech)
+    _say(response, "I could not take a callback number." + (" You are back on hold and you have "
+                                                             "kept your place in line." if holding else ""),
+         speech)
     response.redirect(wait_url_without_offer, method="POST")
     return _xml(response)
 
 
-def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH):
+def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH, opens=None):
     """After the caller left the queue: read the number back, say when to expect the call
-    (when an estimate is worth telling), reassure, hang up."""
+    (when an estimate is worth telling, or `opens`, 'tomorrow at 9 AM', when the center is
+    closed until then), reassure, hang up."""
     response = VoiceResponse()
     _say(response, f"Thank you. We will call you back at {speakable(e164)}.", speech)
-    if expected is not None and expected.over_cap:
+    if opens:
+        _say(response, f"We are closed until then: expect our call after we open, {opens}.", speech)
+    elif expected is not None and expected.over_cap:
         _say(response, f"It may be {spoken_wait(expected)} before we call.", speech)
     elif expected is not None:
         _say(response, f"We expect to call you within {spoken_wait(expected)}.", speech)
@@ -274,6 +286,38 @@ def already_pending(e164, speech=DEFAULT_SPEECH, in_queue=True):
         _say(response, "Goodbye.", speech)
         response.hangup()
     return _xml(response)
+
+
+def closed(greeting, week, opens, action_url=None, queue_names=(), speech=DEFAULT_SPEECH):
+    """A call while the center is closed: the hours and when it opens, then (with
+    `action_url`) the offer of a callback at that opening, by queue when there are several;
+    without it, goodbye."""
+    response = VoiceResponse()
+    target = response
+    if action_url:
+        target = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=action_url,
+                        action_on_empty_result=True)
+    if greeting:
+        _say(target, greeting, speech)
+    said = "We are closed now." + (f" {week}" if week else "")
+    _say(target, said + (f" We open again {opens}." if opens else ""), speech)
+    if not action_url:
+        _say(response, "Please call again when we are open. Goodbye.", speech)
+        response.hangup()
+        return _xml(response)
+    if len(queue_names) > 1:
+        choices = " ".join(f"For {name}, press {i}." for i, name in enumerate(queue_names, start=1))
+        _say(target, f"To be called back when we open, choose a department. {choices}", speech)
+    else:
+        _say(target, "To be called back when we open, press 1. Otherwise, you may hang up.", speech)
+    response.append(target)
+    return _xml(response)
+
+
+def closed_goodbye(message=None, speech=DEFAULT_SPEECH):
+    """The end of a call to a closed center."""
+    return goodbye((message + " " if message else "") + "Please call again when we are open. Goodbye.",
+                   speech=speech)
 
 
 def leave_queue():

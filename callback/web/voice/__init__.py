@@ -1,11 +1,12 @@
 """Twilio voice webhooks: thin handlers that read the request, call the domain, answer TwiML.
 
 One blueprint (`bp`, named "voice", under /voice), its routes in modules named for who is
-on the line: `caller` (incoming call to confirmed callback), `agent`, `customer`, and
-`events` (Twilio's status callbacks) and `status` (the IVR numbers' own status callback). `common` holds what they share: the signature check,
-the safe-TwiML error handler, parameters and routing.
+on the line: `caller` (incoming call to confirmed callback), `closed` (a call while the IVR
+is closed), `agent`, `customer`, `events` (Twilio's status callbacks) and `status` (the IVR
+numbers' own status callback). `common` holds what they share: the signature check, the
+safe-TwiML error handler, parameters and routing.
 """
-from callback.web.voice import agent, caller, customer, events, join, status  # noqa: F401  (they add the routes)
+from callback.web.voice import agent, caller, closed, customer, events, join, status  # noqa: F401 (routes)
 from callback.web.voice.common import bp
 
 __all__ = ["bp"]

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import Response, request
 
+from callback.domain import hours as h
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.hold import between_prompts, speech_seconds, until_due
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
@@ -12,8 +13,10 @@ from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import DEFAULT_SPEECH, speech_of
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import tones, twiml
+from callback.web.voice.closed import answer_closed
 from callback.web.voice.common import (
     _agents_on_duty,
+    _closed_marker,
     _hold_music,
     _hold_track,
     _int,
@@ -43,6 +46,9 @@ def incoming():
     if ivr is None or not ivr.queues:
         log.info("call %s to a number with no IVR", param("CallSid") or "-")
         return twiml.unknown_number()
+    now = services().clock.now()
+    if not h.is_open(ivr.settings.hours, now):
+        return answer_closed(ivr, ivr.greeting, now)
     if len(ivr.queues) == 1:
         return _enqueue(ivr, ivr.queues[0], greeting=ivr.greeting)
     return twiml.queue_menu(ivr.greeting, [q.name for q in ivr.queues],
@@ -71,6 +77,9 @@ def menu():
                             speech=speech_of(ivr))
 
 def _enqueue(ivr, queue, greeting=None):
+    now = services().clock.now()
+    if not h.is_open(ivr.settings.hours, now):  # it closed while the caller chose a queue
+        return answer_closed(ivr, greeting, now)
     # Nothing is recorded yet: a caller who hangs up before Twilio runs <Enqueue> never
     # reaches the queue, so the first waitUrl request records them (see `wait`).
     action = services().config.public_url("/voice/enqueue-done", ivr=ivr.name, queue=queue.name)
@@ -107,10 +116,11 @@ def wait():
     offer_on = param("offer") != "off"
     offered = param("offered") == "1"
 
-    def loop(offered):
+    def loop(offered, est=None):
         return svc.config.public_url("/voice/wait", ivr=ivr.name, queue=queue.name,
                                      offer=None if offer_on else "off",
-                                     offered="1" if offered else None, joined=int(joined.timestamp()))
+                                     offered="1" if offered else None, joined=int(joined.timestamp()),
+                                     est=est)
 
     settings = ivr.settings
     offering = offer_on and queue.callback_enabled and settings.callback_enabled
@@ -122,8 +132,16 @@ def wait():
                           speech=speech_of(ivr))
     offer_url = svc.config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name,
                                       joined=int(joined.timestamp()))
+    # The estimate is read once per call; the loop carries its minutes (`est`), so every
+    # turn can tell, by the clock alone, whether the callback still fits before closing.
+    wait = None if offered else _offer_wait(queue, joined)
+    minutes = (wait[1].minutes if wait else None) if not offered else _int(param("est"), None)
+    when = h.callback_time(settings.hours, now, None if minutes is None else timedelta(minutes=minutes))
+    if when is None:  # the center closes and does not open again in sight: no offer
+        return twiml.hold(_music(between_prompts(track)), loop_url=loop(False), speech=speech_of(ivr))
+    opens = h.spoken_moment(settings.hours, now, when) if when > now else None
     return twiml.hold(_music(between_prompts(track, message=False)), offer_url=offer_url,
-                      loop_url=loop(True), wait=None if offered else _offer_wait(queue, joined),
+                      loop_url=loop(True, minutes), wait=wait, opens=opens,
                       speech=speech_of(ivr))
 
 
@@ -210,7 +228,7 @@ def offer():
 def _entry_url(ivr_name, queue_name, attempt, redo=0):
     return services().config.public_url("/voice/number", ivr=ivr_name, queue=queue_name,
                                         attempt=attempt, redo=redo or None, joined=_joined_marker(),
-                                        full="1" if _turned_away() else None)
+                                        full="1" if _turned_away() else None, closed=_closed_marker())
 
 
 def _entry_not_saved(speech=DEFAULT_SPEECH):
@@ -218,6 +236,8 @@ def _entry_not_saved(speech=DEFAULT_SPEECH):
         return twiml.line_full("Sorry, I could not save your number just now.", speech)
     # Back to the bare wait URL: whatever the failed request left stored, its next request
     # puts it right (records the caller again, or sees the callback and leaves for it).
+    if _closed_marker():
+        return twiml.closed_goodbye("Sorry, I could not save your number just now.", speech)
     return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False, recorded=False),
                               message="Sorry, I could not save your number just now. You are "
                                       "still on hold and you have kept your place in line.",
@@ -243,7 +263,7 @@ def number():
         allowed = ivr.settings.entry_attempts
         if attempt >= allowed:
             return twiml.entry_failed(check.problem, _resume_url(ivr.name, queue.name, offer=False),
-                                      speech=speech)
+                                      speech=speech, holding=not _closed_marker())
         return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt + 1, redo),
                                   problem=check.problem, last_try=attempt + 1 == allowed,
                                   speech=speech)
@@ -261,7 +281,8 @@ def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, source=None
     return services().config.public_url("/voice/confirm", ivr=ivr_name, queue=queue_name,
                                         attempt=attempt, redo=redo or None, entry=entry,
                                         source=source, ask=ask if ask > 1 else None,
-                                        joined=_joined_marker(), full="1" if _turned_away() else None)
+                                        joined=_joined_marker(), full="1" if _turned_away() else None,
+                                        closed=_closed_marker())
 
 
 # A caller may re-enter their number this many times (each is not a failed try, but the
@@ -297,10 +318,12 @@ def confirm():
         if own_number:
             return twiml.number_entry(_entry_url(ivr.name, queue.name, 1), speech=speech)
         if redo >= MAX_REENTRIES:
-            return twiml.nothing_saved(_resume_url(ivr.name, queue.name, offer=False), speech=speech)
+            return twiml.nothing_saved(_resume_url(ivr.name, queue.name, offer=False), speech=speech,
+                                       holding=not _closed_marker())
         return twiml.number_entry(_entry_url(ivr.name, queue.name, attempt, redo + 1), speech=speech)
     if ask >= 2:
-        return twiml.nothing_saved(_resume_url(ivr.name, queue.name, offer=False), speech=speech)
+        return twiml.nothing_saved(_resume_url(ivr.name, queue.name, offer=False), speech=speech,
+                                   holding=not _closed_marker())
     problem = "other" if digits else "silence"
     if own_number:
         return twiml.offer_caller_id(e164, _confirm_url(ivr.name, queue.name, 1, 0, source="caller",
@@ -319,8 +342,14 @@ def _store_and_leave(ivr, queue, call_sid, e164):
                                           "Please stay on the line.", speech=speech_of(ivr))
     if result.outcome == "number-pending":
         existing = result.callback.number if result.callback else e164
-        return twiml.already_pending(existing, speech=speech_of(ivr), in_queue=not _turned_away())
+        return twiml.already_pending(existing, speech=speech_of(ivr),
+                                     in_queue=not (_turned_away() or _closed_marker()))
     services().handoff.dispatch([queue.name])
+    if _closed_marker():  # in no queue to leave: confirmed here, with the opening
+        hours, now = ivr.settings.hours, services().clock.now()
+        opening = h.next_opening(hours, now)
+        return twiml.callback_stored(e164, speech=speech_of(ivr),
+                                     opens=h.spoken_moment(hours, now, opening) if opening else None)
     if _turned_away():
         # In no queue, so no <Leave> and no Enqueue action: the confirmation is said here.
         return twiml.callback_stored(e164, expected=_expected_callback(result.callback),
@@ -337,10 +366,13 @@ def _store_callback(ivr, queue, call_sid, e164):
     # Their place in line is when they first joined the queue, not when they asked.
     place = waiting.joined_at if waiting else (_joined_time() or now)
     settings = ivr.settings
+    # Expiration Time counts open time only: a request just before closing lives on after
+    # the next opening.
+    expires = h.open_time_later(settings.hours, now, timedelta(minutes=settings.expiration_minutes))
     callback = Callback(
         callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
         requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
-        due_at=now, expires_at=now + timedelta(minutes=settings.expiration_minutes))
+        due_at=now, expires_at=expires)
     try:
         result = svc.storage.create_callback(callback, call_sid)
     except StorageError:

@@ -163,13 +163,24 @@ def webhook(safe_twiml):
 def _wait_url(ivr_name, queue_name, offer=True, offered=False, recorded=True):
     """The hold loop's URL. `recorded` carries this request's `joined` marker (the caller
     is recorded as waiting since then); False gives the bare URL, which records them, with
-    the marker as `since`: a redirected request need not carry QueueTime to date the wait."""
+    the marker as `since`: a redirected request need not carry QueueTime to date the wait.
+
+    A caller of a closed center is in no queue: where others go back to holding, they go
+    on to goodbye."""
     config = services().config
+    if _closed_marker():
+        return config.public_url("/voice/closed/bye", ivr=ivr_name)
     marker = _joined_marker()
     return config.public_url("/voice/wait", ivr=ivr_name, queue=queue_name,
                              offer=None if offer else "off", offered="1" if offered else None,
                              joined=marker if recorded else None,
                              since=None if recorded else marker)
+
+
+def _closed_marker():
+    """"1" when this request belongs to a call taken while the center was closed (its
+    number entry runs outside any queue), else None."""
+    return "1" if param("closed") == "1" else None
 
 
 def _joined_marker(name="joined"):

@@ -1,7 +1,9 @@
 """Twilio's reports: the end of a caller's time in the queue, the status of the calls the
 app places (agent and customer legs), and conference events."""
 import logging
+from datetime import timedelta
 
+from callback.domain import hours as h
 from callback.domain import stats
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.rules import CALL, CALLBACK
@@ -58,8 +60,11 @@ def enqueue_done():
             callback = svc.storage.get_callback(call_sid)
         except NotFound:
             return twiml.goodbye("Goodbye.")
-        return twiml.callback_stored(callback.number, expected=_expected_callback(callback),
-                                     speech=speech_of(svc.directory.ivr(callback.ivr_name)))
+        ivr = svc.directory.ivr(callback.ivr_name)
+        expected = _expected_callback(callback)
+        opens = _opens(ivr, expected)
+        return twiml.callback_stored(callback.number, expected=None if opens else expected,
+                                     speech=speech_of(ivr), opens=opens)
     if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
         waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
         log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
@@ -93,6 +98,17 @@ def _queue_full(joined):
     offer_url = services().config.public_url("/voice/offer", ivr=ivr.name, queue=queue.name, full="1",
                                              joined=int(joined.timestamp()) if joined else None)
     return twiml.queue_full_offer(offer_url, speech=speech_of(ivr))
+
+
+def _opens(ivr, expected):
+    """'tomorrow at 9 AM' when the center closes (or is closed) before the expected call,
+    else None: the estimate counts open time only."""
+    if ivr is None:
+        return None
+    now = services().clock.now()
+    wait = timedelta(minutes=expected.minutes) if expected is not None else None
+    when = h.callback_time(ivr.settings.hours, now, wait)
+    return h.spoken_moment(ivr.settings.hours, now, when) if when is not None and when > now else None
 
 
 def _expected_callback(callback):
