@@ -70,3 +70,11 @@ class ScaledClock:
         current = self.now()
         with self._lock:
             self._origin, self._origin_wall, self.speed = current, time.time(), float(speed)
+
+    def jump_to(self, moment):
+        """Move the clock forward to `moment` (a local run's "it is 16:58 now"); never back,
+        since records already written must not come from the future."""
+        current = self.now()
+        if moment > current:
+            with self._lock:
+                self._origin, self._origin_wall = moment, time.time()

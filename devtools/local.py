@@ -12,6 +12,7 @@ import secrets
 import signal
 import threading
 import time
+from datetime import datetime
 
 from werkzeug.security import generate_password_hash
 
@@ -127,10 +128,13 @@ def import_tables(storage, path):
 
 
 def local_controls(svc, api_token, base_speed):
-    """Local-only endpoints (never in the deployed app): the simulator sets the clock speed.
+    """Local-only endpoints (never in the deployed app): the simulator sets the clock speed,
+    and moves the clock forward (`make call --at 16:58`).
 
     POST sets a speed for one simulator session and DELETE puts back the run's own speed
-    (`make run --speed`), so a speed asked for by one `make call` does not outlive it.
+    (`make run --speed`), so a speed asked for by one `make call` does not outlive it. POST
+    with `at` (an ISO time with its offset) moves the clock forward to it, for good: time
+    never runs back.
     """
     import hmac
 
@@ -153,7 +157,18 @@ def local_controls(svc, api_token, base_speed):
 
     @bp.post("/clock")
     def clock_speed():
-        speed = (request.get_json(silent=True) or {}).get("speed")
+        body = request.get_json(silent=True) or {}
+        if "at" in body:
+            try:
+                at = datetime.fromisoformat(body["at"])
+            except (TypeError, ValueError):
+                abort(400)
+            if at.tzinfo is None:
+                abort(400)
+            svc.clock.jump_to(at)
+            if "speed" not in body:
+                return answer()
+        speed = body.get("speed")
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.1 <= speed <= 1000:
             abort(400)
         svc.clock.set_speed(speed)

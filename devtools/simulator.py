@@ -9,6 +9,11 @@ callbacks, REST calls that time out after placing the call, and numbers Twilio r
 
     python -m devtools.simulator                      # you are the caller; keys from the keyboard
     python -m devtools.simulator --keys 1,wait,1,2125551234,1 --agent alice --speed 30
+    python -m devtools.simulator --hours 09:00-17:00 --at 16:58 --keys 1,1,2125551234,1 --agent alice
+
+`--hours` gives the IVR those hours every day (they stay, like the agents' state) and `--at`
+moves the app's clock forward to that time of the center's day, so a call can run across
+closing time.
 """
 import argparse
 import json
@@ -16,6 +21,8 @@ import os
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import requests
 
@@ -115,6 +122,38 @@ class LocalApp:
         response = self.api("PUT", f"/api/agents/{agent_id}/status", json={"status": "available"})
         detail = "becomes available" if response.ok else f"cannot become available: {response.json()['error']}"
         Out.say("agent desktop", f"{agent_id} {detail}")
+
+    def ivr(self):
+        """The IVR the session's number reaches, as the API shows it."""
+        number = self.session["ivr_number"]
+        ivrs = self.api("GET", "/api/ivrs").json()["ivrs"]
+        return next((i for i in ivrs if number in i["numbers"]), ivrs[0])
+
+    def set_hours(self, spec):
+        """Give the IVR `spec` (09:00-17:00) as its hours every day, through the API."""
+        ivr = self.ivr()
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        response = self.api("PUT", f"/api/ivrs/{quote(ivr['name'], safe='')}/hours",
+                            json={"weekly": {day: spec for day in days}})
+        if not response.ok:
+            raise SystemExit(f"--hours {spec}: {json.dumps(response.json().get('fields'))}")
+        Out.say("admin", f"{ivr['name']} is open {spec} every day ({ivr['hours']['time_zone']})")
+
+    def move_clock_to(self, hh_mm):
+        """Move the app's clock forward to the next `hh_mm` of the IVR's day (`--at`)."""
+        from callback.domain.hours import zone_info
+
+        zone = zone_info(self.ivr()["hours"]["time_zone"])
+        now = datetime.fromisoformat(self.api("GET", "/_local/clock").json()["now"]).astimezone(zone)
+        try:
+            hour, minute = (int(part) for part in hh_mm.split(":"))
+            target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        except ValueError as exc:
+            raise SystemExit(f"--at {hh_mm}: give a time of day such as 16:58") from exc
+        if target <= now:
+            target += timedelta(days=1)
+        self.api("POST", "/_local/clock", json={"at": target.isoformat()})
+        Out.say("clock", f"the app's clock jumps to {target.strftime('%a %H:%M %Z')} at the center")
 
     def callback_status(self, callback_id):
         """A callback's status, or None when there is no such callback."""
@@ -219,6 +258,10 @@ def build_parser():
     parser.add_argument("--rest-timeout", type=int, default=0, metavar="N",
                         help="the app's next N create-call requests time out after Twilio placed the call")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chaos decisions")
+    parser.add_argument("--hours", help="give the IVR these open hours every day before calling "
+                                        "(09:00-17:00; several as 09:00-12:00,13:00-17:00; 24h); they stay")
+    parser.add_argument("--at", help="move the app's clock forward to this time of the center's day "
+                                     "(16:58) before calling: with --hours, a call across closing time")
     return parser
 
 
@@ -235,6 +278,10 @@ def main(argv=None):
 def _run(args):
     session = load_session(args.session)
     app = LocalApp(session)
+    if args.hours:
+        app.set_hours(args.hours)
+    if args.at:
+        app.move_clock_to(args.at)
     speed = args.speed or session.get("speed", 1)
     if not args.speed:
         return _place_call(args, session, app, speed)

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -192,10 +194,37 @@ def test_a_speed_asked_for_by_one_call_ends_with_that_call(local_run, capsys):
     assert clock["speed"] == clock["run_speed"] == 60
 
 
+def test_make_call_runs_the_clock_across_closing_time(local_run, capsys):
+    """The IVR closes at 16:59 and opens again at 17:20: the caller holds from 16:58, is
+    offered a callback at the opening, and is called back only then."""
+    for agent_id in ("alice", "bob"):
+        local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
+    try:
+        out = run_simulator(local_run, capsys, "--hours", "00:00-16:59,17:20-24:00", "--at", "16:58",
+                            "--keys", "1,1,2125550188,1", "--from", "+12125550166", "--agent", "alice",
+                            "--speed", "120", "--watch", "3600")
+        assert "the app's clock jumps to" in out and "16:58" in out
+        assert "Press 1 to be called back when we open, today at 5:20 PM" in out
+        assert "expect our call after we open, today at 5:20 PM" in out
+        assert out.rstrip().endswith(": completed")
+        callback = [c for c in local_api(local_run, "GET", "/api/callbacks").json()["callbacks"]
+                    if c["number"] == "+12125550188"][0]
+        started = datetime.fromisoformat(callback["history"][0]["started_at"])
+        assert started.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") >= "17:20"
+    finally:
+        local_api(local_run, "PUT", "/api/ivrs/Main%20Line/hours", json={"weekly": {
+            day: "24h" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}})
+
+
 def test_the_local_clock_controls_need_the_token_and_a_sane_speed(local_run):
     assert requests.get(local_run["url"] + "/_local/clock", timeout=5).status_code == 401
     for speed in (0, 5000, "60", True, None):
         assert local_api(local_run, "POST", "/_local/clock", json={"speed": speed}).status_code == 400
+    for at in ("tomorrow", "2026-01-05T16:58", 1700000000):
+        assert local_api(local_run, "POST", "/_local/clock", json={"at": at}).status_code == 400
+    before = datetime.fromisoformat(local_api(local_run, "GET", "/_local/clock").json()["now"])
+    local_api(local_run, "POST", "/_local/clock", json={"at": "2001-01-01T00:00:00+00:00"})
+    assert datetime.fromisoformat(local_api(local_run, "GET", "/_local/clock").json()["now"]) >= before
     assert local_api(local_run, "GET", "/_local/clock").json()["speed"] == 60
 
 

@@ -55,5 +55,5 @@ def test_the_readme_tells_how_make_call_finds_the_app_and_what_the_keys_are():
         assert meaning in section, meaning
     assert "carries over" in section
     for option in ("--agent-answers", "--customer-answers", "voicemail", "decline", "refused", "--duplicate",
-                   "--lose", "--late", "--rest-timeout", "--patience"):
+                   "--lose", "--late", "--rest-timeout", "--patience", "--hours", "--at"):
         assert option in section, option
