@@ -4,6 +4,8 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callback.domain import hours as h
 from callback.domain.hours import Closure, OpenHours
@@ -195,10 +197,11 @@ def test_holidays_and_closures_from_text_and_json():
     assert parse_closures("2026-08-03 to 2026-08-07 Summer shutdown") == (
         Closure(date(2026, 8, 3), date(2026, 8, 7), "Summer shutdown"),)
     assert parse_closures([{"from": "2026-08-03", "to": "2026-08-07"}])[0].last == date(2026, 8, 7)
-    for bad in ("2026-02-30 Leap", "12/25/2026", "2026-12-25 <script>"):
+    for bad in ("2026-02-30 Leap", "12/25/2026", "2026-12-25 <script>", [{"date": "2026-12-25", "name": 5}]):
         with pytest.raises(ValueError):
             parse_holidays(bad)
-    for bad in ("2026-08-07 to 2026-08-03", "2026-08-03", "2026-01-01 to 2027-06-01 long"):
+    for bad in ("2026-08-07 to 2026-08-03", "2026-08-03", "2026-01-01 to 2027-06-01 long",
+                [{"from": "2026-08-03", "to": "2026-08-04", "note": ["x"]}]):
         with pytest.raises(ValueError):
             parse_closures(bad)
 
@@ -234,3 +237,18 @@ def test_storage_and_api_forms_give_back_the_same_hours():
 ])
 def test_when_a_callback_asked_for_now_can_be_made(now, wait, when):
     assert h.callback_time(OFFICE, now, wait) == when
+
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+FIELDS = ["time_zone", "weekly", "holidays", "closures", "closed_callbacks", "x"]
+
+
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=5))
+def test_any_json_gives_hours_or_field_errors_never_an_exception(raw):
+    hours, errors = validate_hours(raw, OFFICE, json=True)
+    assert (hours is None) == bool(errors)
+    if hours is not None:
+        assert len(hours.weekly) == 7
+        h.next_opening(hours, ny(2026, 1, 5, 12, 0))  # the rules take whatever validation lets in

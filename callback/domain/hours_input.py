@@ -106,6 +106,8 @@ def _date(text):
 
 
 def _note(text):
+    if not isinstance(text, str):
+        raise ValueError("a name must be text")
     text = " ".join(text.split())
     if len(text) > MAX_NOTE:
         raise ValueError(f"a name may be at most {MAX_NOTE} characters")
