@@ -2,6 +2,15 @@
 import re
 from dataclasses import asdict, dataclass
 
+from callback.domain.customer_clock import (
+    DEFAULT_END,
+    DEFAULT_START,
+    DEFAULT_TIME_ZONE,
+    check_window,
+    customer_clock,
+    parse_clock_time,
+    parse_time_zone,
+)
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
 from callback.domain.voices import (
     DEFAULT_LANGUAGE,
@@ -42,6 +51,16 @@ class CallbackSettings:
     call_regions: tuple = DEFAULT_REGIONS
     call_toll_free: bool = True
     call_personal_numbers: bool = False
+    # The IVR's own zone: the customer's when their number does not say (toll-free, 5XX).
+    time_zone: str = DEFAULT_TIME_ZONE
+    # The customer's calling window, in their local time (see callback.domain.customer_clock).
+    customer_hours_start: str = DEFAULT_START
+    customer_hours_end: str = DEFAULT_END
+
+    def customer_clock(self, number):
+        """The calling window of the customer at `number`, in their local time."""
+        return customer_clock(number, time_zone=self.time_zone, start=self.customer_hours_start,
+                              end=self.customer_hours_end)
 
     @property
     def dial_rules(self):
@@ -115,6 +134,25 @@ TEXT_FIELDS = {
     "announce_as": ("Announce As", MAX_ANNOUNCE_AS,
                     "The company name customers hear when called back (\"this is the callback "
                     "you requested from Example Company\"). Leave blank to use the IVR's name."),
+    "time_zone": ("Time Zone", 64,
+                  "The IVR's time zone, as an IANA name (America/New_York, America/Chicago, "
+                  "America/Los_Angeles …). A customer whose number does not tell their zone "
+                  "(toll-free, 5XX personal numbers) is called within their hours in this one."),
+    "customer_hours_start": ("Customer's Hours From", 5,
+                             "Callbacks are dialed only between these two times in the customer's "
+                             "own time zone (from their number); otherwise they wait, keeping their "
+                             "place in line. 24-hour clock, such as 08:00."),
+    "customer_hours_end": ("Customer's Hours Until", 5,
+                           "The end of the customer's calling window, such as 20:00. A callback "
+                           "requested for a customer who never asked (a CRM's list) may need "
+                           "stricter hours: see the README."),
+}
+# How each text field is read (a ValueError says what is wrong).
+_TEXT_PARSERS = {
+    "announce_as": lambda value: parse_announce_as(value),
+    "time_zone": parse_time_zone,
+    "customer_hours_start": lambda value: f"{parse_clock_time(value):%H:%M}",
+    "customer_hours_end": lambda value: f"{parse_clock_time(value):%H:%M}",
 }
 
 
@@ -247,11 +285,16 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             values[name] = parse_int(value, low, high, json=json)
         except ValueError as exc:
             errors[name] = str(exc)
-    if "announce_as" in raw:
-        try:
-            values["announce_as"] = parse_announce_as(raw["announce_as"])
-        except ValueError as exc:
-            errors["announce_as"] = str(exc)
+    for name, parse in _TEXT_PARSERS.items():
+        if name in raw:
+            try:
+                values[name] = parse(raw[name])
+            except ValueError as exc:
+                errors[name] = str(exc)
+    if "customer_hours_start" not in errors and "customer_hours_end" not in errors:
+        short = check_window(values["customer_hours_start"], values["customer_hours_end"])
+        if short:
+            errors["customer_hours_end"] = short
     if "call_regions" in raw:
         try:
             values["call_regions"] = parse_regions(raw["call_regions"])

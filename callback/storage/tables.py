@@ -80,6 +80,9 @@ class SettingsMap(MapAttribute):
     call_regions = ListAttribute(of=UnicodeAttribute, null=True)
     call_toll_free = BooleanAttribute(null=True)
     call_personal_numbers = BooleanAttribute(null=True)
+    time_zone = UnicodeAttribute(null=True)
+    customer_hours_start = UnicodeAttribute(null=True)
+    customer_hours_end = UnicodeAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):
