@@ -39,7 +39,7 @@ def create_app(overrides=None):
     app.extensions["callback"] = build_services(config)
     app.extensions[health.EXTENSION] = health.check_at_startup(config)
 
-    from callback.web import admin, api, auth, privacy, voice
+    from callback.web import admin, api, auth, privacy, voice, waiting
 
     # Before CSRF, which cannot check a token without the key.
     app.before_request(auth.refuse_without_secret_key)
@@ -55,6 +55,7 @@ def create_app(overrides=None):
     app.register_blueprint(admin.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(privacy.api_bp)
+    app.register_blueprint(waiting.bp)
 
     app.after_request(security_headers)
 

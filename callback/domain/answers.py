@@ -23,6 +23,8 @@ NOTICES = {
                "account. The callback is kept and an administrator has been alerted. Goodbye.",
     "customer-on-line": "The customer has just called in and is waiting in the queue, so they "
                         "were not dialed. Their callback keeps its place. Goodbye.",
+    "outside-hours": "It is now outside the customer's calling hours where they are, so they were "
+                     "not dialed. Their callback keeps its place until their hours open. Goodbye.",
     "declined": "You did not accept the call, so it goes to another agent. You are now set "
                 "away; set yourself available when you are ready. Goodbye.",
 }

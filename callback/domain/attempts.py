@@ -56,13 +56,14 @@ DIAL_FAILED = "dial-failed"              # the customer's leg was not placed (tr
 DIAL_UNKNOWN = "dial-unknown"            # the dial request timed out: maybe placed
 CUSTOMER_ON_LINE = "customer-on-line"    # not dialed: the customer called in and holds
 DIAL_HELD = "dial-held"                  # Twilio refuses for a reason of the account
+OUTSIDE_HOURS = "outside-hours"          # not dialed: the customer's window closed meanwhile
 CONFERENCE_ENDED = "conference-ended"
 CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
 CALLER_NOT_MOVED = "caller-not-moved"    # the holding caller never reached the room; they hold again
 EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_JOINED,
           AGENT_LEFT, AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
           CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
-          CUSTOMER_ON_LINE, DIAL_HELD, CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
+          CUSTOMER_ON_LINE, DIAL_HELD, OUTSIDE_HOURS, CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
 
 # The leg whose CallSid an event must carry (conference events name their participant);
 # a holding caller is their offer's customer leg.
@@ -245,6 +246,10 @@ TABLE = {
     # Twilio refuses the call for the account's sake (21215, 21216, 21219): held, never
     # counted, never failed; an admin is told.
     (CUSTOMER_RINGING, DIAL_HELD): (ENDED, (EndAttempt("account-refused", False), TellAgent("account"))),
+    # The customer's calling window closed between the claim and the dial: not dialed, never
+    # counted; the callback waits for the window with its place.
+    (CUSTOMER_RINGING, OUTSIDE_HOURS): (ENDED, (EndAttempt("outside-hours", False),
+                                                TellAgent("outside-hours"))),
 
     **{(CUSTOMER_ANSWERED, e): t for e, t in _AGENT_GONE_EARLY.items()},
     **{(CUSTOMER_ANSWERED, e): t for e, t in _CUSTOMER_NOT_REACHED.items() if e != CUSTOMER_MACHINE},

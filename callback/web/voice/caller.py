@@ -337,10 +337,13 @@ def _store_callback(ivr, queue, call_sid, e164):
     # Their place in line is when they first joined the queue, not when they asked.
     place = waiting.joined_at if waiting else (_joined_time() or now)
     settings = ivr.settings
+    # Outside the customer's calling window it waits for the window, with its place in line;
+    # Expiration Time counts from the moment they may first be called.
+    due = settings.customer_clock(e164).next_opening(now) or now
     callback = Callback(
         callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
         requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
-        due_at=now, expires_at=now + timedelta(minutes=settings.expiration_minutes))
+        due_at=due, expires_at=due + timedelta(minutes=settings.expiration_minutes))
     try:
         result = svc.storage.create_callback(callback, call_sid)
     except StorageError:
