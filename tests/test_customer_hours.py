@@ -5,6 +5,7 @@ again at the moment of dialing. Signed webhooks on DynamoDB Local, the Twilio st
 The test clock starts at 15:00 UTC on a Monday in January: 10:00 in New York (the IVR's
 zone), 07:00 in San Francisco.
 """
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
@@ -24,6 +25,8 @@ from test_dispatch import (  # noqa: F401  (fixtures)
 )
 
 from callback.domain import records as m
+from callback.domain.estimate import Estimate, ExpectedCall
+from callback.web import twiml as twiml_documents
 from callback.work.sweep import sweep_once
 
 PACIFIC = "+14155550188"
@@ -131,3 +134,20 @@ def test_a_retry_waits_for_the_window_and_one_past_expiration_expires(svc, clock
     opens = window.next_opening(retry.due_at)
     assert within_hours(retry, opens, evening + timedelta(hours=16)).due_at == opens
     assert within_hours(retry, opens, evening + timedelta(hours=2)).expire
+
+
+@pytest.mark.parametrize("expected, lines", [
+    (ExpectedCall(Estimate(5, low=2, high=9)), ["We expect to call you in 2 to 9 minutes."]),
+    (ExpectedCall(opens="8 a.m."),
+     ["It is outside our calling hours where you are, so we will call you after 8 a.m. your time."]),
+    (ExpectedCall(Estimate(5, low=2, high=9), closes="8 p.m."),
+     ["We expect to call you in 2 to 9 minutes.", "We call only until 8 p.m. your time."]),
+    (ExpectedCall(Estimate(60, True)), ["It may be more than 60 minutes before we call."]),
+    (ExpectedCall(), []),
+])
+def test_what_the_caller_hears_after_storing(expected, lines):
+    root = ET.fromstring(twiml_documents.callback_stored(PACIFIC, expected))
+    said = [say.text for say in root.iter("Say")]
+    assert said[0].startswith("Thank you. We will call you back at 4 1 5")
+    assert said[1:-1] == lines
+    assert said[-1].startswith("You keep your place in line") and root[-1].tag == "Hangup"

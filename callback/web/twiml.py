@@ -249,13 +249,20 @@ def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH):
 
 def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH):
     """After the caller left the queue: read the number back, say when to expect the call
-    (when an estimate is worth telling), reassure, hang up."""
+    (`expected`, an estimate.ExpectedCall: the range, or the customer's opening hour when
+    their calling window is closed), reassure, hang up."""
     response = VoiceResponse()
     _say(response, f"Thank you. We will call you back at {speakable(e164)}.", speech)
-    if expected is not None and expected.over_cap:
-        _say(response, f"It may be {spoken_wait(expected)} before we call.", speech)
-    elif expected is not None:
-        _say(response, f"We expect to call you within {spoken_wait(expected)}.", speech)
+    estimate = expected.estimate if expected is not None else None
+    if expected is not None and expected.opens:
+        _say(response, "It is outside our calling hours where you are, so we will call you after "
+                       f"{expected.opens} your time.", speech)
+    elif estimate is not None and estimate.over_cap:
+        _say(response, f"It may be {spoken_wait(estimate)} before we call.", speech)
+    elif estimate is not None:
+        _say(response, f"We expect to call you in {spoken_wait(estimate)}.", speech)
+    if expected is not None and expected.closes:
+        _say(response, f"We call only until {expected.closes} your time.", speech)
     _say(response, "You keep your place in line: when it is your turn, an agent will call you. "
                    "You may hang up now. Goodbye.", speech)
     response.hangup()

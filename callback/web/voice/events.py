@@ -3,7 +3,7 @@ app places (agent and customer legs), and conference events."""
 import logging
 
 from callback.domain import stats
-from callback.domain.estimate import estimate_wait, history_since
+from callback.domain.estimate import estimate_wait, expected_call, history_since
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.settings import speech_of
 from callback.storage import NotFound, StorageError
@@ -96,8 +96,8 @@ def _queue_full(joined):
 
 
 def _expected_callback(callback):
-    """When a just-stored callback should come, from the work ahead of its place in line
-    and the queue's recent pace; None when not worth saying (or DynamoDB did not answer)."""
+    """When a just-stored callback should come (an ExpectedCall): from the work ahead of its
+    place in line and the queue's recent pace, within the customer's calling window."""
     svc = services()
     now = svc.clock.now()
     queue, place = callback.queue_name, callback.place_in_line
@@ -108,8 +108,12 @@ def _expected_callback(callback):
         on_duty = _agents_on_duty(queue)
     except StorageError:
         log.warning("no callback estimate for call %s: DynamoDB did not answer", callback.callback_id)
+        history, ahead, on_duty = [], None, None
+    ivr = svc.directory.ivr(callback.ivr_name)
+    if ivr is None:
         return None
-    return estimate_wait(history, ahead, now, on_duty)
+    estimate = estimate_wait(history, ahead, now, on_duty)
+    return expected_call(estimate, ivr.settings.customer_clock(callback.number), now)
 
 
 @bp.post("/agent/status")
