@@ -116,7 +116,8 @@ NY = "+12125551234"
     (datetime(2027, 1, 4, 15, 0, tzinfo=timezone.utc), Estimate(5, low=2, high=9),
      ExpectedCall(Estimate(5, low=2, high=9))),
     # 07:12: the window is closed; the call comes after it opens.
-    (datetime(2027, 1, 4, 12, 12, tzinfo=timezone.utc), Estimate(5, low=2, high=9), ExpectedCall(opens="8 a.m.")),
+    (datetime(2027, 1, 4, 12, 12, tzinfo=timezone.utc), Estimate(5, low=2, high=9),
+     ExpectedCall(opens="8 a.m.")),
     # 19:55, and the range runs past 20:00: they hear when calls stop.
     (datetime(2027, 1, 5, 0, 55, tzinfo=timezone.utc), Estimate(5, low=2, high=9),
      ExpectedCall(Estimate(5, low=2, high=9), closes="8 p.m.")),
