@@ -161,8 +161,9 @@ def section(days):
     ranged, _ = _kept(all_promises, _range_end)
     lines += [f"| all | {made} | {single / made:.1%} | {ranged / made:.1%} | |", ""]
     lines += ["A single number (the mean of the wait) is passed about half the time "
-              f"({single / made:.1%} kept): the wait is a sum of gaps, as likely above its mean as below. The range's end is the 95th "
-              "percentile of that sum at the measured rate; its promise is kept "
+              f"({single / made:.1%} kept): the wait is a sum of gaps, as likely above its mean as "
+              "below. The range's end is the 95th percentile of that sum at the measured rate; its "
+              "promise is kept "
               f"{ranged / made:.1%} of the time (lowest day {lowest:.1%}; target 90%).", ""]
     lines += ["The estimate's error by the caller's position in line (every offer with an estimate, "
               "caller or callback eventually taken), minutes: ours is |mean said - actual|; the floor "
