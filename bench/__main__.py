@@ -7,7 +7,9 @@ Each part prints a table with ratios against a baseline measured in the same run
 - sweep cost as the callbacks table grows, with a fixed 100 callbacks due, on moto and on
   DynamoDB Local;
 - dispatch throughput with N agents, against one agent;
-- the wait estimate's accuracy over a simulated day, against a recent-average baseline.
+- the wait estimate's accuracy over a simulated day, against a recent-average baseline;
+- the promise kept: how often the first attempt comes within the time a caller was told,
+  and the estimate's error by position in line beside the floor (bench/promise.py);
 - webhooks with a Twilio that takes 2 s a request and 4 idle agents: dispatch handed to a
   background worker, against dispatch inside the webhook (as before);
 - every caller-facing webhook with DynamoDB not answering, against DynamoDB answering;
@@ -46,7 +48,15 @@ from callback.domain.estimate import (  # noqa: E402
 from devtools import dynamodb_local  # noqa: E402
 from devtools.standin import StandInServer  # noqa: E402
 
-from . import cold_start, wallboard  # noqa: E402
+from . import cold_start, promise, wallboard  # noqa: E402
+from .promise import (  # noqa: E402
+    CALLBACK_SHARE,
+    DAY_AGENTS,
+    DAY_ARRIVALS,
+    OFFER_SECONDS,
+    PATIENCE_MINUTES,
+    SERVICE_MINUTES,
+)
 from .records import dynamodb_calls, load_callbacks  # noqa: E402
 
 TOKEN = "bench-token"
@@ -267,13 +277,6 @@ def bench_dispatch(endpoint, standin, agent_counts):
         out(f"| {count} | {elapsed:.3f} | {rate:.1f} | {rate / rows[0][2]:.2f} |")
     out()
 
-# A contact-center day, hour by hour from 08:00: calls per minute and agents on shift.
-DAY_ARRIVALS = [0.8, 1.5, 2.2, 2.4, 1.8, 1.5, 1.7, 2.3, 2.2, 1.6, 1.0, 0.6]
-DAY_AGENTS = [4, 6, 9, 9, 7, 5, 6, 9, 9, 7, 5, 4]
-SERVICE_MINUTES = 4.0
-PATIENCE_MINUTES = 12.0
-CALLBACK_SHARE = 0.25
-OFFER_SECONDS = 60
 
 
 def simulate_day(seed):
@@ -656,7 +659,8 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate", "slow-twilio", "dynamodb-hanging", "wallboard")
+PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate", "promise", "slow-twilio", "dynamodb-hanging",
+         "wallboard")
 
 
 def merge_sections(previous, lines):
@@ -718,6 +722,9 @@ def main(argv=None):
             bench_dispatch(endpoint, standin, [1, 5] if args.quick else [1, 5, 20])
         if "estimate" in parts:
             bench_estimate(2 if args.quick else 5)
+        if "promise" in parts:
+            for line in promise.section(2 if args.quick else 5):
+                out(line)
         if "slow-twilio" in parts:
             bench_slow_twilio(local.url, standin, 20 if args.quick else 100, 3 if args.quick else 5)
         if "dynamodb-hanging" in parts:

@@ -20,7 +20,8 @@ process shares one accelerated clock.
 At the end it counts what must never happen and prints each count with example ids:
 two live calls to one agent or one customer at once, and a phone rung while a call to or
 from it was live (from the model's own call log); a placed call no attempt or offer owns;
-an agent the app calls available while on a call (sampled as the run goes); attempts over
+a customer rung outside their calling hours (their local time, from the model's log); an
+agent the app calls available while on a call (sampled as the run goes); attempts over
 Max Retries or different from the counted history, callbacks neither finished nor pending
 with a closed history, agents left busy or reserved, callbacks lost. Randomness is seeded
 and the seed printed, so a run can be replayed (thread timing still varies). It ends by
@@ -56,6 +57,7 @@ from bench.soak_checks import (  # noqa: E402
     check_callbacks,
     overlapping_calls,
     owner_named,
+    rung_outside_hours,
     rung_while_live,
 )
 from callback.clock import fixed_start  # noqa: E402
@@ -64,9 +66,11 @@ PUBLIC = "https://soak.example.com/live"
 TOKEN = "soak-auth-token"
 API_TOKEN = "soak-api-token"
 IVR_NUMBER = "+15005550006"
-# A Monday at 14:00 UTC ahead of the real time, never a past date: DynamoDB Local deletes
-# items (waiting calls, sessions) whose TTL is past by the real time (see FixedClock).
-ORIGIN = fixed_start() - timedelta(hours=1)
+# A Monday at 15:30 UTC ahead of the real time, never a past date: DynamoDB Local deletes
+# items (waiting calls, sessions) whose TTL is past by the real time (see FixedClock). It is
+# 07:30 in the Pacific zone: those customers' callbacks wait for 08:00, half an hour in,
+# and come due together; Alaska's, Hawaii's and Guam's wait all run.
+ORIGIN = fixed_start() + timedelta(minutes=30)
 # Refusals that describe the number (21215/21216 describe the account: held, not failed).
 REFUSAL_CODES = (21211, 21214, 21217)
 # Callbacks are asked for in Sales (the menu's 1); Support (2) ranks first, so callers who
@@ -752,7 +756,13 @@ def check(run):
     for (agent_id, sid), at in sorted((run.watch.available if run.watch else {}).items(), key=lambda i: i[1]):
         available.examples.append(f"{agent_id} at {int(at // 60)}:{int(at % 60):02d} during "
                                   f"{call_summary(by_sid[sid])}")
-    findings = [two_agent, two_customer, rung, unowned, available]
+    hours = Finding("customers rung outside their hours")
+    settings = retrying(svc.storage.get_ivr, "Main Line").settings
+    for record in rung_outside_hours(records, settings.customer_clock):
+        local = settings.customer_clock(record.number).local_time(record.placed_at)
+        hours.examples.append(f"customer {record.number[-4:]} at {local:%H:%M} their time: "
+                              f"{call_summary(record)}")
+    findings = [two_agent, two_customer, rung, hours, unowned, available]
     findings += check_callbacks(callbacks, run.requested, run.plan.max_retries, dict(network.talks))
     findings.append(check_agents(retrying(svc.storage.list_agents)))
     errors = Finding("webhook answers that were not TwiML")
@@ -767,13 +777,17 @@ def check(run):
     uncounted = max(((sum(1 for a in cb.history if not a.counted), cb.callback_id) for cb in callbacks.values()),
                     default=(0, None))
     statuses = Counter(cb.status for cb in callbacks.values())
+    # Stored while their customer's window was closed: each waits for it to open.
+    waited = [cb for cb in callbacks.values()
+              if not settings.customer_clock(cb.number).is_open(cb.requested_at)]
     attempts = sum(len(cb.history) for cb in callbacks.values())
     outcomes = Counter(a.outcome for cb in callbacks.values() for a in cb.history)
     return {"findings": findings, "statuses": statuses, "attempts": attempts, "outcomes": outcomes,
             "stats": dict(network.stats), "app_errors": app_errors, "uncounted": uncounted,
             "requested": len(run.requested), "refused": sum(1 for n in run.requested.values() if n in run.refused),
             "webhooks": network.webhooks.sent, "rest_faults": dict(run.standin.fault_counts),
-            "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0}
+            "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0,
+            "waited_for_hours": len(waited), "waited_then_dialed": sum(1 for cb in waited if cb.history)}
 
 
 def report_lines(run, report):
@@ -820,7 +834,10 @@ def report_lines(run, report):
               f"a moment of an offer: {hanging_up}; agents hanging up on silence in a conference: "
               f"{stats.get('people hanging up on silence in a conference', 0)}; "
               f"watch samples: {report['samples']}.",
-              "Callers: " + (", ".join(f"{k} {v}" for k, v in run.callers.most_common()) or "none") + "."]
+              "Callers: " + (", ".join(f"{k} {v}" for k, v in run.callers.most_common()) or "none") + ".",
+              f"Customer hours: {report.get('waited_for_hours', 0)} callbacks stored outside their "
+              f"customer's window waited for it, {report.get('waited_then_dialed', 0)} of them dialed "
+              "once it opened."]
     return lines
 
 

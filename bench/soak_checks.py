@@ -75,6 +75,14 @@ class Owner:
     attempt: str
 
 
+def rung_outside_hours(records, clock_of):
+    """Calls the app placed to a customer outside their calling window (`clock_of(number)`,
+    their customer_clock.CustomerClock), at the moment Twilio took the call."""
+    return [record for record in records
+            if record.kind == "customer" and record.direction == "outbound-api" and record.placed_at
+            and not clock_of(record.number).is_open(record.placed_at)]
+
+
 def owner_named(*urls):
     """The Owner the first of these URLs to name one names (`kind`/`key` or `callback`, and
     `attempt` in its query), or None."""

@@ -49,6 +49,7 @@ def create_app(overrides=None):
         portal_hours,
         privacy,
         voice,
+        waiting,
     )
 
     # Before CSRF, which cannot check a token without the key.
@@ -67,6 +68,7 @@ def create_app(overrides=None):
     app.register_blueprint(privacy.api_bp)
     app.register_blueprint(portal_hours.bp)
     app.register_blueprint(center_clock.bp)
+    app.register_blueprint(waiting.bp)
 
     app.after_request(security_headers)
 

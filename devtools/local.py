@@ -71,7 +71,11 @@ def start_dynamodb():
 
 
 def load_demo_data(svc):
-    """IVR 'Main Line' (announced as Example Company), Sales and Support, two agents; idempotent."""
+    """IVR 'Main Line' (announced as Example Company), Sales and Support, two agents; idempotent.
+
+    The local run's clock is the real time, so the demo IVR calls customers at any hour of
+    theirs (00:00-23:59): `make call` works day and night. Its settings page changes that.
+    """
     from callback.domain.records import Ivr, Queue
     from callback.domain.settings import CallbackSettings
     from callback.storage import Conflict
@@ -82,7 +86,8 @@ def load_demo_data(svc):
         svc.storage.save_ivr(Ivr(
             "Main Line", numbers=(DEMO_NUMBER,),
             greeting="Thank you for calling Example Company.",
-            settings=CallbackSettings(announce_as="Example Company"),
+            settings=CallbackSettings(announce_as="Example Company", customer_hours_start="00:00",
+                                      customer_hours_end="23:59"),
             queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True))))
     except Conflict:
         pass

@@ -602,6 +602,7 @@ class CallRecord:
     behaviour: str | None = None
     url: str | None = None  # a placed call's Url and StatusCallback, as the app created it
     status_callback: str | None = None
+    placed_at: datetime | None = None  # the simulated wall clock when Twilio took the call
 
 
 class Room:
@@ -847,7 +848,7 @@ class Network:
 
     def _record(self, sid, number, kind, direction, behaviour, url=None, status_callback=None):
         record = CallRecord(sid, number, kind, direction, self.sim_elapsed(), behaviour=behaviour, url=url,
-                            status_callback=status_callback)
+                            status_callback=status_callback, placed_at=self.timeline.now())
         with self.lock:
             self.records.append(record)
         return record

@@ -166,8 +166,10 @@ def test_the_offer_tells_the_wait_and_how_many_are_ahead(twilio, svc, main_line,
     store_callback(svc, clock, joined_minutes_ago=10)  # a callback ahead of the caller
     root = first_offer(twilio, position=4)  # three callers holding ahead
     text = said(root)
-    assert text.startswith("There are 4 callers ahead of you, and the estimated wait is about "
-                           "5 minutes. Press 1 to be called back")
+    # Five departures to wait for, one every 0.93 minutes: 4.6 on average, and a range from
+    # the 10th to the 95th percentile of such a wait.
+    assert text.startswith("There are 4 callers ahead of you, and the estimated wait is 2 to 9 "
+                           "minutes. Press 1 to be called back")
 
 
 def test_the_estimate_is_said_on_a_redirected_request_without_queue_parameters(twilio, svc, main_line, clock):
@@ -184,8 +186,9 @@ def test_the_estimate_is_said_on_a_redirected_request_without_queue_parameters(t
                                                           QueuePosition="2")))
     clock.advance(seconds=60)
     offer = twiml(twilio.post_url(first.find("Redirect").text, call_params()))
-    assert said(offer).startswith("There are 2 callers ahead of you, and the estimated wait is about "
-                                  "3 minutes. Press 1 to be called back")
+    # Three departures to wait for: 2.8 minutes on average, said as its range.
+    assert said(offer).startswith("There are 2 callers ahead of you, and the estimated wait is 1 to 7 "
+                                  "minutes. Press 1 to be called back")
 
 
 @pytest.mark.parametrize("per_bucket, buckets, agent", [(1, 3, True), (5, 7, False)])
@@ -229,7 +232,8 @@ def test_after_storing_the_caller_hears_when_to_expect_the_call(twilio, svc, mai
     enter_and_confirm(twilio, "2125551234")
     done = twiml(twilio.post_url(f"{PUBLIC}/voice/enqueue-done?ivr=Main+Line&queue=Sales",
                                  call_params(QueueResult="leave")))
-    assert "We expect to call you within about 4 minutes." in said(done)
+    # Two departures to wait for, one every 2.1 minutes: a promise the call keeps 19 times in 20.
+    assert "We expect to call you in 1 to 11 minutes." in [say.text for say in done.iter("Say")]
 
 
 def test_after_storing_nothing_is_promised_without_history(twilio, svc, main_line, clock):

@@ -4,13 +4,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from callback.domain.customer_clock import customer_clock
 from callback.domain.estimate import (
     BUCKET,
     CAP_MINUTES,
     Departures,
     Estimate,
+    ExpectedCall,
     bucket_start,
     estimate_wait,
+    expected_call,
+    gamma_quantile,
     history_since,
     spoken_wait,
 )
@@ -70,9 +74,57 @@ def test_more_ahead_never_means_a_shorter_wait():
     (Estimate(1), "about 1 minute"),
     (Estimate(12), "about 12 minutes"),
     (Estimate(CAP_MINUTES, True), f"more than {CAP_MINUTES} minutes"),
+    (Estimate(5, low=2, high=9), "2 to 9 minutes"),
+    (Estimate(1, low=1, high=2), "about 2 minutes"),
+    (Estimate(1, low=1, high=1), "about 1 minute"),
+    (Estimate(45, low=30, high=70), "30 minutes to more than an hour"),
 ])
 def test_spoken_wait(estimate, words):
     assert spoken_wait(estimate) == words
+
+
+@pytest.mark.parametrize("ahead, low, high", [
+    # One departure every 28 s (steady(10)): the range of a sum of ahead + 1 such gaps, from
+    # its 10th to its 95th percentile, in whole minutes.
+    (0, 1, 2), (9, 2, 8), (23, 8, 16),
+])
+def test_the_range_said_spans_the_waits_spread(ahead, low, high):
+    estimate = estimate_wait(steady(10), ahead, NOW)
+    assert (estimate.low, estimate.high, estimate.promised) == (low, high, high)
+    assert estimate.low <= estimate.minutes <= estimate.high
+
+
+def test_the_promise_is_the_ranges_end_and_over_the_cap_none():
+    assert Estimate(5, low=2, high=9).promised == 9
+    assert Estimate(5).promised == 5
+    assert Estimate(CAP_MINUTES, True).promised is None
+
+
+@pytest.mark.parametrize("n, z, expected", [
+    # Exact quantiles of a sum of n exponential gaps of mean 1 each, total mean n.
+    (1, 1.2816, 2.303), (1, 1.645, 2.996), (4, 1.645, 7.754), (10, -1.2816, 6.221),
+])
+def test_the_gamma_quantile_is_within_a_few_percent(n, z, expected):
+    assert gamma_quantile(n, n, z) == pytest.approx(expected, rel=0.03)
+
+
+NY = "+12125551234"
+
+
+@pytest.mark.parametrize("moment, estimate, expected", [
+    # 10:00 in New York: the range, nothing about hours.
+    (datetime(2027, 1, 4, 15, 0, tzinfo=timezone.utc), Estimate(5, low=2, high=9),
+     ExpectedCall(Estimate(5, low=2, high=9))),
+    # 07:12: the window is closed; the call comes after it opens.
+    (datetime(2027, 1, 4, 12, 12, tzinfo=timezone.utc), Estimate(5, low=2, high=9),
+     ExpectedCall(opens="8 a.m.")),
+    # 19:55, and the range runs past 20:00: they hear when calls stop.
+    (datetime(2027, 1, 5, 0, 55, tzinfo=timezone.utc), Estimate(5, low=2, high=9),
+     ExpectedCall(Estimate(5, low=2, high=9), closes="8 p.m.")),
+    (datetime(2027, 1, 5, 0, 55, tzinfo=timezone.utc), None, ExpectedCall(None)),
+])
+def test_the_promise_honours_the_customers_hours(moment, estimate, expected):
+    assert expected_call(estimate, customer_clock(NY), moment) == expected
 
 
 def test_departure_counts_survive_concurrent_updates(svc, clock):

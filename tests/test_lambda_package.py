@@ -354,17 +354,24 @@ def test_every_file_of_the_runtime_requirements_is_in_the_zip(package_dir):
 
 
 def test_the_numbering_plan_and_its_time_zones_work_from_the_zip_without_the_geodata(package_dir):
+    # PYTHONTZPATH empty: zoneinfo may not read the system's zones (a minimal Lambda image
+    # may have none), only the tzdata package the zip ships.
     probe = ("import phonenumbers, json\n"
+             "from datetime import datetime, timezone as tz\n"
              "from phonenumbers import timezone\n"
+             "from callback.domain.customer_clock import customer_clock\n"
              "from callback.domain.dialing import why_not_callable\n"
              "n = phonenumbers.parse('+12125551234')\n"
+             "july = datetime(2027, 7, 5, 14, 0, tzinfo=tz.utc)\n"
+             "summer = customer_clock('+14155551234').next_opening(july)\n"
              "print(json.dumps([list(timezone.time_zones_for_number(n)), why_not_callable('+19005551234'),\n"
-             "                  why_not_callable('+12125551234')]))\n")
+             "                  why_not_callable('+12125551234'), summer.isoformat()]))\n")
     run = subprocess.run([RUNTIME_PYTHON, "-S", "-B", "-c", probe], cwd=package_dir,
-                         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(package_dir)},
+                         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(package_dir), "PYTHONTZPATH": ""},
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads(run.stdout) == [["America/New_York"], "premium-rate", None]
+    # 08:00 in San Francisco in July is 15:00 UTC (PDT).
+    assert json.loads(run.stdout) == [["America/New_York"], "premium-rate", None, "2027-07-05T15:00:00+00:00"]
     with zipfile.ZipFile(os.path.join(ROOT, "build", "callback-dev.zip")) as archive:
         names = archive.namelist()
     assert not [n for n in names if n.startswith(("phonenumbers/geodata/", "phonenumbers/carrierdata/"))]

@@ -123,3 +123,32 @@ def test_json_takes_whole_numbers_booleans_and_null():
     assert not errors and (settings.max_retries, settings.callback_enabled, settings.priority) == (4, False, None)
     _, errors = validate_settings({"callback_enabled": "on"}, partial=True, json=True)
     assert errors == {"callback_enabled": "must be true or false"}
+
+
+def test_the_customers_hours_default_to_courtesy_in_the_ivrs_zone():
+    s = CallbackSettings()
+    assert (s.hours.zone, s.customer_hours_start, s.customer_hours_end) == (
+        "America/New_York", "08:00", "20:00")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"customer_hours_start": "09:00", "customer_hours_end": "21:00"},
+     {"customer_hours_start": "09:00", "customer_hours_end": "21:00"}),
+    ({"customer_hours_start": " 10:00"}, {"customer_hours_start": "10:00", "customer_hours_end": "20:00"}),
+])
+def test_the_customers_hours_parse(raw, expected):
+    settings, errors = validate_settings(raw, CallbackSettings(), partial=True, json=True)
+    assert not errors
+    assert {k: getattr(settings, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("raw, field, message", [
+    ({"customer_hours_start": "8am"}, "customer_hours_start", "24-hour clock"),
+    ({"customer_hours_end": "24:00"}, "customer_hours_end", "24-hour clock"),
+    ({"customer_hours_start": "19:00"}, "customer_hours_end", "at least 2 hours after the start"),
+    ({"customer_hours_start": "20:00", "customer_hours_end": "08:00"}, "customer_hours_end",
+     "at least 2 hours"),
+])
+def test_the_customers_hours_refused(raw, field, message):
+    settings, errors = validate_settings(raw, CallbackSettings(), partial=True, json=True)
+    assert settings is None and message in errors[field]

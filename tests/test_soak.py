@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -19,6 +19,7 @@ from bench.soak_checks import (
     check_callbacks,
     overlapping_calls,
     owner_named,
+    rung_outside_hours,
     rung_while_live,
 )
 from callback.domain.records import Agent, Attempt, Callback
@@ -150,7 +151,10 @@ def test_the_books_of_a_run_name_each_finding_with_the_calls_it_saw():
     records = [placed("CA1", "+12125550100", "customer", 0, 60, sales),
                placed("CA2", "+12125550100", "customer", 30, 40, support),
                placed("CA3", "+14155550001", "agent", 0, 200, AGENT_URL)]
-    storage = SimpleNamespace(list_callbacks=lambda **kwargs: ([], None), list_agents=lambda: [])
+    from callback.domain.settings import CallbackSettings
+
+    storage = SimpleNamespace(list_callbacks=lambda **kwargs: ([], None), list_agents=lambda: [],
+                              get_ivr=lambda name: SimpleNamespace(settings=CallbackSettings()))
     network = SimpleNamespace(records=records, talks={}, stats={}, longest_queued=0,
                               webhooks=SimpleNamespace(errors=[], sent=0))
     watch = SimpleNamespace(sightings=[Sighting(t, "CA3", t < 100) for t in range(0, 200, 10)],
@@ -267,7 +271,8 @@ def test_a_short_seeded_soak_ends_by_itself_and_reports_every_count(tmp_path):
     assert report["seed"] == 3 and "seed 3" in result.stdout
     assert set(report["findings"]) == {
         "two live calls to one agent", "two live calls to one customer",
-        "phones rung while a call to them was live", "placed calls no attempt or offer owns",
+        "phones rung while a call to them was live", "customers rung outside their hours",
+        "placed calls no attempt or offer owns",
         "agents available while on a call", "attempts over Max Retries",
         "attempts different from the counted history",
         "callbacks neither finished nor pending with a closed history", "callbacks lost",
@@ -286,3 +291,19 @@ def test_an_overlap_example_says_when_each_call_lived_and_how_it_went():
     over = CallRecord("CA2", "+1", "agent", "outbound-api", 61, 140.5, outcome="no-answer", behaviour="no-answer")
     assert call_summary(live) == "CA1 (1:15–…, human, live)"
     assert call_summary(over) == "CA2 (1:01–2:20, no-answer, no-answer)"
+
+
+def test_a_customer_rung_outside_their_hours_is_found_and_one_inside_them_is_not():
+    """The model's log says when Twilio took each call; the customer's window says whether
+    that was in their hours (08:00-20:00 where their number is)."""
+    from callback.domain.settings import CallbackSettings
+
+    def placed(sid, number, at, kind="customer"):
+        return CallRecord(sid, number, kind, "outbound-api", 0, 1, placed_at=at)
+
+    seven_in_sf = T0 + timedelta(hours=1)  # 15:00 UTC: 07:00 in San Francisco, 10:00 in New York
+    records = [placed("CA1", "+14155550188", seven_in_sf), placed("CA2", "+12125550100", seven_in_sf),
+               placed("CA3", "+14155550188", T0 + timedelta(hours=2)),
+               placed("CA4", "+14155550101", seven_in_sf, kind="agent")]
+    found = rung_outside_hours(records, CallbackSettings().customer_clock)
+    assert [r.sid for r in found] == ["CA1"]

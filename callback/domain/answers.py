@@ -25,6 +25,8 @@ NOTICES = {
                         "were not dialed. Their callback keeps its place. Goodbye.",
     "closed": "The contact center has closed, so the customer was not dialed. Their callback keeps "
               "its place and comes when we open. Goodbye.",
+    "outside-hours": "It is now outside the customer's calling hours where they are, so they were "
+                     "not dialed. Their callback keeps its place until their hours open. Goodbye.",
     "declined": "You did not accept the call, so it goes to another agent. You are now set "
                 "away; set yourself available when you are ready. Goodbye.",
 }

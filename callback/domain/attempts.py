@@ -57,13 +57,15 @@ DIAL_UNKNOWN = "dial-unknown"            # the dial request timed out: maybe pla
 CUSTOMER_ON_LINE = "customer-on-line"    # not dialed: the customer called in and holds
 DIAL_HELD = "dial-held"                  # Twilio refuses for a reason of the account
 CENTER_CLOSED = "center-closed"          # not dialed: the IVR closed before the customer's call
+OUTSIDE_HOURS = "outside-hours"          # not dialed: the customer's window closed meanwhile
 CONFERENCE_ENDED = "conference-ended"
 CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
 CALLER_NOT_MOVED = "caller-not-moved"    # the holding caller never reached the room; they hold again
 EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_JOINED,
           AGENT_LEFT, AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
           CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
-          CUSTOMER_ON_LINE, DIAL_HELD, CENTER_CLOSED, CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
+          CUSTOMER_ON_LINE, DIAL_HELD, CENTER_CLOSED, OUTSIDE_HOURS, CONFERENCE_ENDED, CALLER_GONE,
+          CALLER_NOT_MOVED)
 
 # The leg whose CallSid an event must carry (conference events name their participant);
 # a holding caller is their offer's customer leg.
@@ -246,8 +248,10 @@ TABLE = {
     # Twilio refuses the call for the account's sake (21215, 21216, 21219): held, never
     # counted, never failed; an admin is told.
     (CUSTOMER_RINGING, DIAL_HELD): (ENDED, (EndAttempt("account-refused", False), TellAgent("account"))),
-    # Hours are checked again at the moment of dialing: closed by then, the callback waits.
+    # Hours (the IVR's, then the customer's own) are checked again at the moment of dialing:
+    # closed by then, the customer is not dialed and the callback waits, its place kept.
     (CUSTOMER_RINGING, CENTER_CLOSED): (ENDED, (EndAttempt("closed", False), TellAgent("closed"))),
+    (CUSTOMER_RINGING, OUTSIDE_HOURS): (ENDED, (EndAttempt(OUTSIDE_HOURS, False), TellAgent(OUTSIDE_HOURS))),
 
     **{(CUSTOMER_ANSWERED, e): t for e, t in _AGENT_GONE_EARLY.items()},
     **{(CUSTOMER_ANSWERED, e): t for e, t in _CUSTOMER_NOT_REACHED.items() if e != CUSTOMER_MACHINE},

@@ -42,6 +42,7 @@ OUTCOME_LABELS = {
     "dial-error": "Could not dial",
     "customer-on-line": "Not dialed: the customer was calling in",
     "closed": "Not dialed: the IVR had closed",
+    "outside-hours": "Not dialed: outside the customer's hours",
     "account-refused": "Held: Twilio refused the call for the account (see the dashboard)",
     "agent-declined": "Agent did not accept (other key, no key or voicemail)",
     "agent-phone-refused": "Twilio refuses the agent's phone number",

@@ -113,8 +113,11 @@ class Settlement:
 # tried again only after this pause, while an admin fixes the account.
 ACCOUNT_HELD = "account-refused"
 ACCOUNT_HOLD = timedelta(minutes=10)
-# Not dialed because the IVR had closed by then: never counted, due again at the opening.
+# Not dialed because the IVR had closed by then, or the customer's own calling window had:
+# never counted, no strike towards UNCOUNTED_IN_A_ROW; due again when the hours open.
 CLOSED = "closed"
+OUTSIDE_HOURS = "outside-hours"
+WAITS_FOR_HOURS = (CLOSED, OUTSIDE_HOURS)
 
 
 def settle_attempt(counted, outcome, earlier):
@@ -128,13 +131,24 @@ def settle_attempt(counted, outcome, earlier):
         return Settlement(True, timedelta(0))
     if outcome == ACCOUNT_HELD:
         return Settlement(False, ACCOUNT_HOLD)
-    if outcome == CLOSED:
+    if outcome in WAITS_FOR_HOURS:
         return Settlement(False, timedelta(0))
     if counted is None:
         errors = trailing(earlier, lambda a: a.outcome == TRANSIENT)
         return Settlement(errors + 1 >= TRANSIENT_ERRORS_IN_A_ROW, TRANSIENT_BACKOFF * 2 ** errors)
-    uncounted = trailing(earlier, lambda a: not a.counted and a.outcome not in (ACCOUNT_HELD, CLOSED))
+    strikes_free = (ACCOUNT_HELD, *WAITS_FOR_HOURS)
+    uncounted = trailing(earlier, lambda a: not a.counted and a.outcome not in strikes_free)
     return Settlement(uncounted + 1 >= UNCOUNTED_IN_A_ROW, timedelta(0))
+
+
+def within_hours(decision, opens_at, expires_at):
+    """A retry moved to the customer's next calling window (`opens_at`, None: it never
+    opens); expired when that comes at or after the expiration time."""
+    if decision.expire:
+        return decision
+    if opens_at is None or opens_at >= expires_at:
+        return RetryDecision(True, None, "expiration-time")
+    return RetryDecision(False, max(decision.due_at, opens_at), decision.reason)
 
 
 def number_refused():

@@ -2,6 +2,13 @@
 import re
 from dataclasses import dataclass, field, fields
 
+from callback.domain.customer_clock import (
+    DEFAULT_END,
+    DEFAULT_START,
+    check_window,
+    customer_clock,
+    parse_clock_time,
+)
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
 from callback.domain.hours import OpenHours
 from callback.domain.voices import (
@@ -46,6 +53,15 @@ class CallbackSettings:
     # When the IVR takes calls, in its time zone (callback.domain.hours); edited on a page
     # and an API resource of their own, so not among the fields validate_settings reads.
     hours: OpenHours = field(default_factory=OpenHours)
+    # The customer's calling window, in their local time (see callback.domain.customer_clock).
+    customer_hours_start: str = DEFAULT_START
+    customer_hours_end: str = DEFAULT_END
+
+    def customer_clock(self, number):
+        """The calling window of the customer at `number`, in their local time (the IVR's zone
+        stands in for a number that does not tell its own)."""
+        return customer_clock(number, time_zone=self.hours.zone, start=self.customer_hours_start,
+                              end=self.customer_hours_end)
 
     @property
     def dial_rules(self):
@@ -120,6 +136,21 @@ TEXT_FIELDS = {
     "announce_as": ("Announce As", MAX_ANNOUNCE_AS,
                     "The company name customers hear when called back (\"this is the callback "
                     "you requested from Example Company\"). Leave blank to use the IVR's name."),
+    "customer_hours_start": ("Customer's Hours From", 5,
+                             "Callbacks are dialed only between these two times in the customer's "
+                             "own time zone (from their number; the IVR's, on its Hours page, for "
+                             "toll-free and 5XX numbers); otherwise they wait, keeping their "
+                             "place in line. 24-hour clock, such as 08:00."),
+    "customer_hours_end": ("Customer's Hours Until", 5,
+                           "The end of the customer's calling window, such as 20:00. A callback "
+                           "requested for a customer who never asked (a CRM's list) may need "
+                           "stricter hours: see the README."),
+}
+# How each text field is read (a ValueError says what is wrong).
+_TEXT_PARSERS = {
+    "announce_as": lambda value: parse_announce_as(value),
+    "customer_hours_start": lambda value: f"{parse_clock_time(value):%H:%M}",
+    "customer_hours_end": lambda value: f"{parse_clock_time(value):%H:%M}",
 }
 
 
@@ -252,11 +283,16 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             values[name] = parse_int(value, low, high, json=json)
         except ValueError as exc:
             errors[name] = str(exc)
-    if "announce_as" in raw:
-        try:
-            values["announce_as"] = parse_announce_as(raw["announce_as"])
-        except ValueError as exc:
-            errors["announce_as"] = str(exc)
+    for name, parse in _TEXT_PARSERS.items():
+        if name in raw:
+            try:
+                values[name] = parse(raw[name])
+            except ValueError as exc:
+                errors[name] = str(exc)
+    if "customer_hours_start" not in errors and "customer_hours_end" not in errors:
+        short = check_window(values["customer_hours_start"], values["customer_hours_end"])
+        if short:
+            errors["customer_hours_end"] = short
     if "call_regions" in raw:
         try:
             values["call_regions"] = parse_regions(raw["call_regions"])

@@ -28,9 +28,10 @@ class AsRead:
 @dataclass(frozen=True)
 class StillPending:
     """Condition: the callback is still pending (and, with `expired_by`, its expiration time
-    is at or before that moment)."""
+    is at or before that moment; with `due_at`, it is still due then)."""
 
     expired_by: datetime | None = None
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,13 @@ def complete(cb, now):
 def postpone_sweep(cb, sweep_at):
     """The sweep looks at this attempt again later (nothing about it has changed)."""
     return CallbackChange(set={"sweep_at": sweep_at})
+
+
+def wait_for_hours(cb, opens_at):
+    """A due callback whose customer's calling window is closed waits for it to open (its
+    place in line unchanged); one whose window never opens waits for its expiration."""
+    due = min(opens_at or cb.expires_at, cb.expires_at)
+    return CallbackChange(set={"due_at": due}, condition=StillPending(due_at=cb.due_at))
 
 
 def expire(cb, now, reason="expiration-time"):

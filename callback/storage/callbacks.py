@@ -253,6 +253,8 @@ class CallbackStorage(StorageBase):
         C = self.CallbackRec
         if isinstance(condition, StillPending):
             still = C.status == m.PENDING
+            if condition.due_at is not None:
+                still &= C.due_at == condition.due_at
             return still if condition.expired_by is None else still & (C.expires_at <= condition.expired_by)
         return self._as_read(cb)
 

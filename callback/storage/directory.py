@@ -12,6 +12,7 @@ import time
 from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
+from callback.domain.customer_clock import DEFAULT_END, DEFAULT_START
 from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.hours_input import hours_from_record, hours_record
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
@@ -42,6 +43,8 @@ class IvrStorage(StorageBase):
             call_toll_free=True if s.call_toll_free is None else bool(s.call_toll_free),
             call_personal_numbers=bool(s.call_personal_numbers),
             hours=hours_from_record(s.time_zone, s.weekly_hours, s.holidays, s.closures, s.closed_callbacks),
+            customer_hours_start=s.customer_hours_start or DEFAULT_START,
+            customer_hours_end=s.customer_hours_end or DEFAULT_END,
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),

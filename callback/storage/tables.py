@@ -87,6 +87,9 @@ class SettingsMap(MapAttribute):
     holidays = ListAttribute(of=UnicodeAttribute, null=True)
     closures = ListAttribute(of=UnicodeAttribute, null=True)
     closed_callbacks = BooleanAttribute(null=True)
+    # The customer's calling window (callback.domain.customer_clock); None: the defaults.
+    customer_hours_start = UnicodeAttribute(null=True)
+    customer_hours_end = UnicodeAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):

@@ -14,6 +14,7 @@ from callback.domain import attempts as a
 from callback.domain import records as m
 from callback.domain import transitions
 from callback.domain.answers import Offer
+from callback.domain.customer_clock import waiting_reason
 from callback.domain.dialing import why_not_callable
 from callback.domain.hours import add_open_time, is_open, next_opening, open_between
 from callback.domain.rules import CALL, CALLBACK, WorkCandidate, rank_work
@@ -85,6 +86,14 @@ class Chooser(Effects):
                     f"keeps its place in line and waits for the opening ({when}).")
         return None
 
+    def waiting_reason(self, cb):
+        """Why a pending callback is not dialed now although it may be soon, for the portal
+        ("outside the customer's hours (their time 07:12)"); None when nothing holds it."""
+        ivr = self.directory.ivr(cb.ivr_name)
+        if cb.status != m.PENDING or ivr is None:
+            return None
+        return waiting_reason(ivr.settings.customer_clock(cb.number), self.clock.now())
+
     def candidates_for(self, agent, now):
         """Waiting callers and due callbacks in the agent's queues, with their records."""
         candidates, records = [], {}
@@ -107,6 +116,8 @@ class Chooser(Effects):
             for cb in self.storage.due_callbacks(queue_name, now, limit=CANDIDATES_PER_QUEUE):
                 if cb.expires_at <= now:
                     self.expire_or_extend(cb, now)
+                    continue
+                if not self.customer_hours_open(cb, ivr, now):
                     continue
                 candidates.append(WorkCandidate(CALLBACK, cb.callback_id, queue_name, cb.priority,
                                                 cb.place_in_line))
@@ -202,6 +213,21 @@ class Chooser(Effects):
         self._quietly(self.storage.set_agent_call, agent.agent_id, attempt_id, sid)
         log.info("%s %s offered to agent %s (call %s)", kind, key, agent.agent_id, sid)
         return Offer(agent.agent_id, kind, key, sid)
+
+    def customer_hours_open(self, cb, ivr, now):
+        """True when the customer may be called now; otherwise the callback is made to wait
+        for their calling window (a conditional write: its place in line is kept)."""
+        clock = ivr.settings.customer_clock(cb.number)
+        if clock.is_open(now):
+            return True
+        opens = clock.next_opening(now)
+        try:
+            self.storage.commit(cb, transitions.wait_for_hours(cb, opens))
+            log.info("callback %s waits for its customer's hours (%s)", cb.callback_id,
+                     waiting_reason(clock, now))
+        except Conflict:
+            pass  # taken, changed or waiting already: the next round reads it again
+        return False
 
     def expire_or_extend(self, cb, now):
         """A pending callback whose expiration time has come ends, unless less open time

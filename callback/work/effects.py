@@ -21,6 +21,7 @@ from callback.domain.rules import (
     decide_after_uncounted_attempt,
     number_refused,
     settle_attempt,
+    within_hours,
 )
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import Conflict, NotFound
@@ -132,6 +133,11 @@ class Effects(Ledger):
             due = now + settled.delay
             due = (next_opening(hours, due) or due) if hours is not None else due
             decision = decide_after_uncounted_attempt(expires_at=cb.expires_at, now=now, due_at=due)
+        if settings and not decision.expire:
+            # The next try waits for the customer's calling window; past the expiration time
+            # it would never happen.
+            opens = settings.customer_clock(cb.number).next_opening(decision.due_at)
+            decision = within_hours(decision, opens, cb.expires_at)
         status = self.storage.commit(cb, transitions.end_attempt(
             cb, outcome=effect.outcome, counted=settled.counted, now=now, decision=decision,
             error_code=error_code, **sids))
@@ -216,6 +222,11 @@ class Effects(Ledger):
             # the IVR closed. Never dialed; the callback waits for the opening, uncounted.
             log.info("callback %s: the IVR closed before its customer was dialed", cb.callback_id)
             return self.handle(a.Event(a.CENTER_CLOSED, **event), tell_agent)
+        if ivr and not ivr.settings.customer_clock(cb.number).is_open(self.clock.now()):
+            # Checked again at the moment of dialing: the window may have closed since the
+            # work was chosen. Their leg, reserved and never placed, is let go with the attempt.
+            log.info("callback %s: outside its customer's hours now; not dialed", cb.callback_id)
+            return self.handle(a.Event(a.OUTSIDE_HOURS, **event), tell_agent)
         if not self.customer_placing(cb.number, customer_leg):
             log.info("callback %s: its customer holds in a queue now; not dialed", cb.callback_id)
             return self.handle(a.Event(a.CUSTOMER_ON_LINE, **event), tell_agent)

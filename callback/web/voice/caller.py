@@ -366,13 +366,15 @@ def _store_callback(ivr, queue, call_sid, e164):
     # Their place in line is when they first joined the queue, not when they asked.
     place = waiting.joined_at if waiting else (_joined_time() or now)
     settings = ivr.settings
-    # Expiration Time counts open time only: a request just before closing lives on after
-    # the next opening.
-    expires = h.open_time_later(settings.hours, now, timedelta(minutes=settings.expiration_minutes))
+    # Outside the customer's calling window it waits for the window, with its place in line.
+    # Expiration Time counts open time only, from the moment they may first be called: a
+    # request just before closing lives on after the next opening.
+    due = settings.customer_clock(e164).next_opening(now) or now
+    expires = h.open_time_later(settings.hours, due, timedelta(minutes=settings.expiration_minutes))
     callback = Callback(
         callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
         requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
-        due_at=now, expires_at=expires)
+        due_at=due, expires_at=expires)
     try:
         result = svc.storage.create_callback(callback, call_sid)
     except StorageError:

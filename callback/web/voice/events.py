@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from callback.domain import hours as h
 from callback.domain import stats
-from callback.domain.estimate import estimate_wait, history_since
+from callback.domain.estimate import estimate_wait, expected_call, history_since
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.settings import speech_of
 from callback.storage import NotFound, StorageError
@@ -62,9 +62,8 @@ def enqueue_done():
             return twiml.goodbye("Goodbye.")
         ivr = svc.directory.ivr(callback.ivr_name)
         expected = _expected_callback(callback)
-        opens = _opens(ivr, expected)
-        return twiml.callback_stored(callback.number, expected=None if opens else expected,
-                                     speech=speech_of(ivr), opens=opens)
+        opens = _opens(ivr, expected.estimate if expected is not None else None)
+        return twiml.callback_stored(callback.number, expected=expected, speech=speech_of(ivr), opens=opens)
     if result in QUEUE_ERRORS and param("queue") and _int(param("requeue"), 0) < MAX_REQUEUES:
         waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
         log.warning("call %s dropped from queue %s (%s); putting it back", call_sid or "-",
@@ -100,20 +99,20 @@ def _queue_full(joined):
     return twiml.queue_full_offer(offer_url, speech=speech_of(ivr))
 
 
-def _opens(ivr, expected):
-    """'tomorrow at 9 AM' when the center closes (or is closed) before the expected call,
+def _opens(ivr, estimate):
+    """'tomorrow at 9 AM' when the center closes (or is closed) before the estimated call,
     else None: the estimate counts open time only."""
     if ivr is None:
         return None
     now = services().clock.now()
-    wait = timedelta(minutes=expected.minutes) if expected is not None else None
+    wait = timedelta(minutes=estimate.minutes) if estimate is not None else None
     when = h.callback_time(ivr.settings.hours, now, wait)
     return h.spoken_moment(ivr.settings.hours, now, when) if when is not None and when > now else None
 
 
 def _expected_callback(callback):
-    """When a just-stored callback should come, from the work ahead of its place in line
-    and the queue's recent pace; None when not worth saying (or DynamoDB did not answer)."""
+    """When a just-stored callback should come (an ExpectedCall): from the work ahead of its
+    place in line and the queue's recent pace, within the customer's calling window."""
     svc = services()
     now = svc.clock.now()
     queue, place = callback.queue_name, callback.place_in_line
@@ -124,8 +123,12 @@ def _expected_callback(callback):
         on_duty = _agents_on_duty(queue)
     except StorageError:
         log.warning("no callback estimate for call %s: DynamoDB did not answer", callback.callback_id)
+        history, ahead, on_duty = [], None, None
+    ivr = svc.directory.ivr(callback.ivr_name)
+    if ivr is None:
         return None
-    return estimate_wait(history, ahead, now, on_duty)
+    estimate = estimate_wait(history, ahead, now, on_duty)
+    return expected_call(estimate, ivr.settings.customer_clock(callback.number), now)
 
 
 @bp.post("/agent/status")
