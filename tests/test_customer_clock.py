@@ -8,7 +8,6 @@ import pytest
 from phonenumbers import tzdata
 from phonenumbers.phonenumberutil import region_code_for_number
 
-from callback.domain.hours_input import parse_zone
 from callback.domain.customer_clock import (
     MAX_ZONES,
     REGION_ZONES,
@@ -21,6 +20,7 @@ from callback.domain.customer_clock import (
     zones_for_number,
 )
 from callback.domain.dialing import NANP_REGION_NAMES
+from callback.domain.hours_input import parse_zone
 
 
 def utc(text):

@@ -1,6 +1,6 @@
 """The wait estimate's rule, its wording, and its aggregates under concurrent updates."""
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 

@@ -258,13 +258,12 @@ def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH, holding
 
 def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH, opens=None):
     """After the caller left the queue: read the number back, say when to expect the call
-    (`expected`, an estimate.ExpectedCall: the range, or the customer's opening hour when
-    their calling window is closed; `opens`, 'tomorrow at 9 AM', when the center is closed
-    until then), reassure, hang up."""
+    (`expected`: an estimate.ExpectedCall, the range or the customer's opening; `opens`:
+    'tomorrow at 9 AM' when the center is closed until then), reassure, hang up."""
     response = VoiceResponse()
     _say(response, f"Thank you. We will call you back at {speakable(e164)}.", speech)
-    estimate = expected.estimate if expected is not None else None
-    customer_opens = expected.opens if expected is not None else None
+    estimate, customer_opens, closes = (expected.estimate, expected.opens, expected.closes) if expected \
+        else (None, None, None)
     if opens:
         _say(response, f"We are closed until then: expect our call after we open, {opens}.", speech)
         if customer_opens:
@@ -276,8 +275,8 @@ def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH, opens=None):
         _say(response, f"It may be {spoken_wait(estimate)} before we call.", speech)
     elif estimate is not None:
         _say(response, f"We expect to call you in {spoken_wait(estimate)}.", speech)
-    if expected is not None and expected.closes and not opens:
-        _say(response, f"We call only until {expected.closes} your time.", speech)
+    if closes and not opens:
+        _say(response, f"We call only until {closes} your time.", speech)
     _say(response, "You keep your place in line: when it is your turn, an agent will call you. "
                    "You may hang up now. Goodbye.", speech)
     response.hangup()

@@ -13,7 +13,7 @@ from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import DEFAULT_SPEECH, speech_of
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import tones, twiml
-from callback.web.voice.closed import answer_closed
+from callback.web.voice.closed import answer_closed, stored_while_closed
 from callback.web.voice.common import (
     _agents_on_duty,
     _closed_marker,
@@ -346,10 +346,7 @@ def _store_and_leave(ivr, queue, call_sid, e164):
                                      in_queue=not (_turned_away() or _closed_marker()))
     services().handoff.dispatch([queue.name])
     if _closed_marker():  # in no queue to leave: confirmed here, with the opening
-        hours, now = ivr.settings.hours, services().clock.now()
-        opening = h.next_opening(hours, now)
-        return twiml.callback_stored(e164, speech=speech_of(ivr),
-                                     opens=h.spoken_moment(hours, now, opening) if opening else None)
+        return stored_while_closed(ivr, e164, services().clock.now())
     if _turned_away():
         # In no queue, so no <Leave> and no Enqueue action: the confirmation is said here.
         return twiml.callback_stored(e164, expected=_expected_callback(result.callback),

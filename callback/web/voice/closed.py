@@ -33,6 +33,14 @@ def answer_closed(ivr, greeting, now, problem=None, attempt=1):
                         speech=speech_of(ivr))
 
 
+def stored_while_closed(ivr, e164, now):
+    """The confirmation of a callback asked for while the IVR is closed, with its opening."""
+    hours = ivr.settings.hours
+    opening = h.next_opening(hours, now)
+    return twiml.callback_stored(e164, speech=speech_of(ivr),
+                                 opens=h.spoken_moment(hours, now, opening) if opening else None)
+
+
 @bp.post("/closed")
 @webhook(safe_twiml=twiml.closed_goodbye)
 def closed():
