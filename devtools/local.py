@@ -75,6 +75,7 @@ def load_demo_data(svc):
 
     The local run's clock is the real time, so the demo IVR calls customers at any hour of
     theirs (00:00-23:59): `make call` works day and night. Its settings page changes that.
+    Callers may choose a time (press 2 at the offer), three callbacks per queue and half-hour.
     """
     from callback.domain.records import Ivr, Queue
     from callback.domain.settings import CallbackSettings
@@ -87,7 +88,7 @@ def load_demo_data(svc):
             "Main Line", numbers=(DEMO_NUMBER,),
             greeting="Thank you for calling Example Company.",
             settings=CallbackSettings(announce_as="Example Company", customer_hours_start="00:00",
-                                      customer_hours_end="23:59"),
+                                      customer_hours_end="23:59", slot_capacity=3),
             queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True))))
     except Conflict:
         pass

@@ -89,6 +89,14 @@ def test_login_redirect_never_leaves_the_site(client, main_line):
     assert response.location == "/admin/ivrs"
 
 
+@pytest.mark.parametrize("page", ["/admin/callbacks", "/admin/ivrs/Main%20Line/hours", "/admin/privacy"])
+def test_login_returns_to_any_portal_page_asked_for(client, main_line, page):
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": "admin", "password": PASSWORD,
+                                           "csrf_token": token, "next": page})
+    assert response.location == page
+
+
 def test_logout_ends_the_session(admin):
     response = post_form(admin, "/admin/ivrs", "/logout", {})
     assert response.status_code == 302
@@ -108,7 +116,7 @@ def test_ivrs_are_alphabetical_with_a_settings_link_on_the_right(admin, svc):
 
 SETTINGS_FORM = {"callback_enabled": "on", "offer_after_seconds": "45", "expiration_minutes": "90",
                  "max_retries": "4", "priority": "10", "retry_minutes": "7",
-                 "transfer_timeout_seconds": "25", "entry_attempts": "3"}
+                 "transfer_timeout_seconds": "25", "entry_attempts": "3", "slot_capacity": "0"}
 
 
 def test_settings_page_explains_each_field(admin):

@@ -135,7 +135,7 @@ def test_settings_whose_save_failed_change_nothing(admin, svc, faulty):
     url = "/admin/ivrs/Main%20Line/settings"
     send = post(admin, url, {"callback_enabled": "on", "offer_after_seconds": "45",
                              "expiration_minutes": "90", "max_retries": "4", "priority": "10",
-                             "retry_minutes": "7", "transfer_timeout_seconds": "25", "entry_attempts": "3"})
+                             "retry_minutes": "7", "transfer_timeout_seconds": "25", "entry_attempts": "3", "slot_capacity": "0"})
     faulty.fail("PutItem", "throttle")
     assert_unavailable(send())
     faulty.clear()

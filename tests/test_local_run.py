@@ -116,6 +116,22 @@ def test_scripted_journey_callback_answered_after_one_no_answer(local_run, capsy
     assert out.rstrip().endswith(": completed")
 
 
+def test_scripted_journey_a_caller_chooses_a_time(local_run, capsys):
+    # Sales, 2 (a time), the number, 1 (right), the first slot offered, 1 (right). The slot
+    # is 15 to 45 minutes away: the callback waits for it (its call in the slot is the
+    # journey test's in test_slots.py, on a clock walked by hand).
+    out = run_simulator(local_run, capsys, "--keys", "1,2,2125551277,1,1,1", "--from", "+12125550177",
+                        "--agent", "alice", "--watch", "60")
+    assert "Or press 2 to choose a time for our call." in out
+    assert "We can call you back at these times. For " in out
+    assert "within half an hour. Press 1 if that is right" in out
+    assert "[agent Alice] phone rings" not in out
+    callback_id = out.rstrip().rsplit(" ", 2)[-2].rstrip(":")
+    assert out.rstrip().endswith(f"callback {callback_id}: pending")
+    window = local_api(local_run, "GET", f"/api/callbacks/{callback_id}").json()["callback"]["window"]
+    assert window["earliest"] and window["latest"]
+
+
 def test_scripted_journey_holding_caller_goes_straight_to_a_free_agent(local_run, capsys):
     out = run_simulator(local_run, capsys, "--ready", "bob", "--keys", "2", "--from", "+12125550188")
     assert "is taken out of the queue" in out and "Caller from Support" in out

@@ -6,7 +6,7 @@ from callback.domain.settings import CallbackSettings, priority_warnings, valida
 
 VALID = {"callback_enabled": True, "offer_after_seconds": 60, "expiration_minutes": 120,
          "max_retries": 3, "priority": 10, "retry_minutes": 5, "transfer_timeout_seconds": 30,
-         "entry_attempts": 3}
+         "entry_attempts": 3, "slot_capacity": 0}
 
 
 def test_defaults_match_the_product():

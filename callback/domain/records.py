@@ -156,6 +156,9 @@ class Callback:
     ended_at: datetime | None = None
     # When the sweep next looks at this callback (open ones only).
     sweep_at: datetime | None = None
+    # The slot the caller chose (callback.domain.slots): due at its start, expires at its end.
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
     @property
     def conference_name(self):

@@ -40,6 +40,9 @@ class CallbackSettings:
     retry_minutes: int = 5
     transfer_timeout_seconds: int = 30
     entry_attempts: int = 3
+    # Callbacks a queue takes per half-hour slot a caller may choose (callback.domain.slots);
+    # 0: callers are not offered a choice of time.
+    slot_capacity: int = 0
     offer_caller_id: bool = False
     # Blank: the IVR's own name.
     announce_as: str = ""
@@ -111,6 +114,11 @@ INTEGER_FIELDS = {
     "entry_attempts": ("Number Entry Attempts", 1, 5,
                        "Tries a caller gets to key in a valid number before going back to "
                        "the queue."),
+    "slot_capacity": ("Callbacks Per Half Hour", 0, 100,
+                      "Callers may also press 2 at the offer to choose a half-hour for their "
+                      "callback (today and the next open day, inside the open hours and their own "
+                      "calling hours); each queue takes at most this many callbacks per half-hour. "
+                      "0: no choice of time."),
 }
 BOOLEAN_FIELDS = {
     "callback_enabled": ("Callback Enabled", "Offer callbacks to callers holding in this IVR's queues."),

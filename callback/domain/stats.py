@@ -123,12 +123,24 @@ def _age(now, since):
     return max(0, int((now - since).total_seconds())) if since else None
 
 
+def _booked_today(storage, queue_name, settings, today):
+    """The queue's time slots booked on the center's day starting at `today` (none where
+    callers cannot choose a time): start, its local time, booked and capacity."""
+    if settings.slot_capacity <= 0:
+        return []
+    booked = storage.booked_slots(queue_name, today, today + timedelta(days=1) - timedelta(seconds=1))
+    return [{"start": start.isoformat(), "local": start.astimezone(settings.hours.tz).strftime("%H:%M"),
+             "booked": count, "capacity": settings.slot_capacity}
+            for start, count in sorted(booked.items()) if count > 0]
+
+
 def collect(storage, ivrs, now, ivr_name=None, queue_name=None):
     """Every figure of the wallboard, per queue and per IVR, as plain JSON-ready data.
 
     Reads per refresh: one Query for agents, one for callbacks being dialed, and per queue
     four index reads (how many hold, the longest holding, how many callbacks are pending,
-    the oldest) plus one Query of at most 25 hourly buckets - whatever the history size."""
+    the oldest) plus one Query of at most 25 hourly buckets - whatever the history size -
+    and, where callers may choose a time, one Query of the day's booked slots."""
     day_ago = hour_of(now) - timedelta(hours=HOURS - 1)
     agents = storage.list_agents()
     dialing = storage.open_callbacks(m.DIALING)
@@ -165,6 +177,7 @@ def collect(storage, ivrs, now, ivr_name=None, queue_name=None):
                 "last_24h": totals(last_day),
                 "hours": [{"hour": h.isoformat(), "local_hour": h.astimezone(hours.tz).strftime("%H:%M"),
                            **{e: by_hour.get(h, {}).get(e, 0) for e in EVENTS}} for h in day_hours],
+                "booked_slots": _booked_today(storage, queue.name, ivr.settings, today),
             })
             by_ivr.setdefault(ivr.name, {"today": [], "last_24h": [], "center": center})
             by_ivr[ivr.name]["today"] += todays

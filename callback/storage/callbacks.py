@@ -7,7 +7,7 @@ Every change is conditional: on the callback exactly as read, or on what the dom
 (still pending, expired by now); a lost condition is Conflict and moves no counter.
 """
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
@@ -30,6 +30,8 @@ from callback.storage.tables import AttemptMap
 # A number's pending slot taken over from ended callbacks this many times in a row means
 # something keeps changing it: give up and let the caller try again.
 MAX_GUARD_TRIES = 3
+# A time slot's booking counter outlives its slot by this much (then DynamoDB's TTL drops it).
+BOOKING_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class CreateResult:
     """How storing a callback request went."""
 
     outcome: str  # "created", "same-call" (already stored), "number-pending" (another one),
-    #             "agent-connecting" (an agent is being connected to the caller: no callback)
+    #             "agent-connecting" (an agent is being connected to the caller: no callback),
+    #             "slot-full" (the time slot it was for filled up meanwhile: nothing stored)
     callback: m.Callback | None
 
 
@@ -55,18 +58,32 @@ class CallbackStorage(StorageBase):
             r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
             int(r.priority), r.due_at, r.expires_at, r.status, int(r.attempts or 0), r.attempt_id,
             r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
-            r.ended_at, r.sweep_at)
+            r.ended_at, r.sweep_at, r.window_start, r.window_end)
 
     def _guard_key(self, queue_name, number):
         return self.Guard(f"PENDING#{queue_name}", number)
 
-    def create_callback(self, callback, waiting_call_sid):
+    def _booking_key(self, queue_name, start):
+        """The counter of the callbacks booked for a queue's time slot starting at `start`."""
+        return self.Guard(f"BOOKED#{queue_name}", start.isoformat())
+
+    def booked_slots(self, queue_name, first, last):
+        """{slot start: callbacks booked} for a queue's time slots from `first` to `last`
+        (one Query of the booking counters)."""
+        G = self.Guard
+        with _dynamodb():
+            items = G.query(f"BOOKED#{queue_name}", G.sk.between(first.isoformat(), last.isoformat()))
+            return {datetime.fromisoformat(item.sk): int(item.count or 0) for item in items}
+
+    def create_callback(self, callback, waiting_call_sid, slot_capacity=None):
         """Store a new pending callback, claim its number's slot in the queue and take the
         caller out of the waiting list, all or nothing.
 
         The waiting call is deleted only while it still waits: a caller an agent is being
         connected to gets no callback ("agent-connecting"). A guard left by a callback that
         has ended no longer blocks the number: it is replaced, on the owner it was read with.
+        A callback for a time slot books it in the same transaction, only while fewer than
+        `slot_capacity` are booked ("slot-full" otherwise).
         """
         C, G, W = self.CallbackRec, self.Guard, self.Waiting
         record = C(callback.callback_id, number=callback.number, ivr_name=callback.ivr_name,
@@ -74,7 +91,8 @@ class CallbackStorage(StorageBase):
                    place_in_line=callback.place_in_line, priority=callback.priority,
                    due_at=callback.due_at, expires_at=callback.expires_at, status=m.PENDING,
                    attempts=0, history=[], pending_queue=callback.queue_name,
-                   sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at))
+                   sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at),
+                   window_start=callback.window_start, window_end=callback.window_end)
         still_waiting = W.call_sid.does_not_exist() | (W.status == m.WAITING)
         guard_free = G.sk.does_not_exist()
         for _ in range(MAX_GUARD_TRIES):
@@ -85,13 +103,18 @@ class CallbackStorage(StorageBase):
                     tx.save(record, condition=C.callback_id.does_not_exist())
                     tx.save(guard, condition=guard_free)
                     tx.delete(W(waiting_call_sid), condition=still_waiting)
+                    if callback.window_start is not None:
+                        self._book(tx, callback, slot_capacity)
                     self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
                                 {stats.REQUESTED: 1})
 
                 try:
                     self._transact(write)
                 except TransactWriteError as exc:
-                    codes = _cancel_codes(exc)  # [delete waiting call, put callback, put guard]
+                    # [delete waiting call, put callback, put guard, book the slot, count]
+                    codes = _cancel_codes(exc)
+                    if callback.window_start is not None and _failed(codes, 3):
+                        return CreateResult("slot-full", None)
                     if _failed(codes, 1):
                         return CreateResult("same-call", self.get_callback(callback.callback_id))
                     if _failed(codes, 0):
@@ -108,6 +131,20 @@ class CallbackStorage(StorageBase):
             guard_free = (G.sk.does_not_exist() | G.owner.does_not_exist() if owner_id is None
                           else G.owner == owner_id)
         raise StorageError(f"the pending slot for callback {callback.callback_id} kept changing")
+
+    def _book(self, tx, callback, capacity):
+        """One more callback booked for its time slot, in transaction `tx`, while it has room."""
+        G = self.Guard
+        room = G.count.does_not_exist() | (G.count < int(capacity or 0))
+        tx.update(self._booking_key(callback.queue_name, callback.window_start),
+                  actions=[G.count.add(1), G.expires_ttl.set(callback.window_end + BOOKING_LIFETIME)],
+                  condition=room)
+
+    def _release_booking(self, tx, callback, now):
+        """A callback ended before its time slot (canceled, say): the slot has room again."""
+        if callback.window_start is not None and now < callback.window_start:
+            tx.update(self._booking_key(callback.queue_name, callback.window_start),
+                      actions=[self.Guard.count.add(-1)])
 
     def _keep_existing(self, existing, waiting_call_sid, callback):
         """The number has a live callback: the caller leaves the line for it (the request
@@ -287,13 +324,15 @@ class CallbackStorage(StorageBase):
                 return i
         raise Conflict(f"attempt {attempt_id} not on callback {cb.callback_id}")
 
-    def _commit_counted(self, callback, actions, condition, now, counts):
+    def _commit_counted(self, callback, actions, condition, now, counts, ending=False):
         """A conditional callback update and its counters, in one transaction: the write
         that loses its condition counts nothing."""
         C = self.CallbackRec
         with _dynamodb():
             def write(tx):
                 tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                if ending:
+                    self._release_booking(tx, callback, now)
                 self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
             try:
                 self._transact(write)
@@ -311,6 +350,7 @@ class CallbackStorage(StorageBase):
             tx.update(C(callback.callback_id), actions=actions, condition=condition)
             tx.delete(self._guard_key(callback.queue_name, callback.number),
                       condition=self.Guard.owner == callback.callback_id)
+            self._release_booking(tx, callback, now)
             self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
 
         with _dynamodb():
@@ -323,4 +363,4 @@ class CallbackStorage(StorageBase):
                 if not _failed(codes, 0):
                     raise
                 # The guard is gone or belongs to another callback: end this one regardless.
-                self._commit_counted(callback, actions, condition, now, counts)
+                self._commit_counted(callback, actions, condition, now, counts, ending=True)

@@ -35,6 +35,7 @@ class IvrStorage(StorageBase):
             retry_minutes=int(s.retry_minutes),
             transfer_timeout_seconds=int(s.transfer_timeout_seconds),
             entry_attempts=int(s.entry_attempts),
+            slot_capacity=int(s.slot_capacity or 0),
             offer_caller_id=bool(s.offer_caller_id),
             announce_as=s.announce_as or "",
             voice=s.voice or DEFAULT_VOICE,

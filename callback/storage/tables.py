@@ -72,6 +72,7 @@ class SettingsMap(MapAttribute):
     retry_minutes = NumberAttribute(default=5)
     transfer_timeout_seconds = NumberAttribute(default=30)
     entry_attempts = NumberAttribute(default=3)
+    slot_capacity = NumberAttribute(null=True)
     offer_caller_id = BooleanAttribute(default=False)
     announce_as = UnicodeAttribute(null=True)
     voice = UnicodeAttribute(null=True)
@@ -246,6 +247,9 @@ def build_models(config):
         pending_queue = UnicodeAttribute(null=True)
         sweep_status = UnicodeAttribute(null=True)
         sweep_at = UTCDateTimeAttribute(null=True)
+        # A callback for a time the caller chose: its slot (callback.domain.slots).
+        window_start = UTCDateTimeAttribute(null=True)
+        window_end = UTCDateTimeAttribute(null=True)
         # Set when the callback ends: the record (number, history) goes after the retention.
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update

@@ -205,6 +205,7 @@ def callback_json(cb):
         "queue": cb.queue_name, "requested_at": iso(cb.requested_at),
         "place_in_line": iso(cb.place_in_line), "priority": cb.priority, "attempts": cb.attempts,
         "due_at": iso(cb.due_at), "expires_at": iso(cb.expires_at), "ended_reason": cb.ended_reason,
+        "window": {"earliest": iso(cb.window_start), "latest": iso(cb.window_end)} if cb.window_start else None,
         "history": [{"attempt_id": a.attempt_id, "started_at": iso(a.started_at), "agent": a.agent_id,
                      "outcome": a.outcome, "counted": a.counted, "agent_call_sid": a.agent_call_sid,
                      "customer_call_sid": a.customer_call_sid, "error_code": a.error_code}

@@ -7,7 +7,7 @@ import logging
 import secrets
 import unicodedata
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -124,7 +124,7 @@ def _signed_in_admin():
 
 
 # The admin portal's blueprints (each of their pages needs a signed-in admin).
-PORTAL_BLUEPRINTS = ("admin", "hours")
+PORTAL_BLUEPRINTS = ("admin", "hours", "privacy")
 
 
 def refuse_without_secret_key():
@@ -178,7 +178,8 @@ def safe_next(target):
     if parts.scheme or parts.netloc:
         return fallback
     try:
-        endpoint, values = current_app.url_map.bind("localhost").match(parts.path, method="GET")
+        # Matched as the server routes a request: on the decoded path ("Main%20Line" is "Main Line").
+        endpoint, values = current_app.url_map.bind("localhost").match(unquote(parts.path), method="GET")
     except HTTPException:
         return fallback
     if endpoint.split(".")[0] not in PORTAL_BLUEPRINTS:

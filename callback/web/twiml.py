@@ -23,12 +23,14 @@ ENTRY_PROBLEMS = {
 }
 
 
-def _say(target, text, speech=DEFAULT_SPEECH):
+def say(target, text, speech=DEFAULT_SPEECH):
+    """Say `text` in the IVR's voice and language (`speech`)."""
     voice, language = speech
     target.say(text, voice=voice, language=language)
 
 
-def _xml(response):
+def render(response):
+    """The document as Twilio reads it."""
     return str(response)
 
 
@@ -36,9 +38,9 @@ def goodbye(message="We are sorry, we cannot take your call right now. Please ca
             speech=DEFAULT_SPEECH):
     """A polite message and a hang-up: the safe end of any call."""
     response = VoiceResponse()
-    _say(response, message, speech)
+    say(response, message, speech)
     response.hangup()
-    return _xml(response)
+    return render(response)
 
 
 def unknown_number():
@@ -53,27 +55,28 @@ def queue_menu(greeting, queue_names, action_url, problem=None, speech=DEFAULT_S
     gather = Gather(input="dtmf", num_digits=1, timeout=6, action=action_url,
                     action_on_empty_result=True)
     if problem:
-        _say(gather, problem, speech)
+        say(gather, problem, speech)
     elif greeting:
-        _say(gather, greeting, speech)
+        say(gather, greeting, speech)
     options = " ".join(f"For {name}, press {i}." for i, name in enumerate(queue_names, start=1))
-    _say(gather, options, speech)
+    say(gather, options, speech)
     response.append(gather)
-    return _xml(response)
+    return render(response)
 
 
 def enqueue(queue_name, wait_url, action_url, greeting=None, speech=DEFAULT_SPEECH):
     """Put the caller in the named Twilio queue, holding on our wait loop."""
     response = VoiceResponse()
     if greeting:
-        _say(response, greeting, speech)
+        say(response, greeting, speech)
     response.enqueue(queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url,
                      method="POST")
-    return _xml(response)
+    return render(response)
 
 
 HOLD_MESSAGE = "Thank you for holding. An agent will be with you as soon as possible."
 OFFER_MESSAGE = "Press 1 to be called back instead of waiting. You keep your place in line."
+PICK_TIME_MESSAGE = "Or press 2 to choose a time for our call."
 # After the offer's music a key may still come this long (the Gather's timeout).
 OFFER_SECONDS = 3
 
@@ -96,7 +99,8 @@ def _play(target, music):
             target.play(url, loop=times if times > 1 else None)
 
 
-def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=DEFAULT_SPEECH, opens=None):
+def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=DEFAULT_SPEECH, opens=None,
+         pick_time=False):
     """Hold message and music for the wait loop, with the callback offer once it is due.
 
     `music` is [(url, times)], played in order: cut to last until the next prompt is due
@@ -106,34 +110,36 @@ def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=D
     waitUrl (which would offer again, or read the estimate again). `wait` is (ahead,
     estimate) when an estimate is worth telling, said before the offer. `opens` ('tomorrow
     at 9 AM'): the center closes before the callback could be made, so the offer is a call
-    at that opening.
+    at that opening. `pick_time`: 2 lets the caller choose a time instead.
     """
     response = VoiceResponse()
     if offer_url:
         gather = Gather(input="dtmf", num_digits=1, timeout=OFFER_SECONDS, action=offer_url)
         if wait is not None:
-            _say(gather, wait_sentence(*wait), speech)
+            say(gather, wait_sentence(*wait), speech)
         if opens:
-            _say(gather, f"We close before we could call you back today. Press 1 to be called back "
+            say(gather, f"We close before we could call you back today. Press 1 to be called back "
                          f"when we open, {opens}. You keep your place in line.", speech)
         else:
-            _say(gather, OFFER_MESSAGE, speech)
+            say(gather, OFFER_MESSAGE, speech)
+        if pick_time:
+            say(gather, PICK_TIME_MESSAGE, speech)
         _play(gather, music)
         response.append(gather)
     else:
         if message:
-            _say(response, HOLD_MESSAGE, speech)
+            say(response, HOLD_MESSAGE, speech)
         _play(response, music)
     if loop_url:
         response.redirect(loop_url, method="POST")
-    return _xml(response)
+    return render(response)
 
 
 def hold_music_only(music):
     """What a holding caller hears when anything went wrong: music, no database needed."""
     response = VoiceResponse()
     _play(response, music)
-    return _xml(response)
+    return render(response)
 
 
 def back_to_hold(wait_url, message=None, speech=DEFAULT_SPEECH):
@@ -143,9 +149,9 @@ def back_to_hold(wait_url, message=None, speech=DEFAULT_SPEECH):
         return line_full(message, speech)
     response = VoiceResponse()
     if message:
-        _say(response, message, speech)
+        say(response, message, speech)
     response.redirect(wait_url, method="POST")
-    return _xml(response)
+    return render(response)
 
 
 LINE_FULL = "Our line is full right now, so we cannot keep you on hold. Please call again later. Goodbye."
@@ -156,10 +162,10 @@ def line_full(message=None, speech=DEFAULT_SPEECH):
     a hang-up (there is no queue to go back to)."""
     response = VoiceResponse()
     if message:
-        _say(response, message, speech)
-    _say(response, LINE_FULL, speech)
+        say(response, message, speech)
+    say(response, LINE_FULL, speech)
     response.hangup()
-    return _xml(response)
+    return render(response)
 
 
 def queue_full_offer(offer_url, speech=DEFAULT_SPEECH):
@@ -167,12 +173,12 @@ def queue_full_offer(offer_url, speech=DEFAULT_SPEECH):
     silence hears that the line is full."""
     response = VoiceResponse()
     gather = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=offer_url)
-    _say(gather, "Sorry, our line is full right now, so we cannot keep you on hold. Press 1 and "
+    say(gather, "Sorry, our line is full right now, so we cannot keep you on hold. Press 1 and "
                  "we will call you back when it is your turn.", speech)
     response.append(gather)
-    _say(response, "Please call again later. Goodbye.", speech)
+    say(response, "Please call again later. Goodbye.", speech)
     response.hangup()
-    return _xml(response)
+    return render(response)
 
 
 # Number entry ends on '#' or after this much silence, never on a digit count: a count
@@ -188,13 +194,13 @@ def number_entry(action_url, problem=None, last_try=False, speech=DEFAULT_SPEECH
     gather = Gather(input="dtmf", finish_on_key="#", timeout=ENTRY_SILENCE_SECONDS,
                     action=action_url, action_on_empty_result=True)
     if problem:
-        _say(gather, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
+        say(gather, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
     if last_try:
-        _say(gather, "Last try.", speech)
-    _say(gather, "Please enter the ten digit number where we should call you back, area code "
+        say(gather, "Last try.", speech)
+    say(gather, "Please enter the ten digit number where we should call you back, area code "
                  "first, then press pound.", speech)
     response.append(gather)
-    return _xml(response)
+    return render(response)
 
 
 CHOICE_PROBLEMS = {
@@ -203,26 +209,28 @@ CHOICE_PROBLEMS = {
 }
 
 
-def _choice(action_url, text, problem, speech):
+def choice(action_url, text, problem, speech):
+    """A one-key choice, said once (after the problem with the last answer, if any); its
+    action is requested even on silence."""
     response = VoiceResponse()
     gather = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=action_url,
                     action_on_empty_result=True)
     if problem:
-        _say(gather, CHOICE_PROBLEMS.get(problem, CHOICE_PROBLEMS["other"]), speech)
-    _say(gather, text, speech)
+        say(gather, CHOICE_PROBLEMS.get(problem, CHOICE_PROBLEMS["other"]), speech)
+    say(gather, text, speech)
     response.append(gather)
-    return _xml(response)
+    return render(response)
 
 
 def confirm_number(e164, action_url, problem=None, speech=DEFAULT_SPEECH):
     """Read the entered number back before anything is stored: 1 keeps it, 2 re-enters."""
-    return _choice(action_url, f"I have {speakable(e164)}. Press 1 if that is right, or 2 to "
+    return choice(action_url, f"I have {speakable(e164)}. Press 1 if that is right, or 2 to "
                                "enter it again.", problem, speech)
 
 
 def offer_caller_id(e164, action_url, problem=None, speech=DEFAULT_SPEECH):
     """Offer the number the caller is calling from: 1 takes it, 2 enters another."""
-    return _choice(action_url, f"Press 1 to be called back at the number ending "
+    return choice(action_url, f"Press 1 to be called back at the number ending "
                                f"{last_four_speakable(e164)}, or 2 to enter another.", problem,
                    speech)
 
@@ -234,10 +242,10 @@ def nothing_saved(wait_url_without_offer, speech=DEFAULT_SPEECH, holding=True):
     if wait_url_without_offer is None:
         return line_full("I have not saved a number.", speech)
     response = VoiceResponse()
-    _say(response, "I have not saved a number." + (" You are still on hold and you have kept your "
+    say(response, "I have not saved a number." + (" You are still on hold and you have kept your "
                                                    "place in line." if holding else ""), speech)
     response.redirect(wait_url_without_offer, method="POST")
-    return _xml(response)
+    return render(response)
 
 
 def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH, holding=True):
@@ -248,92 +256,67 @@ def entry_failed(problem, wait_url_without_offer, speech=DEFAULT_SPEECH, holding
         return line_full(ENTRY_PROBLEMS.get(problem, "That number is not valid.") + " I could not take "
                          "a callback number.", speech)
     response = VoiceResponse()
-    _say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
-    _say(response, "I could not take a callback number." + (" You are back on hold and you have "
+    say(response, ENTRY_PROBLEMS.get(problem, "That number is not valid."), speech)
+    say(response, "I could not take a callback number." + (" You are back on hold and you have "
                                                              "kept your place in line." if holding else ""),
          speech)
     response.redirect(wait_url_without_offer, method="POST")
-    return _xml(response)
+    return render(response)
 
 
-def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH, opens=None):
+def callback_stored(e164, expected=None, speech=DEFAULT_SPEECH, opens=None, scheduled=None):
     """After the caller left the queue: read the number back, say when to expect the call
     (`expected`: an estimate.ExpectedCall, the range or the customer's opening; `opens`:
-    'tomorrow at 9 AM' when the center is closed until then), reassure, hang up."""
+    'tomorrow at 9 AM' when the center is closed until then; `scheduled`: the time the
+    caller chose), reassure, hang up."""
     response = VoiceResponse()
-    _say(response, f"Thank you. We will call you back at {speakable(e164)}.", speech)
+    say(response, f"Thank you. We will call you back at {speakable(e164)}.", speech)
+    if scheduled:
+        say(response, f"We will call you {scheduled}, within half an hour. You may hang up now. Goodbye.",
+            speech)
+        response.hangup()
+        return render(response)
     estimate, customer_opens, closes = (expected.estimate, expected.opens, expected.closes) if expected \
         else (None, None, None)
     if opens:
-        _say(response, f"We are closed until then: expect our call after we open, {opens}.", speech)
+        say(response, f"We are closed until then: expect our call after we open, {opens}.", speech)
         if customer_opens:
-            _say(response, f"We call you only after {customer_opens} your time.", speech)
+            say(response, f"We call you only after {customer_opens} your time.", speech)
     elif customer_opens:
-        _say(response, "It is outside our calling hours where you are, so we will call you after "
+        say(response, "It is outside our calling hours where you are, so we will call you after "
                        f"{customer_opens} your time.", speech)
     elif estimate is not None and estimate.over_cap:
-        _say(response, f"It may be {spoken_wait(estimate)} before we call.", speech)
+        say(response, f"It may be {spoken_wait(estimate)} before we call.", speech)
     elif estimate is not None:
-        _say(response, f"We expect to call you in {spoken_wait(estimate)}.", speech)
+        say(response, f"We expect to call you in {spoken_wait(estimate)}.", speech)
     if closes and not opens:
-        _say(response, f"We call only until {closes} your time.", speech)
-    _say(response, "You keep your place in line: when it is your turn, an agent will call you. "
+        say(response, f"We call only until {closes} your time.", speech)
+    say(response, "You keep your place in line: when it is your turn, an agent will call you. "
                    "You may hang up now. Goodbye.", speech)
     response.hangup()
-    return _xml(response)
+    return render(response)
 
 
 def already_pending(e164, speech=DEFAULT_SPEECH, in_queue=True):
     """The number already has a callback in this queue: keep it, and leave the queue (or
     hang up, for a caller in no queue)."""
     response = VoiceResponse()
-    _say(response, f"You already have a callback requested to {speakable(e164)}. We will keep "
+    say(response, f"You already have a callback requested to {speakable(e164)}. We will keep "
                    "it, with its place in line, and call you when it is your turn.", speech)
     if in_queue:
         response.leave()
     else:
-        _say(response, "Goodbye.", speech)
+        say(response, "Goodbye.", speech)
         response.hangup()
-    return _xml(response)
+    return render(response)
 
-
-def closed(greeting, week, opens, action_url=None, queue_names=(), speech=DEFAULT_SPEECH):
-    """A call while the center is closed: the hours and when it opens, then (with
-    `action_url`) the offer of a callback at that opening, by queue when there are several;
-    without it, goodbye."""
-    response = VoiceResponse()
-    target = response
-    if action_url:
-        target = Gather(input="dtmf", num_digits=1, timeout=CHOICE_SECONDS, action=action_url,
-                        action_on_empty_result=True)
-    if greeting:
-        _say(target, greeting, speech)
-    said = "We are closed now." + (f" {week}" if week else "")
-    _say(target, said + (f" We open again {opens}." if opens else ""), speech)
-    if not action_url:
-        _say(response, "Please call again when we are open. Goodbye.", speech)
-        response.hangup()
-        return _xml(response)
-    if len(queue_names) > 1:
-        choices = " ".join(f"For {name}, press {i}." for i, name in enumerate(queue_names, start=1))
-        _say(target, f"To be called back when we open, choose a department. {choices}", speech)
-    else:
-        _say(target, "To be called back when we open, press 1. Otherwise, you may hang up.", speech)
-    response.append(target)
-    return _xml(response)
-
-
-def closed_goodbye(message=None, speech=DEFAULT_SPEECH):
-    """The end of a call to a closed center."""
-    return goodbye((message + " " if message else "") + "Please call again when we are open. Goodbye.",
-                   speech=speech)
 
 
 def leave_queue():
     """Take the caller out of the Twilio queue; the Enqueue action continues the call."""
     response = VoiceResponse()
     response.leave()
-    return _xml(response)
+    return render(response)
 
 
 def conference(conference_name, *, announcement=None, status_callback=None, end_on_exit=True,
@@ -345,7 +328,7 @@ def conference(conference_name, *, announcement=None, status_callback=None, end_
     """
     response = VoiceResponse()
     if announcement:
-        _say(response, announcement, speech)
+        say(response, announcement, speech)
     dial = Dial()
     attrs = dict(start_conference_on_enter=start_on_enter, end_conference_on_exit=end_on_exit,
                  beep=False, wait_url=wait_url)
@@ -356,7 +339,7 @@ def conference(conference_name, *, announcement=None, status_callback=None, end_
                      status_callback_event="start end join leave")
     dial.conference(conference_name, **attrs)
     response.append(dial)
-    return _xml(response)
+    return render(response)
 
 
 def ringing(tone_url):
@@ -366,7 +349,7 @@ def ringing(tone_url):
     cycle, past the longest any phone may ring (600 s)."""
     response = VoiceResponse()
     response.play(tone_url, loop=0)
-    return _xml(response)
+    return render(response)
 
 
 def agent_whisper(text, accept_url, speech=DEFAULT_SPEECH):
@@ -375,26 +358,26 @@ def agent_whisper(text, accept_url, speech=DEFAULT_SPEECH):
     response = VoiceResponse()
     gather = Gather(input="dtmf", num_digits=1, timeout=8, action=accept_url,
                     action_on_empty_result=True)
-    _say(gather, f"{text} Press 1 to accept. Press any other key to decline.", speech)
+    say(gather, f"{text} Press 1 to accept. Press any other key to decline.", speech)
     response.append(gather)
-    return _xml(response)
+    return render(response)
 
 
 def notice(message, speech=DEFAULT_SPEECH):
     """Tell someone what happened, then hang up."""
     response = VoiceResponse()
-    _say(response, message, speech)
+    say(response, message, speech)
     response.hangup()
-    return _xml(response)
+    return render(response)
 
 
 def hangup():
     """Just hang up."""
     response = VoiceResponse()
     response.hangup()
-    return _xml(response)
+    return render(response)
 
 
 def empty():
     """An empty response: for status callbacks, which ignore TwiML."""
-    return _xml(VoiceResponse())
+    return render(VoiceResponse())

@@ -89,10 +89,12 @@ class Chooser(Effects):
     def waiting_reason(self, cb):
         """Why a pending callback is not dialed now although it may be soon, for the portal
         ("outside the customer's hours (their time 07:12)"); None when nothing holds it."""
-        ivr = self.directory.ivr(cb.ivr_name)
+        ivr, now = self.directory.ivr(cb.ivr_name), self.clock.now()
         if cb.status != m.PENDING or ivr is None:
             return None
-        return waiting_reason(ivr.settings.customer_clock(cb.number), self.clock.now())
+        if cb.window_start is not None and now < cb.window_start:
+            return f"slot at {cb.window_start.astimezone(ivr.settings.hours.tz):%H:%M} (the caller's choice)"
+        return waiting_reason(ivr.settings.customer_clock(cb.number), now)
 
     def candidates_for(self, agent, now):
         """Waiting callers and due callbacks in the agent's queues, with their records."""
@@ -237,7 +239,8 @@ class Chooser(Effects):
         ivr = self.directory.ivr(cb.ivr_name)
         hours = ivr.settings.hours if ivr else None
         try:
-            if hours is not None and not hours.always_open:
+            # A time the caller chose ends with its slot, whatever the hours did.
+            if hours is not None and not hours.always_open and cb.window_start is None:
                 budget = timedelta(minutes=ivr.settings.expiration_minutes)
                 later = add_open_time(hours, cb.requested_at, budget)
                 if open_between(hours, cb.requested_at, now) < budget and later is not None and later > now:

@@ -9,11 +9,10 @@ from callback.domain import hours as h
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.hold import between_prompts, speech_seconds, until_due
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
-from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import DEFAULT_SPEECH, speech_of
-from callback.storage import CreateResult, NotFound, StorageError
-from callback.web import tones, twiml
-from callback.web.voice.closed import answer_closed, stored_while_closed
+from callback.storage import StorageError
+from callback.web import tones, twiml, twiml_times
+from callback.web.voice.closed import answer_closed
 from callback.web.voice.common import (
     _agents_on_duty,
     _closed_marker,
@@ -22,7 +21,9 @@ from callback.web.voice.common import (
     _int,
     _joined_marker,
     _joined_time,
+    _later_marker,
     _music,
+    _number_in_hand,
     _resume_url,
     _routed,
     _turned_away,
@@ -33,7 +34,8 @@ from callback.web.voice.common import (
     services,
     webhook,
 )
-from callback.web.voice.events import _expected_callback
+from callback.web.voice.slots import choose_time
+from callback.web.voice.storing import store_and_leave
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ def wait():
     opens = h.spoken_moment(settings.hours, now, when) if when > now else None
     return twiml.hold(_music(between_prompts(track, message=False)), offer_url=offer_url,
                       loop_url=loop(True, minutes), wait=wait, opens=opens,
-                      speech=speech_of(ivr))
+                      speech=speech_of(ivr), pick_time=settings.slot_capacity > 0)
 
 
 def _joined_by_request(now):
@@ -210,25 +212,33 @@ def offer():
     says so and it is a valid one) or starts number entry."""
     ivr_name, queue_name = param("ivr"), param("queue")
     ivr = services().directory.ivr(ivr_name)
-    if param("Digits") != "1":
+    # 2: a time of their choosing, asked once their number is confirmed (`slots.py`).
+    later = "1" if param("Digits") == "2" and ivr and ivr.settings.slot_capacity > 0 else None
+    if param("Digits") != "1" and not later:
         return twiml.back_to_hold(_resume_url(ivr_name, queue_name, offered=True),
                                   speech=speech_of(ivr))
     own = caller_id_number(param("From"), ivr.settings.dial_rules) if ivr and ivr.settings.offer_caller_id \
         else None
     if own:
-        return twiml.offer_caller_id(own, _confirm_url(ivr_name, queue_name, 1, 0, source="caller"),
+        return twiml.offer_caller_id(own, _confirm_url(ivr_name, queue_name, 1, 0, source="caller", later=later),
                                      speech=speech_of(ivr))
     # Entry runs inside the wait loop (this Gather's action keeps the waiting context):
     # the caller stays in the Twilio queue while typing, so an agent who frees up meanwhile
     # can still take them, and a failed entry just resumes holding. Leaving the queue
     # would mean a re-enqueue and a window in which nobody could answer them.
-    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1), speech=speech_of(ivr))
+    return twiml.number_entry(_entry_url(ivr_name, queue_name, 1, later=later), speech=speech_of(ivr))
 
 
-def _entry_url(ivr_name, queue_name, attempt, redo=0):
+def _markers(later=None):
+    """What the caller's URLs carry through entry and confirmation: their place (`joined`),
+    and whether Twilio turned them away, the center is closed, or they choose a time."""
+    return dict(joined=_joined_marker(), full="1" if _turned_away() else None, closed=_closed_marker(),
+                later=later or _later_marker())
+
+
+def _entry_url(ivr_name, queue_name, attempt, redo=0, later=None):
     return services().config.public_url("/voice/number", ivr=ivr_name, queue=queue_name,
-                                        attempt=attempt, redo=redo or None, joined=_joined_marker(),
-                                        full="1" if _turned_away() else None, closed=_closed_marker())
+                                        attempt=attempt, redo=redo or None, **_markers(later))
 
 
 def _entry_not_saved(speech=DEFAULT_SPEECH):
@@ -237,7 +247,7 @@ def _entry_not_saved(speech=DEFAULT_SPEECH):
     # Back to the bare wait URL: whatever the failed request left stored, its next request
     # puts it right (records the caller again, or sees the callback and leaves for it).
     if _closed_marker():
-        return twiml.closed_goodbye("Sorry, I could not save your number just now.", speech)
+        return twiml_times.closed_goodbye("Sorry, I could not save your number just now.", speech)
     return twiml.back_to_hold(_wait_url(param("ivr"), param("queue"), offer=False, recorded=False),
                               message="Sorry, I could not save your number just now. You are "
                                       "still on hold and you have kept your place in line.",
@@ -277,12 +287,10 @@ def number():
                                                          entry=entry), speech=speech)
 
 
-def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, source=None, ask=1):
+def _confirm_url(ivr_name, queue_name, attempt, redo, *, entry=None, source=None, ask=1, later=None):
     return services().config.public_url("/voice/confirm", ivr=ivr_name, queue=queue_name,
                                         attempt=attempt, redo=redo or None, entry=entry,
-                                        source=source, ask=ask if ask > 1 else None,
-                                        joined=_joined_marker(), full="1" if _turned_away() else None,
-                                        closed=_closed_marker())
+                                        source=source, ask=ask if ask > 1 else None, **_markers(later))
 
 
 # A caller may re-enter their number this many times (each is not a failed try, but the
@@ -294,8 +302,8 @@ MAX_REENTRIES = 3
 @webhook(safe_twiml=_entry_not_saved)
 def confirm():
     """The number was read back (or the caller's own offered): 1 stores it, 2 enters a
-    number (again), silence or another key asks once more."""
-    svc = services()
+    number (again), silence or another key asks once more (a caller who pressed 2 at the
+    offer then chooses a time)."""
     ivr, queue = _routed()
     if queue is None:
         return _unrouted_back_to_hold()
@@ -303,17 +311,12 @@ def confirm():
     attempt, redo, ask = _int(param("attempt"), 1), _int(param("redo"), 0), _int(param("ask"), 1)
     entry, call_sid = param("entry"), param("CallSid")
     own_number = param("source") == "caller"
-    if own_number:
-        # From is signed by Twilio like every parameter: the caller's own line, offered as is.
-        e164 = caller_id_number(param("From"), ivr.settings.dial_rules) if ivr.settings.offer_caller_id \
-            else None
-    else:
-        e164 = svc.storage.held_entry(call_sid, entry, svc.clock.now()) if call_sid and entry else None
+    e164 = _number_in_hand(ivr)
     if e164 is None or not call_sid:
         return _entry_not_saved(speech)
     digits = param("Digits")
     if digits == "1":
-        return _store_and_leave(ivr, queue, call_sid, e164)
+        return choose_time(ivr, queue, e164) if _later_marker() else store_and_leave(ivr, queue, call_sid, e164)
     if digits == "2":
         if own_number:
             return twiml.number_entry(_entry_url(ivr.name, queue.name, 1), speech=speech)
@@ -332,67 +335,3 @@ def confirm():
                                                    entry=entry, ask=ask + 1),
                                 problem=problem, speech=speech)
 
-
-def _store_and_leave(ivr, queue, call_sid, e164):
-    """Store the confirmed callback and take the caller out of the queue."""
-    result = _store_callback(ivr, queue, call_sid, e164)
-    if result.outcome == "agent-connecting":
-        return twiml.back_to_hold(_wait_url(ivr.name, queue.name, offer=False),
-                                  message="An agent is about to answer your call. "
-                                          "Please stay on the line.", speech=speech_of(ivr))
-    if result.outcome == "number-pending":
-        existing = result.callback.number if result.callback else e164
-        return twiml.already_pending(existing, speech=speech_of(ivr),
-                                     in_queue=not (_turned_away() or _closed_marker()))
-    services().handoff.dispatch([queue.name])
-    if _closed_marker():  # in no queue to leave: confirmed here, with the opening
-        return stored_while_closed(ivr, e164, services().clock.now())
-    if _turned_away():
-        # In no queue, so no <Leave> and no Enqueue action: the confirmation is said here.
-        return twiml.callback_stored(e164, expected=_expected_callback(result.callback),
-                                     speech=speech_of(ivr))
-    return twiml.leave_queue()
-
-
-def _store_callback(ivr, queue, call_sid, e164):
-    svc = services()
-    now = svc.clock.now()
-    waiting = svc.storage.get_waiting_call(call_sid)
-    if waiting is not None and waiting.status == CONNECTING:
-        return CreateResult("agent-connecting", None)
-    # Their place in line is when they first joined the queue, not when they asked.
-    place = waiting.joined_at if waiting else (_joined_time() or now)
-    settings = ivr.settings
-    # Outside the customer's calling window it waits for the window, with its place in line.
-    # Expiration Time counts open time only, from the moment they may first be called: a
-    # request just before closing lives on after the next opening.
-    due = settings.customer_clock(e164).next_opening(now) or now
-    expires = h.open_time_later(settings.hours, due, timedelta(minutes=settings.expiration_minutes))
-    callback = Callback(
-        callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
-        requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
-        due_at=due, expires_at=expires)
-    try:
-        result = svc.storage.create_callback(callback, call_sid)
-    except StorageError:
-        stored = _stored_anyway(call_sid, e164)
-        if stored is None:
-            raise
-        log.warning("callback %s was stored although DynamoDB's answer was lost", call_sid)
-        result = CreateResult("created", stored)
-    log.info("callback %s for %s in %s: %s", call_sid, mask(e164), queue.name, result.outcome)
-    return result
-
-
-def _stored_anyway(call_sid, e164):
-    """After a failed store: the callback if the write was applied all the same (its answer
-    was lost), else None. The transaction is all or nothing, so a stored callback means
-    the caller has left the line too."""
-    try:
-        callback = services().storage.get_callback(call_sid)
-    except NotFound:
-        return None
-    except StorageError:
-        log.exception("could not check whether callback %s was stored", call_sid)
-        return None
-    return callback if callback.number == e164 else None

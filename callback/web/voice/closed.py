@@ -6,7 +6,7 @@ import logging
 from callback.domain import hours as h
 from callback.domain.numbers import caller_id_number
 from callback.domain.settings import speech_of
-from callback.web import twiml
+from callback.web import twiml, twiml_times
 from callback.web.voice.common import bp, param, services, webhook
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def answer_closed(ivr, greeting, now, problem=None, attempt=1):
     queues = closed_queues(ivr) if opening else []
     action = services().config.public_url("/voice/closed", ivr=ivr.name, attempt=attempt) if queues else None
     said = f"{problem} {greeting or ''}".strip() if problem else greeting
-    return twiml.closed(said, h.spoken_week(hours), opens, action, [q.name for q in queues],
+    return twiml_times.closed(said, h.spoken_week(hours), opens, action, [q.name for q in queues],
                         speech=speech_of(ivr))
 
 
@@ -42,20 +42,20 @@ def stored_while_closed(ivr, e164, now):
 
 
 @bp.post("/closed")
-@webhook(safe_twiml=twiml.closed_goodbye)
+@webhook(safe_twiml=twiml_times.closed_goodbye)
 def closed():
     """The caller of a closed IVR chose (or not) to be called back at its opening."""
     svc = services()
     ivr = svc.directory.ivr(param("ivr"))
     if ivr is None:
-        return twiml.closed_goodbye()
+        return twiml_times.closed_goodbye()
     queues = closed_queues(ivr)
     digits = param("Digits")
     choice = int(digits) if digits.isdigit() and len(digits) == 1 else 0
     if not 1 <= choice <= len(queues):
         attempt = int(param("attempt")) if param("attempt").isdigit() else 1
         if attempt >= MAX_CHOICE_TRIES or not queues:
-            return twiml.closed_goodbye(speech=speech_of(ivr))
+            return twiml_times.closed_goodbye(speech=speech_of(ivr))
         problem = "Sorry, that is not one of the choices." if digits else "Sorry, I did not hear a choice."
         return answer_closed(ivr, None, svc.clock.now(), problem, attempt + 1)
     queue = queues[choice - 1]
@@ -69,7 +69,7 @@ def closed():
 
 
 @bp.post("/closed/bye")
-@webhook(safe_twiml=twiml.closed_goodbye)
+@webhook(safe_twiml=twiml_times.closed_goodbye)
 def closed_bye():
     """No callback was taken from the caller of a closed IVR: goodbye."""
-    return twiml.closed_goodbye(speech=speech_of(services().directory.ivr(param("ivr"))))
+    return twiml_times.closed_goodbye(speech=speech_of(services().directory.ivr(param("ivr"))))

@@ -21,7 +21,7 @@ from twilio.request_validator import (
 
 from callback import metrics
 from callback.domain.hold import HoldTrack, between_prompts
-from callback.domain.numbers import mask
+from callback.domain.numbers import caller_id_number, mask
 from callback.domain.records import OFFLINE
 from callback.web import twiml
 from callback.web.health import readiness
@@ -181,6 +181,23 @@ def _closed_marker():
     """"1" when this request belongs to a call taken while the center was closed (its
     number entry runs outside any queue), else None."""
     return "1" if param("closed") == "1" else None
+
+
+def _later_marker():
+    """"1" when this request belongs to a caller who pressed 2 at the offer: once their number
+    is confirmed, they choose a time for the callback (`slots.py`), else None."""
+    return "1" if param("later") == "1" else None
+
+
+def _number_in_hand(ivr):
+    """The number this caller confirmed or was offered: their own line (`source=caller`;
+    From is signed by Twilio like every parameter), or the entry held aside by CallSid
+    (`entry`); None when neither is there (any more)."""
+    if param("source") == "caller":
+        return caller_id_number(param("From"), ivr.settings.dial_rules) if ivr.settings.offer_caller_id \
+            else None
+    svc, call_sid, entry = services(), param("CallSid"), param("entry")
+    return svc.storage.held_entry(call_sid, entry, svc.clock.now()) if call_sid and entry else None
 
 
 def _joined_marker(name="joined"):

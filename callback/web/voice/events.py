@@ -61,6 +61,9 @@ def enqueue_done():
         except NotFound:
             return twiml.goodbye("Goodbye.")
         ivr = svc.directory.ivr(callback.ivr_name)
+        if callback.window_start is not None and ivr is not None:  # a time the caller chose
+            when = h.spoken_moment(ivr.settings.hours, svc.clock.now(), callback.window_start)
+            return twiml.callback_stored(callback.number, speech=speech_of(ivr), scheduled=when)
         expected = _expected_callback(callback)
         opens = _opens(ivr, expected.estimate if expected is not None else None)
         return twiml.callback_stored(callback.number, expected=expected, speech=speech_of(ivr), opens=opens)
