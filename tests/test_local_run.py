@@ -119,7 +119,10 @@ def test_scripted_journey_callback_answered_after_one_no_answer(local_run, capsy
 def test_scripted_journey_a_caller_chooses_a_time(local_run, capsys):
     # Sales, 2 (a time), the number, 1 (right), the first slot offered, 1 (right). The slot
     # is 15 to 45 minutes away: the callback waits for it (its call in the slot is the
-    # journey test's in test_slots.py, on a clock walked by hand).
+    # journey test's in test_slots.py, on a clock walked by hand). Nobody takes the caller
+    # from hold meanwhile: the agents are signed out until the caller is done.
+    for agent_id in ("alice", "bob"):
+        local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
     out = run_simulator(local_run, capsys, "--keys", "1,2,2125551277,1,1,1", "--from", "+12125550177",
                         "--agent", "alice", "--watch", "60")
     assert "Or press 2 to choose a time for our call." in out
