@@ -1008,6 +1008,12 @@ class Network:
         run.run(call.url or placed.url, extra, fallback_url=getattr(placed, "fallback_url", None))
         return "completed"
 
+    def call_over(self, call):
+        """The call's line is gone from now (a hang-up): its end is stamped once."""
+        with self.lock:
+            if call.record.ended is None:
+                call.record.ended = self.sim_elapsed()
+
     def _finish(self, placed, call, outcome):
         with self.lock:
             self.live.pop(placed.sid, None)
@@ -1102,7 +1108,7 @@ class Network:
         finally:
             with self.lock:
                 self.live.pop(sid, None)
-            record.ended, record.outcome = self.sim_elapsed(), run.ending
+            record.ended, record.outcome = record.ended or self.sim_elapsed(), run.ending
             try:
                 self.backend.set_status(sid, "completed")
             except requests.RequestException:
@@ -1298,6 +1304,9 @@ class CallRun:
                     doc = self._redirected(moved.url)
         except HungUp as gone:
             self.ending = self.ending or f"hung-up-by-{gone.who}"
+            # The line is gone at the hang-up: Twilio requests the Enqueue action that reports
+            # it after the call ended, so the call's end is not the action's answer.
+            self.network.call_over(self.call)
             if gone.who in ("caller", "callee", "model") and self.queue is not None:
                 self._leave_queue("hangup")
             if gone.who == "caller" and self.patience is not None and self.elapsed >= self.patience:
