@@ -14,6 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 from callback.domain import records as m
 from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
+from callback.domain.texts import DEFAULT_CANCEL_WORD
 from callback.storage.client import NotFound, StorageBase, _dynamodb, _valid_key
 from callback.storage.tables import QueueMap, SettingsMap
 
@@ -40,6 +41,9 @@ class IvrStorage(StorageBase):
             call_regions=tuple(s.call_regions) if s.call_regions else DEFAULT_REGIONS,
             call_toll_free=True if s.call_toll_free is None else bool(s.call_toll_free),
             call_personal_numbers=bool(s.call_personal_numbers),
+            sms_enabled=bool(s.sms_enabled), sms_service_sid=s.sms_service_sid or "",
+            sms_cancel_word=s.sms_cancel_word or DEFAULT_CANCEL_WORD,
+            sms_about_to_call=bool(s.sms_about_to_call), sms_not_reached=bool(s.sms_not_reached),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),
@@ -71,7 +75,8 @@ class IvrStorage(StorageBase):
             queues=[QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled,
                              max_size=q.max_size) for q in ivr.queues],
             settings=SettingsMap(**{**ivr.settings.as_dict(),
-                                    "announce_as": ivr.settings.announce_as or None}),
+                                    "announce_as": ivr.settings.announce_as or None,
+                                    "sms_service_sid": ivr.settings.sms_service_sid or None}),
         )
         if ivr.version is not None:
             record.version = ivr.version
