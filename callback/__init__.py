@@ -39,17 +39,19 @@ def create_app(overrides=None):
     app.extensions["callback"] = build_services(config)
     app.extensions[health.EXTENSION] = health.check_at_startup(config)
 
-    from callback.web import admin, api, auth, privacy, voice
+    from callback.web import admin, api, auth, privacy, sms, voice
 
     # Before CSRF, which cannot check a token without the key.
     app.before_request(auth.refuse_without_secret_key)
     csrf.init_app(app)
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
     csrf.exempt(voice.bp)
+    csrf.exempt(sms.bp)
     csrf.exempt(api.bp)
     csrf.exempt(privacy.api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
+    app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)

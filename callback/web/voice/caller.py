@@ -10,6 +10,7 @@ from callback.domain.hold import between_prompts, speech_seconds, until_due
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
 from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import DEFAULT_SPEECH, speech_of
+from callback.domain.texts import CONFIRMATION
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import tones, twiml
 from callback.web.voice.common import (
@@ -321,6 +322,8 @@ def _store_and_leave(ivr, queue, call_sid, e164):
         existing = result.callback.number if result.callback else e164
         return twiml.already_pending(existing, speech=speech_of(ivr), in_queue=not _turned_away())
     services().handoff.dispatch([queue.name])
+    # Stored once (a retried request finds it stored) and sent off this request.
+    services().dispatcher.text_about(result.callback, CONFIRMATION)
     if _turned_away():
         # In no queue, so no <Leave> and no Enqueue action: the confirmation is said here.
         return twiml.callback_stored(e164, expected=_expected_callback(result.callback),
