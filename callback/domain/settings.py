@@ -111,11 +111,11 @@ BOOLEAN_FIELDS = {
                               "Call back 500, 533 and other 5XX personal-communication numbers "
                               "(follow-me and machine-to-machine services). Off by default."),
     **{  # Texts (issue #33): one block, with SMS_TEXT_FIELDS below.
-        "sms_enabled": ("Text a Confirmation",
+        "sms_enabled": ("Text Confirmations",
                         "After a callback is stored, text the customer once: the company name, the "
                         "number we will call, the expected time, the reply that cancels and \"Reply STOP "
                         "to stop texts\". Needs a Messaging Service holding this IVR's numbers."),
-        "sms_about_to_call": ("Text When an Agent Calls", "Also text \"an agent is about to call you back\" "
+        "sms_about_to_call": ("Text When Agent Calls", "Also text \"an agent is about to call you back\" "
                               "when an agent accepts the callback (texts must be on)."),
         "sms_not_reached": ("Text When Not Reached", "Also text \"we could not reach you\" when the callback "
                             "expires unanswered (texts must be on)."),
