@@ -390,3 +390,39 @@ def test_the_optional_texts_are_off_unless_asked_for(twilio, svc, clock, sms_lin
     agent_accepts(twilio, ringing(twilio_standin, ALICE))
     ringing(twilio_standin, CUSTOMER)
     assert twilio_standin.texts() == []
+
+
+def test_text_settings_round_trip_through_storage_and_the_api(app, svc, sms_line):
+    from conftest import API_TOKEN
+
+    assert svc.storage.get_ivr("Main Line").settings == sms_line.settings
+    client, auth = app.test_client(), {"Authorization": f"Bearer {API_TOKEN}"}
+    refused = client.put("/api/ivrs/Main Line/settings", json={"sms_cancel_word": "STOP"}, headers=auth)
+    assert refused.status_code == 400 and "Twilio" in refused.get_json()["fields"]["sms_cancel_word"]
+    saved = client.put("/api/ivrs/Main Line/settings", json={"sms_cancel_word": "9", "sms_not_reached": True},
+                       headers=auth)
+    assert saved.status_code == 200, saved.get_json()
+    settings = svc.storage.get_ivr("Main Line").settings
+    assert (settings.sms_cancel_word, settings.sms_not_reached) == ("9", True)
+    assert settings.sms_service_sid == SERVICE
+    off = client.put("/api/ivrs/Main Line/settings", json={"sms_service_sid": None}, headers=auth)
+    assert off.status_code == 400
+    assert off.get_json()["fields"] == {"sms_service_sid": "is needed to send texts"}
+
+
+def test_the_sweep_texts_a_callback_that_expires_after_unanswered_calls(
+        svc, clock, main_line, twilio_standin):
+    from dataclasses import replace
+
+    from test_dispatch import store_callback
+
+    settings = replace(main_line.settings, sms_not_reached=True, **SMS_ON)
+    svc.storage.save_ivr(main_line.evolve(settings=settings))
+    tried = store_callback(svc, clock, number=CUSTOMER)
+    untried = store_callback(svc, clock, call_sid="CA" + "f" * 32, number="+13125550111")
+    # One unanswered attempt, as the record keeps it (the attempt's own steps are tested elsewhere).
+    svc.storage.CallbackRec(tried).update(actions=[svc.storage.CallbackRec.attempts.set(1)])
+    clock.advance(minutes=121)
+    sweep_once(svc)
+    assert {svc.storage.get_callback(cb).status for cb in (tried, untried)} == {"expired"}
+    assert [m["to"] for m in twilio_standin.texts()] == [CUSTOMER], "no 'could not reach you' without a call"
