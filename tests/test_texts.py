@@ -426,3 +426,11 @@ def test_the_sweep_texts_a_callback_that_expires_after_unanswered_calls(
     sweep_once(svc)
     assert {svc.storage.get_callback(cb).status for cb in (tried, untried)} == {"expired"}
     assert [m["to"] for m in twilio_standin.texts()] == [CUSTOMER], "no 'could not reach you' without a call"
+
+
+def test_an_ivr_that_does_not_text_cancels_nothing_by_text_but_still_records_stop(
+        twilio, svc, clock, main_line, twilio_standin):
+    request_callback(twilio, clock)
+    assert messages_of(reply(twilio, "C")) == [] and messages_of(reply(twilio, "CANCEL")) == []
+    assert svc.storage.get_callback(CALL_SID).status == "pending"
+    assert svc.storage.opted_out(CUSTOMER), "CANCEL is an opt-out at Twilio all the same"

@@ -186,7 +186,9 @@ class Texter(Base):
             self.storage.opt_out(from_, now)
         elif kind == t.REPLY_OPT_IN:
             self.storage.opt_in(from_)
-        if ivr is None or kind not in (t.REPLY_CANCEL, t.REPLY_OPT_OUT_CANCEL):
+        # Only an IVR that texts its customers told them a word cancels.
+        cancelling = kind in (t.REPLY_CANCEL, t.REPLY_OPT_OUT_CANCEL)
+        if ivr is None or not ivr.settings.sms_enabled or not cancelling:
             return None
         cancelled = self._cancel_pending(ivr, from_, now)
         if kind == t.REPLY_OPT_OUT_CANCEL or not cancelled or self.storage.opted_out(from_):
