@@ -24,6 +24,13 @@ SMS_ON = dict(sms_enabled=True, sms_service_sid=SERVICE)
 
 
 @pytest.fixture
+def config_overrides(config_overrides):
+    from conftest import with_admin_account
+
+    return with_admin_account(config_overrides)
+
+
+@pytest.fixture
 def sms_line(svc):
     """'Main Line' (queues Sales and Support) texting its customers."""
     ivr = Ivr("Main Line", numbers=(IVR_NUMBER,), greeting="Thanks for calling Example Co.",
@@ -434,3 +441,19 @@ def test_an_ivr_that_does_not_text_cancels_nothing_by_text_but_still_records_sto
     assert messages_of(reply(twilio, "C")) == [] and messages_of(reply(twilio, "CANCEL")) == []
     assert svc.storage.get_callback(CALL_SID).status == "pending"
     assert svc.storage.opted_out(CUSTOMER), "CANCEL is an opt-out at Twilio all the same"
+
+
+
+def test_the_callback_page_shows_its_texts(app, twilio, svc, clock, sms_line, twilio_standin):
+    from conftest import log_in
+
+    request_callback(twilio, clock)
+    report(twilio, twilio_standin.texts()[0], "undelivered", "30006")
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    page = client.get(f"/admin/callbacks/{CALL_SID}").get_data(as_text=True)
+    assert "<h2>Texts</h2>" in page and "Confirmation" in page
+    assert "Failed (Twilio error 30006, undelivered)" in page
+    other = request_callback(twilio, clock, call_sid="CA" + "b" * 32, digits="3125550199")
+    assert svc.storage.forget_texts(other)
+    assert "<h2>Texts</h2>" not in client.get(f"/admin/callbacks/{other}").get_data(as_text=True)

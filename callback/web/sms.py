@@ -1,16 +1,60 @@
 """Twilio messaging webhooks: a customer's text to an IVR number, and the status callback of
 the texts the app sends. Signed like every webhook (the voice routes' check); each answers
-messaging TwiML, an empty <Response/> on any failure, never an HTML 500."""
+messaging TwiML, an empty <Response/> on any failure, never an HTML 500. And the words the
+portal's callback page shows a callback's texts in."""
 import logging
 
 from flask import Blueprint, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from callback.domain.texts import split_key
+from callback.domain.texts import (
+    ABOUT_TO_CALL,
+    CONFIRMATION,
+    DELIVERED,
+    DUE,
+    FAILED,
+    NOT_REACHED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    split_key,
+)
+from callback.storage import StorageError
 from callback.web.voice.common import _int, param, services, webhook
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")
+
+
+TEXT_KINDS = {CONFIRMATION: "Confirmation", ABOUT_TO_CALL: "Agent about to call",
+              NOT_REACHED: "Could not reach"}
+TEXT_STATES = {DUE: "Waiting to be sent", SENDING: "Being sent", SENT: "Sent", DELIVERED: "Delivered",
+               FAILED: "Failed", SKIPPED: "Not sent"}
+
+
+@bp.app_template_global()
+def texts_of(callback_id):
+    """A callback's texts, for its page in the portal (none when DynamoDB does not answer)."""
+    try:
+        return services().storage.texts_of_callback(callback_id)
+    except StorageError:
+        log.warning("could not read the texts of callback %s", callback_id)
+        return []
+
+
+@bp.app_template_global()
+def text_kind_label(kind):
+    """A text's kind in plain words."""
+    return TEXT_KINDS.get(kind, kind)
+
+
+@bp.app_template_global()
+def text_state_label(text):
+    """How a text went, in plain words, with why it failed or was not sent."""
+    words = TEXT_STATES.get(text.state, text.state)
+    why = [f"Twilio error {text.error_code}"] if text.error_code else []
+    why += [text.detail.replace("-", " ")] if text.detail and text.state in (FAILED, SKIPPED) else []
+    return f"{words} ({', '.join(why)})" if why else words
 
 
 def _nothing():
