@@ -48,6 +48,7 @@ def create_app(overrides=None):
         center_clock,
         portal_hours,
         privacy,
+        sms,
         voice,
         waiting,
     )
@@ -57,10 +58,12 @@ def create_app(overrides=None):
     csrf.init_app(app)
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
     csrf.exempt(voice.bp)
+    csrf.exempt(sms.bp)
     csrf.exempt(api.bp)
     csrf.exempt(privacy.api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
+    app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)

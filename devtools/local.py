@@ -87,8 +87,11 @@ def load_demo_data(svc):
         svc.storage.save_ivr(Ivr(
             "Main Line", numbers=(DEMO_NUMBER,),
             greeting="Thank you for calling Example Company.",
+            # Texts on, through a made-up Messaging Service the stand-in accepts: `make call`
+            # shows the confirmation and can reply to it (--sms-reply).
             settings=CallbackSettings(announce_as="Example Company", customer_hours_start="00:00",
-                                      customer_hours_end="23:59", slot_capacity=3),
+                                      customer_hours_end="23:59", slot_capacity=3, sms_enabled=True,
+                                      sms_service_sid="MG" + "0" * 32),
             queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True))))
     except Conflict:
         pass

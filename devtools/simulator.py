@@ -10,10 +10,15 @@ callbacks, REST calls that time out after placing the call, and numbers Twilio r
     python -m devtools.simulator                      # you are the caller; keys from the keyboard
     python -m devtools.simulator --keys 1,wait,1,2125551234,1 --agent alice --speed 30
     python -m devtools.simulator --hours 09:00-17:00 --at 16:58 --keys 1,1,2125551234,1 --agent alice
+    python -m devtools.simulator --keys 1,wait,1,2125551234,1 --sms-reply C   # texts (IVRs that send them)
 
 `--hours` gives the IVR those hours every day (they stay, like the agents' state) and `--at`
 moves the app's clock forward to that time of the center's day, so a call can run across
 closing time.
+
+When the IVR texts its customers, the customer's phone shows each text the app sends, its
+delivery is reported to the app (`--text-status`: delivered, undelivered:30006 …), and
+`--sms-reply WORD` texts back once the confirmation came (the cancel word, STOP, CANCEL …).
 """
 import argparse
 import json
@@ -163,6 +168,53 @@ class LocalApp:
         return response.json()["callback"]["status"]
 
 
+class CustomerTexts:
+    """The customer's phone as it takes texts: those the stand-in holds for its number are
+    shown, their delivery reported to the app (signed), and a reply texted back."""
+
+    def __init__(self, session, numbers, status="delivered"):
+        self.session = session
+        self.numbers = set(numbers)
+        self.status, _, code = status.partition(":")
+        self.code = code or None
+        self.seen = set()
+        self.http = requests.Session()
+        self.webhooks = Webhooks(session["auth_token"], session["app_url"], [session["app_url"]])
+
+    def show(self, wait_seconds=0.0):
+        """Show the texts not seen yet (waiting up to `wait_seconds` for one); how many."""
+        deadline = time.time() + wait_seconds
+        while True:
+            held = self.http.get(self.session["twilio_url"] + "/_standin/messages", timeout=5).json()
+            texts = [m for m in held if m["to"] in self.numbers and m["sid"] not in self.seen]
+            if texts or time.time() >= deadline:
+                break
+            time.sleep(0.2)
+        for text in texts:
+            self.seen.add(text["sid"])
+            Out.say("customer's phone", f"text: {text['body']}")
+            if text.get("status_callback"):
+                self.webhooks.post(text["status_callback"], {
+                    "MessageSid": text["sid"], "MessageStatus": self.status, "ErrorCode": self.code,
+                    "To": text["to"], "AccountSid": self.session.get("account_sid")})
+                Out.say("network", f"text {self.status}" + (f" (error {self.code})" if self.code else ""))
+        return len(texts)
+
+    def reply(self, number, ivr_number, body):
+        """Text `body` from the customer's phone to the IVR number, as Twilio forwards it (its
+        own keyword handling first), and show the app's answer."""
+        self.http.post(self.session["twilio_url"] + "/_standin/messages/inbound",
+                       data={"From": number, "To": ivr_number, "Body": body}, timeout=5)
+        Out.say("customer's phone", f"texts back: {body}")
+        answer = self.webhooks.post("/sms/incoming", {"From": number, "To": ivr_number, "Body": body,
+                                                      "MessageSid": "SM" + "0" * 32, "NumMedia": "0"})
+        messages = [m.text for m in answer.root.iter("Message")] if answer.root is not None else []
+        for message in messages:
+            Out.say("customer's phone", f"text: {message}")
+        if answer.root is None:
+            Out.say("network", f"the app answered the text with HTTP {answer.status}")
+
+
 def load_session(path):
     """The local run's URLs and tokens, written by `make run`; NoLocalRun when absent."""
     if not os.path.exists(path):
@@ -262,6 +314,11 @@ def build_parser():
                                         "(09:00-17:00; several as 09:00-12:00,13:00-17:00; 24h); they stay")
     parser.add_argument("--at", help="move the app's clock forward to this time of the center's day "
                                      "(16:58) before calling: with --hours, a call across closing time")
+    parser.add_argument("--sms-reply", metavar="WORD",
+                        help="the customer texts this back once the confirmation came (C, STOP, CANCEL …)")
+    parser.add_argument("--text-status", default="delivered",
+                        help="what Twilio reports of each text: delivered, undelivered:30006, "
+                             "failed:30008 …")
     return parser
 
 
@@ -342,6 +399,10 @@ def _place_call(args, session, app, speed):
     Out.say("caller", "call over" if run.ending == "hung-up-by-callee" else "hangs up")
 
     status = app.callback_status(run.call.sid)
+    customer_texts = CustomerTexts(session, entered_numbers(keys), args.text_status)
+    if status is not None and customer_texts.show(wait_seconds=3) and args.sms_reply:
+        for number in entered_numbers(keys):
+            customer_texts.reply(number, args.to or session["ivr_number"], args.sms_reply)
     if status is not None:
         for agent_id in args.agent:
             app.set_available(agent_id)
@@ -359,6 +420,7 @@ def _place_call(args, session, app, speed):
         network.stop()
         return 0
     status = app.callback_status(run.call.sid)
+    customer_texts.show()
     network.out = lambda who, text: None
     network.stop()
     Out.say("simulator", f"callback {run.call.sid}: {status}")

@@ -8,6 +8,12 @@ through Twilio's lifecycle (queued, ringing, in-progress, then one final status)
 `GET` of a call, the calls list (filtered by `To`, `From`, `Status`, `StartTime>`…),
 conferences and their participants answer from that state.
 
+Texts are kept as Twilio keeps them: `Messages.json` creates one (through a Messaging
+Service, status "accepted"), lists them by To and From, deletes one; an opt-out word texted
+in (`inbound_text`) makes every later text to that number fail with 21610 until an opt-in
+word, as on a long code; `undeliverable` numbers fail later (the model or a test reports
+30006 to the status callback), and `messages` holds every text for tests and `make call`.
+
 Call queues are kept as Twilio keeps them: created by the Queues API (list, create, fetch,
 update, with their MaxSize) or on a call's first `<Enqueue>` with Twilio's default size, and
 holding the calls the model puts in them (`queue_join`, which turns a call away when the
@@ -33,6 +39,7 @@ from flask import Flask, g, has_request_context, jsonify, request
 from werkzeug.serving import make_server
 
 from callback.clock import SystemClock
+from callback.domain.texts import OPT_IN_WORDS, OPT_OUT_WORDS
 
 FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 _FINAL = FINAL  # the name earlier code used
@@ -213,6 +220,8 @@ class TwilioStandIn:
         self.numbers = {}  # PhoneNumberSid -> the account's number, as IncomingPhoneNumbers shows it
         self.deleted = set()  # CallSids whose records were deleted (erasure)
         self.queues = {}  # QueueSid -> CallQueue
+        self.messages = {}  # MessageSid -> the text, as the Messages API shows it
+        self.opted_out = set()  # numbers that texted an opt-out word (21610 until they opt in)
         self.listeners = []
         self._failures = []
         self._delays = []
@@ -269,7 +278,29 @@ class TwilioStandIn:
                                  "voice_method": "POST", "voice_fallback_url": None,
                                  "voice_fallback_method": "POST", "status_callback": None,
                                  "status_callback_method": "POST",
-                                 "voice_application_sid": None, "trunk_sid": None, **fields}
+                                 "voice_application_sid": None, "trunk_sid": None, "sms_url": None,
+                                 "sms_method": "POST", **fields}
+            return sid
+
+    def texts(self, to=None):
+        """Texts sent so far (to `to`), oldest first."""
+        with self.lock:
+            return [dict(m) for m in self.messages.values() if m["direction"] == "outbound-api"
+                    and (to is None or m["to"] == to)]
+
+    def inbound_text(self, from_, to, body):
+        """A text comes in (a customer's reply): recorded, and an opt-out or opt-in word acts
+        as Twilio's keyword handling does; returns its MessageSid."""
+        word = " ".join((body or "").split()).upper()
+        with self.lock:
+            if word in OPT_OUT_WORDS:
+                self.opted_out.add(from_)
+            elif word in OPT_IN_WORDS:
+                self.opted_out.discard(from_)
+            sid = self.new_sid("SM")
+            self.messages[sid] = {"sid": sid, "to": to, "from": from_, "body": body, "status": "received",
+                                  "direction": "inbound", "messaging_service_sid": None, "error_code": None,
+                                  "status_callback": None, "date_created": self.clock.now()}
             return sid
 
     def add_listener(self, listener):
@@ -412,6 +443,8 @@ class TwilioStandIn:
             self.numbers.clear()
             self.deleted.clear()
             self.queues.clear()
+            self.messages.clear()
+            self.opted_out.clear()
             self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
@@ -520,7 +553,8 @@ class TwilioStandIn:
                          "VoiceFallbackUrl": "voice_fallback_url", "VoiceFallbackMethod": "voice_fallback_method",
                          "StatusCallback": "status_callback",
                          "StatusCallbackMethod": "status_callback_method",
-                         "VoiceApplicationSid": "voice_application_sid", "TrunkSid": "trunk_sid"}
+                         "VoiceApplicationSid": "voice_application_sid", "TrunkSid": "trunk_sid",
+                         "SmsUrl": "sms_url", "SmsMethod": "sms_method"}
 
         def number_payload(account_sid, number):
             uri = f"/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers/{number['sid']}.json"
@@ -547,6 +581,61 @@ class TwilioStandIn:
                     if param in request.form:
                         number[name] = request.form[param] or None
                 return jsonify(number_payload(account_sid, number))
+
+        def message_payload(account_sid, message):
+            uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{message['sid']}.json"
+            return {**{k: v for k, v in message.items() if k != "date_created"}, "account_sid": account_sid,
+                    "api_version": "2010-04-01", "num_segments": "1", "num_media": "0", "price": None,
+                    "date_created": _rfc2822(message["date_created"]), "date_sent": None,
+                    "date_updated": _rfc2822(self.clock.now()), "error_message": None, "uri": uri,
+                    "subresource_uris": {"media": uri.replace(".json", "/Media.json")}}
+
+        @app.post(base + "/Messages.json")
+        def create_message(account_sid):
+            """POST …/Messages.json: a text, through a Messaging Service or from a number."""
+            form = request.form
+            if not form.get("To"):
+                return error(400, 21604, "A 'To' phone number is required.")
+            if not form.get("Body"):
+                return error(400, 21602, "Message body is required.")
+            if not (form.get("MessagingServiceSid") or form.get("From")):
+                return error(400, 21603, "A 'From' phone number is required.")
+            with self.lock:
+                if form["To"] in self.opted_out:
+                    return error(400, 21610, "Attempt to send to unsubscribed recipient")
+                sid = self.new_sid("SM")
+                message = {"sid": sid, "to": form["To"], "from": form.get("From"), "body": form["Body"],
+                           "messaging_service_sid": form.get("MessagingServiceSid"),
+                           "status": "accepted" if form.get("MessagingServiceSid") else "queued",
+                           "direction": "outbound-api", "error_code": None,
+                           "status_callback": form.get("StatusCallback"), "date_created": self.clock.now()}
+                self.messages[sid] = message
+                response = jsonify(message_payload(account_sid, message))
+            response.status_code = 201
+            return response
+
+        @app.get(base + "/Messages.json")
+        def list_messages(account_sid):
+            """GET …/Messages.json: texts, newest first, filtered by To and From."""
+            with self.lock:
+                found = sorted(self.messages.values(), key=lambda m: m["date_created"], reverse=True)
+                for name, key in (("To", "to"), ("From", "from")):
+                    if request.args.get(name):
+                        found = [m for m in found if m[key] == request.args[name]]
+                payloads = [message_payload(account_sid, m) for m in found]
+            return page(account_sid, "messages", payloads, "Messages")
+
+        @app.route(base + "/Messages/<message_sid>.json", methods=["GET", "DELETE"])
+        def one_message(account_sid, message_sid):
+            """GET or DELETE …/Messages/{Sid}.json."""
+            with self.lock:
+                message = self.messages.get(message_sid)
+                if message is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                if request.method == "DELETE":
+                    del self.messages[message_sid]
+                    return "", 204
+                return jsonify(message_payload(account_sid, message))
 
         @app.post(base + "/Calls.json")
         def create_call(account_sid):
@@ -857,6 +946,17 @@ class TwilioStandIn:
             except (TypeError, ValueError) as exc:
                 return error(400, 20001, str(exc))
             return jsonify(ok=True)
+
+        @app.get("/_standin/messages")
+        def standin_messages():
+            """Texts sent so far (for the simulator)."""
+            return jsonify([{**m, "date_created": m["date_created"].isoformat()} for m in self.texts()])
+
+        @app.post("/_standin/messages/inbound")
+        def standin_inbound():
+            """A text comes in from a phone (for the simulator): its MessageSid."""
+            return jsonify(sid=self.inbound_text(request.form.get("From", ""), request.form.get("To", ""),
+                                                 request.form.get("Body", "")))
 
         @app.get("/_standin/requests")
         def list_requests():

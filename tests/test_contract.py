@@ -212,3 +212,34 @@ def test_a_queue_found_on_a_later_page_is_updated_not_created(app, twilio_standi
     assert pages == ["0", "1", "2"]
     for request in twilio_standin.requests:
         assert_in_spec(request)
+
+
+def test_texts_send_and_erase_with_spec_requests_only(app, twilio_standin):
+    """Messages.create through a Messaging Service (MessagingServiceSid, To, Body,
+    StatusCallback, and no From: the service's sender pool picks it); the list and delete of
+    erasure; Twilio's 21610 and refusals told apart from a passing failure."""
+    from callback.telephony.messages import Messaging, OptedOut, TextRefused, maybe_sent
+
+    messaging = Messaging(Telephony(app.extensions["callback"].config))
+    service = "MG" + "0" * 32
+    sid = messaging.send(service_sid=service, to="+12125551234", body="Hello",
+                         status_callback="https://x.example/sms/status?text=CA1%23confirm")
+    sent = twilio_standin.requests[0]
+    assert sent["params"] == {"MessagingServiceSid": [service], "To": ["+12125551234"], "Body": ["Hello"],
+                              "StatusCallback": ["https://x.example/sms/status?text=CA1%23confirm"]}
+    assert sid.startswith("SM") and twilio_standin.texts()[0]["sid"] == sid
+    twilio_standin.fail_next(400, 21610, message="Attempt to send to unsubscribed recipient")
+    with pytest.raises(OptedOut):
+        messaging.send(service_sid=service, to="+12125551234", body="x", status_callback="https://x/s")
+    twilio_standin.fail_next(400, 21614, message="'To' number is not a valid mobile number")
+    with pytest.raises(TextRefused):
+        messaging.send(service_sid=service, to="+12125551234", body="x", status_callback="https://x/s")
+    twilio_standin.fail_next(500, 20500)
+    with pytest.raises(TelephonyError) as failed:
+        messaging.send(service_sid=service, to="+12125551234", body="x", status_callback="https://x/s")
+    assert maybe_sent(failed.value) and not isinstance(failed.value, (OptedOut, TextRefused))
+    twilio_standin.inbound_text("+12125551234", "+15005550006", "hi")
+    assert messaging.delete_messages_of("+12125551234") == (2, 0)
+    assert twilio_standin.messages == {}
+    for request in twilio_standin.requests:
+        assert_in_spec(request)

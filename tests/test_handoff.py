@@ -229,3 +229,26 @@ def test_the_background_worker_settles_legs_after_their_pause():
     runner = handoff.ThreadRunner(lambda queue_names: None, lambda numbers: settled.set())
     runner.settle(["+12125550100"], 0.05)
     assert settled.wait(30)
+
+
+def test_a_text_is_sent_by_an_async_invocation_not_by_the_webhook(
+        twilio, svc, clock, main_line, twilio_standin, lambda_api, monkeypatch):
+    from dataclasses import replace
+
+    from callback.domain.texts import SENT
+    from callback.work import wiring
+
+    svc.storage.save_ivr(main_line.evolve(settings=replace(
+        main_line.settings, sms_enabled=True, sms_service_sid="MG" + "0" * 32)))
+    enqueue_caller(twilio)
+    assert [e.tag for e in enter_and_confirm(twilio, "2125551234")] == ["Leave"]
+    assert twilio_standin.texts() == [], "the webhook did not wait on the Messages API"
+    [invocation] = [i for i in lambda_api.invocations
+                    if i["payload"]["task_path"] == "callback.work.wiring.run_texts"]
+    assert invocation["type"] == "Event"
+    monkeypatch.setattr(wiring, "_dispatch_services", svc)
+    # Lambda runs it, and (an at-least-once delivery) runs it again: one text.
+    assert wiring.run_texts(*invocation["payload"]["args"]) == {"texts": 1}
+    wiring.run_texts(*invocation["payload"]["args"])
+    [key] = invocation["payload"]["args"][0]
+    assert len(twilio_standin.texts()) == 1 and svc.storage.get_text(key).state == SENT

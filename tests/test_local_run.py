@@ -336,3 +336,15 @@ def test_the_readme_documents_every_setting_of_app_and_local_run():
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", table, re.M))
     assert {"PORT", "TWILIO_STANDIN_PORT", "LOCAL_CLOCK_SPEED", "LOCAL_PERSIST_FILE"} <= names
     assert names - documented == set()
+
+
+def test_make_call_shows_the_confirmation_text_and_a_reply_of_the_cancel_word_cancels(local_run, capsys):
+    # No agent takes the callback before the reply: an earlier test may have left one available.
+    for agent_id in ("alice", "bob"):
+        local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
+    out = run_simulator(local_run, capsys, "--keys", "1,1,3125550142,1", "--from", "+12125550190",
+                        "--sms-reply", "C", "--watch", "60")
+    assert "[customer's phone] text: Example Company: your callback request (Sales) is saved" in out
+    assert "Reply C to cancel. Reply STOP to stop texts." in out and "text delivered" in out
+    assert "texts back: C" in out and "(Sales) is cancelled" in out
+    assert out.rstrip().endswith(": canceled")

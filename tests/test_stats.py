@@ -130,7 +130,7 @@ def test_each_transition_counts_once_however_often_it_is_retried(svc, clock, ali
     assert {e: counts[e] for e in stats.EVENTS} == {
         "requested": 1, "completed": 1, "expired": 0, "canceled": 0, "number_refused": 0,
         "already_pending": 1, "joined": 1, "answered": 0, "abandoned": 1,
-        "connected": 1, "first_attempt_connected": 1}
+        "connected": 1, "first_attempt_connected": 1, "texts_sent": 0, "texts_failed": 0}
     # Four minutes from request to connected: the "at most 5 minutes" bucket, once.
     assert counts["wait_2"] == 1 and sum(counts[w] for w in stats.WAIT_BUCKETS) == 1
 

@@ -55,6 +55,7 @@ ENDED_REASON_LABELS = {
     "max-retries": "Max Retries reached",
     "expiration-time": "Expiration Time passed",
     "canceled by admin": "Canceled by an admin",
+    "canceled by text": "Canceled by the customer's text reply",
     "number-refused": "Twilio refuses this number",
     "number-not-allowed": ("Not a number this IVR calls (premium rate, no such range, or a region it "
                            "does not call)"),
@@ -74,6 +75,8 @@ FIGURE_LABELS = {
     "abandoned": "Hung up while holding",
     "connected": "Connected",
     "first_attempt_connected": "Connected at the first attempt",
+    "texts_sent": "Texts sent",
+    "texts_failed": "Texts failed (refused, failed or undelivered)",
 }
 
 

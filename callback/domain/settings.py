@@ -11,6 +11,7 @@ from callback.domain.customer_clock import (
 )
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
 from callback.domain.hours import OpenHours
+from callback.domain.texts import DEFAULT_CANCEL_WORD, MAX_CANCEL_WORD, parse_cancel_word, parse_service_sid
 from callback.domain.voices import (
     DEFAULT_LANGUAGE,
     DEFAULT_VOICE,
@@ -65,6 +66,12 @@ class CallbackSettings:
         stands in for a number that does not tell its own)."""
         return customer_clock(number, time_zone=self.hours.zone, start=self.customer_hours_start,
                               end=self.customer_hours_end)
+    # Texts to customers (callback.domain.texts), all off by default.
+    sms_enabled: bool = False
+    sms_service_sid: str = ""
+    sms_cancel_word: str = DEFAULT_CANCEL_WORD
+    sms_about_to_call: bool = False
+    sms_not_reached: bool = False
 
     @property
     def dial_rules(self):
@@ -132,6 +139,16 @@ BOOLEAN_FIELDS = {
     "call_personal_numbers": ("Call Personal Numbers (5XX)",
                               "Call back 500, 533 and other 5XX personal-communication numbers "
                               "(follow-me and machine-to-machine services). Off by default."),
+    **{  # Texts (issue #33): one block, with SMS_TEXT_FIELDS below.
+        "sms_enabled": ("Text Confirmations",
+                        "After a callback is stored, text the customer once: the company name, the "
+                        "number we will call, the expected time, the reply that cancels and \"Reply STOP "
+                        "to stop texts\". Needs a Messaging Service holding this IVR's numbers."),
+        "sms_about_to_call": ("Text When Agent Calls", "Also text \"an agent is about to call you back\" "
+                              "when an agent accepts the callback (texts must be on)."),
+        "sms_not_reached": ("Text When Not Reached", "Also text \"we could not reach you\" when the callback "
+                            "expires unanswered (texts must be on)."),
+    },
 }
 # The +1 plan's regions this IVR may call back (premium-rate numbers never are).
 REGIONS_FIELD = ("Regions Called Back",
@@ -160,6 +177,17 @@ _TEXT_PARSERS = {
     "customer_hours_start": lambda value: f"{parse_clock_time(value):%H:%M}",
     "customer_hours_end": lambda value: f"{parse_clock_time(value):%H:%M}",
 }
+# Texts (issue #33): name: (label, longest, help text, parser).
+SMS_TEXT_FIELDS = {
+    "sms_service_sid": ("Messaging Service SID", 34,
+                        "The Twilio Messaging Service (MG…) every text is sent through; this IVR's numbers "
+                        "must be in its sender pool.", parse_service_sid),
+    "sms_cancel_word": ("Cancel Reply Word", MAX_CANCEL_WORD,
+                        "The word a customer texts back to cancel (default C). Never STOP, CANCEL, END, "
+                        "QUIT, HELP or another word Twilio answers itself.", parse_cancel_word),
+}
+TEXT_FIELDS.update({name: spec[:3] for name, spec in SMS_TEXT_FIELDS.items()})
+SMS_FIELDS = ("sms_enabled", "sms_about_to_call", "sms_not_reached", *SMS_TEXT_FIELDS)
 
 
 class GroupedChoices(tuple):
@@ -185,7 +213,7 @@ FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS)
     "call_regions",)
 # Added after the first release: a client that does not send them keeps their value.
 OPTIONAL_FIELDS = {"offer_caller_id", "call_toll_free", "call_personal_numbers", "call_regions",
-                   *TEXT_FIELDS, *CHOICE_FIELDS}
+                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS}
 REGION_CHOICES = tuple(NANP_REGION_NAMES.items())
 
 
@@ -301,6 +329,14 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
         short = check_window(values["customer_hours_start"], values["customer_hours_end"])
         if short:
             errors["customer_hours_end"] = short
+    for name, spec in SMS_TEXT_FIELDS.items():
+        if name in raw:
+            try:
+                values[name] = spec[3](raw[name])
+            except ValueError as exc:
+                errors[name] = str(exc)
+    if values["sms_enabled"] and not values["sms_service_sid"] and "sms_service_sid" not in errors:
+        errors["sms_service_sid"] = "is needed to send texts"
     if "call_regions" in raw:
         try:
             values["call_regions"] = parse_regions(raw["call_regions"])

@@ -23,8 +23,10 @@ ANSWERED = "answered"  # a holding caller joined an agent's conference
 ABANDONED = "abandoned"  # hung up while holding
 CONNECTED = "connected"
 FIRST_ATTEMPT_CONNECTED = "first_attempt_connected"
+TEXTS_SENT = "texts_sent"  # Twilio took a text to a customer (callback.domain.texts)
+TEXTS_FAILED = "texts_failed"  # a text Twilio refused, or reported failed or undelivered
 EVENTS = (REQUESTED, COMPLETED, EXPIRED, CANCELED, NUMBER_REFUSED, ALREADY_PENDING, JOINED, ANSWERED,
-          ABANDONED, CONNECTED, FIRST_ATTEMPT_CONNECTED)
+          ABANDONED, CONNECTED, FIRST_ATTEMPT_CONNECTED, TEXTS_SENT, TEXTS_FAILED)
 ENDINGS = {m.COMPLETED: COMPLETED, m.EXPIRED: EXPIRED, m.CANCELED: CANCELED}
 
 # Upper bounds (seconds) of the time-to-connected histogram; the last bucket is open-ended.

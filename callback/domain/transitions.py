@@ -156,6 +156,11 @@ def cancel(cb, now):
     return _ending(cb, status=m.CANCELED, reason="canceled by admin", now=now, condition=StillPending())
 
 
+def cancel_by_text(cb, now):
+    """The customer cancels a pending callback by replying the cancel word (or CANCEL)."""
+    return _ending(cb, status=m.CANCELED, reason="canceled by text", now=now, condition=StillPending())
+
+
 # -- a holding caller's offer ----------------------------------------------------------------
 
 @dataclass(frozen=True)

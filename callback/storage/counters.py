@@ -10,7 +10,8 @@ from callback.storage.client import StorageBase, _dynamodb
 # The wallboard's counters that on-call also sees as metrics (and alarms on).
 METRIC_OF = {stats.REQUESTED: metrics.CALLBACKS_REQUESTED, stats.COMPLETED: metrics.CALLBACKS_COMPLETED,
              stats.EXPIRED: metrics.CALLBACKS_EXPIRED, stats.CANCELED: metrics.CALLBACKS_CANCELED,
-             stats.NUMBER_REFUSED: metrics.CALLBACKS_REFUSED}
+             stats.NUMBER_REFUSED: metrics.CALLBACKS_REFUSED, stats.TEXTS_SENT: metrics.TEXTS_SENT,
+             stats.TEXTS_FAILED: metrics.TEXTS_FAILED}
 # Hourly counters serve today and the last 24 hours; a week more leaves room to look back.
 STATS_LIFETIME = timedelta(days=8)
 

@@ -16,6 +16,7 @@ from callback.domain.customer_clock import DEFAULT_END, DEFAULT_START
 from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.hours_input import hours_from_record, hours_record
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
+from callback.domain.texts import DEFAULT_CANCEL_WORD
 from callback.storage.client import NotFound, StorageBase, _dynamodb, _valid_key
 from callback.storage.tables import QueueMap, SettingsMap
 
@@ -46,6 +47,9 @@ class IvrStorage(StorageBase):
             hours=hours_from_record(s.time_zone, s.weekly_hours, s.holidays, s.closures, s.closed_callbacks),
             customer_hours_start=s.customer_hours_start or DEFAULT_START,
             customer_hours_end=s.customer_hours_end or DEFAULT_END,
+            sms_enabled=bool(s.sms_enabled), sms_service_sid=s.sms_service_sid or "",
+            sms_cancel_word=s.sms_cancel_word or DEFAULT_CANCEL_WORD,
+            sms_about_to_call=bool(s.sms_about_to_call), sms_not_reached=bool(s.sms_not_reached),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),
@@ -77,7 +81,8 @@ class IvrStorage(StorageBase):
             queues=[QueueMap(name=q.name, priority=q.priority, callback_enabled=q.callback_enabled,
                              max_size=q.max_size) for q in ivr.queues],
             settings=SettingsMap(**{**ivr.settings.as_dict(), **hours_record(ivr.settings.hours),
-                                    "announce_as": ivr.settings.announce_as or None}),
+                                    "announce_as": ivr.settings.announce_as or None,
+                                    "sms_service_sid": ivr.settings.sms_service_sid or None}),
         )
         if ivr.version is not None:
             record.version = ivr.version

@@ -9,7 +9,9 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   TTL), which the wait estimate reads, admin sessions (pk "SESSION") and pending
   asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL;
   the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL);
-  the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs).
+  the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs);
+  texts to customers (pk "TEXT", and "OUTBOX" while unsent) and numbers that opted out of
+  texts (pk "OPTOUT", sk the number), both kept for the retention period at most.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -91,6 +93,12 @@ class SettingsMap(MapAttribute):
     # The customer's calling window (callback.domain.customer_clock); None: the defaults.
     customer_hours_start = UnicodeAttribute(null=True)
     customer_hours_end = UnicodeAttribute(null=True)
+    # Texts (issue #33); absent on IVRs saved before them: off.
+    sms_enabled = BooleanAttribute(null=True)
+    sms_service_sid = UnicodeAttribute(null=True)
+    sms_cancel_word = UnicodeAttribute(null=True)
+    sms_about_to_call = BooleanAttribute(null=True)
+    sms_not_reached = BooleanAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):
@@ -205,6 +213,26 @@ def build_models(config):
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
 
+    class TextRecord(_Record):
+        """Texts to customers (callback.domain.texts): one item per callback and kind (pk
+        "TEXT", sk "<callback id>#<kind>"), kept as long as the callback; while a text is not
+        sent, an outbox item of the same sk (pk "OUTBOX") is what the sweep reads."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="TEXT")
+        sk = UnicodeAttribute(range_key=True)
+        number = UnicodeAttribute(null=True)
+        ivr_name = UnicodeAttribute(null=True)
+        queue_name = UnicodeAttribute(null=True)
+        created_at = UTCDateTimeAttribute(null=True)
+        state = UnicodeAttribute(null=True)
+        tries = NumberAttribute(default=0)
+        claim_until = UTCDateTimeAttribute(null=True)
+        message_sid = UnicodeAttribute(null=True)
+        error_code = NumberAttribute(null=True)
+        detail = UnicodeAttribute(null=True)
+        expires_ttl = TTLAttribute(null=True)
+        last_write = UnicodeAttribute(null=True)  # see StorageBase._update
+
     class WaitingCallRecord(_Record):
         Meta = _meta(prefix + "waiting-calls", config)
         call_sid = UnicodeAttribute(hash_key=True)
@@ -303,6 +331,7 @@ def build_models(config):
     })
 
     return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Leg=LegRecord,
+                           Text=TextRecord,
                            Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
                            DeparturesRec=DeparturesRecord, Stats=StatsRecord)

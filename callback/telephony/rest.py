@@ -1,5 +1,5 @@
 """The Twilio REST client, wrapped: the only module that places or changes calls, or sizes
-Twilio's call queues."""
+Twilio's call queues (texts go through the same client: `messages.py`)."""
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,11 +115,14 @@ class IncomingNumber:
     # Bound to a TwiML App or a SIP trunk, a number ignores its own URLs.
     voice_application_sid: str | None
     trunk_sid: str | None
+    # Where the number's incoming texts go (IVRs that text their customers).
+    sms_url: str | None = None
+    sms_method: str | None = None
 
 
 # IncomingNumber fields and the REST API's parameters of the same setting.
 NUMBER_FIELDS = ("voice_url", "voice_method", "voice_fallback_url", "voice_fallback_method", "status_callback",
-                 "status_callback_method", "voice_application_sid", "trunk_sid")
+                 "status_callback_method", "voice_application_sid", "trunk_sid", "sms_url", "sms_method")
 
 
 class Telephony:

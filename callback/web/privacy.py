@@ -33,6 +33,7 @@ def api_forget():
     except Conflict as exc:
         raise ApiError(409, str(exc)) from exc
     return jsonify(callbacks_removed=erased.callbacks, callbacks_canceled=erased.canceled,
+                   texts_removed=erased.texts,
                    twilio_records_deleted=erased.twilio_records, twilio_records_left=erased.twilio_failures)
 
 
@@ -54,6 +55,7 @@ def admin_forget():
             else:
                 kept = f"; {erased.twilio_failures} Twilio kept (see the logs)" if erased.twilio_failures else ""
                 flash(f"Forgotten: {erased.callbacks} callbacks ({erased.canceled} cancelled first), "
-                      f"{erased.twilio_records} call records at Twilio{kept}.", "ok")
+                      f"{erased.texts} texts, {erased.twilio_records} call and message records at "
+                      f"Twilio{kept}.", "ok")
                 return redirect(url_for("privacy.admin_forget"))
     return render_template("privacy.html", error=error, number=number), 400 if error else 200

@@ -7,6 +7,8 @@
 - `effects.py`: applying an event to an attempt or an offer and carrying out its effects;
 - `events.py`: the voice webhooks' entry points (answered, pressed, ended, conference);
 - `reconcile.py`: asking Twilio what became of calls whose events are late;
+- `texts.py`: texts to customers (confirmation, replies, delivery reports), a part of
+  `Effects`, which texts when an agent's call to the customer is placed or a callback expires;
 - `base.py`: the services they share, the webhook URLs and each state's deadline.
 
 The rules themselves are plain data and functions in `callback/domain/`: the state

@@ -23,15 +23,17 @@ from callback.domain.rules import (
     settle_attempt,
     within_hours,
 )
+from callback.domain.texts import ABOUT_TO_CALL, NOT_REACHED
 from callback.domain.views import attempt_view, caller_conference, offer_view
 from callback.storage import Conflict, NotFound
 from callback.telephony.rest import AccountRefused, CallGone, NumberRefused, TelephonyError, maybe_placed
 from callback.work.ledger import AGENT_LEG, CUSTOMER_LEG, Ledger, leg_id
+from callback.work.texts import Texter
 
 log = logging.getLogger(__name__)
 
 
-class Effects(Ledger):
+class Effects(Ledger, Texter):
     """Applies events to attempts and offers, and carries out what each step says."""
 
     def handle(self, event, tell_agent=True):
@@ -143,6 +145,8 @@ class Effects(Ledger):
             error_code=error_code, **sids))
         log.info("callback %s attempt %s ended (%s, %s): %s", cb.callback_id, cb.attempt_id,
                  effect.outcome, "counted" if settled.counted else "not counted", status)
+        if status == m.EXPIRED:
+            self.text_about(cb, NOT_REACHED)  # when the IVR asks for it; never fails this
         return status
 
     def _release(self, agent_id, attempt_id, call_sid, why, call_over):
@@ -256,6 +260,7 @@ class Effects(Ledger):
         # hung up while this request was out), the leg is over and the call is ended now.
         self.leg_learned(cb.number, customer_leg, sid, "queued")
         self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event))
+        self.text_about(cb, ABOUT_TO_CALL)  # the first attempt's call only: one text of a kind
         return Outcome(a.CUSTOMER_RINGING, True)
 
     # -- a holding caller's offer, carried out ------------------------------------------

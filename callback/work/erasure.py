@@ -1,5 +1,7 @@
 """Forgetting a number on request: its callbacks (pending ones cancelled first), their
-attempts, and Twilio's records of the calls they made and took.
+attempts, their texts and the number's opt-out from texts, and Twilio's records of the
+calls they made and took and of the texts sent to and received from the number (Twilio's
+Messages resource supports DELETE; a log Twilio keeps is counted as left, and logged).
 
 What is not touched, and why: holding callers and keyed-in entries expire within a day and
 ten minutes (TTL); the wallboard's counters and the departures of the wait estimate hold
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from callback.domain import records as m
 from callback.domain import transitions
 from callback.storage import Conflict, NotFound
+from callback.telephony.messages import Messaging
 from callback.telephony.rest import TelephonyError
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ class Erasure:
     canceled: int
     twilio_records: int
     twilio_failures: int
+    texts: int = 0
 
 
 def _call_sids(cb):
@@ -45,7 +49,7 @@ def forget_number(storage, telephony, number, now):
     busy = [cb for cb in found if cb.status in (m.DIALING, m.CONNECTED)]
     if busy or storage.get_leg(number) is not None:
         raise NumberBusy("a call to this number is in progress; try again once it has ended")
-    canceled = removed = deleted = failed = 0
+    canceled = removed = deleted = failed = texts = 0
     for cb in found:
         if cb.status == m.PENDING:
             try:
@@ -60,13 +64,23 @@ def forget_number(storage, telephony, number, now):
             except TelephonyError as exc:
                 failed += 1
                 log.warning("erasure: Twilio kept call record %s (%s); delete it in the console", sid, exc)
+        texts += len(storage.forget_texts(cb.callback_id))
         try:
             storage.delete_ended_callback(cb)
             removed += 1
         except (Conflict, NotFound):
             pass
-    report = Erasure(removed, canceled, deleted, failed)
+    storage.opt_in(number)  # the opt-out holds the number too; Twilio keeps its own block
+    try:
+        gone, kept = Messaging(telephony).delete_messages_of(number)
+    except TelephonyError as exc:
+        gone, kept = 0, 1
+        log.warning("erasure: could not list the number's texts at Twilio (%s); delete them in the console",
+                    exc)
+    deleted, failed = deleted + gone, failed + kept
+    report = Erasure(removed, canceled, deleted, failed, texts)
     # Recorded without the number: an erasure that kept a copy of what it erased would not be one.
-    log.info("erasure: a number was forgotten: %d callbacks (%d cancelled), %d Twilio call records deleted, "
-             "%d left", report.callbacks, report.canceled, report.twilio_records, report.twilio_failures)
+    log.info("erasure: a number was forgotten: %d callbacks (%d cancelled), %d texts, %d Twilio call and "
+             "message records deleted, %d left", report.callbacks, report.canceled, report.texts,
+             report.twilio_records, report.twilio_failures)
     return report

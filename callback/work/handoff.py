@@ -20,6 +20,10 @@ The same runners carry the ledger's quick retries: a notice or hang-up Twilio re
 (429, 5xx, a timeout) is tried again seconds later (`settle_later`), not at the next minute
 sweep, so an agent never waits a minute alone in a conference. A retry that runs late,
 twice or never is harmless too: the leg is read again, and the sweep settles it anyway.
+
+And they send texts to customers (`send_texts`: `callback.work.texts`), which must not keep
+a webhook waiting on Twilio's Messages API: a send that runs twice is harmless (each text is
+claimed before it is sent), and one that never runs is the sweep's.
 """
 import logging
 import threading
@@ -62,6 +66,16 @@ def dispatch_pending(svc, queue_names=None):
     return dispatch_now(svc, queue_names)
 
 
+def send_now(svc, keys):
+    """Send these stored texts (each claimed first, so a second run sends nothing). Never
+    raises: the sweep sends whatever is left."""
+    for key in keys:
+        try:
+            svc.dispatcher.send_text(key)
+        except Exception:
+            log.exception("could not send text %s; the sweep will try again", key)
+
+
 def settle_now(svc, numbers):
     """The ledger looks again at the legs holding these numbers (a quick retry of a notice
     or hang-up that failed). Never raises: the sweep settles whatever is left."""
@@ -87,13 +101,18 @@ class InlineRunner:
     def settle(self, numbers, after_seconds):
         """Nothing: a test's own sweep settles legs, at the time its clock says."""
 
+    def send_texts(self, keys):
+        """Send the texts now."""
+        send_now(self.svc, keys)
+
 
 class ThreadRunner:
     """One background worker; requests arriving while it works are merged into its next run."""
 
-    def __init__(self, run, settle=None):
+    def __init__(self, run, settle=None, send=None):
         self._run = run
         self._settle = settle
+        self._send = send
         self._pending = set()
         self._wake = threading.Condition()
         self._thread = None
@@ -104,6 +123,11 @@ class ThreadRunner:
             timer = threading.Timer(after_seconds, self._settle, args=[numbers])
             timer.daemon = True
             timer.start()
+
+    def send_texts(self, keys):
+        """Send these texts on a thread of their own."""
+        if self._send is not None:
+            threading.Thread(target=self._send, args=[keys], name="texts", daemon=True).start()
 
     def submit(self, queue_names):
         """Queue a dispatch of these queues (merged with any already waiting)."""
@@ -147,7 +171,7 @@ class LambdaRunner:
     zappa.asynchronous builds its own clients, and ours loads the Lambda API's model.
     """
 
-    def __init__(self, svc, task, settle_task=None):
+    def __init__(self, svc, task, settle_task=None, text_task=None):
         import boto3
         from botocore.config import Config as BotoConfig
         from zappa.asynchronous import run
@@ -155,6 +179,7 @@ class LambdaRunner:
         self.svc = svc
         self._task = task
         self._settle_task = settle_task
+        self._text_task = text_task
         self._run = run
         config = svc.config
         client = boto3.client(
@@ -193,6 +218,17 @@ class LambdaRunner:
         if not response.sent:
             raise RuntimeError(f"Lambda did not accept the invocation: {response.response}")
 
+    def send_texts(self, keys):
+        """Invoke `text_task` (which sends these stored texts)."""
+        if self._text_task is None:
+            return
+        config = self.svc.config
+        response = self._run(self._text_task, args=[list(keys)],
+                             remote_aws_lambda_function_name=config.AWS_LAMBDA_FUNCTION_NAME,
+                             remote_aws_region=config.AWS_REGION, boto_session=self._session)
+        if not response.sent:
+            raise RuntimeError(f"Lambda did not accept the invocation: {response.response}")
+
     def _mark(self, key, now):
         try:
             return self.svc.storage.request_dispatch(key, now, now + PENDING_FOR)
@@ -226,21 +262,31 @@ class Handoff:
         except Exception:
             log.exception("could not hand over a retry of %d legs; the sweep will look again", len(numbers))
 
+    def send_texts(self, keys):
+        """Have these stored texts sent off this request; never fails (the sweep sends them)."""
+        send = getattr(self.runner, "send_texts", None)
+        if send is None:
+            return
+        try:
+            send(list(keys))
+        except Exception:
+            log.exception("could not hand over %d texts; the sweep will send them", len(keys))
 
-def runner_for(svc, lambda_task, settle_task=None):
+
+def runner_for(svc, lambda_task, settle_task=None, text_task=None):
     """The runner configuration asks for (an object in `dispatch_runner` wins); the Lambda
-    runner has Zappa invoke `lambda_task` (the process entry point that dispatches) and
-    `settle_task` (the one that retries legs)."""
+    runner has Zappa invoke `lambda_task` (the process entry point that dispatches),
+    `settle_task` (the one that retries legs) and `text_task` (the one that sends texts)."""
     config = svc.config
     injected = config.extra.get("dispatch_runner")
     if injected is not None:
         return injected
     name = config.DISPATCH_RUNNER or ("lambda" if config.AWS_LAMBDA_FUNCTION_NAME else "thread")
     if name == "lambda":
-        return LambdaRunner(svc, lambda_task, settle_task)
+        return LambdaRunner(svc, lambda_task, settle_task, text_task)
     if name == "inline":
         return InlineRunner(svc)
     if name == "thread":
         return ThreadRunner(lambda queue_names: dispatch_now(svc, queue_names),
-                            lambda numbers: settle_now(svc, numbers))
+                            lambda numbers: settle_now(svc, numbers), lambda keys: send_now(svc, keys))
     raise ValueError(f"DISPATCH_RUNNER must be one of {', '.join(RUNNERS)}, not {name!r}")

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from callback import metrics
 from callback.domain import records as m
+from callback.domain.texts import NOT_REACHED
 from callback.storage import WAITING_CALL_LIFETIME, StorageError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class SweepReport:
     settled_legs: int = 0
     dropped_waiting: int = 0
     offers: int = 0
+    texts: int = 0
     items_read: int = 0
     errors: list = field(default_factory=list)
     # The step at which the sweep stopped for lack of time, if it did.
@@ -76,7 +78,8 @@ def sweep_once(svc, time_left=None):
     started = time.perf_counter()
     now = svc.clock.now()
     budget = Budget(time_left, item_reserve(svc.config))
-    steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _settle_legs, _drop_stale_waiting, _dispatch)
+    steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _settle_legs, _drop_stale_waiting,
+             _dispatch, _send_texts)
     for step in steps:
         try:
             budget.check()
@@ -103,6 +106,8 @@ def _expire_pending(svc, now, report, budget):
         report.items_read += 1
         if cb.expires_at <= now and svc.dispatcher.expire_or_extend(cb, now):
             report.expired += 1
+            if cb.attempts:  # "we could not reach you" after calls that were not answered
+                svc.dispatcher.text_about(cb, NOT_REACHED)
 
 
 def _reconcile_attempts(svc, now, report, budget):
@@ -180,6 +185,20 @@ def _drop_stale_waiting(svc, now, report, budget):
 
 def _dispatch(svc, now, report, budget):
     report.offers += len(svc.dispatcher.dispatch())
+
+
+def _send_texts(svc, now, report, budget):
+    """Texts not settled yet (their outbox): a lost send tried again, a bounded number of
+    times (`callback.work.texts`); last, as no call waits on a text."""
+    for key in svc.storage.outbox(limit=BATCH):
+        budget.check()
+        report.items_read += 1
+        try:
+            svc.dispatcher.sweep_text(key, now)
+            report.texts += 1
+        except StorageError:
+            log.exception("could not look at text %s", key)
+            report.errors.append(f"text {key}")
 
 
 EVERY = timedelta(minutes=1)

@@ -2,7 +2,8 @@
 
 `flask twilio-setup` (and `make twilio-setup STAGE=…`) reads each IVR number through
 Twilio's IncomingPhoneNumbers API and sets its Voice URL, Voice Fallback URL and status
-callback (all POST) to what this deployment serves. It prints what it changes;
+callback (all POST) to what this deployment serves, and, for an IVR that texts its
+customers, the number's SMS URL (POST), where their replies come. It prints what it changes;
 `--dry-run` changes nothing; a second run changes nothing more. A number the account does
 not own is a clear error. A number bound to a TwiML App (VoiceApplicationSid) or a SIP
 trunk (TrunkSid) ignores its own URLs: it is left alone, and said so, unless `--take-over`
@@ -45,6 +46,14 @@ def wanted_settings(config):
     return wanted
 
 
+def wanted_for_ivr(config, ivr, wanted):
+    """`wanted`, plus the SMS URL when the IVR texts its customers (replies come to it); an
+    IVR without texts leaves the number's SMS URL as it is."""
+    if not ivr.settings.sms_enabled:
+        return wanted
+    return {**wanted, "sms_url": config.public_url("/sms/incoming"), "sms_method": "POST"}
+
+
 def plan_number(phone_number, ivr_name, current, wanted, take_over=False):
     """What to change on one number (pure: `current` is Twilio's record, or None)."""
     if current is None:
@@ -69,7 +78,8 @@ def set_up_numbers(storage, telephony, config, dry_run=False, take_over=False):
     for ivr in sorted(storage.list_ivrs(), key=lambda i: i.name.lower()):
         for phone_number in ivr.numbers:
             current = telephony.incoming_number(phone_number)
-            plan = plan_number(phone_number, ivr.name, current, wanted, take_over)
+            plan = plan_number(phone_number, ivr.name, current, wanted_for_ivr(config, ivr, wanted),
+                               take_over)
             if plan.changes and not plan.problem and not dry_run:
                 telephony.configure_number(current.sid, {name: after for name, (_, after) in plan.changes.items()})
                 plan = NumberSetup(plan.phone_number, plan.ivr_name, plan.changes, applied=True)

@@ -16,7 +16,7 @@ from callback.storage.directory import Directory
 from callback.storage.parameter_store import with_parameters
 from callback.telephony.rest import Telephony
 from callback.work.dispatch import Dispatcher
-from callback.work.handoff import Handoff, dispatch_pending, runner_for, settle_now
+from callback.work.handoff import Handoff, dispatch_pending, runner_for, send_now, settle_now
 from callback.work.sweep import sweep_once
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ def build_services(config):
     directory = Directory(storage, config.CONFIG_CACHE_SECONDS)
     dispatcher = Dispatcher(storage, telephony, directory, clock, config)
     services = Services(config, clock, storage, telephony, directory, dispatcher)
-    services.handoff = Handoff(runner_for(services, run_dispatch, run_settle), clock)
+    services.handoff = Handoff(runner_for(services, run_dispatch, run_settle, run_texts), clock)
     dispatcher.later = services.handoff.settle_later
+    dispatcher.send_later = services.handoff.send_texts
     return services
 
 
@@ -98,6 +99,15 @@ def run_settle(numbers, after_seconds=0.0):
     time.sleep(max(0.0, min(float(after_seconds), LONGEST_SETTLE_PAUSE)))
     settle_now(_dispatch_services, numbers)
     return {"legs": len(numbers)}
+
+
+def run_texts(keys):
+    """Entry point of the asynchronous invocation that sends stored texts (`send_texts`)."""
+    global _dispatch_services
+    if _dispatch_services is None:
+        _dispatch_services = _services_from_env({"DISPATCH_RUNNER": "inline"})
+    send_now(_dispatch_services, keys)
+    return {"texts": len(keys)}
 
 
 _sweep_services = None

@@ -8,6 +8,7 @@ from callback.domain import slots
 from callback.domain.numbers import mask
 from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import speech_of
+from callback.domain.texts import CONFIRMATION
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import twiml
 from callback.web.voice.closed import stored_while_closed
@@ -39,6 +40,8 @@ def store_and_leave(ivr, queue, call_sid, e164, slot=None, slot_full=None):
         return twiml.already_pending(existing, speech=speech_of(ivr),
                                      in_queue=not (_turned_away() or _closed_marker()))
     services().handoff.dispatch([queue.name])
+    # Stored once (a retried request finds it stored) and sent off this request.
+    services().dispatcher.text_about(result.callback, CONFIRMATION)
     if _closed_marker():  # in no queue to leave: confirmed here, with the opening
         return stored_while_closed(ivr, e164, services().clock.now())
     if _turned_away():
