@@ -192,6 +192,26 @@ def test_a_caller_books_a_time_and_is_called_in_that_slot_and_not_before(
     assert ringing(twilio_standin, ALICE)
 
 
+def test_the_confirmation_text_names_the_chosen_time(twilio, svc, clock, office, twilio_standin):
+    with_hours(svc, OFFICE, slot_capacity=2, sms_enabled=True, sms_service_sid="MG" + "0" * 32)
+    call_sid = "CA" + "3" * 32
+    readback = press(twilio, choose_a_time(twilio, call_sid), "2", call_sid)
+    assert press(twilio, readback, "1", call_sid).find("Leave") is not None
+    (text,) = twilio_standin.texts(to="+12125551234")
+    assert "at the time you chose. We will call you today at 11 AM, within half an hour." in text["body"]
+
+
+def test_the_confirmation_text_of_a_closed_center_names_the_opening(twilio, svc, clock, office, twilio_standin):
+    with_hours(svc, OFFICE, sms_enabled=True, sms_service_sid="MG" + "0" * 32)
+    clock.advance(minutes=8 * 60)  # 18:00: closed
+    call_sid = "CA" + "2" * 32
+    closed = twiml(twilio.post("/voice/incoming", call_params(call_sid)))
+    confirm = press(twilio, press(twilio, closed, "1", call_sid), "2125551234", call_sid)
+    assert "tomorrow at 9 AM" in said(press(twilio, confirm, "1", call_sid))
+    (text,) = twilio_standin.texts(to="+12125551234")
+    assert "We are closed until then: expect our call after we open, tomorrow at 9 AM." in text["body"]
+
+
 def test_a_booked_callback_not_reached_in_its_slot_expires_at_its_end(
         twilio, svc, clock, office, agents, api, twilio_standin):
     call_sid = "CA" + "6" * 32

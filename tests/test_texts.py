@@ -119,6 +119,20 @@ def test_which_numbers_may_take_a_text():
     assert not t.textable("+18005551234") and not t.textable("+1212") and not t.textable("junk")
 
 
+@pytest.mark.parametrize("clocks, said", [
+    ({"scheduled": "today at 2:30 PM"},
+     "at the time you chose. We will call you today at 2:30 PM, within half an hour."),
+    ({"opens": "tomorrow at 9 AM"},
+     "We are closed until then: expect our call after we open, tomorrow at 9 AM."),
+    ({"customer_opens": "8 a.m."}, "when it is your turn. We will call after 8 a.m. your time."),
+])
+def test_the_confirmation_says_when_as_the_caller_heard_it(clocks, said):
+    facts = t.TextFacts("Example Co", CUSTOMER, ("Sales",), Estimate(12), "C", **clocks)
+    body = t.body(t.CONFIRMATION, facts)
+    assert said in body and "12 minutes" not in body
+    assert len(body) <= 320, "two segments at most"
+
+
 def test_the_confirmation_says_who_when_how_to_cancel_and_how_to_stop():
     facts = t.TextFacts("Example Co", CUSTOMER, ("Sales",), Estimate(12), "C")
     body = t.body(t.CONFIRMATION, facts)

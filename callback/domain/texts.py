@@ -177,6 +177,25 @@ class TextFacts:
     queues: tuple = ()
     estimate: object = None  # callback.domain.estimate.Estimate, or None
     cancel_word: str = DEFAULT_CANCEL_WORD
+    # When the clocks decide instead of the line (each 'today at 2:30 PM', '8 a.m.'): the
+    # time the caller chose, the center's next opening, the customer's own opening hour.
+    scheduled: str | None = None
+    opens: str | None = None
+    customer_opens: str | None = None
+
+
+def _expected(facts):
+    """The sentence saying when the call comes, as the caller heard it."""
+    if facts.scheduled:
+        return f" We will call you {facts.scheduled}, within half an hour."
+    if facts.opens:
+        return f" We are closed until then: expect our call after we open, {facts.opens}."
+    if facts.customer_opens:
+        return f" We will call after {facts.customer_opens} your time."
+    if facts.estimate is None:
+        return ""
+    return (f" It may be {spoken_wait(facts.estimate)} before we call." if facts.estimate.over_cap
+            else f" We expect to call within {spoken_wait(facts.estimate)}.")
 
 
 def _for_queues(queues):
@@ -187,12 +206,9 @@ def body(kind, facts):
     """The text of one kind. The confirmation names the opt-out words carriers expect in a
     first message; the number shows as a list shows it (a lock screen shows texts)."""
     if kind == CONFIRMATION:
-        when = ""
-        if facts.estimate is not None:
-            when = (f" It may be {spoken_wait(facts.estimate)} before we call." if facts.estimate.over_cap
-                    else f" We expect to call within {spoken_wait(facts.estimate)}.")
+        turn = "at the time you chose" if facts.scheduled else "when it is your turn"
         return (f"{facts.company}: your callback request{_for_queues(facts.queues)} is saved. We will call "
-                f"{mask_for_list(facts.number)} when it is your turn.{when} "
+                f"{mask_for_list(facts.number)} {turn}.{_expected(facts)} "
                 f"Reply {facts.cancel_word} to cancel. "
                 "Reply STOP to stop texts.")
     if kind == ABOUT_TO_CALL:

@@ -11,10 +11,14 @@ A failed text never blocks or changes the callback; a number recorded as opted o
 texted, and Twilio's 21610 is an opt-out learned late.
 """
 import logging
+from dataclasses import replace
+from datetime import timedelta
 
+from callback.domain import hours as h
 from callback.domain import records as m
 from callback.domain import texts as t
 from callback.domain import transitions
+from callback.domain.customer_clock import spoken_clock
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.numbers import mask
 from callback.storage import Conflict, NotFound, StorageError
@@ -83,8 +87,9 @@ class Texter(Base):
         if why_not:
             return self._settle_text(text, t.SKIPPED, detail=why_not)
         facts = t.TextFacts(ivr.settings.announced_name(ivr.name), text.number, (text.queue_name,),
-                            self._estimate(text) if text.kind == t.CONFIRMATION else None,
-                            ivr.settings.sms_cancel_word)
+                            cancel_word=ivr.settings.sms_cancel_word)
+        if text.kind == t.CONFIRMATION:
+            facts = self._when(facts, text, ivr, now)
         try:
             sid = self.messaging.send(service_sid=ivr.settings.sms_service_sid, to=text.number,
                                       body=t.body(text.kind, facts),
@@ -141,11 +146,31 @@ class Texter(Base):
             return None  # the status callback (or another sender) got there first
         return state
 
-    def _estimate(self, text):
+    def _when(self, facts, text, ivr, now):
+        """The confirmation's facts with when the call comes, as the caller heard it: the time
+        they chose, the center's opening, the customer's opening hour, or the line's wait."""
+        try:
+            cb = self.storage.get_callback(text.callback_id)
+        except (NotFound, StorageError):
+            return facts
+        hours = ivr.settings.hours
+        if cb.window_start is not None:
+            return replace(facts, scheduled=h.spoken_moment(hours, now, cb.window_start))
+        estimate = self._estimate(text, cb)
+        wait = timedelta(minutes=estimate.minutes) if estimate is not None else None
+        opening = h.callback_time(hours, now, wait)
+        if opening is not None and opening > now:
+            return replace(facts, opens=h.spoken_moment(hours, now, opening))
+        if cb.due_at > now:  # waiting for the customer's own calling window
+            clock = ivr.settings.customer_clock(cb.number)
+            return replace(facts, customer_opens=spoken_clock(clock.local_time(cb.due_at)))
+        return replace(facts, estimate=estimate)
+
+    def _estimate(self, text, cb):
         """The wait the caller heard (callback.domain.estimate), from now; None when unknown."""
         now = self.clock.now()
         try:
-            place = self.storage.get_callback(text.callback_id).place_in_line
+            place = cb.place_in_line
             history = self.storage.recent_departures(text.queue_name, history_since(now))
             ahead = (self.storage.count_waiting_before(text.queue_name, place)
                      + self.storage.count_pending_before(text.queue_name, place))
