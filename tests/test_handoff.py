@@ -5,9 +5,9 @@ import json
 import threading
 
 import pytest
-from conftest import PUBLIC, twiml
+from conftest import twiml
 from flask import Flask, Response, request
-from test_caller_flow import call_params, enqueue_caller, enter_and_confirm
+from test_caller_flow import enqueue_caller, enter_and_confirm
 from test_dispatch import ALICE, agents  # noqa: F401 (agents is a fixture)
 from werkzeug.serving import make_server
 
