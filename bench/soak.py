@@ -47,6 +47,7 @@ for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(_key, "soak")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from bench.cost import run_cost  # noqa: E402
 from bench.soak_checks import (  # noqa: E402
     OPEN,
     Finding,
@@ -787,7 +788,8 @@ def check(run):
             "requested": len(run.requested), "refused": sum(1 for n in run.requested.values() if n in run.refused),
             "webhooks": network.webhooks.sent, "rest_faults": dict(run.standin.fault_counts),
             "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0,
-            "waited_for_hours": len(waited), "waited_then_dialed": sum(1 for cb in waited if cb.history)}
+            "waited_for_hours": len(waited), "waited_then_dialed": sum(1 for cb in waited if cb.history),
+            "cost": run_cost(records, statuses.get("completed", 0))}
 
 
 def report_lines(run, report):
@@ -837,7 +839,8 @@ def report_lines(run, report):
               "Callers: " + (", ".join(f"{k} {v}" for k, v in run.callers.most_common()) or "none") + ".",
               f"Customer hours: {report.get('waited_for_hours', 0)} callbacks stored outside their "
               f"customer's window waited for it, {report.get('waited_then_dialed', 0)} of them dialed "
-              "once it opened."]
+              "once it opened.",
+              report["cost"].line()]
     return lines
 
 

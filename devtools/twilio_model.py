@@ -598,6 +598,7 @@ class CallRecord:
     direction: str
     started: float  # simulated seconds since the model started
     ended: float | None = None
+    answered: float | None = None  # when a placed call was picked up (what Twilio bills from)
     outcome: str | None = None
     behaviour: str | None = None
     url: str | None = None  # a placed call's Url and StatusCallback, as the app created it
@@ -997,6 +998,7 @@ class Network:
             self.out(call.phone.name, "answers")
         else:
             self.out(call.phone.name, "voicemail answers")
+        call.record.answered = self.sim_elapsed()
         self._progress(placed, call, "answered", "in-progress", answered_by)
         self._offer_moment(call, AGENT_ANSWERED)
         if placed.machine_detection:
