@@ -2,6 +2,7 @@
 import re
 from dataclasses import asdict, dataclass
 
+from callback.domain.detection import DEFAULT_MODE, MODES
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
 from callback.domain.voices import (
     DEFAULT_LANGUAGE,
@@ -42,6 +43,8 @@ class CallbackSettings:
     call_regions: tuple = DEFAULT_REGIONS
     call_toll_free: bool = True
     call_personal_numbers: bool = False
+    # Answering-machine detection on the customer's leg (callback.domain.detection).
+    machine_detection: str = DEFAULT_MODE
 
     @property
     def dial_rules(self):
@@ -136,6 +139,13 @@ CHOICE_FIELDS = {
     "language": ("Language", LANGUAGES,
                  "The language the voice speaks: each Amazon Polly voice speaks exactly one; "
                  "man and woman speak several."),
+    "machine_detection": ("Answering Machine Detection", MODES,
+                          "How the app tells a person from voicemail on the customer's call. async "
+                          "(recommended): the customer hears a greeting at once and joins the agent; "
+                          "voicemail found before the join is hung up and retried, found later the "
+                          "agent is told and may end it with star. sync: the customer hears silence "
+                          "for a few seconds while Twilio listens. off: every answer is taken as a "
+                          "person."),
 }
 FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS) + tuple(CHOICE_FIELDS) + (
     "call_regions",)
@@ -264,7 +274,9 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
         if value in choices:
             values[name] = value
         else:
-            errors[name] = f"must be one of the {name}s offered"
+            # A short list is named; the voices and languages are too many to.
+            errors[name] = (f"must be one of {', '.join(choices)}" if len(choices) <= 5
+                            else f"must be one of the {name}s offered")
     if "voice" not in errors and "language" not in errors:
         problem = speech_problem(values["voice"], values["language"])
         if problem:

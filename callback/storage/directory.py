@@ -12,6 +12,7 @@ import time
 from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
+from callback.domain.detection import DEFAULT_MODE
 from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
 from callback.storage.client import NotFound, StorageBase, _dynamodb, _valid_key
@@ -40,6 +41,7 @@ class IvrStorage(StorageBase):
             call_regions=tuple(s.call_regions) if s.call_regions else DEFAULT_REGIONS,
             call_toll_free=True if s.call_toll_free is None else bool(s.call_toll_free),
             call_personal_numbers=bool(s.call_personal_numbers),
+            machine_detection=s.machine_detection or DEFAULT_MODE,
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),

@@ -80,6 +80,8 @@ class SettingsMap(MapAttribute):
     call_regions = ListAttribute(of=UnicodeAttribute, null=True)
     call_toll_free = BooleanAttribute(null=True)
     call_personal_numbers = BooleanAttribute(null=True)
+    # None on IVRs saved before it: the default (asynchronous).
+    machine_detection = UnicodeAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):
