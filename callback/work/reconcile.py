@@ -71,7 +71,7 @@ class Reconciler(Effects):
             changed |= self.handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event)).applied
         cb = self.storage.get_callback(callback_id)
         view = attempt_view(cb, attempt_id)
-        if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED):
+        if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED, a.MACHINE_HEARD):
             sid, status = self._twilio_leg(view.customer_call_sid, cb.number, attempt.started_at)
             customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
             if status == "not-placed":
@@ -81,7 +81,7 @@ class Reconciler(Effects):
                 self.leg_gone(cb.number, customer_leg, sid)
                 changed |= self.handle(a.Event(a.customer_call_ended(status), call_sid=sid,
                                                call_status=status, **event)).applied
-            elif (status == "in-progress" and view.state != a.CONNECTED
+            elif (status == "in-progress" and view.state not in (a.CONNECTED, a.MACHINE_HEARD)
                   and self._joined_agent(cb.conference_name, view.agent_call_sid, sid)):
                 changed |= self.handle(a.Event(a.CUSTOMER_JOINED, call_sid=sid, **event)).applied
             elif sid and not view.customer_call_sid:
@@ -90,7 +90,8 @@ class Reconciler(Effects):
             cb = self.storage.get_callback(callback_id)
             view = attempt_view(cb, attempt_id)
             if view.state != a.ENDED:
-                later = now + (CONNECTED_CHECK if view.state == a.CONNECTED else EVENT_MARGIN)
+                talking = view.state in (a.CONNECTED, a.MACHINE_HEARD)
+                later = now + (CONNECTED_CHECK if talking else EVENT_MARGIN)
                 try:
                     self.storage.commit(cb, transitions.postpone_sweep(cb, later))
                 except Conflict:
