@@ -1035,12 +1035,14 @@ class Network:
         self._offer_moment(call, AGENT_ANSWERED)
         if placed.machine_detection and not waiting:
             self._send_verdict(placed, call, verdict)
+        listening = 0
         if waiting:
             # Detection listens before Twilio fetches the Url: a greeting takes longer to judge.
-            limit = placed.machine_detection_timeout or 30
-            self.wait(call, min(3 if behaviour.is_person else 5, limit))
+            listening = min(3 if behaviour.is_person else 5, placed.machine_detection_timeout or 30)
+            self.wait(call, listening)
         extra = {"CallStatus": "in-progress", "AnsweredBy": answered_by}
         run = CallRun(self, call, call.phone.name, keys=None, patience=None)
+        run.silent_before = listening
         inline = getattr(placed, "twiml", None)
         if inline and not call.url:
             self.count("calls answered with inline TwiML")
@@ -1062,14 +1064,15 @@ class Network:
 
         self.scheduler.after(self.timeline.real(seconds), send)
 
-    def heard(self, call):
-        """A placed call heard a sound: the first one after the answer ends its silence."""
+    def heard(self, call, silence):
+        """A placed call heard a sound: the first one after the answer ends its silence
+        (`silence` simulated seconds, counted as the call's run counts its time)."""
         if call.answered_at is None or call.heard_first is not None:
             return
         call.heard_first = self.sim_elapsed()
         if call.phone.kind == "customer" and call.behaviour.is_person:
             with self.lock:
-                self.silences.append(call.heard_first - call.answered_at)
+                self.silences.append(silence)
 
     def _finish(self, placed, call, outcome):
         if call.answered and call.phone.kind == "customer" and not call.behaviour.is_person:
@@ -1293,6 +1296,7 @@ class CallRun:
         self.redirected_out = False
         self.left_with = None
         self.url = None  # the document running now (a Gather without action posts back to it)
+        self.silent_before = 0  # seconds of silence before the run began (synchronous detection)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -1331,7 +1335,7 @@ class CallRun:
     def hears(self, text):
         """What this party hears."""
         self.heard.append((self.elapsed, text))
-        self.network.heard(self.call)
+        self.network.heard(self.call, self.silent_before + self.elapsed)
         self.network.out(f"{self.who} hears", text)
 
     def press(self, prompt):
