@@ -20,8 +20,8 @@ def acme(svc, clock):
     Alice serves Sales, available."""
     def setup(mode="async"):
         settings = CallbackSettings(announce_as="Acme", **({"machine_detection": mode} if mode else {}))
-        svc.storage.save_ivr(Ivr("Main Line", numbers=(IVR_NUMBER,), queues=(Queue("Sales", "Main Line", 10),),
-                                 settings=settings))
+        sales = (Queue("Sales", "Main Line", 10),)
+        svc.storage.save_ivr(Ivr("Main Line", numbers=(IVR_NUMBER,), queues=sales, settings=settings))
         svc.storage.save_agent_profile("alice", name="Alice", phone=ALICE, queues=["Sales"], now=clock.now(),
                                        create=True)
         cb_id = store_callback(svc, clock)
@@ -77,12 +77,13 @@ def test_the_customer_leg_carries_its_greeting_and_join_inline_and_a_signed_verd
     assert create["AsyncAmdStatusCallbackMethod"] == ["POST"]
     amd = urlsplit(create["AsyncAmdStatusCallback"][0])
     assert f"{amd.scheme}://{amd.netloc}{amd.path}" == f"{PUBLIC}/voice/customer/amd"
-    assert parse_qs(amd.query) == {"callback": [cb_id], "attempt": [svc.storage.get_callback(cb_id).attempt_id]}
+    attempt_id = svc.storage.get_callback(cb_id).attempt_id
+    assert parse_qs(amd.query) == {"callback": [cb_id], "attempt": [attempt_id]}
     document = ET.fromstring(create["Twiml"][0])
     assert said(document) == "Hello, this is Acme returning your call, connecting you with Alice."
     conference = document.find("Dial/Conference")
     assert conference.text == agent_twiml.find("Dial/Conference").text
-    assert (conference.get("startConferenceOnEnter"), conference.get("endConferenceOnExit")) == ("true", "true")
+    assert conference.get("startConferenceOnEnter") == conference.get("endConferenceOnExit") == "true"
     assert len(create["Twiml"][0]) < 4000  # Twilio's limit
     # The agent may leave with star (how a warned agent ends a machine).
     assert agent_twiml.find("Dial").get("hangupOnStar") == "true"
@@ -105,8 +106,8 @@ def test_a_person_or_unknown_joins_the_agent_and_completes(twilio, svc, clock, t
 
 
 @pytest.mark.parametrize("answered_by", ["machine_start", "fax"])
-def test_a_machine_before_the_join_ends_the_leg_and_counts_as_machine(twilio, svc, clock, twilio_standin, acme,
-                                                                     answered_by):
+def test_a_machine_before_the_join_ends_the_leg_and_counts_as_machine(twilio, svc, clock, twilio_standin,
+                                                                     acme, answered_by):
     cb_id = acme()
     agent_leg, _, customer_leg, _ = dialed(twilio, twilio_standin)
     verdict(twilio, customer_leg, answered_by)
