@@ -221,3 +221,33 @@ def test_sync_keeps_the_answer_webhook_and_off_detects_nothing(twilio, svc, cloc
     assert "Twiml" not in create and "AsyncAmd" not in create
     assert create.get("MachineDetection") == detection
     assert agent_twiml.find("Dial").get("hangupOnStar") is None
+
+
+@pytest.mark.parametrize("first", ["customer", "agent"])
+def test_after_star_a_final_status_that_comes_first_still_counts_a_machine(twilio, svc, clock, twilio_standin,
+                                                                           acme, first):
+    """Twilio's record of who ended the conference decides, whichever report comes first."""
+    cb_id = acme()
+    agent_leg, agent_twiml, customer_leg, _ = dialed(twilio, twilio_standin)
+    joins(twilio, twilio_standin, agent_twiml, agent_leg, customer_leg)
+    verdict(twilio, customer_leg, "machine_start")
+    twilio_standin.conference_left(agent_twiml.find("Dial/Conference").text, agent_leg.sid)  # star
+    status(twilio, customer_leg if first == "customer" else agent_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "pending" and cb.attempts == 1 and cb.history[-1].outcome == "machine"
+    conference_ended_by(twilio, agent_twiml, agent_leg.sid)  # late: changes nothing more
+    status(twilio, agent_leg if first == "customer" else customer_leg, "completed")
+    assert svc.storage.get_callback(cb_id).attempts == 1
+    assert svc.storage.get_agent("alice").status == "available"
+
+
+def test_after_the_warning_a_final_status_is_the_calls_end_when_the_customer_ended_it(
+        twilio, svc, clock, twilio_standin, acme):
+    cb_id = acme()
+    agent_leg, agent_twiml, customer_leg, _ = dialed(twilio, twilio_standin)
+    joins(twilio, twilio_standin, agent_twiml, agent_leg, customer_leg)
+    verdict(twilio, customer_leg, "machine_start")
+    twilio_standin.conference_left(agent_twiml.find("Dial/Conference").text, customer_leg.sid)
+    status(twilio, agent_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "completed" and cb.attempts == 0

@@ -32,14 +32,20 @@ def answered_by_event(answered_by):
     return a.CUSTOMER_MACHINE if (answered_by or "").strip() in MACHINE_ANSWERS else a.CUSTOMER_HUMAN
 
 
-def conference_end_event(attempt, ending_call_sid):
-    """The event of a conference's end: the agent ending it after a late machine verdict
-    (`CallSidEndingConference` is their leg's) ends the attempt as `machine`; any other end
+# What may end a warned conversation, in any order: the conference's end, or either leg's
+# final status. Each asks who ended the conference (the agent: `machine`), not who came first.
+ENDINGS = (a.CONFERENCE_ENDED, a.CUSTOMER_HUNG_UP, a.CUSTOMER_UNANSWERED, a.AGENT_HUNG_UP, a.AGENT_MISSED)
+
+
+def conference_end_event(attempt, ending_call_sid, kind=a.CONFERENCE_ENDED):
+    """The event `kind` (the conference's end, or a leg's final status) stands for: the
+    agent having ended the conference after a late machine verdict (`ending_call_sid`, as
+    Twilio names who ended it, is their leg's) ends the attempt as `machine`; any other end
     is the conversation's end."""
     if (attempt is not None and attempt.state == a.MACHINE_HEARD and ending_call_sid
-            and ending_call_sid == attempt.agent_call_sid):
+            and ending_call_sid == attempt.agent_call_sid and kind in ENDINGS):
         return a.AGENT_ENDED_MACHINE
-    return a.CONFERENCE_ENDED
+    return kind
 
 
 def greeting(company, agent_name=None):

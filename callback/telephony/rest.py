@@ -239,6 +239,14 @@ class Telephony:
             joined |= {p.call_sid for p in participants if p.status in (None, "connected")}
         return frozenset(joined)
 
+    def conference_ended_by(self, friendly_name):
+        """The CallSid whose leaving ended the conference of that name, as Twilio's record
+        says (`call_sid_ending_conference`); None while none of that name has ended."""
+        conferences = self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).conferences
+        rooms = self._wrap(lambda: conferences.list(friendly_name=friendly_name, status="completed", limit=5))
+        return next((room.call_sid_ending_conference for room in rooms if room.call_sid_ending_conference),
+                    None)
+
     def announce_to(self, friendly_name, call_sid, url):
         """Play `url` (TwiML of <Say>, <Play>, <Pause>) to one participant of the open
         conference of that name, the others hearing nothing of it. False when no open

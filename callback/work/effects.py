@@ -55,6 +55,8 @@ class Effects(Ledger):
                 log.info("event %s for unknown attempt %s of %s ignored", event.kind,
                          event.attempt_id, event.callback_id)
                 return Outcome(a.ENDED, False)
+            if view.state == a.MACHINE_HEARD and event.kind in detection.ENDINGS:
+                event = self._who_ended(cb, view, event)
             step = a.apply(view, event)
             if step.ignored:
                 log.info("callback %s attempt %s: %s ignored (%s)", cb.callback_id, event.attempt_id,
@@ -67,6 +69,20 @@ class Effects(Ledger):
         log.warning("callback %s: %s lost three races; the sweep will look again",
                     event.callback_id, event.kind)
         return Outcome(a.ENDED, False)
+
+    def _who_ended(self, cb, view, event):
+        """A warned conversation ends: whichever of the conference's end and the legs' final
+        statuses comes first, Twilio's record of who ended the conference decides (the agent,
+        with star: `machine`). When Twilio cannot say, it is the conversation's end."""
+        try:
+            ending = self._twilio(self.telephony.conference_ended_by, cb.conference_name)
+        except TelephonyError as exc:
+            log.info("callback %s: who ended the conference is unknown (%s)", cb.callback_id, exc)
+            return event
+        kind = detection.conference_end_event(view, ending, event.kind)
+        if kind == event.kind:
+            return event
+        return a.Event(kind, event.callback_id, event.attempt_id, ending)
 
     def _carry_out(self, cb, view, step, event, tell_agent):
         now = self.clock.now()
