@@ -69,8 +69,13 @@ class Reconciler(Effects):
             changed |= self.handle(a.Event(a.AGENT_SILENT, call_sid=sid, **event)).applied
         elif sid and not view.agent_call_sid:
             changed |= self.handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event)).applied
+        first_state = view.state
         cb = self.storage.get_callback(callback_id)
         view = attempt_view(cb, attempt_id)
+        if view.state != first_state and cb.sweep_at and cb.sweep_at > now:
+            # It moved on meanwhile (this pass's event, or another process's): a customer
+            # dialed this instant is not in Twilio's list yet, so its state is not judged now.
+            return changed
         if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED, a.MACHINE_HEARD):
             sid, status = self._twilio_leg(view.customer_call_sid, cb.number, attempt.started_at)
             customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
