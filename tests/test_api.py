@@ -206,9 +206,9 @@ def test_a_new_queue_is_checked_before_it_can_conflict(client, svc, main_line):
 
 
 def test_put_machine_detection(client, svc, main_line):
-    response = client.put("/api/ivrs/Main%20Line/settings", json={"machine_detection": "sync"}, headers=AUTH)
-    assert response.status_code == 200 and response.get_json()["settings"]["machine_detection"] == "sync"
-    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "sync"
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"machine_detection": "off"}, headers=AUTH)
+    assert response.status_code == 200 and response.get_json()["settings"]["machine_detection"] == "off"
+    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "off"
     response = client.put("/api/ivrs/Main%20Line/settings", json={"machine_detection": "maybe"}, headers=AUTH)
     assert response.status_code == 400 and "machine_detection" in response.get_json()["fields"]
-    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "sync"
+    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "off"
