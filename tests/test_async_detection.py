@@ -239,6 +239,10 @@ def test_after_star_a_final_status_that_comes_first_still_counts_a_machine(twili
     status(twilio, agent_leg if first == "customer" else customer_leg, "completed")
     assert svc.storage.get_callback(cb_id).attempts == 1
     assert svc.storage.get_agent("alice").status == "available"
+    assert any(r["path"].endswith("/Conferences.json") and r["query"].get("Status") == ["completed"]
+               for r in twilio_standin.requests)  # who ended it, asked of Twilio
+    for request in twilio_standin.requests:
+        assert_in_spec(request)
 
 
 def test_after_the_warning_a_final_status_is_the_calls_end_when_the_customer_ended_it(
