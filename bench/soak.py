@@ -130,6 +130,7 @@ class Plan:
     # (a notice) take under 10 s, a retried hang-up a few more.
     unowned_grace: float = 30.0
     engine: str = "auto"  # DynamoDB Local when fetched, else moto
+    detection: str = "async"  # the IVR's answering-machine detection: async, sync or off
 
     @classmethod
     def smoke(cls, seed=1):
@@ -508,7 +509,7 @@ def main_run(plan, out=print):
         svc.storage.create_tables()
         settings = CallbackSettings(offer_after_seconds=30, expiration_minutes=plan.expiration_minutes,
                                     max_retries=plan.max_retries, retry_minutes=plan.retry_minutes,
-                                    transfer_timeout_seconds=30)
+                                    transfer_timeout_seconds=30, machine_detection=plan.detection)
         queues = (m.Queue(SALES[0], "Main Line", 10), m.Queue(SUPPORT[0], "Main Line", 20))
         svc.storage.save_ivr(m.Ivr("Main Line", numbers=(IVR_NUMBER,), greeting="Thanks for calling.",
                                    queues=queues, settings=settings))
@@ -789,7 +790,7 @@ def check(run):
             "webhooks": network.webhooks.sent, "rest_faults": dict(run.standin.fault_counts),
             "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0,
             "waited_for_hours": len(waited), "waited_then_dialed": sum(1 for cb in waited if cb.history),
-            "cost": run_cost(records, statuses.get("completed", 0))}
+            "cost": run_cost(records, statuses.get("completed", 0), detection=run.plan.detection != "off")}
 
 
 def report_lines(run, report):
@@ -840,8 +841,38 @@ def report_lines(run, report):
               f"Customer hours: {report.get('waited_for_hours', 0)} callbacks stored outside their "
               f"customer's window waited for it, {report.get('waited_then_dialed', 0)} of them dialed "
               "once it opened.",
-              report["cost"].line()]
+              report["cost"].line(),
+              detection_line(run.plan.detection, detection_figures(run.network))]
     return lines
+
+
+def detection_figures(network):
+    """What answering-machine detection did to customers: the silence of each person who
+    answered, from the answer to the first sound, and the voicemails an agent heard or not."""
+    silences = sorted(network.silences)
+    stats = network.stats
+
+    def pick(share):
+        return round(silences[min(int(share * len(silences)), len(silences) - 1)], 1) if silences else None
+
+    return {"answers": len(silences), "silence_median": pick(0.5), "silence_p90": pick(0.9),
+            "silence_max": round(silences[-1], 1) if silences else None,
+            "silences_under_1s": sum(s < 1 for s in silences),
+            "machines_ended_unheard": stats.get("machines ended before an agent heard them", 0),
+            "machines_heard": stats.get("machines an agent heard", 0),
+            "machines_ended_with_star": stats.get("agents ending a machine with star", 0),
+            "verdicts": {k.split(": ", 1)[1]: v for k, v in stats.items() if k.startswith("verdicts sent: ")}}
+
+
+def detection_line(mode, figures):
+    """The detection figures as one line of the report."""
+    machines = figures["machines_ended_unheard"] + figures["machines_heard"]
+    return (f"Detection ({mode}): customers who answered (people) {figures['answers']}, silence from "
+            f"the answer to the first sound median {figures['silence_median']} s, 90th percentile "
+            f"{figures['silence_p90']} s, longest {figures['silence_max']} s, under 1 s "
+            f"{figures['silences_under_1s']}; voicemails that answered {machines}, ended before an agent "
+            f"heard them {figures['machines_ended_unheard']}, heard by an agent {figures['machines_heard']} "
+            f"(ended by the agent's star {figures['machines_ended_with_star']}).")
 
 
 def _split(text):
@@ -887,12 +918,19 @@ def main(argv=None):
     parser.add_argument("--speed", type=float, help="simulated seconds per real second")
     parser.add_argument("--engine", choices=("auto", "dynamodb-local", "moto"), default="auto",
                         help="DynamoDB engine (auto: DynamoDB Local when `make dynamodb-local` fetched it)")
+    parser.add_argument("--detection", choices=("async", "sync", "off"), default="async",
+                        help="the IVR's answering-machine detection (default: async)")
+    parser.add_argument("--max-delay", type=float,
+                        help="latest a callback arrives, in simulated seconds (0: at once, in order)")
     parser.add_argument("--write", action="store_true", help="record the counts in bench/RESULTS.md")
     parser.add_argument("--json", help="also write the counts to this JSON file")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     plan = Plan.smoke(seed) if args.smoke else Plan(seed=seed)
     plan.engine = args.engine
+    plan.detection = args.detection
+    if args.max_delay is not None:
+        plan.max_delay = args.max_delay
     for name in ("callbacks", "agents", "workers", "speed"):
         if getattr(args, name) is not None:
             setattr(plan, name, getattr(args, name))
@@ -913,7 +951,8 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"seed": plan.seed, "requested": report["requested"], "violations": total, "lines": lines,
                        "findings": {f.name: f.count for f in report["findings"]},
-                       "statuses": dict(report["statuses"])}, f, indent=2)
+                       "statuses": dict(report["statuses"]),
+                       "detection": detection_figures(run.network)}, f, indent=2)
     return 1 if total else 0
 
 

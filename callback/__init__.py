@@ -10,13 +10,18 @@ from callback import logs
 from callback.config import Config
 from callback.domain.settings import speech_problem
 from callback.storage.parameter_store import with_parameters
-from callback.web import health
+from callback.web import health, twiml
 from callback.web.headers import security_headers
+from callback.work.effects import Effects
 from callback.work.queues import size_every_queue
 from callback.work.twilio_setup import set_up_numbers
 from callback.work.wiring import build_services
 
 csrf = CSRFProtect()
+# Work places the customer's call with its first TwiML inline (asynchronous detection), and
+# only web writes TwiML: this package, which wires the two, hands the one to the other. Any
+# process (the sweep's, the hand-off's too) imports it before anything of callback's.
+Effects.conference_twiml = staticmethod(twiml.conference)
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
 

@@ -159,6 +159,12 @@ class PlacedCall:
     started_at: datetime | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
+    # Inline TwiML (Twiml, instead of Url) and asynchronous detection (AsyncAmd=true).
+    twiml: str | None = None
+    async_amd: bool = False
+    amd_callback: str | None = None
+    # Conference announcements to this call as a participant (AnnounceUrl), in order.
+    announcements: list = field(default_factory=list)
 
     def as_dict(self):
         """JSON-friendly (times as ISO 8601)."""
@@ -304,7 +310,8 @@ class TwilioStandIn:
             return sid
 
     def add_listener(self, listener):
-        """Tell `listener` (call_created, call_redirected, call_hung_up) what the REST API did."""
+        """Tell `listener` (call_created, call_redirected, call_announced, call_hung_up) what
+        the REST API did."""
         with self.lock:
             self.listeners.append(listener)
 
@@ -659,7 +666,11 @@ class TwilioStandIn:
                               form.get("MachineDetection"), fallback_url=form.get("FallbackUrl"),
                               machine_detection_timeout=form.get("MachineDetectionTimeout", type=int),
                               status_callback_events=form.getlist("StatusCallbackEvent"),
-                              created_at=now, started_at=now)
+                              created_at=now, started_at=now,
+                              # Twilio ignores Twiml when a Url comes with it.
+                              twiml=None if form.get("Url") else form.get("Twiml"),
+                              async_amd=form.get("AsyncAmd") == "true",
+                              amd_callback=form.get("AsyncAmdStatusCallback"))
             with self.lock:
                 self.calls[call.sid] = call
                 late = self._late_answers.pop(0) if self._late_answers else 0
@@ -816,14 +827,22 @@ class TwilioStandIn:
                          for sid, flags in room.participants.items()]
             return page(account_sid, "participants", items, f"Conferences/{room.sid}/Participants")
 
-        @app.get(base + "/Conferences/<conference_sid>/Participants/<call_sid>.json")
+        @app.route(base + "/Conferences/<conference_sid>/Participants/<call_sid>.json",
+                   methods=["GET", "POST"])
         def one_participant(account_sid, conference_sid, call_sid):
-            """GET …/Participants/{CallSid}.json: 404 unless that call is in it now."""
+            """GET …/Participants/{CallSid}.json: 404 unless that call is in it now; POST with
+            AnnounceUrl plays that document to this participant alone."""
             room = room_of(conference_sid)
             with self.lock:
                 flags = room.participants.get(call_sid) if room else None
+                call = self.calls.get(call_sid)
+                announce = request.method == "POST" and request.form.get("AnnounceUrl")
+                if flags is not None and announce and call is not None:
+                    call.announcements.append(announce)
             if flags is None:
                 return error(404, 20404, "The requested resource was not found")
+            if announce and call is not None:
+                self._notify("call_announced", call, announce)
             return jsonify(participant_payload(account_sid, room, call_sid, flags))
 
         def queue_payload(account_sid, queue):

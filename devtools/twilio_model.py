@@ -22,6 +22,15 @@
   listens, then presses the keys they are asked for, a voicemail that answers and presses
   nothing (`AnsweredBy=machine_start` when the app asked for detection), busy, no answer,
   or a number Twilio refuses; a phone already on a call answers busy (`one_call_per_phone`);
+- **answering-machine detection** as the create asked: synchronous, the callee waits in
+  silence (3 s for a person, 5 s for a greeting) before the Url is fetched with AnsweredBy;
+  asynchronous (`AsyncAmd=true`), the call's TwiML runs at once (inline `Twiml`, or the
+  Url) and the verdict is posted to `AsyncAmdStatusCallback` 2-4 s after the answer,
+  through the chaotic network like any callback. Each answering person's silence from the
+  answer to the first sound is kept (`silences`), and each voicemail an agent heard;
+- **conference announcements** (`AnnounceUrl` on a participant) are heard by that
+  participant alone; an agent told of a machine while one is on the line presses star,
+  which leaves the conference when their `<Dial hangupOnStar>` allows it;
 - **calls the app places** wait `queued` in Twilio's outbound queue for the account's pace
   (`Pacing`: 1 call a second by default, shared with the account's other traffic), then
   report each progress event the create asked for (`initiated`, `ringing`, `answered`,
@@ -493,6 +502,7 @@ class RemoteBackend:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.seen = {}
+        self.announced = {}  # CallSid -> announcements already passed on
 
     def calls(self):
         """Every call the stand-in holds, as dicts."""
@@ -520,8 +530,12 @@ class RemoteBackend:
                 redirects, ended = self.seen.get(call.sid, (0, False))
                 if call.sid not in self.seen:
                     self.seen[call.sid] = (0, False)
-                    if call.url:
+                    if call.url or getattr(call, "twiml", None):
                         network.call_created(call)
+                announced = self.announced.get(call.sid, 0)
+                for url in data.get("announcements", [])[announced:]:
+                    network.call_announced(call, url)
+                self.announced[call.sid] = len(data.get("announcements", []))
                 for url in data["redirects"][redirects:]:
                     network.call_redirected(call, url)
                 final = data["status"] in FINAL
@@ -639,6 +653,16 @@ class LiveCall:
         self.plan = None  # a holding caller's HangUpPlan
         self.plan_fired = False
         self.offered = None  # an agent's call: the holding caller it offers
+        self.answered_at = None  # simulated time it was answered (a placed call)
+        self.heard_first = None  # simulated time it first heard a sound after the answer
+        self.with_agent = False  # in a conference with an agent at some time
+        self.announcements = []  # AnnounceUrl documents waiting to be heard (a participant)
+
+    def take_announcements(self):
+        """The announcements sent to this call since the last look."""
+        with self.lock:
+            taken, self.announcements = self.announcements, []
+        return taken
 
     def next_sequence(self):
         """The SequenceNumber of this call's next progress event."""
@@ -711,6 +735,7 @@ class Network:
         self.rooms = {}
         self.records = []
         self.talks = defaultdict(float)  # customer number -> simulated seconds a person talked with an agent
+        self.silences = []  # seconds an answering person heard nothing, answer to first sound
         self.stats = defaultdict(int)
         self.threads = []
         self.origin = time.monotonic()
@@ -817,6 +842,14 @@ class Network:
             live = self.live.get(call.sid)
         if live is not None:
             live.interrupt("redirect", url)
+
+    def call_announced(self, call, url):
+        """The app asked for an announcement to a participant: heard in its conference."""
+        with self.lock:
+            live = self.live.get(call.sid)
+        if live is not None:
+            with live.lock:
+                live.announcements.append(url)
 
     def call_hung_up(self, call):
         """The app ended a call: it is over now, whenever its thread notices."""
@@ -986,13 +1019,15 @@ class Network:
                 call.url = moved.url
 
     def _answered(self, placed, call):
-        """The phone picked up: detection if asked, then the call's TwiML."""
+        """The phone picked up: detection if asked (waited for, or running in the
+        background), then the call's TwiML (inline, or fetched from its Url)."""
         behaviour = call.behaviour
-        answered_by = None
-        if placed.machine_detection:
-            answered_by = "human" if behaviour.is_person else "machine_start"
+        waiting = placed.machine_detection and not getattr(placed, "async_amd", False)
+        verdict = "human" if behaviour.is_person else "machine_start"
+        answered_by = verdict if waiting else None
         self.backend.set_status(placed.sid, "in-progress", answered_by)
         call.answered = True
+        call.answered_at = self.sim_elapsed()
         call.state = "in-progress"
         if behaviour.is_person:
             self.out(call.phone.name, "answers")
@@ -1001,13 +1036,21 @@ class Network:
         call.record.answered = self.sim_elapsed()
         self._progress(placed, call, "answered", "in-progress", answered_by)
         self._offer_moment(call, AGENT_ANSWERED)
-        if placed.machine_detection:
+        if placed.machine_detection and not waiting:
+            self._send_verdict(placed, call, verdict)
+        listening = 0
+        if waiting:
             # Detection listens before Twilio fetches the Url: a greeting takes longer to judge.
-            limit = placed.machine_detection_timeout or 30
-            self.wait(call, min(3 if behaviour.is_person else 5, limit))
+            listening = min(3 if behaviour.is_person else 5, placed.machine_detection_timeout or 30)
+            self.wait(call, listening)
         extra = {"CallStatus": "in-progress", "AnsweredBy": answered_by}
         run = CallRun(self, call, call.phone.name, keys=None, patience=None)
-        run.run(call.url or placed.url, extra, fallback_url=getattr(placed, "fallback_url", None))
+        run.silent_before = listening
+        inline = getattr(placed, "twiml", None)
+        if inline and not call.url:
+            self.count("calls answered with inline TwiML")
+        run.run(call.url or placed.url, extra, fallback_url=getattr(placed, "fallback_url", None),
+                document=inline if not call.url else None)
         return "completed"
 
     def call_over(self, call):
@@ -1016,7 +1059,34 @@ class Network:
             if call.record.ended is None:
                 call.record.ended = self.sim_elapsed()
 
+    def _send_verdict(self, placed, call, answered_by):
+        """Asynchronous detection: the verdict reaches AsyncAmdStatusCallback 2-4 s after the
+        answer (of a call still going), through the chaotic network like any callback."""
+        seconds = self._rng("amd", placed.sid).uniform(2, 4)
+        url = getattr(placed, "amd_callback", None)
+
+        def send():
+            if url and call.record.ended is None and not self.stopped.is_set():
+                self.count(f"verdicts sent: {answered_by}")
+                self.deliver(url, {**call.params, "CallStatus": "in-progress", "AnsweredBy": answered_by,
+                                   "MachineDetectionDuration": str(int(seconds * 1000))}, ("amd", placed.sid))
+
+        self.scheduler.after(self.timeline.real(seconds), send)
+
+    def heard(self, call, silence):
+        """A placed call heard a sound: the first one after the answer ends its silence
+        (`silence` simulated seconds, counted as the call's run counts its time)."""
+        if call.answered_at is None or call.heard_first is not None:
+            return
+        call.heard_first = self.sim_elapsed()
+        if call.phone.kind == "customer" and call.behaviour.is_person:
+            with self.lock:
+                self.silences.append(silence)
+
     def _finish(self, placed, call, outcome):
+        if call.answered and call.phone.kind == "customer" and not call.behaviour.is_person:
+            self.count("machines an agent heard" if call.with_agent
+                       else "machines ended before an agent heard them")
         with self.lock:
             self.live.pop(placed.sid, None)
             if call.record.ended is None:
@@ -1133,6 +1203,10 @@ class Network:
                      "joined": self.sim_elapsed()}
             room.members[call.sid] = (call, flags)
             room.first = room.first or call.sid
+            kinds = {member.phone.kind for member, _ in room.members.values()}
+            if "agent" in kinds:
+                for member, _ in room.members.values():
+                    member.with_agent = member.with_agent or member.phone.kind != "agent"
             starting = (not room.started and len(room.members) >= 2
                         and any(f["start"] for _, f in room.members.values()))
             if starting:
@@ -1231,6 +1305,7 @@ class CallRun:
         self.redirected_out = False
         self.left_with = None
         self.url = None  # the document running now (a Gather without action posts back to it)
+        self.silent_before = 0  # seconds of silence before the run began (synchronous detection)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -1269,6 +1344,7 @@ class CallRun:
     def hears(self, text):
         """What this party hears."""
         self.heard.append((self.elapsed, text))
+        self.network.heard(self.call, self.silent_before + self.elapsed)
         self.network.out(f"{self.who} hears", text)
 
     def press(self, prompt):
@@ -1289,10 +1365,11 @@ class CallRun:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self, url, extra=None, fallback_url=None):
-        """Fetch the first document and run the call until it ends."""
+    def run(self, url, extra=None, fallback_url=None, document=None):
+        """Fetch the first document (or take `document`, TwiML given inline on the create)
+        and run the call until it ends."""
         try:
-            doc = self.fetch(url, extra, fallback_url)
+            doc = ET.fromstring(document) if document else self.fetch(url, extra, fallback_url)
             while True:
                 try:
                     if doc is None:
@@ -1459,7 +1536,7 @@ class CallRun:
         conference = verb.find("Conference")
         status = "completed"
         if conference is not None:
-            self._in_conference(conference)
+            self._in_conference(conference, hangup_on_star=verb.get("hangupOnStar") == "true")
         else:
             self.hears(f"dials {(verb.text or '').strip() or 'a number'}")
             self._pass(10)
@@ -1468,7 +1545,30 @@ class CallRun:
             return self.fetch(action, {"DialCallStatus": status})
         return None
 
-    def _in_conference(self, element):
+    def _announced(self, room, hangup_on_star):
+        """Announcements to this participant, heard; True when the party then presses star
+        to leave (an agent told of a machine while one is with them, their Dial allowing it)."""
+        leave = False
+        for url in self.call.take_announcements():
+            answer = self.network.webhooks.post(url, {**self.call.params, "CallStatus": "in-progress"})
+            if answer.root is None:
+                self.network.count("announcements that failed")
+                continue
+            self.network.count("announcements heard")
+            for verb in answer.root:
+                if verb.tag == "Say":
+                    self._say(verb)
+                    self._pass(_say_seconds(verb))
+            machine = any(not other.behaviour.is_person for sid, (other, _) in list(room.members.items())
+                          if sid != self.call.sid)
+            agent = self.call.phone.kind == "agent" and self.call.behaviour.is_person
+            if hangup_on_star and machine and agent:
+                self.network.count("agents ending a machine with star")
+                self.network.out(self.who, "presses * (a machine)")
+                leave = True
+        return leave
+
+    def _in_conference(self, element, hangup_on_star=False):
         """Join, stay as the party would, and leave (or be ended with the conference)."""
         name = (element.text or "").strip()
         room = self.network.join(name, self.call, element.attrib)
@@ -1480,6 +1580,10 @@ class CallRun:
         joined = self.elapsed
         alone_since, together_since, quiet_since = self.elapsed, None, None
         while not room.ended.is_set():
+            if self._announced(room, hangup_on_star):
+                self.network.leave(room, self.call, "participant_hung_up")
+                self.conference = None
+                return
             if not room.started and behaviour.silence_seconds is not None:
                 if any(start <= self.elapsed - joined < end for start, end in sounds):
                     quiet_since = None

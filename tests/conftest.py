@@ -172,10 +172,14 @@ def svc(app):
 
 @pytest.fixture
 def main_line(svc):
-    """IVR 'Main Line' with queues Sales (priority 10) and Support (priority 5)."""
+    """IVR 'Main Line' with queues Sales (priority 10) and Support (priority 5).
+
+    Its customers' legs use synchronous detection (their Url answers with the verdict): the
+    journeys written against it step through that webhook. Asynchronous detection, the
+    default, has journeys of its own (test_async_detection.py)."""
     ivr = Ivr("Main Line", numbers=(IVR_NUMBER,), greeting="Thanks for calling Example Co.",
               queues=(Queue("Sales", "Main Line", 10, True), Queue("Support", "Main Line", 5, True)),
-              settings=CallbackSettings())
+              settings=CallbackSettings(machine_detection="sync"))
     return svc.storage.save_ivr(ivr)
 
 

@@ -385,3 +385,13 @@ def test_the_dashboard_tells_the_admin_what_to_fix_when_twilio_refuses_the_accou
     board = admin.get("/admin/dashboard.json").get_json()["html"]
     assert "Twilio error 21216: fix the profile" in board and "Seen 2 times" in board
     assert "Callbacks are held" in unescape(admin.get("/admin/dashboard").get_data(as_text=True))
+
+
+def test_machine_detection_is_chosen_on_the_settings_page(admin, svc):
+    url = "/admin/ivrs/Main%20Line/settings"
+    html = unescape(admin.get(url).get_data(as_text=True))
+    # The fixture's IVR detects synchronously (conftest); every mode is offered.
+    assert "Answering Machine Detection" in html and '<option value="sync" selected>' in html
+    assert '<option value="async" >' in html and '<option value="off" >' in html
+    assert post_form(admin, url, url, {**SETTINGS_FORM, "machine_detection": "off"}).status_code == 302
+    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "off"

@@ -203,3 +203,12 @@ def test_a_new_queue_is_checked_before_it_can_conflict(client, svc, main_line):
         taken = client.post("/api/queues", json={"name": name, "ivr": "Main Line", "priority": 3}, headers=AUTH)
         assert taken.status_code == 409 and "already exists" in taken.get_json()["fields"]["name"]
     assert [q.name for q in svc.storage.get_ivr("Main Line").queues] == ["Sales", "Support"]
+
+
+def test_put_machine_detection(client, svc, main_line):
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"machine_detection": "off"}, headers=AUTH)
+    assert response.status_code == 200 and response.get_json()["settings"]["machine_detection"] == "off"
+    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "off"
+    response = client.put("/api/ivrs/Main%20Line/settings", json={"machine_detection": "maybe"}, headers=AUTH)
+    assert response.status_code == 400 and "machine_detection" in response.get_json()["fields"]
+    assert svc.storage.get_ivr("Main Line").settings.machine_detection == "off"

@@ -5,7 +5,8 @@ import itertools
 import pytest
 
 from callback.domain import attempts as a
-from callback.domain import labels, offers
+from callback.domain import detection, labels, offers
+from callback.domain import twilio_words as words
 
 AGENT_SID = "CA" + "a" * 32
 CUSTOMER_SID = "CA" + "b" * 32
@@ -52,6 +53,11 @@ EXPECTED = {
     **{(a.CONNECTED, e): a.ENDED for e in (a.CONFERENCE_ENDED, a.CUSTOMER_LEFT, a.CUSTOMER_HUNG_UP,
                                            a.CUSTOMER_UNANSWERED, a.AGENT_LEFT, a.AGENT_HUNG_UP,
                                            a.AGENT_MISSED)},
+    # A late machine verdict warns the agent; after it only the conference's end (who ended
+    # it) or a leg's final status closes the attempt, never a participant's leave.
+    (a.CONNECTED, a.CUSTOMER_MACHINE): a.MACHINE_HEARD,
+    **{(a.MACHINE_HEARD, e): a.ENDED for e in (a.CONFERENCE_ENDED, a.CUSTOMER_HUNG_UP, a.CUSTOMER_UNANSWERED,
+                                               a.AGENT_HUNG_UP, a.AGENT_MISSED, a.AGENT_ENDED_MACHINE)},
     (a.ENDED, a.AGENT_HUNG_UP): a.ENDED,
     (a.ENDED, a.AGENT_MISSED): a.ENDED,
     (a.ENDED, a.AGENT_NOT_PLACED): a.ENDED,
@@ -89,11 +95,12 @@ def test_every_state_and_event(state, kind):
     if state == a.AGENT_JOINING and step.state == a.ENDED:
         assert a.EndAttempt("agent-hung-up", False) in step.effects and a.ReleaseAgent in effects
         assert a.HangUp(a.CUSTOMER) not in step.effects
-    # Only what the customer did (or Twilio's transient dial error, after a few) may count.
+    # Only what the customer did (or Twilio's transient dial error, after a few; or the agent
+    # ending a line they were warned is a machine) may count.
     for effect in step.effects:
         if isinstance(effect, a.EndAttempt) and effect.counted:
             assert kind in (a.CUSTOMER_MACHINE, a.CUSTOMER_UNANSWERED, a.CUSTOMER_HUNG_UP,
-                            a.CUSTOMER_LEFT)
+                            a.CUSTOMER_LEFT) or (state, kind) == (a.MACHINE_HEARD, a.AGENT_ENDED_MACHINE)
     # The agent's own call ending always frees them; nothing else leaves them booked forever.
     if kind in (a.AGENT_HUNG_UP, a.AGENT_MISSED):
         assert a.ReleaseAgent in effects
@@ -157,24 +164,24 @@ def test_connected_only_when_the_customer_joins():
     ("machine_end_other", a.CUSTOMER_MACHINE), ("fax", a.CUSTOMER_MACHINE),
 ])
 def test_answered_by_policy(answered_by, expected):
-    assert a.customer_answered(answered_by) == expected
+    assert detection.answered_by_event(answered_by) == expected
 
 
 @pytest.mark.parametrize("digits, expected", [("1", a.AGENT_ACCEPTED), ("2", a.AGENT_DECLINED),
                                               ("", a.AGENT_DECLINED), ("11", a.AGENT_DECLINED),
                                               ("*", a.AGENT_DECLINED)])
 def test_only_1_accepts(digits, expected):
-    assert a.agent_pressed(digits) == expected
+    assert words.agent_pressed(digits) == expected
 
 
 def test_conference_participants_are_told_apart_by_call_sid():
     view = attempt(a.CUSTOMER_RINGING, customer_sid=None)
-    assert a.conference_event("participant-join", AGENT_SID, view) == a.AGENT_JOINED
-    assert a.conference_event("participant-leave", AGENT_SID, view) == a.AGENT_LEFT
-    assert a.conference_event("participant-join", OTHER_SID, view) == a.CUSTOMER_JOINED
-    assert a.conference_event("participant-leave", OTHER_SID, view) == a.CUSTOMER_LEFT
-    assert a.conference_event("conference-end", None, view) == a.CONFERENCE_ENDED
-    assert a.conference_event("conference-start", None, view) is None
+    assert words.conference_event("participant-join", AGENT_SID, view) == a.AGENT_JOINED
+    assert words.conference_event("participant-leave", AGENT_SID, view) == a.AGENT_LEFT
+    assert words.conference_event("participant-join", OTHER_SID, view) == a.CUSTOMER_JOINED
+    assert words.conference_event("participant-leave", OTHER_SID, view) == a.CUSTOMER_LEFT
+    assert words.conference_event("conference-end", None, view) == a.CONFERENCE_ENDED
+    assert words.conference_event("conference-start", None, view) is None
 
 
 # A holding caller's offer: every pair that does something, the rest change nothing.
@@ -278,10 +285,10 @@ def test_an_event_of_another_offer_or_call_changes_nothing(state, kind):
 
 def test_an_offer_participant_is_the_caller_only_by_their_own_call_sid():
     view = offer(offers.CALLER_JOINING, agent_sid=None)
-    assert a.conference_event("participant-join", CALLER_SID, view) == a.CUSTOMER_JOINED
-    assert a.conference_event("participant-leave", CALLER_SID, view) == a.CUSTOMER_LEFT
-    assert a.conference_event("participant-leave", OTHER_SID, view) == a.AGENT_LEFT
-    assert a.conference_event("participant-join", OTHER_SID, view) == a.AGENT_JOINED
+    assert words.conference_event("participant-join", CALLER_SID, view) == a.CUSTOMER_JOINED
+    assert words.conference_event("participant-leave", CALLER_SID, view) == a.CUSTOMER_LEFT
+    assert words.conference_event("participant-leave", OTHER_SID, view) == a.AGENT_LEFT
+    assert words.conference_event("participant-join", OTHER_SID, view) == a.AGENT_JOINED
 
 
 def test_a_customer_joining_before_the_agent_is_in_changes_nothing():

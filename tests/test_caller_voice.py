@@ -23,7 +23,9 @@ OFFER = f"{PUBLIC}/voice/offer?ivr=Main+Line&queue=Sales"
 
 
 def with_settings(svc, main_line, **changes):
-    return svc.storage.save_ivr(main_line.evolve(settings=CallbackSettings(**changes)))
+    # The fixture's detection stays (synchronous: the customer's answer is a webhook here).
+    return svc.storage.save_ivr(main_line.evolve(settings=CallbackSettings(
+        **{"machine_detection": main_line.settings.machine_detection, **changes})))
 
 
 def press_1_at_the_offer(twilio, caller=CALLER):
@@ -128,6 +130,20 @@ def test_the_customer_hears_the_announce_as_name_in_the_ivrs_voice(
     root = customer_hears(twilio, svc, clock, twilio_standin, api)
     assert said(root) == ("Hello, this is the callback you requested from Example Company. "
                           "Connecting you to an agent now.")
+    assert set(says(root)) == {("Polly.Amy", "en-GB")}
+
+
+def test_with_async_detection_the_inline_greeting_speaks_in_the_ivrs_voice(
+        twilio, svc, clock, main_line, agents, api, twilio_standin):  # noqa: F811
+    import xml.etree.ElementTree as ET
+
+    with_settings(svc, main_line, announce_as="Example Company", voice="Polly.Amy", language="en-GB",
+                  machine_detection="async")
+    store_callback(svc, clock)
+    api.status("alice", "available")
+    agent_accepts(twilio, ringing(twilio_standin, "+14155550101"))
+    root = ET.fromstring(ringing(twilio_standin, "+12125551234").twiml)
+    assert said(root) == "Hello, this is Example Company returning your call, connecting you with Alice."
     assert set(says(root)) == {("Polly.Amy", "en-GB")}
 
 

@@ -105,8 +105,10 @@ def test_a_whole_dispatch_journey_sends_only_spec_requests(twilio, svc, clock, t
     from test_dispatch import ALICE, CUSTOMER, agent_accepts, ringing, status, store_callback
 
     from callback.domain.records import Ivr, Queue
+    from callback.domain.settings import CallbackSettings
 
-    svc.storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), queues=(Queue("Sales", "Main Line", 10),)))
+    svc.storage.save_ivr(Ivr("Main Line", numbers=("+15005550006",), queues=(Queue("Sales", "Main Line", 10),),
+                             settings=CallbackSettings(machine_detection="sync")))
     svc.storage.save_agent_profile("alice", name="Alice", phone=ALICE, queues=["Sales"],
                                    now=clock.now(), create=True)
     store_callback(svc, clock)

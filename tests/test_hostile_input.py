@@ -74,7 +74,7 @@ settings_values = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9)
                                                                                               st.integers(), max_size=1))
 SETTING_NAMES = ["callback_enabled", "offer_after_seconds", "expiration_minutes", "max_retries", "priority",
                  "retry_minutes", "transfer_timeout_seconds", "entry_attempts", "slot_capacity", "offer_caller_id",
-                 "announce_as", "voice", "language", "bogus"]
+                 "announce_as", "voice", "language", "machine_detection", "bogus"]
 
 
 @FAST

@@ -112,7 +112,9 @@ def test_scripted_journey_callback_answered_after_one_no_answer(local_run, capsy
     assert "We will call you back at 2 1 2, 5 5 5, 1 2 3 4" in out
     assert "Callback for Sales, to 2 1 2, 5 5 5, 1 2 3 4" in out
     assert "The callback will be retried later" in out, out
-    assert "the callback you requested from Example Company" in out  # the demo's "announce as"
+    # The demo detects asynchronously: the greeting, inline on the create, names "announce as"
+    # and the agent.
+    assert "this is Example Company returning your call, connecting you with Alice" in out
     assert out.rstrip().endswith(": completed")
 
 

@@ -387,6 +387,33 @@ def test_7_the_sweep_acting_on_a_stale_snapshot_changes_nothing(
     assert len(twilio_standin.placed(to=CUSTOMER)) == 1
 
 
+def test_7_a_customer_dialed_by_another_process_mid_sweep_is_not_judged_not_placed(
+        twilio, svc, clock, agents, api, twilio_standin, monkeypatch):
+    """The sweep asks Twilio about a late agent join; meanwhile the conference webhook (another
+    process) moves the attempt on and its create is on the way: the customer is in no list
+    of Twilio's yet, which must not read as "never placed" (the number freed while it rings)."""
+    cb_id = store_callback(svc, clock)
+    api.status("alice", "available")
+    leg = ringing(twilio_standin, ALICE)
+    press(twilio, leg, answer(twilio, leg), "1")
+    clock.advance(minutes=1)
+    [due] = svc.storage.needing_sweep(m.DIALING, clock.now())
+    assert due.phase == "agent-joining"
+    call_status = svc.telephony.call_status
+
+    def the_join_lands_meanwhile(sid):
+        if sid == leg.sid:
+            cb = svc.storage.get_callback(cb_id)
+            svc.storage.commit(cb, transitions.advance(cb, phase="customer-ringing",
+                                                       sweep_at=clock.now() + timedelta(minutes=1)))
+        return call_status(sid)
+
+    monkeypatch.setattr(svc.telephony, "call_status", the_join_lands_meanwhile)
+    svc.dispatcher.reconcile(cb_id, due.attempt_id)
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.status, cb.phase) == ("dialing", "customer-ringing")
+
+
 # 8 is in test_faults.py (timeouts and connection errors are StorageError).
 
 # 9 -------------------------------------------------------------------------------------

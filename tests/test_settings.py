@@ -152,3 +152,22 @@ def test_the_customers_hours_parse(raw, expected):
 def test_the_customers_hours_refused(raw, field, message):
     settings, errors = validate_settings(raw, CallbackSettings(), partial=True, json=True)
     assert settings is None and message in errors[field]
+def test_machine_detection_is_asynchronous_unless_set_otherwise():
+    assert CallbackSettings().machine_detection == "async"
+    for mode in ("async", "sync", "off"):
+        settings, errors = validate_settings({**VALID, "machine_detection": mode})
+        assert not errors and settings.machine_detection == mode
+    settings, errors = validate_settings({"machine_detection": " sync "}, CallbackSettings(), partial=True)
+    assert not errors and settings.machine_detection == "sync"
+
+
+@pytest.mark.parametrize("value", ["ASYNC", "on", "", None, True, 1, ["async"]])
+def test_an_unknown_detection_mode_saves_nothing(value):
+    settings, errors = validate_settings({**VALID, "machine_detection": value}, json=True)
+    assert settings is None and errors == {"machine_detection": "must be one of async, sync, off"}
+
+
+def test_a_client_that_does_not_send_machine_detection_keeps_its_value():
+    current = CallbackSettings(machine_detection="off")
+    settings, errors = validate_settings(VALID, current)
+    assert not errors and settings.machine_detection == "off"

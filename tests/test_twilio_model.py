@@ -644,3 +644,61 @@ def test_enqueue_creates_an_unknown_queue_with_twilios_default_size(model, twili
     wait = next(r for r in seen if r["path"] == "/wait")["form"]
     assert wait["MaxQueueSize"] == "1000"
     assert twilio_standin.queue_place("Fresh", "x")[0].members == []
+
+
+def test_async_detection_runs_inline_twiml_at_once_and_posts_the_verdict_later(model, twilio_standin,
+                                                                               telephony):
+    app, seen = recording_app({"/answer": "<Response><Say>Hello there.</Say></Response>"})
+    network = model(app)
+    phones = (("+12125550150", "human"), ("+12125550151", "voicemail"), ("+12125550152", "human"))
+    for number, answer in phones:
+        network.add_phone(Phone(number, "customer", [Behaviour(answer, keys="", ring_seconds=1)]))
+    telephony = telephony()
+    inline = "<Response><Say>Hello, this is Acme returning your call.</Say><Pause length=\"8\"/></Response>"
+    for number in ("+12125550150", "+12125550151"):
+        telephony.place_call(to=number, from_=IVR_NUMBER, twiml=inline, timeout=30,
+                             status_callback=PUBLIC + "/status", machine_detection="async",
+                             amd_callback=PUBLIC + "/amd")
+    telephony.place_call(to="+12125550152", from_=IVR_NUMBER, url=PUBLIC + "/answer",
+                         status_callback=PUBLIC + "/status", timeout=30, machine_detection=True)
+    assert wait_until(lambda: len([r for r in seen if r["path"] == "/amd"]) == 2)
+    assert wait_until(lambda: len(network.silences) == 2)
+    verdicts = {r["form"]["To"]: r["form"] for r in seen if r["path"] == "/amd"}
+    assert {to: f["AnsweredBy"] for to, f in verdicts.items()} == {"+12125550150": "human",
+                                                                    "+12125550151": "machine_start"}
+    assert all(2000 <= int(f["MachineDetectionDuration"]) <= 4000 for f in verdicts.values())
+    # Inline TwiML needs no webhook: only the synchronous call fetched its Url, after its
+    # detection's silence (3 s for a person) and the fetch (1 s).
+    assert [r["form"]["To"] for r in seen if r["path"] == "/answer"] == ["+12125550152"]
+    assert sorted(round(s, 1) for s in network.silences) == [0.0, 4.0]
+
+
+def test_an_agent_warned_of_a_machine_leaves_with_star_and_ends_the_conference(model, twilio_standin,
+                                                                              telephony):
+    agent_doc = ('<Response><Dial hangupOnStar="true"><Conference statusCallback="/conf" '
+                 'statusCallbackEvent="start end join leave" endConferenceOnExit="true">room-9</Conference>'
+                 '</Dial></Response>')
+    customer_doc = ('<Response><Dial><Conference endConferenceOnExit="true">room-9</Conference></Dial>'
+                    '</Response>')
+    notice = "<Response><Say>A machine. Press star.</Say></Response>"
+    app, seen = recording_app({"/agent": agent_doc, "/notice": notice})
+    network = model(app, speed=50)
+    network.add_phone(Phone("+14155550153", "agent", [Behaviour("human", ring_seconds=1, talk_seconds=300)]))
+    network.add_phone(Phone("+12125550154", "customer", [Behaviour("voicemail", keys="", ring_seconds=3,
+                                                                   talk_seconds=300)]))
+    telephony = telephony()
+    agent = telephony.place_call(to="+14155550153", from_=IVR_NUMBER, url=PUBLIC + "/agent",
+                                 status_callback=PUBLIC + "/status", timeout=30)
+    telephony.place_call(to="+12125550154", from_=IVR_NUMBER, twiml=customer_doc, timeout=30,
+                         status_callback=PUBLIC + "/status")
+    def events():
+        return [r["form"].get("StatusCallbackEvent") for r in seen]
+
+    assert wait_until(lambda: events().count("participant-join") == 2)
+    assert telephony.announce_to("room-9", agent, PUBLIC + "/notice")
+    assert wait_until(lambda: "conference-end" in events())
+    [end] = [r["form"] for r in seen if r["form"].get("StatusCallbackEvent") == "conference-end"]
+    assert end["CallSidEndingConference"] == agent
+    assert network.stats["agents ending a machine with star"] == 1
+    assert [r["path"] for r in seen].count("/notice") == 1
+    assert wait_until(lambda: network.stats["machines an agent heard"] == 1)

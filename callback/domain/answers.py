@@ -53,6 +53,8 @@ class AgentAnswer:
     whisper: str | None = None
     accept_url: str | None = None
     speech: tuple = DEFAULT_SPEECH
+    # Star leaves the conference (asynchronous detection: how a warned agent ends a machine).
+    hangup_on_star: bool = False
 
 
 @dataclass(frozen=True)

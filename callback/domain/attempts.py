@@ -21,9 +21,10 @@ AGENT_JOINING = "agent-joining"          # accepted: the agent is on the way int
 CUSTOMER_RINGING = "customer-ringing"    # accepted: the customer rings, the agent hears ringing
 CUSTOMER_ANSWERED = "customer-answered"  # a person answered and is on the way in
 CONNECTED = "connected"                  # both are in the conference
+MACHINE_HEARD = "connected-machine"      # both in, and a late verdict says machine (detection.py)
 ENDED = "ended"                          # closed; only the agent's own call may still end
 STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED,
-          ENDED)
+          MACHINE_HEARD, ENDED)
 OPEN_STATES = STATES[:-1]
 
 # -- legs -------------------------------------------------------------------------------
@@ -44,6 +45,7 @@ AGENT_MISSED = "agent-missed"            # final status busy / no-answer / faile
 AGENT_HUNG_UP = "agent-hung-up"          # final status completed
 AGENT_NOT_PLACED = "agent-not-placed"    # dial error, or Twilio holds no such call
 AGENT_REFUSED = "agent-refused"          # Twilio refuses the agent's number for good
+AGENT_ENDED_MACHINE = "agent-ended-machine"  # the agent ended the conference on a machine verdict
 CUSTOMER_PLACED = "customer-placed"      # Twilio accepted the call to the customer: its CallSid
 CUSTOMER_HUMAN = "customer-human"        # answered; AnsweredBy human or unknown
 CUSTOMER_MACHINE = "customer-machine"    # answered by a machine or a fax
@@ -62,10 +64,10 @@ CONFERENCE_ENDED = "conference-ended"
 CALLER_GONE = "caller-gone"              # the holding caller's call is over (hung up on the way)
 CALLER_NOT_MOVED = "caller-not-moved"    # the holding caller never reached the room; they hold again
 EVENTS = (AGENT_PLACED, AGENT_ANSWERED, AGENT_ACCEPTED, AGENT_DECLINED, AGENT_SILENT, AGENT_JOINED,
-          AGENT_LEFT, AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
-          CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN,
-          CUSTOMER_ON_LINE, DIAL_HELD, CENTER_CLOSED, OUTSIDE_HOURS, CONFERENCE_ENDED, CALLER_GONE,
-          CALLER_NOT_MOVED)
+          AGENT_LEFT, AGENT_MISSED, AGENT_HUNG_UP, AGENT_NOT_PLACED, AGENT_REFUSED, AGENT_ENDED_MACHINE,
+          CUSTOMER_PLACED, CUSTOMER_HUMAN, CUSTOMER_MACHINE, CUSTOMER_JOINED, CUSTOMER_LEFT,
+          CUSTOMER_UNANSWERED, CUSTOMER_HUNG_UP, DIAL_REFUSED, DIAL_FAILED, DIAL_UNKNOWN, CUSTOMER_ON_LINE,
+          DIAL_HELD, CENTER_CLOSED, OUTSIDE_HOURS, CONFERENCE_ENDED, CALLER_GONE, CALLER_NOT_MOVED)
 
 # The leg whose CallSid an event must carry (conference events name their participant);
 # a holding caller is their offer's customer leg.
@@ -76,8 +78,6 @@ LEG_OF[CONFERENCE_ENDED] = CONFERENCE
 AGENT_CALL_OVER = frozenset({AGENT_HUNG_UP, AGENT_MISSED, AGENT_NOT_PLACED, AGENT_REFUSED})
 
 FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
-MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
-                   "fax")
 
 
 # -- effects ----------------------------------------------------------------------------
@@ -98,6 +98,11 @@ class TellAgent:
     """Redirect the agent's call to a spoken notice, then it hangs up."""
 
     notice: str
+
+
+@dataclass(frozen=True)
+class WarnAgent:
+    """Tell the agent in the conference that the customer's line may be a machine."""
 
 
 @dataclass(frozen=True)
@@ -266,12 +271,19 @@ TABLE = {
     (CONNECTED, AGENT_LEFT): _FINISHED,
     (CONNECTED, AGENT_HUNG_UP): (ENDED, (Complete(), ReleaseAgent(AVAILABLE))),
     (CONNECTED, AGENT_MISSED): (ENDED, (Complete(), ReleaseAgent(AVAILABLE))),
+    (CONNECTED, CUSTOMER_MACHINE): (MACHINE_HEARD, (WarnAgent(),)),
 
     # After the attempt closed, the agent's own call still has to end to free them.
     (ENDED, AGENT_HUNG_UP): (ENDED, (ReleaseAgent(AVAILABLE),)),
     (ENDED, AGENT_MISSED): (ENDED, (ReleaseAgent(MISSED),)),
     (ENDED, AGENT_NOT_PLACED): (ENDED, (ReleaseAgent(AVAILABLE),)),
 }
+
+
+# Warned: as connected, but leaves wait for the end, which says who ended it (detection.py).
+TABLE.update({(MACHINE_HEARD, e): t for (s, e), t in list(TABLE.items())
+              if s == CONNECTED and t[0] == ENDED and e not in (AGENT_LEFT, CUSTOMER_LEFT)})
+TABLE[(MACHINE_HEARD, AGENT_ENDED_MACHINE)] = (ENDED, (HangUp(CUSTOMER), EndAttempt("machine", True)))
 
 
 def agent_end_frees_them(table):
@@ -357,44 +369,3 @@ def apply(attempt, event, table=TABLE):
     if leg == CUSTOMER and event.call_sid:
         customer_sid = customer_sid or event.call_sid
     return Step(state, effects, agent_call_sid=agent_sid, customer_call_sid=customer_sid)
-
-
-# -- reading Twilio's words as events ----------------------------------------------------
-def agent_call_ended(call_status):
-    """The event a final status of the agent's leg stands for."""
-    return AGENT_HUNG_UP if call_status == "completed" else AGENT_MISSED
-
-
-def customer_call_ended(call_status):
-    """The event a final status of the customer's leg stands for."""
-    return CUSTOMER_HUNG_UP if call_status == "completed" else CUSTOMER_UNANSWERED
-
-
-def customer_answered(answered_by):
-    """Policy per AnsweredBy: a machine or fax fails the try; a person, `unknown` (no
-    verdict: often a person who said little) or no detection at all joins the agent."""
-    return CUSTOMER_MACHINE if (answered_by or "").strip() in MACHINE_ANSWERS else CUSTOMER_HUMAN
-
-
-def agent_pressed(digits):
-    """Only 1 accepts; any other key, or silence, declines."""
-    return AGENT_ACCEPTED if digits == "1" else AGENT_DECLINED
-
-
-def conference_event(status_event, call_sid, attempt):
-    """A conference status callback as an event of this attempt (or offer), or None.
-
-    A participant is the agent when their CallSid is the agent leg's, or when the other
-    leg's CallSid is known and theirs is not it (a holding caller's always is: the agent's
-    may not be, when ringing them timed out); anyone else joining is the customer (whose
-    CallSid we may not know yet, when the dial request timed out).
-    """
-    if status_event == "conference-end":
-        return CONFERENCE_ENDED
-    if status_event not in ("participant-join", "participant-leave") or not call_sid:
-        return None
-    joined = status_event == "participant-join"
-    other = attempt.customer_call_sid
-    if call_sid == attempt.agent_call_sid or (other and call_sid != other and not attempt.agent_call_sid):
-        return AGENT_JOINED if joined else AGENT_LEFT
-    return CUSTOMER_JOINED if joined else CUSTOMER_LEFT

@@ -130,7 +130,8 @@ def _effect_text(effect):
         return f"caller leaves the line: {effect.why}"
     return {"DialCustomer": "dial customer", "RefuseNumber": "end callback: number refused",
             "Connect": "connected", "Complete": "completed", "MoveCaller": "move caller to agent",
-            "BackInLine": "caller back in line, same place"}[name]
+            "BackInLine": "caller back in line, same place",
+            "WarnAgent": "warn agent: maybe a machine, star ends it"}[name]
 
 
 def table_markdown(table=a.TABLE):

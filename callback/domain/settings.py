@@ -9,6 +9,7 @@ from callback.domain.customer_clock import (
     customer_clock,
     parse_clock_time,
 )
+from callback.domain.detection import DEFAULT_MODE, MODES
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
 from callback.domain.hours import OpenHours
 from callback.domain.texts import DEFAULT_CANCEL_WORD, MAX_CANCEL_WORD, parse_cancel_word, parse_service_sid
@@ -60,18 +61,20 @@ class CallbackSettings:
     # The customer's calling window, in their local time (see callback.domain.customer_clock).
     customer_hours_start: str = DEFAULT_START
     customer_hours_end: str = DEFAULT_END
-
-    def customer_clock(self, number):
-        """The calling window of the customer at `number`, in their local time (the IVR's zone
-        stands in for a number that does not tell its own)."""
-        return customer_clock(number, time_zone=self.hours.zone, start=self.customer_hours_start,
-                              end=self.customer_hours_end)
     # Texts to customers (callback.domain.texts), all off by default.
     sms_enabled: bool = False
     sms_service_sid: str = ""
     sms_cancel_word: str = DEFAULT_CANCEL_WORD
     sms_about_to_call: bool = False
     sms_not_reached: bool = False
+    # Answering-machine detection on the customer's leg (callback.domain.detection).
+    machine_detection: str = DEFAULT_MODE
+
+    def customer_clock(self, number):
+        """The calling window of the customer at `number`, in their local time (the IVR's zone
+        stands in for a number that does not tell its own)."""
+        return customer_clock(number, time_zone=self.hours.zone, start=self.customer_hours_start,
+                              end=self.customer_hours_end)
 
     @property
     def dial_rules(self):
@@ -208,6 +211,13 @@ CHOICE_FIELDS = {
     "language": ("Language", LANGUAGES,
                  "The language the voice speaks: each Amazon Polly voice speaks exactly one; "
                  "man and woman speak several."),
+    "machine_detection": ("Answering Machine Detection", MODES,
+                          "How the app tells a person from voicemail on the customer's call. async "
+                          "(recommended): the customer hears a greeting at once and joins the agent; "
+                          "voicemail found before the join is hung up and retried, found later the "
+                          "agent is told and may end it with star. sync: the customer hears silence "
+                          "for a few seconds while Twilio listens. off: every answer is taken as a "
+                          "person."),
 }
 FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS) + tuple(CHOICE_FIELDS) + (
     "call_regions",)
@@ -349,7 +359,9 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
         if value in choices:
             values[name] = value
         else:
-            errors[name] = f"must be one of the {name}s offered"
+            # A short list is named; the voices and languages are too many to.
+            errors[name] = (f"must be one of {', '.join(choices)}" if len(choices) <= 5
+                            else f"must be one of the {name}s offered")
     if "voice" not in errors and "language" not in errors:
         problem = speech_problem(values["voice"], values["language"])
         if problem:

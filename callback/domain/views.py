@@ -17,7 +17,8 @@ def attempt_view(cb, attempt_id):
     if attempt is None:
         return None
     if cb.attempt_id == attempt_id and cb.status in (m.DIALING, m.CONNECTED):
-        state = a.CONNECTED if cb.status == m.CONNECTED else _OLD_PHASES.get(cb.phase, cb.phase)
+        connected = a.MACHINE_HEARD if cb.phase == a.MACHINE_HEARD else a.CONNECTED
+        state = connected if cb.status == m.CONNECTED else _OLD_PHASES.get(cb.phase, cb.phase)
         return a.Attempt(cb.callback_id, attempt_id, state, cb.agent_call_sid, cb.customer_call_sid)
     return a.Attempt(cb.callback_id, attempt_id, a.ENDED, attempt.agent_call_sid,
                      attempt.customer_call_sid)

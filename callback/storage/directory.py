@@ -13,6 +13,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
 from callback.domain.customer_clock import DEFAULT_END, DEFAULT_START
+from callback.domain.detection import DEFAULT_MODE
 from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.hours_input import hours_from_record, hours_record
 from callback.domain.settings import DEFAULT_LANGUAGE, DEFAULT_VOICE, CallbackSettings
@@ -50,6 +51,7 @@ class IvrStorage(StorageBase):
             sms_enabled=bool(s.sms_enabled), sms_service_sid=s.sms_service_sid or "",
             sms_cancel_word=s.sms_cancel_word or DEFAULT_CANCEL_WORD,
             sms_about_to_call=bool(s.sms_about_to_call), sms_not_reached=bool(s.sms_not_reached),
+            machine_detection=s.machine_detection or DEFAULT_MODE,
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),

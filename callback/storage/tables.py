@@ -99,6 +99,8 @@ class SettingsMap(MapAttribute):
     sms_cancel_word = UnicodeAttribute(null=True)
     sms_about_to_call = BooleanAttribute(null=True)
     sms_not_reached = BooleanAttribute(null=True)
+    # None on IVRs saved before it: the default (asynchronous).
+    machine_detection = UnicodeAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):

@@ -172,26 +172,40 @@ class Telephony:
                 raise TelephonyError(type(exc).__name__) from exc
             raise
 
-    def place_call(self, *, to, from_, url, status_callback, timeout, fallback_url=None,
-                   machine_detection=False):
-        """Dial a number; Twilio fetches `url` for TwiML when it answers. Returns the CallSid.
+    def place_call(self, *, to, from_, url=None, status_callback, timeout, fallback_url=None,
+                   machine_detection=False, twiml=None, amd_callback=None):
+        """Dial a number; Twilio runs `twiml` (inline) or fetches `url` for TwiML when it
+        answers. Returns the CallSid.
 
-        NumberRefused when Twilio will never call `to`; MaybePlaced when the request timed
-        out after it was sent (the call may ring: its status callbacks will tell).
+        `machine_detection`: False (none), True or "sync" (the callee waits in silence for the
+        verdict, which the Url's request carries), "async" (the call runs at once; the verdict
+        is posted to `amd_callback`). NumberRefused when Twilio will never call `to`;
+        MaybePlaced when the request timed out after it was sent (the call may ring: its
+        status callbacks will tell).
         """
         params = dict(
-            to=to, from_=from_, url=url, timeout=timeout, status_callback=status_callback,
+            to=to, from_=from_, timeout=timeout, status_callback=status_callback,
             # `initiated` brings the CallSid even when this request's answer is lost (the
             # URL names the attempt); `ringing` says the call left Twilio's pacing queue.
             status_callback_event=["initiated", "ringing", "answered", "completed"],
             status_callback_method="POST",
         )
-        if fallback_url:
-            params.update(fallback_url=fallback_url, fallback_method="POST")
+        # Twilio ignores Twiml when a Url is given too, so a call has one or the other; a
+        # FallbackUrl stands in for a failed Url only.
+        if twiml is not None:
+            params.update(twiml=twiml)
+        else:
+            params.update(url=url)
+            if fallback_url:
+                params.update(fallback_url=fallback_url, fallback_method="POST")
         if machine_detection:
             # Detection keeps the callee in silence while it listens: a few seconds, not 30.
+            # Asynchronous, nobody waits; the verdict still comes within the same time.
             params.update(machine_detection="Enable",
                           machine_detection_timeout=MACHINE_DETECTION_TIMEOUT_SECONDS)
+        if machine_detection == "async":
+            params.update(async_amd="true", async_amd_status_callback=amd_callback,
+                          async_amd_status_callback_method="POST")
         call = self._wrap(lambda: self._calls().create(**params))
         return call.sid
 
@@ -227,6 +241,30 @@ class Telephony:
             participants = self._wrap(lambda: conferences(room.sid).participants.list(limit=50))
             joined |= {p.call_sid for p in participants if p.status in (None, "connected")}
         return frozenset(joined)
+
+    def conference_ended_by(self, friendly_name):
+        """The CallSid whose leaving ended the conference of that name, as Twilio's record
+        says (`call_sid_ending_conference`); None while none of that name has ended."""
+        conferences = self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).conferences
+        rooms = self._wrap(lambda: conferences.list(friendly_name=friendly_name, status="completed", limit=5))
+        return next((room.call_sid_ending_conference for room in rooms if room.call_sid_ending_conference),
+                    None)
+
+    def announce_to(self, friendly_name, call_sid, url):
+        """Play `url` (TwiML of <Say>, <Play>, <Pause>) to one participant of the open
+        conference of that name, the others hearing nothing of it. False when no open
+        conference holds that call."""
+        conferences = self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).conferences
+        rooms = self._wrap(lambda: conferences.list(friendly_name=friendly_name, status="in-progress",
+                                                    limit=5))
+        for room in rooms:
+            try:
+                self._wrap(lambda: conferences(room.sid).participants(call_sid).update(
+                    announce_url=url, announce_method="POST"), call_sid)
+                return True
+            except CallGone:
+                continue
+        return False
 
     def _numbers(self):
         return self.client.api.v2010.accounts(self.config.TWILIO_ACCOUNT_SID).incoming_phone_numbers

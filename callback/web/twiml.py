@@ -320,16 +320,18 @@ def leave_queue():
 
 
 def conference(conference_name, *, announcement=None, status_callback=None, end_on_exit=True,
-               wait_url="", start_on_enter=True, speech=DEFAULT_SPEECH):
+               wait_url="", start_on_enter=True, speech=DEFAULT_SPEECH, hangup_on_star=False):
     """Say something, then join a conference (agent or customer side).
 
     The agent joins with start_on_enter=False and `wait_url` answering `ringing`: they hear
-    ringing until the other party joins and starts the conference.
+    ringing until the other party joins and starts the conference. `hangup_on_star` lets
+    them leave it with star (ending it, with end_on_exit): how an agent warned of a machine
+    ends the customer's call.
     """
     response = VoiceResponse()
     if announcement:
         say(response, announcement, speech)
-    dial = Dial()
+    dial = Dial(hangup_on_star=True) if hangup_on_star else Dial()
     attrs = dict(start_conference_on_enter=start_on_enter, end_conference_on_exit=end_on_exit,
                  beep=False, wait_url=wait_url)
     if wait_url:
@@ -368,6 +370,13 @@ def notice(message, speech=DEFAULT_SPEECH):
     response = VoiceResponse()
     say(response, message, speech)
     response.hangup()
+    return render(response)
+
+
+def spoken(message, speech=DEFAULT_SPEECH):
+    """Words only, no other verb: what a conference announcement to one participant may be."""
+    response = VoiceResponse()
+    say(response, message, speech)
     return render(response)
 
 

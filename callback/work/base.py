@@ -98,5 +98,6 @@ class Base:
             + EVENT_MARGIN,
             a.CUSTOMER_ANSWERED: EVENT_MARGIN,
             a.CONNECTED: CONNECTED_CHECK,
+            a.MACHINE_HEARD: CONNECTED_CHECK,
         }
         return now + waits.get(state, EVENT_MARGIN)

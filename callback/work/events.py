@@ -6,7 +6,8 @@ caller of the webhook hears and does next (the whisper, the conference, a notice
 from dataclasses import replace
 
 from callback.domain import attempts as a
-from callback.domain import offers
+from callback.domain import detection, offers
+from callback.domain import twilio_words as words
 from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer
 from callback.domain.numbers import speakable
 from callback.domain.rules import CALL, CALLBACK
@@ -63,7 +64,7 @@ class Events(Effects):
         return replace(answer, speech=self._speech_of(kind, key))
 
     def _agent_pressed(self, kind, key, attempt_id, agent_id, agent_call_sid, digits):
-        event = a.Event(a.agent_pressed(digits), key, attempt_id, agent_call_sid)
+        event = a.Event(words.agent_pressed(digits), key, attempt_id, agent_call_sid)
         accepted = event.kind == a.AGENT_ACCEPTED
         conference_callback = self._conference_callback(kind, key, attempt_id, agent_id)
         if accepted:
@@ -79,7 +80,8 @@ class Events(Effects):
             # the conference says the agent is in it.
             if kind == CALLBACK:
                 return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
-                                   status_callback=conference_callback)
+                                   status_callback=conference_callback,
+                                   hangup_on_star=self._detection_of(key) == detection.ASYNC)
             call = self.storage.get_waiting_call(key)
             queue = call.queue_name if call else "the queue"
             return AgentAnswer(caller_conference(key, attempt_id),
@@ -92,6 +94,14 @@ class Events(Effects):
         if kind == CALL:
             return AgentAnswer(notice=NOTICES[self._offer_over(self.storage.get_waiting_call(key))])
         return AgentAnswer(notice=NOTICES["stale"])
+
+    def _detection_of(self, callback_id):
+        """The detection setting of the IVR a callback came through."""
+        try:
+            ivr = self.directory.ivr(self.storage.get_callback(callback_id).ivr_name)
+        except NotFound:
+            ivr = None
+        return ivr.settings.machine_detection if ivr else detection.DEFAULT_MODE
 
     @staticmethod
     def _offer_over(call):
@@ -119,7 +129,7 @@ class Events(Effects):
 
     def agent_call_ended(self, kind, key, attempt_id, agent_id, agent_call_sid, call_status):
         """The agent's leg reached a final status: free or park the agent, fix the work."""
-        event = a.Event(a.agent_call_ended(call_status), key, attempt_id, agent_call_sid, call_status)
+        event = a.Event(words.agent_call_ended(call_status), key, attempt_id, agent_call_sid, call_status)
         outcome = self.handle(event) if kind == CALLBACK else self.handle_offer(event, agent_id)
         if outcome.freed_agent:
             return True
@@ -130,7 +140,7 @@ class Events(Effects):
 
     def customer_answered(self, callback_id, attempt_id, call_sid, answered_by):
         """The customer's phone picked up: a person joins the agent, a machine fails the try."""
-        event = a.customer_answered(answered_by)
+        event = detection.answered_by_event(answered_by)
         outcome = self.handle(a.Event(event, callback_id, attempt_id, call_sid))
         try:
             cb = self.storage.get_callback(callback_id)
@@ -152,6 +162,17 @@ class Events(Effects):
                                                  "We will call you again. Goodbye.", hang_up=True,
                               speech=speech_of(ivr))
 
+    def customer_verdict(self, callback_id, attempt_id, call_sid, answered_by):
+        """Twilio's asynchronous verdict on the customer's leg: a machine before the join
+        ends the leg, after it the agent is warned; a person changes nothing but the state.
+        A verdict for another call or an attempt that is over changes nothing."""
+        return self.handle(a.Event(detection.answered_by_event(answered_by), callback_id, attempt_id,
+                                   call_sid))
+
+    def machine_notice(self, callback_id):
+        """What the agent hears of a late machine verdict, in the IVR's voice."""
+        return detection.MACHINE_NOTICE, self._speech_of(CALLBACK, callback_id)
+
     def customer_call_progress(self, callback_id, attempt_id, call_sid, call_status):
         """A status of the customer's leg before its end: the ledger and the attempt learn
         its CallSid (and a leg whose attempt is over is hung up at once)."""
@@ -163,7 +184,7 @@ class Events(Effects):
         """The customer's leg reached a final status: their number is free, then the attempt
         hears of it."""
         self.leg_gone(self._number_of(callback_id), leg_id(CUSTOMER_LEG, attempt_id), call_sid)
-        return self.handle(a.Event(a.customer_call_ended(call_status), callback_id, attempt_id,
+        return self.handle(a.Event(words.customer_call_ended(call_status), callback_id, attempt_id,
                                    call_sid, call_status))
 
     def _number_of(self, callback_id):
@@ -182,20 +203,24 @@ class Events(Effects):
         outcome = self.handle_offer(a.Event(a.CALLER_GONE, call_sid, call.offer_id, call_sid), call.agent_id)
         return outcome.applied
 
-    def conference_event(self, kind, key, attempt_id, agent_id, status_event, call_sid):
-        """A conference status callback: participants joining and leaving, its end."""
+    def conference_event(self, kind, key, attempt_id, agent_id, status_event, call_sid, ending_call_sid=None):
+        """A conference status callback: participants joining and leaving, its end (and
+        whose leaving ended it, `ending_call_sid`)."""
         if kind == CALLBACK:
             try:
                 cb = self.storage.get_callback(key)
             except NotFound:
                 return None
             view = attempt_view(cb, attempt_id)
-            kind_of = a.conference_event(status_event, call_sid, view) if view else None
+            kind_of = words.conference_event(status_event, call_sid, view) if view else None
+            if kind_of == a.CONFERENCE_ENDED:
+                kind_of = detection.conference_end_event(view, ending_call_sid)
+                call_sid = ending_call_sid if kind_of == a.AGENT_ENDED_MACHINE else call_sid
             if kind_of is None:
                 return None
             return self.handle(a.Event(kind_of, key, attempt_id, call_sid))
         view = offer_view(key, self.storage.get_waiting_call(key), attempt_id)
-        kind_of = a.conference_event(status_event, call_sid, view)
+        kind_of = words.conference_event(status_event, call_sid, view)
         if kind_of is None:
             return None
         return self.handle_offer(a.Event(kind_of, key, attempt_id, call_sid), agent_id)

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from callback.domain import attempts as a
 from callback.domain import offers, transitions
+from callback.domain import twilio_words as words
 from callback.domain.numbers import mask
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.views import attempt_view, caller_conference, offer_view
@@ -60,7 +61,7 @@ class Reconciler(Effects):
         if status == "not-placed" and view.state == a.AGENT_RINGING:
             changed |= self.handle(a.Event(a.AGENT_NOT_PLACED, **event)).applied
         elif status in FINAL_CALL_STATUSES:
-            changed |= self.handle(a.Event(a.agent_call_ended(status), call_sid=sid, call_status=status,
+            changed |= self.handle(a.Event(words.agent_call_ended(status), call_sid=sid, call_status=status,
                                            **event)).applied
         elif status == "in-progress" and view.state == a.AGENT_JOINING:
             kind = self._late_join(cb.conference_name, sid)
@@ -69,9 +70,14 @@ class Reconciler(Effects):
             changed |= self.handle(a.Event(a.AGENT_SILENT, call_sid=sid, **event)).applied
         elif sid and not view.agent_call_sid:
             changed |= self.handle(a.Event(a.AGENT_PLACED, call_sid=sid, **event)).applied
+        first_state = view.state
         cb = self.storage.get_callback(callback_id)
         view = attempt_view(cb, attempt_id)
-        if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED):
+        if view.state != first_state and cb.sweep_at and cb.sweep_at > now:
+            # It moved on meanwhile (this pass's event, or another process's): a customer
+            # dialed this instant is not in Twilio's list yet, so its state is not judged now.
+            return changed
+        if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED, a.MACHINE_HEARD):
             sid, status = self._twilio_leg(view.customer_call_sid, cb.number, attempt.started_at)
             customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
             if status == "not-placed":
@@ -79,9 +85,9 @@ class Reconciler(Effects):
                 changed |= self.handle(a.Event(a.DIAL_FAILED, **event)).applied
             elif status in FINAL_CALL_STATUSES:
                 self.leg_gone(cb.number, customer_leg, sid)
-                changed |= self.handle(a.Event(a.customer_call_ended(status), call_sid=sid,
+                changed |= self.handle(a.Event(words.customer_call_ended(status), call_sid=sid,
                                                call_status=status, **event)).applied
-            elif (status == "in-progress" and view.state != a.CONNECTED
+            elif (status == "in-progress" and view.state not in (a.CONNECTED, a.MACHINE_HEARD)
                   and self._joined_agent(cb.conference_name, view.agent_call_sid, sid)):
                 changed |= self.handle(a.Event(a.CUSTOMER_JOINED, call_sid=sid, **event)).applied
             elif sid and not view.customer_call_sid:
@@ -90,7 +96,8 @@ class Reconciler(Effects):
             cb = self.storage.get_callback(callback_id)
             view = attempt_view(cb, attempt_id)
             if view.state != a.ENDED:
-                later = now + (CONNECTED_CHECK if view.state == a.CONNECTED else EVENT_MARGIN)
+                talking = view.state in (a.CONNECTED, a.MACHINE_HEARD)
+                later = now + (CONNECTED_CHECK if talking else EVENT_MARGIN)
                 try:
                     self.storage.commit(cb, transitions.postpone_sweep(cb, later))
                 except Conflict:
@@ -129,7 +136,7 @@ class Reconciler(Effects):
         sid, status = self._twilio_leg(agent.call_sid, agent.phone, agent.status_changed_at)
         over = status in FINAL_CALL_STATUSES or status == "not-placed"
         if over:
-            kind = a.AGENT_NOT_PLACED if status == "not-placed" else a.agent_call_ended(status)
+            kind = a.AGENT_NOT_PLACED if status == "not-placed" else words.agent_call_ended(status)
             event = a.Event(kind, agent.work_key, agent.attempt_id, sid, status)
         elif status == "in-progress" and agent.work_kind == CALL:
             event = self._offer_on_call(agent, sid)

@@ -3,6 +3,7 @@ tone while the customer's phone rings, notices; and the fallback for any call th
 from flask import Response
 
 from callback.domain.answers import NOTICES
+from callback.domain.detection import MACHINE_NOTICE
 from callback.domain.rules import CALL, CALLBACK
 from callback.web import tones, twiml
 from callback.web.voice.common import bp, param, services, webhook
@@ -21,7 +22,7 @@ def _agent_answer_twiml(answer):
     return twiml.conference(answer.conference, announcement=answer.announcement,
                             status_callback=answer.status_callback, start_on_enter=False,
                             wait_url=services().config.public_url("/voice/agent/ringing"),
-                            speech=answer.speech)
+                            speech=answer.speech, hangup_on_star=answer.hangup_on_star)
 
 
 @bp.post("/agent/answer")
@@ -52,6 +53,19 @@ def agent_accept():
     if answer.conference is None:
         svc.handoff.dispatch()
     return _agent_answer_twiml(answer)
+
+def _machine_notice_safely():
+    return twiml.spoken(MACHINE_NOTICE)
+
+
+@bp.post("/agent/machine-notice")
+@webhook(safe_twiml=_machine_notice_safely)
+def agent_machine_notice():
+    """The conference announcement an agent alone hears when a verdict after the join says
+    machine: words only (an announcement may hold nothing else), star ends the call."""
+    message, speech = services().dispatcher.machine_notice(param("callback"))
+    return twiml.spoken(message, speech=speech)
+
 
 @bp.post("/call-fallback")
 @webhook(safe_twiml=twiml.hangup)

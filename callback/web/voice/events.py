@@ -171,6 +171,20 @@ def customer_status():
     return twiml.empty()
 
 
+@bp.post("/customer/amd")
+@webhook(safe_twiml=twiml.empty)
+def customer_verdict():
+    """Twilio's asynchronous answering-machine verdict on the customer's leg (AnsweredBy):
+    it names the callback and attempt (query) and the call (CallSid), and changes nothing
+    unless they still match: a late, repeated or stray verdict is ignored."""
+    if param("CallSid") and param("callback") and param("attempt"):
+        log.info("callback %s attempt %s: AnsweredBy %s after %s ms", param("callback"), param("attempt"),
+                 param("AnsweredBy") or "-", param("MachineDetectionDuration") or "-")
+        services().dispatcher.customer_verdict(param("callback"), param("attempt"), param("CallSid"),
+                                               param("AnsweredBy"))
+    return twiml.empty()
+
+
 @bp.post("/conference")
 @webhook(safe_twiml=twiml.empty)
 def conference_event():
@@ -180,7 +194,8 @@ def conference_event():
     kind = param("kind") or CALLBACK
     key = param("key") or param("callback")
     outcome = svc.dispatcher.conference_event(kind, key, param("attempt"), param("agent"),
-                                              param("StatusCallbackEvent"), param("CallSid"))
+                                              param("StatusCallbackEvent"), param("CallSid"),
+                                              param("CallSidEndingConference") or None)
     if outcome is not None and outcome.freed_agent:
         svc.handoff.dispatch()
     return twiml.empty()

@@ -1,0 +1,58 @@
+"""Answering-machine detection on the customer's leg, per IVR: asynchronous (the default),
+synchronous, or off; and what a verdict means for an attempt.
+
+Asynchronous: the customer hears a greeting from the first second (TwiML inline on the
+create, no webhook between the answer and the first word), then joins the agent; Twilio
+posts its verdict (`AnsweredBy`) to a webhook of its own, usually 2-4 s after the answer.
+A machine or fax before the join ends the leg, the attempt counting as `machine`
+(`attempts.CUSTOMER_MACHINE`, as under synchronous detection). A verdict after the join
+never cuts the call: a person who answers with a long hello is often judged a machine.
+The agent hears a notice and may end the conference with star; only a conference the
+agent ended after such a verdict counts as `machine` (`attempts.MACHINE_HEARD`).
+
+Synchronous: the callee hears silence until Twilio decides, then the answer webhook runs
+(today's behaviour). Off: no detection; every answer is a person.
+
+Plain Python: no Flask, Twilio or DynamoDB here.
+"""
+from callback.domain import attempts as a
+
+ASYNC, SYNC, OFF = "async", "sync", "off"
+MODES = (ASYNC, SYNC, OFF)
+DEFAULT_MODE = ASYNC
+MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+                   "fax")
+
+
+def answered_by_event(answered_by):
+    """Policy per AnsweredBy, synchronous or not: a machine or fax is CUSTOMER_MACHINE (it
+    fails a try not yet with the agent, and only warns the agent of one that is); a person,
+    `unknown` (no verdict: often a person who said little) or no detection at all is
+    CUSTOMER_HUMAN."""
+    return a.CUSTOMER_MACHINE if (answered_by or "").strip() in MACHINE_ANSWERS else a.CUSTOMER_HUMAN
+
+
+# What may end a warned conversation, in any order: the conference's end, or either leg's
+# final status. Each asks who ended the conference (the agent: `machine`), not who came first.
+ENDINGS = (a.CONFERENCE_ENDED, a.CUSTOMER_HUNG_UP, a.CUSTOMER_UNANSWERED, a.AGENT_HUNG_UP, a.AGENT_MISSED)
+
+
+def conference_end_event(attempt, ending_call_sid, kind=a.CONFERENCE_ENDED):
+    """The event `kind` (the conference's end, or a leg's final status) stands for: the
+    agent having ended the conference after a late machine verdict (`ending_call_sid`, as
+    Twilio names who ended it, is their leg's) ends the attempt as `machine`; any other end
+    is the conversation's end."""
+    if (attempt is not None and attempt.state == a.MACHINE_HEARD and ending_call_sid
+            and ending_call_sid == attempt.agent_call_sid and kind in ENDINGS):
+        return a.AGENT_ENDED_MACHINE
+    return kind
+
+
+def greeting(company, agent_name=None):
+    """What the customer hears on answering, before joining the agent."""
+    who = f"with {agent_name}" if agent_name else "with an agent"
+    return f"Hello, this is {company} returning your call, connecting you {who}."
+
+
+MACHINE_NOTICE = ("The customer's line may be an answering machine. Press star to end the call; "
+                  "the callback will be tried again.")
