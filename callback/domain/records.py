@@ -159,6 +159,9 @@ class Callback:
     # The slot the caller chose (callback.domain.slots): due at its start, expires at its end.
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # Who and what about, as a CRM asked for it through the API (callback.domain.requests).
+    name: str | None = None
+    reason: str | None = None
 
     @property
     def conference_name(self):
