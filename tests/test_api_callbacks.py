@@ -219,7 +219,7 @@ def test_the_key_is_required_and_bounded(client, svc, main_line, key, status):
     ({"queue": "Sales", "number": NY_NUMBER, "reason": 42}, "reason"),
     ({"queue": "Sales", "number": NY_NUMBER, "colour": "blue"}, "colour"),
     ({"queue": "Sales", "number": NY_NUMBER, "window": "tomorrow"}, "window"),
-    ({"queue": "Sales", "number": NY_NUMBER, "window": {"earliest": "2026-05-04T14:00:00"}}, "window.earliest"),
+    ({"queue": "Sales", "number": NY_NUMBER, "window": {"earliest": "2026-05-04T14:00"}}, "window.earliest"),
 ])
 def test_invalid_requests_answer_400_with_fields_and_store_nothing(client, svc, main_line, body, field):
     response = post(client, body)
@@ -302,3 +302,17 @@ def test_a_window_must_lie_in_the_customers_own_window(client, svc, main_line):
     later = monday_at(11, 0) + timedelta(days=1)
     assert post(client, {**window(later, later + timedelta(hours=1)), "number": LA_NUMBER},
                 key="k2").status_code == 201
+
+
+def test_forgetting_a_number_forgets_the_stored_answers_that_show_it(client, svc, main_line, twilio_standin):
+    assert post(client, BODY, key="a").status_code == 201
+    assert post(client, {**BODY, "reason": "again"}, key="b").status_code == 409  # shows the pending one
+    assert post(client, {"queue": "Sales", "number": LA_NUMBER}, key="c").status_code == 201
+    assert client.post("/api/numbers/forget", json={"number": NY_NUMBER}, headers=AUTH).status_code == 200
+    assert svc.storage.forget_key_answers(NY_NUMBER) == 0  # none left to forget
+    # The key is new again: its request runs anew (and the number is stored again).
+    again = post(client, BODY, key="a")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    # Another number's answers stay.
+    kept = post(client, {"queue": "Sales", "number": LA_NUMBER}, key="c")
+    assert kept.headers["Idempotent-Replayed"] == "true"

@@ -301,8 +301,9 @@ def build_models(config):
         expires_ttl = TTLAttribute()
 
     class IdempotencyRecord(_Record):
-        """An API request's Idempotency-Key (pk "IDEM#<hash of the caller's token>", sk the
-        key): its body's fingerprint, running or done, and then the answer it gave."""
+        """An API request's Idempotency-Key (pk "IDEM", sk "<hash of the caller's token>#<key>"):
+        its body's fingerprint, running or done, then the answer it gave; the request's number,
+        for erasure."""
         Meta = _meta(config_table, config)
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
@@ -311,6 +312,7 @@ def build_models(config):
         owner = UnicodeAttribute()
         started_at = UTCDateTimeAttribute()
         resource_id = UnicodeAttribute(null=True)
+        number = UnicodeAttribute(null=True)
         status = NumberAttribute(null=True)
         body = UnicodeAttribute(null=True)
         # The app compares expires_at itself: DynamoDB's TTL deletion can lag by a day.

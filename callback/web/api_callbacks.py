@@ -71,8 +71,10 @@ def create_callback():
     key, body = _key(), json_body()
     svc, scope = services(), _scope()
     now = svc.clock.now()
+    number = body.get("number") if isinstance(body.get("number"), str) else None
     claim = svc.storage.claim_key(scope, key, _fingerprint(body), now, lifetime=KEY_LIFETIME,
-                                  lease=RUNNING_LEASE, resource_id="API" + uuid.uuid4().hex)
+                                  lease=RUNNING_LEASE, resource_id="API" + uuid.uuid4().hex,
+                                  number=number.strip()[:32] if number else None)
     if claim.outcome == "mismatch":
         raise ApiError(422, "this Idempotency-Key came with another body",
                        {KEY_HEADER: "use a new key for a new request"})
