@@ -316,3 +316,42 @@ def test_forgetting_a_number_forgets_the_stored_answers_that_show_it(client, svc
     # Another number's answers stay.
     kept = post(client, {"queue": "Sales", "number": LA_NUMBER}, key="c")
     assert kept.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_store_whose_answer_was_lost_answers_the_callback_it_made(client, svc, main_line, monkeypatch):
+    from callback.storage import StorageError
+    create = svc.storage.create_callback
+
+    def lost(*args, **kwargs):
+        create(*args, **kwargs)
+        raise StorageError("the answer timed out")
+
+    monkeypatch.setattr(svc.storage, "create_callback", lost)
+    first = post(client, BODY)
+    assert first.status_code == 201
+    monkeypatch.undo()
+    assert post(client, BODY).get_json() == first.get_json() and len(stored(svc)) == 1
+
+
+def test_a_store_in_doubt_keeps_the_key_for_a_rerun_under_the_same_id(client, svc, clock, main_line,
+                                                                       monkeypatch):
+    from callback.storage import StorageError
+    create, read = svc.storage.create_callback, svc.storage.get_callback
+
+    def lost(*args, **kwargs):
+        create(*args, **kwargs)
+        raise StorageError("the answer timed out")
+
+    def unreachable(callback_id):
+        raise StorageError("DynamoDB is away")
+
+    monkeypatch.setattr(svc.storage, "create_callback", lost)
+    monkeypatch.setattr(svc.storage, "get_callback", unreachable)
+    assert post(client, BODY).status_code == 503
+    monkeypatch.undo()
+    [made] = stored(svc)
+    assert post(client, BODY).status_code == 409  # its claim still runs: no second callback
+    clock.advance(seconds=api_callbacks.RUNNING_LEASE.total_seconds() + 1)
+    rerun = post(client, BODY)
+    assert rerun.status_code == 201 and rerun.get_json()["callback"]["id"] == made.callback_id
+    assert read(made.callback_id).callback_id == made.callback_id

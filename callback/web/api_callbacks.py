@@ -18,7 +18,7 @@ from callback.domain import records as m
 from callback.domain.callback_requests import check_request, timing
 from callback.domain.numbers import mask
 from callback.domain.texts import CONFIRMATION
-from callback.storage import Conflict, StorageError
+from callback.storage import Conflict, CreateResult, NotFound, StorageError
 from callback.web.api import ApiError, bp, callback_json, json_body, services, token_required
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ def _key():
         raise ApiError(400, "invalid Idempotency-Key", {KEY_HEADER: f"1 to {MAX_KEY_LENGTH} printable ASCII "
                                                                     "characters"})
     return key
+
+
+class _MaybeStored(StorageError):
+    """The store's answer was lost and reading the callback back failed too."""
 
 
 def _scope():
@@ -89,6 +93,8 @@ def create_callback():
         status, payload = _create(body, claim.resource_id, now)
     except ApiError as exc:
         status, payload = exc.status, {"error": exc.message, "fields": exc.fields, **exc.extra}
+    except _MaybeStored:
+        raise  # the claim stays: a retry after RUNNING_LEASE reruns it under the same callback id
     except BaseException:
         # No answer worth repeating (storage down, a bug): a retry runs the request again.
         svc.storage.release_key(scope, key, claim.owner)
@@ -117,7 +123,10 @@ def _create(body, callback_id, now):
         requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
         due_at=due, expires_at=expires, window_start=window[0], window_end=window[1],
         name=asked.name, reason=asked.reason)
-    result = svc.storage.create_callback(callback, callback_id, slot_capacity=settings.slot_capacity)
+    try:
+        result = svc.storage.create_callback(callback, callback_id, slot_capacity=settings.slot_capacity)
+    except StorageError as exc:
+        result = CreateResult("created", _stored_anyway(callback, exc))
     log.info("API callback %s for %s in %s: %s", callback_id, mask(asked.number), queue.name, result.outcome)
     if result.outcome == "slot-full":
         raise ApiError(409, "that half-hour is fully booked", {"window": "choose another time"})
@@ -132,3 +141,16 @@ def _create(body, callback_id, now):
         # Texted as a caller's is, when the IVR texts its customers.
         svc.dispatcher.text_about(result.callback, CONFIRMATION)
     return 201, {"callback": callback_json(result.callback)}
+
+
+def _stored_anyway(callback, failure):
+    """After a failed store: the callback when the write landed all the same (its answer was
+    lost); the `failure` again when it surely did not, _MaybeStored when that is unknown."""
+    try:
+        stored = services().storage.get_callback(callback.callback_id)
+    except NotFound:
+        raise failure from None
+    except StorageError as exc:
+        raise _MaybeStored(f"callback {callback.callback_id} may have been stored") from exc
+    log.warning("callback %s was stored although DynamoDB's answer was lost", callback.callback_id)
+    return stored
