@@ -267,6 +267,10 @@ def test_a_window_is_due_at_its_start_ranked_there_and_expires_at_its_end(client
     assert cb["place_in_line"] == cb["due_at"] == iso(start) and cb["expires_at"] == iso(end)
     # A longer window than a half-hour books no slot.
     assert svc.storage.booked_slots("Sales", start - timedelta(hours=1), end) == {}
+    # The portal says why it waits.
+    assert log_in(client).status_code == 302
+    page = client.get(f"/admin/callbacks/{cb['id']}").get_data(as_text=True)
+    assert "Window from 14:10 (asked through the API)" in page
 
 
 def test_a_half_hour_window_books_its_slot_against_the_capacity(client, svc, main_line):

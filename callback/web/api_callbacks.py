@@ -77,7 +77,7 @@ def create_callback():
     now = svc.clock.now()
     number = body.get("number") if isinstance(body.get("number"), str) else None
     claim = svc.storage.claim_key(scope, key, _fingerprint(body), now, lifetime=KEY_LIFETIME,
-                                  lease=RUNNING_LEASE, resource_id="API" + uuid.uuid4().hex,
+                                  lease=RUNNING_LEASE, resource_id=m.API_ID_PREFIX + uuid.uuid4().hex,
                                   number=number.strip()[:32] if number else None)
     if claim.outcome == "mismatch":
         raise ApiError(422, "this Idempotency-Key came with another body",
