@@ -3,12 +3,16 @@ number rules, one pending callback per number and queue, windows inside the hour
 customer's window, and the Idempotency-Key rules of the IETF draft (a repeat answers the
 first answer, another body 422, a request still running 409, keys per token, 24 hours)."""
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from conftest import API_TOKEN, log_in, with_admin_account
+from hypothesis import given
+from hypothesis import strategies as st
+from test_hostile_input import FAST, junk_text, settings_values
 from test_open_hours import OFFICE, monday_at, with_hours
 
 from callback.domain import slots
@@ -359,3 +363,14 @@ def test_a_store_in_doubt_keeps_the_key_for_a_rerun_under_the_same_id(client, sv
     rerun = post(client, BODY)
     assert rerun.status_code == 201 and rerun.get_json()["callback"]["id"] == made.callback_id
     assert read(made.callback_id).callback_id == made.callback_id
+
+
+@FAST
+@given(body=st.dictionaries(
+    st.sampled_from(["queue", "number", "name", "reason", "window", "bogus"]),
+    st.one_of(settings_values, st.sampled_from(["Sales", NY_NUMBER, "+19005550123", "+18765550123"]),
+              st.fixed_dictionaries({"earliest": junk_text, "latest": junk_text})),
+    max_size=5))
+def test_hostile_bodies_never_fail_with_500(app, main_line, body):
+    response = post(app.test_client(), body, key=uuid.uuid4().hex)
+    assert response.status_code in (201, 400, 409) and response.is_json
