@@ -44,10 +44,12 @@ def create_app(overrides=None):
     app.extensions["callback"] = build_services(config)
     app.extensions[health.EXTENSION] = health.check_at_startup(config)
 
-    # api_hours adds the API's hours routes to its blueprint.
+    # api_hours, api_callbacks and api_docs add their routes to the API's blueprint.
     from callback.web import (  # noqa: F401
         admin,
         api,
+        api_callbacks,
+        api_docs,
         api_hours,
         auth,
         center_clock,

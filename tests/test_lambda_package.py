@@ -97,6 +97,8 @@ def test_the_zip_holds_the_app_and_no_development_tools(package_dir):
     assert development == [], f"development files in the Lambda zip: {development[:20]}"
     assert "app.py" in names
     assert {"callback/__init__.py", "callback/web/voice/__init__.py", "callback/work/sweep.py"} <= set(names)
+    # Data files the app reads at run time: the API's OpenAPI description among them.
+    assert {"callback/web/openapi.json", "templates/callback_detail.html"} <= set(names)
 
 
 @pytest.fixture(scope="module")

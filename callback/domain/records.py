@@ -24,6 +24,9 @@ RESERVED = "reserved"
 BUSY = "busy"
 AGENT_STATUSES = (OFFLINE, AVAILABLE, RESERVED, BUSY)
 
+# A callback asked for through the API has an id of its own, never a CallSid ("CA…").
+API_ID_PREFIX = "API"
+
 # Waiting calls.
 WAITING = "waiting"
 CONNECTING = "connecting"
@@ -159,6 +162,14 @@ class Callback:
     # The slot the caller chose (callback.domain.slots): due at its start, expires at its end.
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # Who and what about, as a CRM asked for it through the API (callback.domain.callback_requests).
+    name: str | None = None
+    reason: str | None = None
+
+    @property
+    def from_api(self):
+        """True for a callback asked for through the API (a caller's id is their CallSid)."""
+        return self.callback_id.startswith(API_ID_PREFIX)
 
     @property
     def conference_name(self):

@@ -63,6 +63,17 @@ def window(start):
     return start, start + SLOT
 
 
+def is_slot(hours, start, end):
+    """True when `start`-`end` is one of the IVR's half-hours (starting on its :00 or :30)."""
+    return end - start == SLOT and _next_boundary(hours, start) == start
+
+
+def books_slot(start, end):
+    """True when a callback's window counts against its slot's capacity: a window exactly
+    one half-hour long (the only windows that are slots; longer API windows book none)."""
+    return start is not None and end is not None and end - start == SLOT
+
+
 def marker(start):
     """A slot's start as a URL carries it (whole seconds since the epoch)."""
     return str(int(start.timestamp()))

@@ -3,12 +3,13 @@
 One module per aggregate, each a part of `Storage`: `directory` (IVRs, and the cached
 routing directory), `agents`, `line` (holding callers and their offers, departures,
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
-slots), `legs` (the call ledger: the numbers the app holds), `texts` (texts to customers and
-opt-outs), `counters` (the wallboard's hourly counters) and `signin` (login throttles,
-admin sessions); `tables` defines the tables and models, `client` the one DynamoDB client
-and the safe ways to write. Every state change is a conditional write; failed conditions
-become `Conflict`. Beside them, `parameter_store` reads the secrets from SSM Parameter
-Store at start-up, on the same botocore session.
+slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
+the app holds), `texts` (texts to customers and opt-outs), `counters` (the wallboard's
+hourly counters) and `signin` (login throttles, admin sessions); `tables` defines the
+tables and models, `client` the one DynamoDB client and the safe ways to write. Every
+state change is a conditional write; failed conditions become `Conflict`. Beside them,
+`parameter_store` reads the secrets from SSM Parameter Store at start-up, on the same
+botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
@@ -24,6 +25,7 @@ from callback.storage.client import (
 )
 from callback.storage.counters import STATS_LIFETIME, CounterStorage
 from callback.storage.directory import IvrStorage
+from callback.storage.idempotency import IdempotencyStorage, KeyClaim
 from callback.storage.legs import LegStorage
 from callback.storage.line import DEPARTURES_LIFETIME, ENTRY_LIFETIME, WAITING_CALL_LIFETIME, LineStorage
 from callback.storage.signin import SigninStorage
@@ -32,13 +34,13 @@ from callback.storage.texts import TextStorage
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
-    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "NotFound", "PhoneTaken",
-    "Storage", "StorageError", "_client_limits",
+    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "KeyClaim", "NotFound",
+    "PhoneTaken", "Storage", "StorageError", "_client_limits",
 ]
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, StorageBase):
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 
@@ -46,9 +48,9 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
         super().__init__(config)
         models = build_models(config)
         (self.Ivr, self.AgentRec, self.Guard, self.Leg, self.Waiting, self.CallbackRec, self.Entry,
-         self.Session, self.DeparturesRec, self.Stats, self.Text) = (
+         self.Session, self.DeparturesRec, self.Stats, self.Text, self.Idem) = (
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
-            models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text)
+            models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem)
 
     @property
     def models(self):

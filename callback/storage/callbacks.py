@@ -14,6 +14,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from callback.domain import records as m
 from callback.domain import stats
 from callback.domain.attempts import AGENT_RINGING
+from callback.domain.slots import books_slot
 from callback.domain.transitions import StillPending
 from callback.storage.client import (
     Conflict,
@@ -58,7 +59,7 @@ class CallbackStorage(StorageBase):
             r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
             int(r.priority), r.due_at, r.expires_at, r.status, int(r.attempts or 0), r.attempt_id,
             r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
-            r.ended_at, r.sweep_at, r.window_start, r.window_end)
+            r.ended_at, r.sweep_at, r.window_start, r.window_end, r.name, r.reason)
 
     def _guard_key(self, queue_name, number):
         return self.Guard(f"PENDING#{queue_name}", number)
@@ -82,8 +83,8 @@ class CallbackStorage(StorageBase):
         The waiting call is deleted only while it still waits: a caller an agent is being
         connected to gets no callback ("agent-connecting"). A guard left by a callback that
         has ended no longer blocks the number: it is replaced, on the owner it was read with.
-        A callback for a time slot books it in the same transaction, only while fewer than
-        `slot_capacity` are booked ("slot-full" otherwise).
+        A callback for a time slot (a window of one half-hour) books it in the same
+        transaction, only while fewer than `slot_capacity` are booked ("slot-full" otherwise).
         """
         C, G, W = self.CallbackRec, self.Guard, self.Waiting
         record = C(callback.callback_id, number=callback.number, ivr_name=callback.ivr_name,
@@ -92,7 +93,11 @@ class CallbackStorage(StorageBase):
                    due_at=callback.due_at, expires_at=callback.expires_at, status=m.PENDING,
                    attempts=0, history=[], pending_queue=callback.queue_name,
                    sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at),
-                   window_start=callback.window_start, window_end=callback.window_end)
+                   window_start=callback.window_start, window_end=callback.window_end,
+                   name=callback.name, reason=callback.reason)
+        books = books_slot(callback.window_start, callback.window_end)
+        # A callback asked for through the API has an id no call has: the waiting call it
+        # names does not exist, so its delete (condition: none, or still waiting) is a no-op.
         still_waiting = W.call_sid.does_not_exist() | (W.status == m.WAITING)
         guard_free = G.sk.does_not_exist()
         for _ in range(MAX_GUARD_TRIES):
@@ -103,7 +108,7 @@ class CallbackStorage(StorageBase):
                     tx.save(record, condition=C.callback_id.does_not_exist())
                     tx.save(guard, condition=guard_free)
                     tx.delete(W(waiting_call_sid), condition=still_waiting)
-                    if callback.window_start is not None:
+                    if books:
                         self._book(tx, callback, slot_capacity)
                     self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
                                 {stats.REQUESTED: 1})
@@ -113,7 +118,7 @@ class CallbackStorage(StorageBase):
                 except TransactWriteError as exc:
                     # [delete waiting call, put callback, put guard, book the slot, count]
                     codes = _cancel_codes(exc)
-                    if callback.window_start is not None and _failed(codes, 3):
+                    if books and _failed(codes, 3):
                         return CreateResult("slot-full", None)
                     if _failed(codes, 1):
                         return CreateResult("same-call", self.get_callback(callback.callback_id))
@@ -142,7 +147,7 @@ class CallbackStorage(StorageBase):
 
     def _release_booking(self, tx, callback, now):
         """A callback ended before its time slot (canceled, say): the slot has room again."""
-        if callback.window_start is not None and now < callback.window_start:
+        if books_slot(callback.window_start, callback.window_end) and now < callback.window_start:
             tx.update(self._booking_key(callback.queue_name, callback.window_start),
                       actions=[self.Guard.count.add(-1)])
 

@@ -280,6 +280,9 @@ def build_models(config):
         # A callback for a time the caller chose: its slot (callback.domain.slots).
         window_start = UTCDateTimeAttribute(null=True)
         window_end = UTCDateTimeAttribute(null=True)
+        # Who and what about, when a CRM asked for it through the API.
+        name = UnicodeAttribute(null=True)
+        reason = UnicodeAttribute(null=True)
         # Set when the callback ends: the record (number, history) goes after the retention.
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
@@ -298,6 +301,26 @@ def build_models(config):
         entry_id = UnicodeAttribute()
         number = UnicodeAttribute()
         expires_ttl = TTLAttribute()
+
+    class IdempotencyRecord(_Record):
+        """An API request's Idempotency-Key (pk "IDEM", sk "<hash of the caller's token>#<key>"):
+        its body's fingerprint, running or done, then the answer it gave; the request's number,
+        for erasure."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        fingerprint = UnicodeAttribute()
+        state = UnicodeAttribute()
+        owner = UnicodeAttribute()
+        started_at = UTCDateTimeAttribute()
+        resource_id = UnicodeAttribute(null=True)
+        number = UnicodeAttribute(null=True)
+        status = NumberAttribute(null=True)
+        body = UnicodeAttribute(null=True)
+        # The app compares expires_at itself: DynamoDB's TTL deletion can lag by a day.
+        expires_at = UTCDateTimeAttribute()
+        expires_ttl = TTLAttribute()
+        last_write = UnicodeAttribute(null=True)  # see StorageBase._update
 
     class SessionRecord(_Record):
         """Admin sessions (pk "SESSION", sk the SHA-256 of the session id), removed by their
@@ -336,4 +359,4 @@ def build_models(config):
                            Text=TextRecord,
                            Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
-                           DeparturesRec=DeparturesRecord, Stats=StatsRecord)
+                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord)

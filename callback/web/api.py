@@ -22,16 +22,16 @@ MAX_JSON_DEPTH = 8
 
 
 class ApiError(Exception):
-    """An error answered as JSON {"error": …, "fields": {…}}."""
+    """An error answered as JSON {"error": …, "fields": {…}} (and, rarely, `extra` members)."""
 
-    def __init__(self, status, message, fields=None):
+    def __init__(self, status, message, fields=None, extra=None):
         super().__init__(message)
-        self.status, self.message, self.fields = status, message, fields or {}
+        self.status, self.message, self.fields, self.extra = status, message, fields or {}, extra or {}
 
 
 @bp.errorhandler(ApiError)
 def _api_error(exc):
-    return jsonify(error=exc.message, fields=exc.fields), exc.status
+    return jsonify(error=exc.message, fields=exc.fields, **exc.extra), exc.status
 
 
 @bp.errorhandler(StorageError)
@@ -206,6 +206,7 @@ def callback_json(cb):
         "place_in_line": iso(cb.place_in_line), "priority": cb.priority, "attempts": cb.attempts,
         "due_at": iso(cb.due_at), "expires_at": iso(cb.expires_at), "ended_reason": cb.ended_reason,
         "window": {"earliest": iso(cb.window_start), "latest": iso(cb.window_end)} if cb.window_start else None,
+        "name": cb.name, "reason": cb.reason,
         "history": [{"attempt_id": a.attempt_id, "started_at": iso(a.started_at), "agent": a.agent_id,
                      "outcome": a.outcome, "counted": a.counted, "agent_call_sid": a.agent_call_sid,
                      "customer_call_sid": a.customer_call_sid, "error_code": a.error_code}

@@ -93,7 +93,10 @@ class Chooser(Effects):
         if cb.status != m.PENDING or ivr is None:
             return None
         if cb.window_start is not None and now < cb.window_start:
-            return f"slot at {cb.window_start.astimezone(ivr.settings.hours.tz):%H:%M} (the caller's choice)"
+            start = f"{cb.window_start.astimezone(ivr.settings.hours.tz):%H:%M}"
+            if cb.from_api:
+                return f"window from {start} (asked through the API)"
+            return f"slot at {start} (the caller's choice)"
         return waiting_reason(ivr.settings.customer_clock(cb.number), now)
 
     def candidates_for(self, agent, now):

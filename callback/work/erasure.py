@@ -1,7 +1,8 @@
 """Forgetting a number on request: its callbacks (pending ones cancelled first), their
-attempts, their texts and the number's opt-out from texts, and Twilio's records of the
-calls they made and took and of the texts sent to and received from the number (Twilio's
-Messages resource supports DELETE; a log Twilio keeps is counted as left, and logged).
+attempts, their texts and the number's opt-out from texts, the API's stored answers about
+it (Idempotency-Keys), and Twilio's records of the calls they made and took and of the
+texts sent to and received from the number (Twilio's Messages resource supports DELETE; a
+log Twilio keeps is counted as left, and logged).
 
 What is not touched, and why: holding callers and keyed-in entries expire within a day and
 ten minutes (TTL); the wallboard's counters and the departures of the wait estimate hold
@@ -71,6 +72,7 @@ def forget_number(storage, telephony, number, now):
         except (Conflict, NotFound):
             pass
     storage.opt_in(number)  # the opt-out holds the number too; Twilio keeps its own block
+    storage.forget_key_answers(number)  # the API's stored answers show it in full
     try:
         gone, kept = Messaging(telephony).delete_messages_of(number)
     except TelephonyError as exc:

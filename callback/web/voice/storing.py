@@ -1,10 +1,9 @@
 """Storing a confirmed callback, the end of number entry (and of the choice of a time): the
 caller leaves the queue for it, keeping their place in line, or is told why not."""
 import logging
-from datetime import timedelta
 
-from callback.domain import hours as h
 from callback.domain import slots
+from callback.domain.callback_requests import plain_timing
 from callback.domain.numbers import mask
 from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import speech_of
@@ -61,10 +60,7 @@ def _store_callback(ivr, queue, call_sid, e164, slot):
     place = waiting.joined_at if waiting else (_joined_time() or now)
     settings = ivr.settings
     # Outside the customer's calling window it waits for the window, with its place in line.
-    # Expiration Time counts open time only, from the moment they may first be called: a
-    # request just before closing lives on after the next opening.
-    due = settings.customer_clock(e164).next_opening(now) or now
-    expires = h.open_time_later(settings.hours, due, timedelta(minutes=settings.expiration_minutes))
+    due, expires = plain_timing(settings, e164, now)
     window = slots.window(slot) if slot is not None else (None, None)
     if slot is not None:
         # A chosen time: due at the slot's start, ranked by it among the work due then,
