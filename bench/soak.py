@@ -790,7 +790,8 @@ def check(run):
             "webhooks": network.webhooks.sent, "rest_faults": dict(run.standin.fault_counts),
             "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0,
             "waited_for_hours": len(waited), "waited_then_dialed": sum(1 for cb in waited if cb.history),
-            "cost": run_cost(records, statuses.get("completed", 0), detection=run.plan.detection != "off")}
+            "cost": run_cost(records, statuses.get("completed", 0),
+                             detection=getattr(run.plan, "detection", "async") != "off")}
 
 
 def report_lines(run, report):

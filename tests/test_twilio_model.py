@@ -654,7 +654,9 @@ def test_async_detection_runs_inline_twiml_at_once_and_posts_the_verdict_later(m
     for number, answer in phones:
         network.add_phone(Phone(number, "customer", [Behaviour(answer, keys="", ring_seconds=1)]))
     telephony = telephony()
-    inline = "<Response><Say>Hello, this is Acme returning your call.</Say><Pause length=\"8\"/></Response>"
+    # Long enough that each call is still up when its verdict comes, on a loaded machine too
+    # (the model sends no verdict for a call that has ended).
+    inline = "<Response><Say>Hello, this is Acme returning your call.</Say><Pause length=\"40\"/></Response>"
     for number in ("+12125550150", "+12125550151"):
         telephony.place_call(to=number, from_=IVR_NUMBER, twiml=inline, timeout=30,
                              status_callback=PUBLIC + "/status", machine_detection="async",
