@@ -27,6 +27,8 @@ AGENT_STATUSES = (OFFLINE, AVAILABLE, RESERVED, BUSY)
 # Waiting calls.
 WAITING = "waiting"
 CONNECTING = "connecting"
+# Left the Twilio queue to leave a message: out of the line, their place kept for the message.
+RECORDING = "recording"
 
 
 # Twilio keeps at most this many calls waiting in one queue (its MaxSize limit), and gives
@@ -159,6 +161,13 @@ class Callback:
     # The slot the caller chose (callback.domain.slots): due at its start, expires at its end.
     window_start: datetime | None = None
     window_end: datetime | None = None
+    # A voicemail (callback.domain.voicemail) carries its recording; None: a callback.
+    kind: str | None = None
+    recording_sid: str | None = None
+    recording_url: str | None = None
+    recording_seconds: int | None = None
+    recording_status: str | None = None
+    transcription: str | None = None
 
     @property
     def conference_name(self):

@@ -2,6 +2,7 @@
 import re
 from dataclasses import dataclass, field, fields
 
+from callback.domain import voicemail as vm
 from callback.domain.customer_clock import (
     DEFAULT_END,
     DEFAULT_START,
@@ -72,6 +73,11 @@ class CallbackSettings:
     sms_cancel_word: str = DEFAULT_CANCEL_WORD
     sms_about_to_call: bool = False
     sms_not_reached: bool = False
+    # Voicemail instead of holding (callback.domain.voicemail), off by default.
+    voicemail_enabled: bool = False
+    voicemail_max_seconds: int = vm.DEFAULT_MAX_SECONDS
+    voicemail_transcribe: bool = False
+    voicemail_retention_days: int = vm.DEFAULT_RETENTION_DAYS
 
     @property
     def dial_rules(self):
@@ -188,6 +194,8 @@ SMS_TEXT_FIELDS = {
 }
 TEXT_FIELDS.update({name: spec[:3] for name, spec in SMS_TEXT_FIELDS.items()})
 SMS_FIELDS = ("sms_enabled", "sms_about_to_call", "sms_not_reached", *SMS_TEXT_FIELDS)
+INTEGER_FIELDS.update(vm.INTEGER_FIELDS)
+BOOLEAN_FIELDS.update(vm.BOOLEAN_FIELDS)
 
 
 class GroupedChoices(tuple):
@@ -213,7 +221,7 @@ FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS)
     "call_regions",)
 # Added after the first release: a client that does not send them keeps their value.
 OPTIONAL_FIELDS = {"offer_caller_id", "call_toll_free", "call_personal_numbers", "call_regions",
-                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS}
+                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS, *vm.FIELDS}
 REGION_CHOICES = tuple(NANP_REGION_NAMES.items())
 
 
@@ -307,7 +315,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             errors[name] = "is required"
     for name, (_label, low, high, _help) in INTEGER_FIELDS.items():
         if name not in raw:
-            if not partial and name != "priority":
+            if not partial and name != "priority" and name not in OPTIONAL_FIELDS:
                 errors[name] = "is required"
             continue
         value = raw[name]

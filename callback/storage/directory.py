@@ -12,6 +12,7 @@ import time
 from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
+from callback.domain import voicemail as vm
 from callback.domain.customer_clock import DEFAULT_END, DEFAULT_START
 from callback.domain.dialing import DEFAULT_REGIONS
 from callback.domain.hours_input import hours_from_record, hours_record
@@ -50,6 +51,9 @@ class IvrStorage(StorageBase):
             sms_enabled=bool(s.sms_enabled), sms_service_sid=s.sms_service_sid or "",
             sms_cancel_word=s.sms_cancel_word or DEFAULT_CANCEL_WORD,
             sms_about_to_call=bool(s.sms_about_to_call), sms_not_reached=bool(s.sms_not_reached),
+            voicemail_enabled=bool(s.voicemail_enabled), voicemail_transcribe=bool(s.voicemail_transcribe),
+            voicemail_max_seconds=int(s.voicemail_max_seconds or vm.DEFAULT_MAX_SECONDS),
+            voicemail_retention_days=int(s.voicemail_retention_days or vm.DEFAULT_RETENTION_DAYS),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),
