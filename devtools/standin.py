@@ -8,6 +8,9 @@ through Twilio's lifecycle (queued, ringing, in-progress, then one final status)
 `GET` of a call, the calls list (filtered by `To`, `From`, `Status`, `StartTime>`…),
 conferences and their participants answer from that state.
 
+Recordings a `<Record>` made (`add_recording`) can be fetched (`…/Recordings/{Sid}.json`), their
+audio read (`….mp3`, with the account's credentials) and deleted.
+
 Texts are kept as Twilio keeps them: `Messages.json` creates one (through a Messaging
 Service, status "accepted"), lists them by To and From, deletes one; an opt-out word texted
 in (`inbound_text`) makes every later text to that number fail with 21610 until an opt-in
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-from flask import Flask, g, has_request_context, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from werkzeug.serving import make_server
 
 from callback.clock import SystemClock
@@ -222,6 +225,7 @@ class TwilioStandIn:
         self.queues = {}  # QueueSid -> CallQueue
         self.messages = {}  # MessageSid -> the text, as the Messages API shows it
         self.opted_out = set()  # numbers that texted an opt-out word (21610 until they opt in)
+        self.recordings = {}  # RecordingSid -> a <Record>'s recording (`add_recording`)
         self.listeners = []
         self._failures = []
         self._delays = []
@@ -302,6 +306,16 @@ class TwilioStandIn:
                                   "direction": "inbound", "messaging_service_sid": None, "error_code": None,
                                   "status_callback": None, "date_created": self.clock.now()}
             return sid
+
+    def add_recording(self, call_sid, duration, sid=None):
+        """A recording of `duration` seconds that a <Record> on `call_sid` made (the model's
+        or a test's); returns its SID. Its audio is a few bytes standing in for an MP3."""
+        with self.lock:
+            sid = sid or self.new_sid("RE", basis=f"recording|{call_sid}|{len(self.recordings)}")
+            self.recordings[sid] = {"sid": sid, "call_sid": call_sid, "duration": str(int(duration)),
+                                    "date_created": self.clock.now(), "status": "completed",
+                                    "audio": b"ID3\x03standin-recording-" + sid.encode()}
+        return sid
 
     def add_listener(self, listener):
         """Tell `listener` (call_created, call_redirected, call_hung_up) what the REST API did."""
@@ -445,6 +459,7 @@ class TwilioStandIn:
             self.queues.clear()
             self.messages.clear()
             self.opted_out.clear()
+            self.recordings.clear()
             self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
@@ -636,6 +651,35 @@ class TwilioStandIn:
                     del self.messages[message_sid]
                     return "", 204
                 return jsonify(message_payload(account_sid, message))
+
+        def recording_payload(account_sid, recording):
+            uri = f"/2010-04-01/Accounts/{account_sid}/Recordings/{recording['sid']}.json"
+            return {"sid": recording["sid"], "account_sid": account_sid, "call_sid": recording["call_sid"],
+                    "duration": recording["duration"], "status": recording["status"], "channels": 1,
+                    "source": "RecordVerb", "api_version": "2010-04-01", "uri": uri,
+                    "date_created": _rfc2822(recording["date_created"]),
+                    "media_url": f"{request.host_url.rstrip('/')}{uri.replace('.json', '')}"}
+
+        @app.route(base + "/Recordings/<recording_sid>.json", methods=["GET", "DELETE"])
+        def one_recording(account_sid, recording_sid):
+            """GET or DELETE …/Recordings/{Sid}.json."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                if request.method == "DELETE":
+                    del self.recordings[recording_sid]
+                    return "", 204
+                return jsonify(recording_payload(account_sid, recording))
+
+        @app.get(base + "/Recordings/<recording_sid>.mp3")
+        def recording_audio(account_sid, recording_sid):
+            """GET …/Recordings/{Sid}.mp3: the audio (HTTP auth required, as an account may)."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                return Response(recording["audio"], mimetype="audio/mpeg")
 
         @app.post(base + "/Calls.json")
         def create_call(account_sid):
