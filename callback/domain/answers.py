@@ -53,6 +53,9 @@ class AgentAnswer:
     whisper: str | None = None
     accept_url: str | None = None
     speech: tuple = DEFAULT_SPEECH
+    # A voicemail: what 1 does ("hear it and call back"), and the message played before the join.
+    accept: str = "accept"
+    play_url: str | None = None
 
 
 @dataclass(frozen=True)

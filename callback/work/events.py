@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from callback.domain import attempts as a
 from callback.domain import offers
+from callback.domain import voicemail as vm
 from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer
 from callback.domain.numbers import speakable
 from callback.domain.rules import CALL, CALLBACK
@@ -45,6 +46,10 @@ class Events(Effects):
             cb = self.storage.get_callback(key)
             ivr = self.directory.ivr(cb.ivr_name)
             tries = ivr.settings.max_retries if ivr else 1
+            if cb.kind == vm.VOICEMAIL:
+                text = vm.whisper(cb.queue_name, cb.number, cb.recording_seconds or 0, cb.attempts + 1, tries)
+                return AgentAnswer(whisper=text, accept_url=accept,
+                                   accept=("hear it and call back" if self._playable(cb) else "call back"))
             text = (f"Callback for {cb.queue_name}, to {speakable(cb.number)}. "
                     f"Attempt {cb.attempts + 1} of {tries}.")
             return AgentAnswer(whisper=text, accept_url=accept)
@@ -78,8 +83,9 @@ class Events(Effects):
             # Into the conference at once; the customer is dialed (the caller moved) when
             # the conference says the agent is in it.
             if kind == CALLBACK:
+                # A message plays first: the agent's join, which dials the customer, follows it.
                 return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
-                                   status_callback=conference_callback)
+                                   status_callback=conference_callback, play_url=self._message_url(key))
             call = self.storage.get_waiting_call(key)
             queue = call.queue_name if call else "the queue"
             return AgentAnswer(caller_conference(key, attempt_id),
@@ -92,6 +98,25 @@ class Events(Effects):
         if kind == CALL:
             return AgentAnswer(notice=NOTICES[self._offer_over(self.storage.get_waiting_call(key))])
         return AgentAnswer(notice=NOTICES["stale"])
+
+    @staticmethod
+    def _playable(cb):
+        """True when a voicemail's recording can be played (its status did not say it failed)."""
+        return bool(cb.recording_sid) and cb.recording_status in (None, "completed")
+
+    def _message_url(self, callback_id):
+        """The app's URL of a voicemail's audio, signed for a short while; None for a plain
+        callback, or a message that cannot be played."""
+        try:
+            cb = self.storage.get_callback(callback_id)
+        except NotFound:
+            return None
+        secret = self.config.SECRET_KEY or self.config.TWILIO_AUTH_TOKEN
+        if cb.kind != vm.VOICEMAIL or not self._playable(cb) or not secret:
+            return None
+        expires = int((self.clock.now() + vm.AUDIO_URL_LIFETIME).timestamp())
+        return self.url(f"/voice/voicemail/audio/{callback_id}", exp=expires,
+                        sig=vm.audio_signature(secret, callback_id, cb.recording_sid, expires))
 
     @staticmethod
     def _offer_over(call):
