@@ -947,6 +947,12 @@ class TwilioStandIn:
                                size=len(queue.members) if queue else 0,
                                max_size=queue.max_size if queue else DEFAULT_QUEUE_SIZE)
 
+        @app.post("/_standin/recordings")
+        def standin_recording():
+            """A <Record> made a recording (for the simulator): its SID."""
+            return jsonify(sid=self.add_recording(request.form.get("CallSid", ""),
+                                                  int(request.form.get("seconds", "0"))))
+
         @app.get("/_standin/calls")
         def standin_calls():
             """Calls placed or redirected so far (for the simulator)."""

@@ -66,7 +66,8 @@ def leave_queue_to_record(twilio, call_sid=SID, queue_time=120):
     assert "press 3 to leave a message" in said(offer)
     left = caller_presses(twilio, offer, "3", call_sid)
     assert left.find("Leave") is not None and left.find("Record") is None
-    answer_ = twiml(twilio.post("/voice/enqueue-done", call_params(call_sid, QueueResult="leave"), query=WHERE))
+    answer_ = twiml(twilio.post("/voice/enqueue-done", call_params(call_sid, QueueResult="leave"),
+                                query=WHERE))
     record = answer_.find("Record")
     assert record is not None
     return record
@@ -112,8 +113,10 @@ def get_audio(app, url):
 def test_voicemail_is_off_by_default_and_its_settings_are_checked():
     settings, errors = validate_settings({}, partial=True)
     assert not settings.voicemail_enabled and settings.voicemail_max_seconds == vm.DEFAULT_MAX_SECONDS
-    assert settings.voicemail_retention_days == vm.DEFAULT_RETENTION_DAYS and not settings.voicemail_transcribe
-    _, errors = validate_settings({"voicemail_max_seconds": "5", "voicemail_retention_days": "0"}, partial=True)
+    assert settings.voicemail_retention_days == vm.DEFAULT_RETENTION_DAYS
+    assert not settings.voicemail_transcribe
+    _, errors = validate_settings({"voicemail_max_seconds": "5", "voicemail_retention_days": "0"},
+                                  partial=True)
     assert set(errors) == {"voicemail_max_seconds", "voicemail_retention_days"}
     settings, errors = validate_settings({"voicemail_enabled": True, "voicemail_max_seconds": 60,
                                           "voicemail_transcribe": True, "voicemail_retention_days": 7},
@@ -138,7 +141,8 @@ def test_no_3_where_the_ivr_takes_no_messages(twilio, svc, main_line):
 @pytest.mark.parametrize("caller", ["anonymous", "+442071838750", "+19005551234"])
 def test_no_3_for_a_caller_whose_own_number_we_would_not_call(twilio, svc, voicemail_line, caller):
     root = twiml(twilio.post("/voice/incoming", call_params(SID, From=caller)))
-    enqueued = twiml(twilio.post_url(root.find("Gather").get("action"), call_params(SID, From=caller, Digits="1")))
+    enqueued = twiml(twilio.post_url(root.find("Gather").get("action"),
+                                     call_params(SID, From=caller, Digits="1")))
     offer = twiml(twilio.post_url(enqueued.find("Enqueue").get("waitUrl"),
                                   call_params(SID, From=caller, QueueTime="120", QueuePosition="1")))
     assert "press 3" not in said(offer) and "Press 1" in said(offer)
@@ -156,7 +160,8 @@ def test_a_message_left_is_heard_by_the_agent_then_the_caller_is_called_back(
     # Out of the line while recording: no agent is offered a caller who is not in the queue.
     assert svc.storage.get_waiting_call(SID).status == "recording"
     assert svc.storage.waiting_in_queue("Sales") == []
-    assert (record.get("maxLength"), record.get("finishOnKey"), record.get("playBeep")) == ("120", "#", "true")
+    assert (record.get("maxLength"), record.get("finishOnKey"), record.get("playBeep")) == (
+        "120", "#", "true")
     assert record.get("transcribe") == "true" and record.get("transcribeCallback")
     assert record.get("recordingStatusCallback").startswith(PUBLIC + "/voice/voicemail/status?")
 
@@ -250,7 +255,8 @@ def test_a_failed_recording_keeps_the_callback_without_playing_it(
     assert agent_twiml.find("Play") is None and agent_twiml.find("Dial/Conference") is not None
 
 
-def test_a_stray_status_for_another_recording_changes_nothing(twilio, svc, clock, voicemail_line, twilio_standin):
+def test_a_stray_status_for_another_recording_changes_nothing(
+        twilio, svc, clock, voicemail_line, twilio_standin):
     record, _recording_sid, _ = leave_a_message(twilio, twilio_standin)
     recording_status(twilio, record, SID, "RE" + "9" * 32, 3, state="failed")
     assert svc.storage.get_callback(SID).recording_status is None
@@ -356,4 +362,5 @@ def test_erasure_deletes_the_numbers_recordings(twilio, svc, clock, voicemail_li
 
 def test_the_record_action_carries_the_callers_place(twilio, svc, clock, voicemail_line, twilio_standin):
     record = leave_queue_to_record(twilio, queue_time=300)
-    assert int(query_of(record.get("action"))["joined"]) == int((clock.now() - timedelta(seconds=300)).timestamp())
+    joined = clock.now() - timedelta(seconds=300)
+    assert int(query_of(record.get("action"))["joined"]) == int(joined.timestamp())
