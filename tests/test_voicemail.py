@@ -9,7 +9,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PUBLIC, log_in, said, twiml, with_admin_account
+from conftest import API_TOKEN, PUBLIC, log_in, said, twiml, with_admin_account
 from test_caller_flow import CALLER, call_params, query_of
 from test_caller_flow import press as caller_presses
 from test_dispatch import (  # noqa: F401  (agents and api are fixtures)
@@ -196,6 +196,7 @@ def test_a_message_left_is_heard_by_the_agent_then_the_caller_is_called_back(
     agent_joins(twilio, agent_leg, agent_twiml)
     customer_leg = ringing(twilio_standin, CALLER)
     customer_twiml = answer(twilio, customer_leg, AnsweredBy="human")
+    assert "calling back about your message" in said(customer_twiml)
     assert customer_twiml.find("Dial/Conference").text == agent_twiml.find("Dial/Conference").text
     conference_event(twilio, agent_twiml, "participant-join", customer_leg)
     assert svc.storage.get_callback(SID).status == "connected"
@@ -321,6 +322,10 @@ def test_the_callback_page_plays_the_recording_and_shows_the_transcription(
     page = client.get(f"/admin/callbacks/{SID}").get_data(as_text=True)
     assert "please call me." in page and f'src="/admin/callbacks/{SID}/recording.mp3"' in page
     assert "twilio.com" not in page
+    shown = client.get(f"/api/callbacks/{SID}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert shown.get_json()["callback"]["kind"] == "voicemail"
+    assert shown.get_json()["callback"]["voicemail"]["transcription"].startswith("Hi, it is about")
+    assert "twilio.com" not in shown.get_data(as_text=True)
     audio = client.get(f"/admin/callbacks/{SID}/recording.mp3")
     assert audio.status_code == 200 and audio.data == twilio_standin.recordings[recording_sid]["audio"]
     # Gone at Twilio: the page's player answers 404, not an error page.

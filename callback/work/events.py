@@ -167,8 +167,10 @@ class Events(Effects):
             name = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
             return CustomerAnswer(
                 f"callback-{callback_id}-{attempt_id}",
-                announcement=f"Hello, this is the callback you requested from {name}. "
-                             "Connecting you to an agent now.",
+                announcement=(f"Hello, this is {name}, calling back about your message. "
+                              if cb.kind == vm.VOICEMAIL else
+                              f"Hello, this is the callback you requested from {name}. ")
+                + "Connecting you to an agent now.",
                 status_callback=self._conference_callback(CALLBACK, callback_id, attempt_id, cb.agent_id),
                 speech=speech_of(ivr))
         if event == a.CUSTOMER_MACHINE:
