@@ -369,3 +369,16 @@ def test_the_record_action_carries_the_callers_place(twilio, svc, clock, voicema
     record = leave_queue_to_record(twilio, queue_time=300)
     joined = clock.now() - timedelta(seconds=300)
     assert int(query_of(record.get("action"))["joined"]) == int(joined.timestamp())
+
+
+def test_hanging_up_while_recording_leaves_the_message_to_the_record_action(
+        twilio, svc, clock, voicemail_line, twilio_standin):
+    joined = clock.now() - timedelta(seconds=120)
+    record = leave_queue_to_record(twilio)
+    hang_up(twilio)  # the call's end is reported before the action that carries the message
+    assert svc.storage.get_waiting_call(SID).status == "recording"
+    recording_sid = twilio_standin.add_recording(SID, 12)
+    record_action(twilio, record, SID, recording_sid, 12)
+    cb = svc.storage.get_callback(SID)
+    assert (cb.kind, cb.place_in_line, cb.recording_seconds) == ("voicemail", joined, 12)
+    assert svc.storage.get_waiting_call(SID) is None
