@@ -307,14 +307,16 @@ class TwilioStandIn:
                                   "status_callback": None, "date_created": self.clock.now()}
             return sid
 
-    def add_recording(self, call_sid, duration, sid=None):
+    def add_recording(self, call_sid, duration, sid=None, transcribed=False):
         """A recording of `duration` seconds that a <Record> on `call_sid` made (the model's
-        or a test's); returns its SID. Its audio is a few bytes standing in for an MP3."""
+        or a test's), with a transcription when `transcribed` (its SID: "TR" and the rest of
+        the recording's); returns its SID. Its audio is a few bytes standing in for an MP3."""
         with self.lock:
             sid = sid or self.new_sid("RE", basis=f"recording|{call_sid}|{len(self.recordings)}")
             self.recordings[sid] = {"sid": sid, "call_sid": call_sid, "duration": str(int(duration)),
                                     "date_created": self.clock.now(), "status": "completed",
-                                    "audio": b"ID3\x03standin-recording-" + sid.encode()}
+                                    "audio": b"ID3\x03standin-recording-" + sid.encode(),
+                                    "transcriptions": ["TR" + sid[2:]] if transcribed else []}
         return sid
 
     def add_listener(self, listener):
@@ -672,6 +674,30 @@ class TwilioStandIn:
                     return "", 204
                 return jsonify(recording_payload(account_sid, recording))
 
+        @app.get(base + "/Recordings/<recording_sid>/Transcriptions.json")
+        def list_transcriptions(account_sid, recording_sid):
+            """GET …/Recordings/{Sid}/Transcriptions.json."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                payloads = [{"sid": t, "account_sid": account_sid, "recording_sid": recording_sid,
+                             "status": "completed", "api_version": "2010-04-01",
+                             "uri": f"/2010-04-01/Accounts/{account_sid}/Transcriptions/{t}.json"}
+                            for t in recording["transcriptions"]]
+            return page(account_sid, "transcriptions", payloads, f"Recordings/{recording_sid}/Transcriptions")
+
+        @app.route(base + "/Recordings/<recording_sid>/Transcriptions/<transcription_sid>.json",
+                   methods=["DELETE"])
+        def one_transcription(account_sid, recording_sid, transcription_sid):
+            """DELETE …/Recordings/{RecordingSid}/Transcriptions/{Sid}.json."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None or transcription_sid not in recording["transcriptions"]:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                recording["transcriptions"].remove(transcription_sid)
+                return "", 204
+
         @app.get(base + "/Recordings/<recording_sid>.mp3")
         def recording_audio(account_sid, recording_sid):
             """GET …/Recordings/{Sid}.mp3: the audio (HTTP auth required, as an account may)."""
@@ -951,7 +977,8 @@ class TwilioStandIn:
         def standin_recording():
             """A <Record> made a recording (for the simulator): its SID."""
             return jsonify(sid=self.add_recording(request.form.get("CallSid", ""),
-                                                  int(request.form.get("seconds", "0"))))
+                                                  int(request.form.get("seconds", "0")),
+                                                  transcribed=request.form.get("transcribed") == "true"))
 
         @app.get("/_standin/calls")
         def standin_calls():

@@ -481,9 +481,9 @@ class LocalBackend:
         """SIDs of every call the stand-in holds."""
         return {c.sid for c in self.standin.placed()}
 
-    def add_recording(self, call_sid, seconds):
+    def add_recording(self, call_sid, seconds, transcribed=False):
         """A <Record> made a recording: its SID."""
-        return self.standin.add_recording(call_sid, seconds)
+        return self.standin.add_recording(call_sid, seconds, transcribed=transcribed)
 
     def stop(self):
         """Nothing to stop in-process."""
@@ -581,10 +581,10 @@ class RemoteBackend:
         """Where a call stands in its queue, as `queue_join` says it."""
         return self._queue(name, "place", call_sid)
 
-    def add_recording(self, call_sid, seconds):
+    def add_recording(self, call_sid, seconds, transcribed=False):
         """A <Record> made a recording: its SID."""
-        return self.http.post(f"{self.url}/_standin/recordings", timeout=5,
-                              data={"CallSid": call_sid, "seconds": seconds}).json()["sid"]
+        return self.http.post(f"{self.url}/_standin/recordings", timeout=5, data={
+            "CallSid": call_sid, "seconds": seconds, "transcribed": str(transcribed).lower()}).json()["sid"]
 
     def stop(self):
         """Stop polling."""
@@ -1460,7 +1460,8 @@ class CallRun:
         except HungUp as gone:
             hung = gone
         seconds = int(self.elapsed - started)
-        sid = self.network.backend.add_recording(self.call.sid, seconds) if seconds > 0 else None
+        transcribed = verb.get("transcribe") == "true" and bool(verb.get("transcribeCallback"))
+        sid = self.network.backend.add_recording(self.call.sid, seconds, transcribed) if seconds > 0 else None
         self.network.count("messages recorded" if sid else "empty recordings")
         report = {**self.call.params, "RecordingSid": sid, "RecordingDuration": str(seconds),
                   "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}"
@@ -1472,7 +1473,7 @@ class CallRun:
         if verb.get("recordingStatusCallback"):
             status = {**report, "RecordingStatus": "completed" if sid else "absent"}
             self.network.deliver(verb.get("recordingStatusCallback"), status, ("recording", self.call.sid))
-        if sid and verb.get("transcribe") == "true" and verb.get("transcribeCallback"):
+        if sid and transcribed:
             self.network.deliver(verb.get("transcribeCallback"), {
                 **report, "TranscriptionStatus": "completed", "TranscriptionSid": "TR" + sid[2:],
                 "TranscriptionText": "(the model's caller) Please call me back about my order."},

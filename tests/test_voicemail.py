@@ -356,7 +356,10 @@ def test_a_recording_is_deleted_at_twilio_after_the_retention_once_its_work_ende
 
 
 def test_erasure_deletes_the_numbers_recordings(twilio, svc, clock, voicemail_line, twilio_standin):
-    _, recording_sid, _ = leave_a_message(twilio, twilio_standin)
+    record = leave_queue_to_record(twilio)
+    recording_sid = twilio_standin.add_recording(SID, 30, transcribed=True)
+    record_action(twilio, record, SID, recording_sid, 30)
+    hang_up(twilio)
     erased = forget_number(svc.storage, svc.telephony, CALLER, clock.now())
     assert erased.callbacks == 1 and recording_sid not in twilio_standin.recordings
     # The list item finds its callback gone: a second delete (404 at Twilio) settles it.

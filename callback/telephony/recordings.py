@@ -62,12 +62,21 @@ class Recordings:
         return bytes(body)
 
     def delete(self, recording_sid):
-        """Delete a recording at Twilio; True when deleted, False when Twilio holds none
-        (gone already: a repeated delete is harmless)."""
+        """Delete a recording at Twilio, its transcriptions first (their text is the message's
+        words); True when deleted, False when Twilio holds none (gone already: a repeated
+        delete is harmless)."""
         if not valid_sid(recording_sid):
             return False
+        recording = self._recordings()(recording_sid)
         try:
-            self.telephony._wrap(lambda: self._recordings()(recording_sid).delete())
+            # Read first: a list of a gone recording's transcriptions fails without its 404.
+            self.telephony._wrap(lambda: recording.fetch())
+            for transcription in self.telephony._wrap(lambda: recording.transcriptions.list(limit=20)):
+                try:
+                    self.telephony._wrap(lambda t=transcription: recording.transcriptions(t.sid).delete())
+                except CallGone:
+                    pass  # gone meanwhile
+            self.telephony._wrap(lambda: recording.delete())
         except CallGone:
             return False
         return True
