@@ -385,3 +385,19 @@ def test_hanging_up_while_recording_leaves_the_message_to_the_record_action(
     cb = svc.storage.get_callback(SID)
     assert (cb.kind, cb.place_in_line, cb.recording_seconds) == ("voicemail", joined, 12)
     assert svc.storage.get_waiting_call(SID) is None
+
+
+def test_the_sweep_waits_for_an_agent_hearing_a_long_message_before_calling_their_join_late(
+        twilio, svc, clock, voicemail_line, agents, api, twilio_standin):
+    leave_a_message(twilio, twilio_standin, seconds=100)
+    api.status("alice", "available")
+    agent_leg = ringing(twilio_standin, ALICE)
+    agent_twiml = press(twilio, agent_leg, answer(twilio, agent_leg), "1")
+    assert agent_twiml.find("Play") is not None
+    # A callback's agent is in the conference within seconds; this one hears 100 s first.
+    clock.advance(seconds=90)
+    sweep_once(svc)
+    assert svc.storage.get_callback(SID).phase == "agent-joining"
+    assert agent_leg.status == "in-progress" and not twilio_standin.placed(to=CALLER)
+    agent_joins(twilio, agent_leg, agent_twiml)
+    assert ringing(twilio_standin, CALLER)

@@ -84,6 +84,24 @@ def whisper(queue_name, number, seconds, attempt, tries):
     return text
 
 
+def playable(cb):
+    """True for a voicemail whose recording the agent can hear (no status said it failed)."""
+    return cb.kind == VOICEMAIL and bool(cb.recording_sid) and cb.recording_status in (None, "completed")
+
+
+# The agent's join is late past the usual margin by the message they hear first, and by
+# this much more: Twilio fetches the audio from the app, which fetches it from Twilio.
+PLAY_MARGIN = timedelta(seconds=15)
+
+
+def joining_time(cb):
+    """How much longer than a callback's an agent who accepted takes to join: the message
+    they hear before the conference (nothing for a plain callback)."""
+    if not playable(cb):
+        return timedelta(0)
+    return timedelta(seconds=cb.recording_seconds or 0) + PLAY_MARGIN
+
+
 def transcribe(settings, max_seconds):
     """True when Twilio should transcribe: asked for, and within its two-minute limit."""
     return settings.voicemail_transcribe and max_seconds <= TRANSCRIBE_MAX_SECONDS

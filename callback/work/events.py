@@ -49,7 +49,7 @@ class Events(Effects):
             if cb.kind == vm.VOICEMAIL:
                 text = vm.whisper(cb.queue_name, cb.number, cb.recording_seconds or 0, cb.attempts + 1, tries)
                 return AgentAnswer(whisper=text, accept_url=accept,
-                                   accept=("hear it and call back" if self._playable(cb) else "call back"))
+                                   accept=("hear it and call back" if vm.playable(cb) else "call back"))
             text = (f"Callback for {cb.queue_name}, to {speakable(cb.number)}. "
                     f"Attempt {cb.attempts + 1} of {tries}.")
             return AgentAnswer(whisper=text, accept_url=accept)
@@ -99,11 +99,6 @@ class Events(Effects):
             return AgentAnswer(notice=NOTICES[self._offer_over(self.storage.get_waiting_call(key))])
         return AgentAnswer(notice=NOTICES["stale"])
 
-    @staticmethod
-    def _playable(cb):
-        """True when a voicemail's recording can be played (its status did not say it failed)."""
-        return bool(cb.recording_sid) and cb.recording_status in (None, "completed")
-
     def _message_url(self, callback_id):
         """The app's URL of a voicemail's audio, signed for a short while; None for a plain
         callback, or a message that cannot be played."""
@@ -112,7 +107,7 @@ class Events(Effects):
         except NotFound:
             return None
         secret = self.config.SECRET_KEY or self.config.TWILIO_AUTH_TOKEN
-        if cb.kind != vm.VOICEMAIL or not self._playable(cb) or not secret:
+        if not vm.playable(cb) or not secret:
             return None
         expires = int((self.clock.now() + vm.AUDIO_URL_LIFETIME).timestamp())
         return self.url(f"/voice/voicemail/audio/{callback_id}", exp=expires,
