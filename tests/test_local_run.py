@@ -138,6 +138,10 @@ def test_scripted_journey_a_caller_chooses_a_time(local_run, capsys):
 def test_scripted_journey_a_caller_leaves_a_message_heard_then_called_back(local_run, capsys):
     # Sales, then 3 at the offer: the caller leaves the queue, records 25 s, hangs up; the
     # agent hears the whisper and the message, then the caller's own number is called back.
+    # Agents signed out first: the run's agents outlive each test, and one free would take
+    # the caller from hold before the offer (--agent signs Alice in once the caller is done).
+    for agent_id in ("alice", "bob"):
+        local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
     out = run_simulator(local_run, capsys, "--voicemail", "25", "--keys", "1,3", "--from", "+12125550166",
                         "--agent", "alice", "--watch", "2400")
     assert "Or press 3 to leave a message" in out and "leaves the queue" in out
