@@ -144,6 +144,15 @@ class LocalApp:
             raise SystemExit(f"--hours {spec}: {json.dumps(response.json().get('fields'))}")
         Out.say("admin", f"{ivr['name']} is open {spec} every day ({ivr['hours']['time_zone']})")
 
+    def turn_on_voicemail(self):
+        """Let the IVR's callers leave a message (press 3 at the offer), through the API."""
+        ivr = self.ivr()
+        response = self.api("PUT", f"/api/ivrs/{quote(ivr['name'], safe='')}/settings",
+                            json={"voicemail_enabled": True})
+        if not response.ok:
+            raise SystemExit(f"--voicemail: {json.dumps(response.json().get('fields'))}")
+        Out.say("admin", f"{ivr['name']} takes messages: press 3 at the offer")
+
     def move_clock_to(self, hh_mm):
         """Move the app's clock forward to the next `hh_mm` of the IVR's day (`--at`)."""
         from callback.domain.hours import zone_info
@@ -314,6 +323,10 @@ def build_parser():
                                         "(09:00-17:00; several as 09:00-12:00,13:00-17:00; 24h); they stay")
     parser.add_argument("--at", help="move the app's clock forward to this time of the center's day "
                                      "(16:58) before calling: with --hours, a call across closing time")
+    parser.add_argument("--voicemail", type=int, metavar="SECONDS",
+                        help="turn voicemail on for the IVR, and leave a message this long when the "
+                             "caller presses 3 at the offer (--keys 3); the caller's own number is "
+                             "called back")
     parser.add_argument("--sms-reply", metavar="WORD",
                         help="the customer texts this back once the confirmation came (C, STOP, CANCEL …)")
     parser.add_argument("--text-status", default="delivered",
@@ -339,6 +352,8 @@ def _run(args):
         app.set_hours(args.hours)
     if args.at:
         app.move_clock_to(args.at)
+    if args.voicemail is not None:
+        app.turn_on_voicemail()
     speed = args.speed or session.get("speed", 1)
     if not args.speed:
         return _place_call(args, session, app, speed)
@@ -385,6 +400,8 @@ def _place_call(args, session, app, speed):
         if code:
             backend.refuse(number, code)
             Out.say("network", f"Twilio refuses calls to {number} (error {code})")
+    if args.voicemail is not None:  # a message is called back on the caller's own number
+        network.add_phone(phone_class(args.from_, "customer", list(customer_plan), name="customer"))
     network.default_behaviour["customer"] = customer_plan[-1]
     if args.rest_timeout:
         # Longer than the app's REST timeout (5 s by default): its client gives up, the call rings.
@@ -395,7 +412,8 @@ def _place_call(args, session, app, speed):
     for agent_id in args.ready:
         app.set_available(agent_id)
     caller_keys = Keys(keys if not interactive else None, out=Out.say)
-    run = network.dial_in(args.from_, args.to or session["ivr_number"], caller_keys, args.patience)
+    run = network.dial_in(args.from_, args.to or session["ivr_number"], caller_keys, args.patience,
+                          message_seconds=args.voicemail)
     Out.say("caller", "call over" if run.ending == "hung-up-by-callee" else "hangs up")
 
     status = app.callback_status(run.call.sid)

@@ -8,6 +8,9 @@ through Twilio's lifecycle (queued, ringing, in-progress, then one final status)
 `GET` of a call, the calls list (filtered by `To`, `From`, `Status`, `StartTime>`…),
 conferences and their participants answer from that state.
 
+Recordings a `<Record>` made (`add_recording`) can be fetched (`…/Recordings/{Sid}.json`), their
+audio read (`….mp3`, with the account's credentials) and deleted.
+
 Texts are kept as Twilio keeps them: `Messages.json` creates one (through a Messaging
 Service, status "accepted"), lists them by To and From, deletes one; an opt-out word texted
 in (`inbound_text`) makes every later text to that number fail with 21610 until an opt-in
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-from flask import Flask, g, has_request_context, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from werkzeug.serving import make_server
 
 from callback.clock import SystemClock
@@ -228,6 +231,7 @@ class TwilioStandIn:
         self.queues = {}  # QueueSid -> CallQueue
         self.messages = {}  # MessageSid -> the text, as the Messages API shows it
         self.opted_out = set()  # numbers that texted an opt-out word (21610 until they opt in)
+        self.recordings = {}  # RecordingSid -> a <Record>'s recording (`add_recording`)
         self.listeners = []
         self._failures = []
         self._delays = []
@@ -308,6 +312,18 @@ class TwilioStandIn:
                                   "direction": "inbound", "messaging_service_sid": None, "error_code": None,
                                   "status_callback": None, "date_created": self.clock.now()}
             return sid
+
+    def add_recording(self, call_sid, duration, sid=None, transcribed=False):
+        """A recording of `duration` seconds that a <Record> on `call_sid` made (the model's
+        or a test's), with a transcription when `transcribed` (its SID: "TR" and the rest of
+        the recording's); returns its SID. Its audio is a few bytes standing in for an MP3."""
+        with self.lock:
+            sid = sid or self.new_sid("RE", basis=f"recording|{call_sid}|{len(self.recordings)}")
+            self.recordings[sid] = {"sid": sid, "call_sid": call_sid, "duration": str(int(duration)),
+                                    "date_created": self.clock.now(), "status": "completed",
+                                    "audio": b"ID3\x03standin-recording-" + sid.encode(),
+                                    "transcriptions": ["TR" + sid[2:]] if transcribed else []}
+        return sid
 
     def add_listener(self, listener):
         """Tell `listener` (call_created, call_redirected, call_announced, call_hung_up) what
@@ -452,6 +468,7 @@ class TwilioStandIn:
             self.queues.clear()
             self.messages.clear()
             self.opted_out.clear()
+            self.recordings.clear()
             self.listeners.clear()
             self._failures.clear()
             self._delays.clear()
@@ -643,6 +660,59 @@ class TwilioStandIn:
                     del self.messages[message_sid]
                     return "", 204
                 return jsonify(message_payload(account_sid, message))
+
+        def recording_payload(account_sid, recording):
+            uri = f"/2010-04-01/Accounts/{account_sid}/Recordings/{recording['sid']}.json"
+            return {"sid": recording["sid"], "account_sid": account_sid, "call_sid": recording["call_sid"],
+                    "duration": recording["duration"], "status": recording["status"], "channels": 1,
+                    "source": "RecordVerb", "api_version": "2010-04-01", "uri": uri,
+                    "date_created": _rfc2822(recording["date_created"]),
+                    "media_url": f"{request.host_url.rstrip('/')}{uri.replace('.json', '')}"}
+
+        @app.route(base + "/Recordings/<recording_sid>.json", methods=["GET", "DELETE"])
+        def one_recording(account_sid, recording_sid):
+            """GET or DELETE …/Recordings/{Sid}.json."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                if request.method == "DELETE":
+                    del self.recordings[recording_sid]
+                    return "", 204
+                return jsonify(recording_payload(account_sid, recording))
+
+        @app.get(base + "/Recordings/<recording_sid>/Transcriptions.json")
+        def list_transcriptions(account_sid, recording_sid):
+            """GET …/Recordings/{Sid}/Transcriptions.json."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                payloads = [{"sid": t, "account_sid": account_sid, "recording_sid": recording_sid,
+                             "status": "completed", "api_version": "2010-04-01",
+                             "uri": f"/2010-04-01/Accounts/{account_sid}/Transcriptions/{t}.json"}
+                            for t in recording["transcriptions"]]
+            return page(account_sid, "transcriptions", payloads, f"Recordings/{recording_sid}/Transcriptions")
+
+        @app.route(base + "/Recordings/<recording_sid>/Transcriptions/<transcription_sid>.json",
+                   methods=["DELETE"])
+        def one_transcription(account_sid, recording_sid, transcription_sid):
+            """DELETE …/Recordings/{RecordingSid}/Transcriptions/{Sid}.json."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None or transcription_sid not in recording["transcriptions"]:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                recording["transcriptions"].remove(transcription_sid)
+                return "", 204
+
+        @app.get(base + "/Recordings/<recording_sid>.mp3")
+        def recording_audio(account_sid, recording_sid):
+            """GET …/Recordings/{Sid}.mp3: the audio (HTTP auth required, as an account may)."""
+            with self.lock:
+                recording = self.recordings.get(recording_sid)
+                if recording is None:
+                    return error(404, 20404, f"The requested resource {request.path} was not found")
+                return Response(recording["audio"], mimetype="audio/mpeg")
 
         @app.post(base + "/Calls.json")
         def create_call(account_sid):
@@ -921,6 +991,13 @@ class TwilioStandIn:
                 return jsonify(sid=queue.sid if queue else None, position=position,
                                size=len(queue.members) if queue else 0,
                                max_size=queue.max_size if queue else DEFAULT_QUEUE_SIZE)
+
+        @app.post("/_standin/recordings")
+        def standin_recording():
+            """A <Record> made a recording (for the simulator): its SID."""
+            return jsonify(sid=self.add_recording(request.form.get("CallSid", ""),
+                                                  int(request.form.get("seconds", "0")),
+                                                  transcribed=request.form.get("transcribed") == "true"))
 
         @app.get("/_standin/calls")
         def standin_calls():

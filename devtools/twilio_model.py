@@ -4,8 +4,9 @@
 
 - **one TwiML engine** (`CallRun`) interprets every call's documents — Say, Play, Pause,
   Gather, Redirect, Enqueue (with its wait loop and QueueTime), Leave, Hangup,
-  Dial/Conference — as a loop, never recursing per step, with the caller's patience
-  checked in every wait;
+  Dial/Conference, Record (refused inside a queue's wait, as Twilio refuses it; its action,
+  recording status and transcription callbacks reported, the last two through the chaos) —
+  as a loop, never recursing per step, with the caller's patience checked in every wait;
 - **audio takes its real time**: a <Play> lasts its track's length times its `loop` (0:
   a thousand plays): Twilio's own hold tracks from a table, audio the app serves from its
   WAV header, any other track as `Network(tracks=...)` says; the next waitUrl request comes
@@ -92,6 +93,7 @@ UNKNOWN_TRACK_SECONDS = 15  # a track the model has no length for (counted: give
 PLAY_LOOP_ZERO = 1000  # <Play loop="0"> repeats until hang-up or this many plays (Twilio's <Play> page)
 FETCH_SECONDS = 1  # simulated time a webhook round trip stands for
 MAX_DOCUMENTS = 5000  # TwiML documents one call may run before the model calls it a loop
+DEFAULT_MESSAGE_SECONDS = 20  # how long a caller speaks at a <Record>, unless told
 # The voice and language pairs Twilio's table lists (as pinned in the app), and what <Say>
 # falls back to without one of the attributes: the account's default voice and language.
 SAY_PAIRS = frozenset((voice, language) for language, voice, _kind, _gender in VOICE_ROWS)
@@ -488,6 +490,10 @@ class LocalBackend:
         """SIDs of every call the stand-in holds."""
         return {c.sid for c in self.standin.placed()}
 
+    def add_recording(self, call_sid, seconds, transcribed=False):
+        """A <Record> made a recording: its SID."""
+        return self.standin.add_recording(call_sid, seconds, transcribed=transcribed)
+
     def stop(self):
         """Nothing to stop in-process."""
 
@@ -588,6 +594,11 @@ class RemoteBackend:
     def queue_place(self, name, call_sid):
         """Where a call stands in its queue, as `queue_join` says it."""
         return self._queue(name, "place", call_sid)
+
+    def add_recording(self, call_sid, seconds, transcribed=False):
+        """A <Record> made a recording: its SID."""
+        return self.http.post(f"{self.url}/_standin/recordings", timeout=5, data={
+            "CallSid": call_sid, "seconds": seconds, "transcribed": str(transcribed).lower()}).json()["sid"]
 
     def stop(self):
         """Stop polling."""
@@ -1158,7 +1169,7 @@ class Network:
         return "CA" + hashlib.sha256(f"{self.seed}|inbound|{from_}#{nth}".encode()).hexdigest()[:32]
 
     def dial_in(self, from_, to, keys, patience, incoming_path="/voice/incoming", name="caller",
-                hang_up=None):
+                hang_up=None, message_seconds=None):
         """A person calls the IVR and follows the call to its end (in this thread); `hang_up`
         (a HangUpPlan) is when they hang up if the app offers them to an agent."""
         sid = self._inbound_sid(from_)
@@ -1170,6 +1181,8 @@ class Network:
         with self.lock:
             self.live[sid] = call
         run = CallRun(self, call, name, keys=keys, patience=patience)
+        if message_seconds is not None:
+            run.message_seconds = message_seconds
         self.out(name, f"calls {to} from {from_}")
         try:
             run.run(incoming_path, {"CallStatus": "ringing"})
@@ -1306,6 +1319,7 @@ class CallRun:
         self.left_with = None
         self.url = None  # the document running now (a Gather without action posts back to it)
         self.silent_before = 0  # seconds of silence before the run began (synchronous detection)
+        self.message_seconds = DEFAULT_MESSAGE_SECONDS  # how long a message they leave at a <Record>
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -1500,7 +1514,52 @@ class CallRun:
                     return following
             elif tag == "Reject":
                 raise HungUp("app")
+            elif tag == "Record":
+                if self.queue is not None:
+                    # Twilio allows no <Record> in a queue's waitUrl TwiML: the caller must <Leave>.
+                    self.network.count("records refused: inside a queue's wait")
+                    self.network.out(self.who, "hears: an application error has occurred "
+                                               "(<Record> in a queue)")
+                    raise HungUp("app")
+                return self._record(verb)
         return None
+
+    def _record(self, verb):
+        """Leave a message of `message_seconds` (at most maxLength), then # (or hang up in
+        it, as a caller out of patience does): the action is requested with the recording,
+        the recording status callback (and a transcription, when asked for) come through
+        the network's chaos. Returns the action's document."""
+        max_length = int(verb.get("maxLength") or 3600)
+        if verb.get("playBeep", "true") != "false":
+            self.hears("(beep)")
+        started, hung = self.elapsed, None
+        self.network.out(self.who, f"leaves a message of {min(self.message_seconds, max_length)} s")
+        try:
+            self._pass(min(self.message_seconds, max_length))
+        except HungUp as gone:
+            hung = gone
+        seconds = int(self.elapsed - started)
+        transcribed = verb.get("transcribe") == "true" and bool(verb.get("transcribeCallback"))
+        sid = self.network.backend.add_recording(self.call.sid, seconds, transcribed) if seconds > 0 else None
+        self.network.count("messages recorded" if sid else "empty recordings")
+        report = {**self.call.params, "RecordingSid": sid, "RecordingDuration": str(seconds),
+                  "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}"
+                  if sid else None}
+        action = verb.get("action") or self.url
+        if hung is not None:
+            self.network.webhooks.post(action, {**report, "CallStatus": "completed", "Digits": "hangup"})
+        doc = None if hung is not None else self.fetch(action, {**report, "Digits": "#"})
+        if verb.get("recordingStatusCallback"):
+            status = {**report, "RecordingStatus": "completed" if sid else "absent"}
+            self.network.deliver(verb.get("recordingStatusCallback"), status, ("recording", self.call.sid))
+        if sid and transcribed:
+            self.network.deliver(verb.get("transcribeCallback"), {
+                **report, "TranscriptionStatus": "completed", "TranscriptionSid": "TR" + sid[2:],
+                "TranscriptionText": "(the model's caller) Please call me back about my order."},
+                ("transcription", self.call.sid))
+        if hung is not None:
+            raise hung
+        return doc
 
     def _gather(self, verb):
         prompt, playing = [], 0

@@ -245,3 +245,27 @@ def test_texts_send_and_erase_with_spec_requests_only(app, twilio_standin):
     assert twilio_standin.messages == {}
     for request in twilio_standin.requests:
         assert_in_spec(request)
+
+
+def test_recording_requests_match_the_spec_and_the_media_url(app, twilio_standin):
+    from callback.telephony.recordings import Recordings
+
+    recordings = Recordings(Telephony(app.extensions["callback"].config))
+    sid = twilio_standin.add_recording("CA" + "1" * 32, 30, transcribed=True)
+    assert recordings.audio(sid) == twilio_standin.recordings[sid]["audio"]
+    assert recordings.delete(sid) is True  # its transcription first, then the recording
+    assert recordings.delete(sid) is False  # gone already: a repeated delete is harmless
+    with pytest.raises(CallGone):
+        recordings.audio(sid)
+    assert recordings.delete("../Calls/CA" + "1" * 32) is False and len(twilio_standin.requests) == 7
+    media = [r for r in twilio_standin.requests if r["path"].endswith(".mp3")]
+    rest = [r for r in twilio_standin.requests if not r["path"].endswith(".mp3")]
+    assert [(r["method"], r["path"].rsplit("/", 2)[-2]) for r in rest] == [
+        ("GET", "Recordings"), ("GET", sid), ("DELETE", "Transcriptions"), ("DELETE", "Recordings"),
+        ("GET", "Recordings")]
+    for request in rest:
+        assert_in_spec(request)
+    # The media URL is not an API operation: it is the Recording resource's URI, .mp3 for .json.
+    for request in media:
+        assert request["method"] == "GET"
+        assert_in_spec({**request, "path": request["path"][:-len(".mp3")] + ".json"})

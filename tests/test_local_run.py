@@ -148,6 +148,27 @@ def test_scripted_journey_a_caller_chooses_a_time(local_run, capsys):
     assert window["earliest"] and window["latest"]
 
 
+def test_scripted_journey_a_caller_leaves_a_message_heard_then_called_back(local_run, capsys):
+    # Sales, then 3 at the offer: the caller leaves the queue, records 25 s, hangs up; the
+    # agent hears the whisper and the message, then the caller's own number is called back.
+    # Agents signed out first: the run's agents outlive each test, and one free would take
+    # the caller from hold before the offer (--agent signs Alice in once the caller is done).
+    for agent_id in ("alice", "bob"):
+        local_api(local_run, "PUT", f"/api/agents/{agent_id}/status", json={"status": "offline"})
+    out = run_simulator(local_run, capsys, "--voicemail", "25", "--keys", "1,3", "--from", "+12125550166",
+                        "--agent", "alice", "--watch", "2400")
+    assert "Or press 3 to leave a message" in out and "leaves the queue" in out
+    assert "leaves a message of 25 s" in out and "Your message is saved" in out
+    assert "Voicemail for Sales from 2 1 2, 5 5 5, 0 1 6 6, 25 seconds. Press 1 to hear it" in out
+    heard = out[out.index("Press 1 to hear it"):]
+    # The message plays to the agent before the customer's phone rings.
+    assert "/voice/voicemail/audio/" in heard
+    assert heard.index("/voice/voicemail/audio/") < heard.index("[customer] phone rings")
+    assert "calling back about your message" in out
+    assert out.rstrip().endswith(": completed")
+    local_api(local_run, "PUT", "/api/ivrs/Main%20Line/settings", json={"voicemail_enabled": False})
+
+
 def test_scripted_journey_holding_caller_goes_straight_to_a_free_agent(local_run, capsys):
     out = run_simulator(local_run, capsys, "--ready", "bob", "--keys", "2", "--from", "+12125550188")
     assert "is taken out of the queue" in out and "Caller from Support" in out

@@ -704,3 +704,51 @@ def test_an_agent_warned_of_a_machine_leaves_with_star_and_ends_the_conference(m
     assert network.stats["agents ending a machine with star"] == 1
     assert [r["path"] for r in seen].count("/notice") == 1
     assert wait_until(lambda: network.stats["machines an agent heard"] == 1)
+
+
+# -- voicemail: <Record> after <Leave>, never inside a queue's wait ----------------------------
+
+RECORD = ('<Response><Record action="/recorded" maxLength="30" finishOnKey="#" playBeep="true" '
+          'recordingStatusCallback="/status" transcribe="true" transcribeCallback="/text"/></Response>')
+ENQUEUE = '<Response><Enqueue waitUrl="/wait" action="/done">Sales</Enqueue></Response>'
+
+
+def test_a_record_inside_a_queues_wait_is_an_application_error(model, twilio_standin):
+    app, seen = recording_app({"/incoming": ENQUEUE, "/wait": RECORD})
+    network = model(app)
+    run = network.dial_in("+12125550150", IVR_NUMBER, Keys([]), patience=600, incoming_path="/incoming")
+    assert run.ending == "hung-up-by-app"
+    assert network.stats["records refused: inside a queue's wait"] == 1
+    assert "/recorded" not in [s["path"] for s in seen] and not twilio_standin.recordings
+
+
+@pytest.mark.parametrize("message_seconds, recorded", [(20, "20"), (50, "30")])
+def test_leave_then_record_in_the_enqueue_action_reports_the_recording(model, twilio_standin, message_seconds,
+                                                                       recorded):
+    app, seen = recording_app({"/incoming": ENQUEUE, "/wait": "<Response><Leave/></Response>",
+                               "/done": RECORD,
+                               "/recorded": "<Response><Say>Thank you.</Say><Hangup/></Response>"})
+    network = model(app)
+    run = network.dial_in("+12125550150", IVR_NUMBER, Keys([]), patience=600, incoming_path="/incoming",
+                          message_seconds=message_seconds)
+    assert run.left_with == "leave" and run.ending == "hung-up-by-app"
+    assert wait_until(lambda: {"/status", "/text"} <= {s["path"] for s in seen})
+    by_path = {s["path"]: s["form"] for s in seen}
+    assert by_path["/done"]["QueueResult"] == "leave"
+    assert (by_path["/recorded"]["RecordingDuration"], by_path["/recorded"]["Digits"]) == (recorded, "#")
+    sid = by_path["/recorded"]["RecordingSid"]
+    assert sid in twilio_standin.recordings and by_path["/status"]["RecordingStatus"] == "completed"
+    assert by_path["/text"]["TranscriptionStatus"] == "completed" and all(s["valid"] for s in seen)
+
+
+def test_a_message_left_through_the_real_app_becomes_a_voicemail(app, svc, main_line, model, clock):
+    from dataclasses import replace
+
+    ivr = svc.storage.get_ivr("Main Line")
+    svc.storage.save_ivr(ivr.evolve(settings=replace(ivr.settings, voicemail_enabled=True)))
+    network = model(app, speed=JOURNEY_SPEED, clock=clock)
+    run = network.dial_in("+12125550150", IVR_NUMBER, Keys(["1", "3"]), patience=600, message_seconds=15)
+    assert run.left_with == "leave"
+    callback = svc.storage.get_callback(run.call.sid)
+    assert (callback.kind, callback.number, callback.recording_seconds) == ("voicemail", "+12125550150", 15)
+    assert any("Your message is saved" in text for _, text in run.heard)

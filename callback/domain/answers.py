@@ -55,6 +55,9 @@ class AgentAnswer:
     speech: tuple = DEFAULT_SPEECH
     # Star leaves the conference (asynchronous detection: how a warned agent ends a machine).
     hangup_on_star: bool = False
+    # A voicemail: what 1 does ("hear it and call back"), and the message played before the join.
+    accept: str = "accept"
+    play_url: str | None = None
 
 
 @dataclass(frozen=True)

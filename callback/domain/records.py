@@ -30,6 +30,8 @@ API_ID_PREFIX = "API"
 # Waiting calls.
 WAITING = "waiting"
 CONNECTING = "connecting"
+# Left the Twilio queue to leave a message: out of the line, their place kept for the message.
+RECORDING = "recording"
 
 
 # Twilio keeps at most this many calls waiting in one queue (its MaxSize limit), and gives
@@ -165,6 +167,13 @@ class Callback:
     # Who and what about, as a CRM asked for it through the API (callback.domain.callback_requests).
     name: str | None = None
     reason: str | None = None
+    # A voicemail (callback.domain.voicemail) carries its recording; None: a callback.
+    kind: str | None = None
+    recording_sid: str | None = None
+    recording_url: str | None = None
+    recording_seconds: int | None = None
+    recording_status: str | None = None
+    transcription: str | None = None
 
     @property
     def from_api(self):

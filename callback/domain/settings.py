@@ -2,6 +2,7 @@
 import re
 from dataclasses import dataclass, field, fields
 
+from callback.domain import voicemail as vm
 from callback.domain.customer_clock import (
     DEFAULT_END,
     DEFAULT_START,
@@ -12,7 +13,7 @@ from callback.domain.customer_clock import (
 from callback.domain.detection import DEFAULT_MODE, MODES
 from callback.domain.dialing import DEFAULT_REGIONS, NANP_REGION_NAMES, DialRules, parse_regions
 from callback.domain.hours import OpenHours
-from callback.domain.texts import DEFAULT_CANCEL_WORD, MAX_CANCEL_WORD, parse_cancel_word, parse_service_sid
+from callback.domain.texts import DEFAULT_CANCEL_WORD, SMS_TEXT_FIELDS
 from callback.domain.voices import (
     DEFAULT_LANGUAGE,
     DEFAULT_VOICE,
@@ -69,6 +70,11 @@ class CallbackSettings:
     sms_not_reached: bool = False
     # Answering-machine detection on the customer's leg (callback.domain.detection).
     machine_detection: str = DEFAULT_MODE
+    # Voicemail instead of holding (callback.domain.voicemail), off by default.
+    voicemail_enabled: bool = False
+    voicemail_max_seconds: int = vm.DEFAULT_MAX_SECONDS
+    voicemail_transcribe: bool = False
+    voicemail_retention_days: int = vm.DEFAULT_RETENTION_DAYS
 
     def customer_clock(self, number):
         """The calling window of the customer at `number`, in their local time (the IVR's zone
@@ -180,17 +186,10 @@ _TEXT_PARSERS = {
     "customer_hours_start": lambda value: f"{parse_clock_time(value):%H:%M}",
     "customer_hours_end": lambda value: f"{parse_clock_time(value):%H:%M}",
 }
-# Texts (issue #33): name: (label, longest, help text, parser).
-SMS_TEXT_FIELDS = {
-    "sms_service_sid": ("Messaging Service SID", 34,
-                        "The Twilio Messaging Service (MG…) every text is sent through; this IVR's numbers "
-                        "must be in its sender pool.", parse_service_sid),
-    "sms_cancel_word": ("Cancel Reply Word", MAX_CANCEL_WORD,
-                        "The word a customer texts back to cancel (default C). Never STOP, CANCEL, END, "
-                        "QUIT, HELP or another word Twilio answers itself.", parse_cancel_word),
-}
 TEXT_FIELDS.update({name: spec[:3] for name, spec in SMS_TEXT_FIELDS.items()})
 SMS_FIELDS = ("sms_enabled", "sms_about_to_call", "sms_not_reached", *SMS_TEXT_FIELDS)
+INTEGER_FIELDS.update(vm.INTEGER_FIELDS)
+BOOLEAN_FIELDS.update(vm.BOOLEAN_FIELDS)
 
 
 class GroupedChoices(tuple):
@@ -223,7 +222,7 @@ FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS)
     "call_regions",)
 # Added after the first release: a client that does not send them keeps their value.
 OPTIONAL_FIELDS = {"offer_caller_id", "call_toll_free", "call_personal_numbers", "call_regions",
-                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS}
+                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS, *vm.FIELDS}
 REGION_CHOICES = tuple(NANP_REGION_NAMES.items())
 
 
@@ -317,7 +316,7 @@ def validate_settings(raw, current=None, *, partial=False, checkbox_form=False, 
             errors[name] = "is required"
     for name, (_label, low, high, _help) in INTEGER_FIELDS.items():
         if name not in raw:
-            if not partial and name != "priority":
+            if not partial and name != "priority" and name not in OPTIONAL_FIELDS:
                 errors[name] = "is required"
             continue
         value = raw[name]

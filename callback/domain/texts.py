@@ -225,3 +225,15 @@ def cancelled_body(company, queues):
     if not queues:
         return f"{company}: you have no callback waiting, so there was nothing to cancel."
     return f"{company}: your callback request{_for_queues(queues)} is cancelled. We will not call."
+
+
+# The texts' settings that are text (callback.domain.settings shows and checks them with the
+# others): name: (label, longest, help text, parser).
+SMS_TEXT_FIELDS = {
+    "sms_service_sid": ("Messaging Service SID", 34,
+                        "The Twilio Messaging Service (MG…) every text is sent through; this IVR's numbers "
+                        "must be in its sender pool.", parse_service_sid),
+    "sms_cancel_word": ("Cancel Reply Word", MAX_CANCEL_WORD,
+                        "The word a customer texts back to cancel (default C). Never STOP, CANCEL, END, "
+                        "QUIT, HELP or another word Twilio answers itself.", parse_cancel_word),
+}

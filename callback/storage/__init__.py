@@ -4,12 +4,12 @@ One module per aggregate, each a part of `Storage`: `directory` (IVRs, and the c
 routing directory), `agents`, `line` (holding callers and their offers, departures,
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
-the app holds), `texts` (texts to customers and opt-outs), `counters` (the wallboard's
-hourly counters) and `signin` (login throttles, admin sessions); `tables` defines the
-tables and models, `client` the one DynamoDB client and the safe ways to write. Every
-state change is a conditional write; failed conditions become `Conflict`. Beside them,
-`parameter_store` reads the secrets from SSM Parameter Store at start-up, on the same
-botocore session.
+the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
+record, recordings to delete), `counters` (the wallboard's hourly counters) and `signin`
+(login throttles, admin sessions); `tables` defines the tables and models, `client` the one
+DynamoDB client and the safe ways to write. Every state change is a conditional write;
+failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
+SSM Parameter Store at start-up, on the same botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
@@ -31,6 +31,7 @@ from callback.storage.line import DEPARTURES_LIFETIME, ENTRY_LIFETIME, WAITING_C
 from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
+from callback.storage.voicemail import VoicemailStorage
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
@@ -40,7 +41,7 @@ __all__ = [
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, StorageBase):
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 
@@ -48,9 +49,10 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
         super().__init__(config)
         models = build_models(config)
         (self.Ivr, self.AgentRec, self.Guard, self.Leg, self.Waiting, self.CallbackRec, self.Entry,
-         self.Session, self.DeparturesRec, self.Stats, self.Text, self.Idem) = (
+ self.Session, self.DeparturesRec, self.Stats, self.Text, self.Idem, self.Recording) = (
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
-            models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem)
+            models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
+            models.Recording)
 
     @property
     def models(self):

@@ -59,7 +59,9 @@ class CallbackStorage(StorageBase):
             r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
             int(r.priority), r.due_at, r.expires_at, r.status, int(r.attempts or 0), r.attempt_id,
             r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
-            r.ended_at, r.sweep_at, r.window_start, r.window_end, r.name, r.reason)
+            r.ended_at, r.sweep_at, r.window_start, r.window_end, r.name, r.reason, r.kind, r.recording_sid,
+            r.recording_url, None if r.recording_seconds is None else int(r.recording_seconds),
+            r.recording_status, r.transcription)
 
     def _guard_key(self, queue_name, number):
         return self.Guard(f"PENDING#{queue_name}", number)
@@ -94,11 +96,14 @@ class CallbackStorage(StorageBase):
                    attempts=0, history=[], pending_queue=callback.queue_name,
                    sweep_status=m.PENDING, sweep_at=min(callback.due_at, callback.expires_at),
                    window_start=callback.window_start, window_end=callback.window_end,
-                   name=callback.name, reason=callback.reason)
+                   name=callback.name, reason=callback.reason,
+                   kind=callback.kind, recording_sid=callback.recording_sid,
+                   recording_url=callback.recording_url, recording_seconds=callback.recording_seconds)
         books = books_slot(callback.window_start, callback.window_end)
         # A callback asked for through the API has an id no call has: the waiting call it
         # names does not exist, so its delete (condition: none, or still waiting) is a no-op.
-        still_waiting = W.call_sid.does_not_exist() | (W.status == m.WAITING)
+        # A caller who left the queue to leave a message (RECORDING) is still theirs to store.
+        still_waiting = W.call_sid.does_not_exist() | W.status.is_in(m.WAITING, m.RECORDING)
         guard_free = G.sk.does_not_exist()
         for _ in range(MAX_GUARD_TRIES):
             guard = self._guard_key(callback.queue_name, callback.number)
@@ -110,6 +115,8 @@ class CallbackStorage(StorageBase):
                     tx.delete(W(waiting_call_sid), condition=still_waiting)
                     if books:
                         self._book(tx, callback, slot_capacity)
+                    if callback.recording_sid:
+                        self._file_recording(tx, callback)
                     self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
                                 {stats.REQUESTED: 1})
 
@@ -158,7 +165,7 @@ class CallbackStorage(StorageBase):
         W = self.Waiting
 
         def write(tx):
-            tx.delete(W(waiting_call_sid), condition=W.status == m.WAITING)
+            tx.delete(W(waiting_call_sid), condition=W.status.is_in(m.WAITING, m.RECORDING))
             self._count(tx, callback.queue_name, callback.ivr_name, callback.requested_at,
                         {stats.ALREADY_PENDING: 1})
 

@@ -12,6 +12,7 @@ import time
 from pynamodb.exceptions import DoesNotExist
 
 from callback.domain import records as m
+from callback.domain import voicemail as vm
 from callback.domain.customer_clock import DEFAULT_END, DEFAULT_START
 from callback.domain.detection import DEFAULT_MODE
 from callback.domain.dialing import DEFAULT_REGIONS
@@ -52,6 +53,9 @@ class IvrStorage(StorageBase):
             sms_cancel_word=s.sms_cancel_word or DEFAULT_CANCEL_WORD,
             sms_about_to_call=bool(s.sms_about_to_call), sms_not_reached=bool(s.sms_not_reached),
             machine_detection=s.machine_detection or DEFAULT_MODE,
+            voicemail_enabled=bool(s.voicemail_enabled), voicemail_transcribe=bool(s.voicemail_transcribe),
+            voicemail_max_seconds=int(s.voicemail_max_seconds or vm.DEFAULT_MAX_SECONDS),
+            voicemail_retention_days=int(s.voicemail_retention_days or vm.DEFAULT_RETENTION_DAYS),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),

@@ -11,7 +11,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL);
   the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs);
   texts to customers (pk "TEXT", and "OUTBOX" while unsent) and numbers that opted out of
-  texts (pk "OPTOUT", sk the number), both kept for the retention period at most.
+  texts (pk "OPTOUT", sk the number), both kept for the retention period at most;
+  voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -101,6 +102,11 @@ class SettingsMap(MapAttribute):
     sms_not_reached = BooleanAttribute(null=True)
     # None on IVRs saved before it: the default (asynchronous).
     machine_detection = UnicodeAttribute(null=True)
+    # Voicemail (issue #33); absent on IVRs saved before it: off, with the defaults.
+    voicemail_enabled = BooleanAttribute(null=True)
+    voicemail_max_seconds = NumberAttribute(null=True)
+    voicemail_transcribe = BooleanAttribute(null=True)
+    voicemail_retention_days = NumberAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):
@@ -235,6 +241,17 @@ def build_models(config):
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
 
+    class RecordingRecord(_Record):
+        """A voicemail's recording still at Twilio (pk "RECORDING", sk "<check time>#<callback
+        id>"): the sweep reads those whose time has come, deletes the recording once its work
+        has ended and the IVR's retention passed, or files it again under a later time."""
+        Meta = _meta(config_table, config)
+        pk = UnicodeAttribute(hash_key=True, default="RECORDING")
+        sk = UnicodeAttribute(range_key=True)
+        callback_id = UnicodeAttribute()
+        recording_sid = UnicodeAttribute()
+        ivr_name = UnicodeAttribute(null=True)
+
     class WaitingCallRecord(_Record):
         Meta = _meta(prefix + "waiting-calls", config)
         call_sid = UnicodeAttribute(hash_key=True)
@@ -283,6 +300,13 @@ def build_models(config):
         # Who and what about, when a CRM asked for it through the API.
         name = UnicodeAttribute(null=True)
         reason = UnicodeAttribute(null=True)
+        # A voicemail (callback.domain.voicemail): its recording at Twilio, and its words.
+        kind = UnicodeAttribute(null=True)
+        recording_sid = UnicodeAttribute(null=True)
+        recording_url = UnicodeAttribute(null=True)
+        recording_seconds = NumberAttribute(null=True)
+        recording_status = UnicodeAttribute(null=True)
+        transcription = UnicodeAttribute(null=True)
         # Set when the callback ends: the record (number, history) goes after the retention.
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
@@ -356,7 +380,7 @@ def build_models(config):
     })
 
     return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Leg=LegRecord,
-                           Text=TextRecord,
+                           Text=TextRecord, Recording=RecordingRecord,
                            Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
                            DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord)

@@ -20,6 +20,7 @@ from callback.domain.settings import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
     INTEGER_FIELDS,
+    OPTIONAL_FIELDS,
     REGION_CHOICES,
     REGIONS_FIELD,
     TEXT_FIELDS,
@@ -172,7 +173,9 @@ def ivr_settings(name):
     ivr = _ivr_or_404(name)
     errors, values, status = {}, ivr.settings.as_dict(), 200
     if request.method == "POST":
-        raw = {k: request.form.get(k, "") for k in INTEGER_FIELDS}
+        # A field added after the first release that the form does not send keeps its value.
+        raw = {k: request.form.get(k, "") for k in INTEGER_FIELDS
+               if k in request.form or k not in OPTIONAL_FIELDS}
         raw.update({k: request.form[k] for k in (*TEXT_FIELDS, *CHOICE_FIELDS) if k in request.form})
         raw.update({k: request.form[k] for k in BOOLEAN_FIELDS if request.form.get(k)})
         if request.form.get("call_regions_field"):  # the form shows the boxes: none ticked is none

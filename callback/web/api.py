@@ -212,6 +212,9 @@ def callback_json(cb):
                      "customer_call_sid": a.customer_call_sid, "error_code": a.error_code}
                     for a in cb.history],
         "blocked": services().dispatcher.blocked_reason(cb),
+        "kind": cb.kind or "callback",  # a voicemail's audio is on the portal, never a Twilio URL
+        "voicemail": {"seconds": cb.recording_seconds, "recording_status": cb.recording_status,
+                      "transcription": cb.transcription} if cb.recording_sid else None,
     }
 
 

@@ -77,6 +77,7 @@ def enqueue(queue_name, wait_url, action_url, greeting=None, speech=DEFAULT_SPEE
 HOLD_MESSAGE = "Thank you for holding. An agent will be with you as soon as possible."
 OFFER_MESSAGE = "Press 1 to be called back instead of waiting. You keep your place in line."
 PICK_TIME_MESSAGE = "Or press 2 to choose a time for our call."
+LEAVE_MESSAGE = "Or press 3 to leave a message, and we will call you back. You keep your place in line."
 # After the offer's music a key may still come this long (the Gather's timeout).
 OFFER_SECONDS = 3
 
@@ -100,7 +101,7 @@ def _play(target, music):
 
 
 def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=DEFAULT_SPEECH, opens=None,
-         pick_time=False):
+         pick_time=False, leave_message=False):
     """Hold message and music for the wait loop, with the callback offer once it is due.
 
     `music` is [(url, times)], played in order: cut to last until the next prompt is due
@@ -110,7 +111,8 @@ def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=D
     waitUrl (which would offer again, or read the estimate again). `wait` is (ahead,
     estimate) when an estimate is worth telling, said before the offer. `opens` ('tomorrow
     at 9 AM'): the center closes before the callback could be made, so the offer is a call
-    at that opening. `pick_time`: 2 lets the caller choose a time instead.
+    at that opening. `pick_time`: 2 lets the caller choose a time instead; `leave_message`:
+    3 leaves a message (callback.web.voice.voicemail).
     """
     response = VoiceResponse()
     if offer_url:
@@ -124,6 +126,8 @@ def hold(music, offer_url=None, loop_url=None, wait=None, message=True, speech=D
             say(gather, OFFER_MESSAGE, speech)
         if pick_time:
             say(gather, PICK_TIME_MESSAGE, speech)
+        if leave_message:
+            say(gather, LEAVE_MESSAGE, speech)
         _play(gather, music)
         response.append(gather)
     else:
@@ -320,15 +324,19 @@ def leave_queue():
 
 
 def conference(conference_name, *, announcement=None, status_callback=None, end_on_exit=True,
-               wait_url="", start_on_enter=True, speech=DEFAULT_SPEECH, hangup_on_star=False):
+               wait_url="", start_on_enter=True, speech=DEFAULT_SPEECH, hangup_on_star=False,
+               play_url=None):
     """Say something, then join a conference (agent or customer side).
 
     The agent joins with start_on_enter=False and `wait_url` answering `ringing`: they hear
     ringing until the other party joins and starts the conference. `hangup_on_star` lets
     them leave it with star (ending it, with end_on_exit): how an agent warned of a machine
-    ends the customer's call.
+    ends the customer's call. `play_url` (a voicemail) plays before the join, so the join
+    that dials the customer comes after the message.
     """
     response = VoiceResponse()
+    if play_url:
+        response.play(play_url)
     if announcement:
         say(response, announcement, speech)
     dial = Dial(hangup_on_star=True) if hangup_on_star else Dial()
@@ -354,13 +362,13 @@ def ringing(tone_url):
     return render(response)
 
 
-def agent_whisper(text, accept_url, speech=DEFAULT_SPEECH):
+def agent_whisper(text, accept_url, speech=DEFAULT_SPEECH, accept="accept"):
     """What an agent hears on answering: the work, then 1 to accept. Any other key, or
     silence (a voicemail greeting presses nothing), goes to `accept_url` as a decline."""
     response = VoiceResponse()
     gather = Gather(input="dtmf", num_digits=1, timeout=8, action=accept_url,
                     action_on_empty_result=True)
-    say(gather, f"{text} Press 1 to accept. Press any other key to decline.", speech)
+    say(gather, f"{text} Press 1 to {accept}. Press any other key to decline.", speech)
     response.append(gather)
     return render(response)
 

@@ -8,10 +8,12 @@ the attempt, hang up a leg, tell the agent, free the agent, dial the customer, m
 holding caller into the agent's conference. A lost race reads again.
 """
 import logging
+from datetime import timedelta
 
 from callback.domain import attempts as a
 from callback.domain import detection, offers, transitions
 from callback.domain import records as m
+from callback.domain import voicemail as vm
 from callback.domain.answers import Outcome
 from callback.domain.hours import is_open, next_opening
 from callback.domain.numbers import mask
@@ -108,8 +110,10 @@ class Effects(Ledger, Texter):
                 status = self._end_attempt(cb, ending, now, event.error_code, sids)
             elif step.state != view.state or (step.agent_call_sid, step.customer_call_sid) != (
                     view.agent_call_sid, view.customer_call_sid):
+                # An agent joining after a voicemail hears it first: their join comes that much later.
+                later = vm.joining_time(cb) if step.state == a.AGENT_JOINING else timedelta(0)
                 self.storage.commit(cb, transitions.advance(
-                    cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now),
+                    cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now) + later,
                     connected=step.state == a.CONNECTED, now=now, **sids))
                 status = m.CONNECTED if step.state == a.CONNECTED else status
             log.info("callback %s attempt %s: %s -> %s on %s", cb.callback_id, view.attempt_id,

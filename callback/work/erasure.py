@@ -1,8 +1,9 @@
 """Forgetting a number on request: its callbacks (pending ones cancelled first), their
 attempts, their texts and the number's opt-out from texts, the API's stored answers about
-it (Idempotency-Keys), and Twilio's records of the calls they made and took and of the
-texts sent to and received from the number (Twilio's Messages resource supports DELETE; a
-log Twilio keeps is counted as left, and logged).
+it (Idempotency-Keys), Twilio's records of the calls they made and took and of the texts
+sent to and received from the number (Twilio's Messages resource supports DELETE; a log
+Twilio keeps is counted as left, and logged), and the recordings of its voicemails
+(counted with the call records).
 
 What is not touched, and why: holding callers and keyed-in entries expire within a day and
 ten minutes (TTL); the wallboard's counters and the departures of the wait estimate hold
@@ -18,6 +19,7 @@ from callback.domain import transitions
 from callback.storage import Conflict, NotFound
 from callback.telephony.messages import Messaging
 from callback.telephony.rest import TelephonyError
+from callback.work.recordings import delete_recordings_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def forget_number(storage, telephony, number, now):
     if busy or storage.get_leg(number) is not None:
         raise NumberBusy("a call to this number is in progress; try again once it has ended")
     canceled = removed = deleted = failed = texts = 0
+    # Voicemail recordings first: Twilio keeps them apart from the call records.
+    deleted, failed = delete_recordings_of(telephony, found)
     for cb in found:
         if cb.status == m.PENDING:
             try:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from callback.domain import attempts as a
 from callback.domain import detection, offers
 from callback.domain import twilio_words as words
+from callback.domain import voicemail as vm
 from callback.domain.answers import NOTICES, AgentAnswer, CustomerAnswer
 from callback.domain.numbers import speakable
 from callback.domain.rules import CALL, CALLBACK
@@ -46,6 +47,10 @@ class Events(Effects):
             cb = self.storage.get_callback(key)
             ivr = self.directory.ivr(cb.ivr_name)
             tries = ivr.settings.max_retries if ivr else 1
+            if cb.kind == vm.VOICEMAIL:
+                text = vm.whisper(cb.queue_name, cb.number, cb.recording_seconds or 0, cb.attempts + 1, tries)
+                return AgentAnswer(whisper=text, accept_url=accept,
+                                   accept=("hear it and call back" if vm.playable(cb) else "call back"))
             text = (f"Callback for {cb.queue_name}, to {speakable(cb.number)}. "
                     f"Attempt {cb.attempts + 1} of {tries}.")
             return AgentAnswer(whisper=text, accept_url=accept)
@@ -79,9 +84,11 @@ class Events(Effects):
             # Into the conference at once; the customer is dialed (the caller moved) when
             # the conference says the agent is in it.
             if kind == CALLBACK:
+                # A message plays first: the agent's join, which dials the customer, follows it.
                 return AgentAnswer(f"callback-{key}-{attempt_id}", announcement="Calling the customer now.",
                                    status_callback=conference_callback,
-                                   hangup_on_star=self._detection_of(key) == detection.ASYNC)
+                                   hangup_on_star=self._detection_of(key) == detection.ASYNC,
+                                   play_url=self._message_url(key))
             call = self.storage.get_waiting_call(key)
             queue = call.queue_name if call else "the queue"
             return AgentAnswer(caller_conference(key, attempt_id),
@@ -102,6 +109,20 @@ class Events(Effects):
         except NotFound:
             ivr = None
         return ivr.settings.machine_detection if ivr else detection.DEFAULT_MODE
+
+    def _message_url(self, callback_id):
+        """The app's URL of a voicemail's audio, signed for a short while; None for a plain
+        callback, or a message that cannot be played."""
+        try:
+            cb = self.storage.get_callback(callback_id)
+        except NotFound:
+            return None
+        secret = self.config.SECRET_KEY or self.config.TWILIO_AUTH_TOKEN
+        if not vm.playable(cb) or not secret:
+            return None
+        expires = int((self.clock.now() + vm.AUDIO_URL_LIFETIME).timestamp())
+        return self.url(f"/voice/voicemail/audio/{callback_id}", exp=expires,
+                        sig=vm.audio_signature(secret, callback_id, cb.recording_sid, expires))
 
     @staticmethod
     def _offer_over(call):
@@ -152,8 +173,10 @@ class Events(Effects):
             name = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
             return CustomerAnswer(
                 f"callback-{callback_id}-{attempt_id}",
-                announcement=f"Hello, this is the callback you requested from {name}. "
-                             "Connecting you to an agent now.",
+                announcement=(f"Hello, this is {name}, calling back about your message. "
+                              if cb.kind == vm.VOICEMAIL else
+                              f"Hello, this is the callback you requested from {name}. ")
+                + "Connecting you to an agent now.",
                 status_callback=self._conference_callback(CALLBACK, callback_id, attempt_id, cb.agent_id),
                 speech=speech_of(ivr))
         if event == a.CUSTOMER_MACHINE:

@@ -19,6 +19,7 @@ from callback import metrics
 from callback.domain import records as m
 from callback.domain.texts import NOT_REACHED
 from callback.storage import WAITING_CALL_LIFETIME, StorageError
+from callback.work.recordings import sweep_recordings
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -38,6 +39,7 @@ class SweepReport:
     dropped_waiting: int = 0
     offers: int = 0
     texts: int = 0
+    recordings_deleted: int = 0
     items_read: int = 0
     errors: list = field(default_factory=list)
     # The step at which the sweep stopped for lack of time, if it did.
@@ -79,7 +81,7 @@ def sweep_once(svc, time_left=None):
     now = svc.clock.now()
     budget = Budget(time_left, item_reserve(svc.config))
     steps = (_expire_pending, _reconcile_attempts, _reconcile_agents, _settle_legs, _drop_stale_waiting,
-             _dispatch, _send_texts)
+             _dispatch, _send_texts, sweep_recordings)
     for step in steps:
         try:
             budget.check()

@@ -15,14 +15,16 @@ def _sorry_agent():
 
 def _agent_answer_twiml(answer):
     if answer.whisper:
-        return twiml.agent_whisper(answer.whisper, answer.accept_url, speech=answer.speech)
+        return twiml.agent_whisper(answer.whisper, answer.accept_url, speech=answer.speech,
+                                   accept=answer.accept)
     if answer.conference is None:
         return twiml.notice(answer.notice, speech=answer.speech)
     # The agent waits for the other party with a ringing tone, not silence.
     return twiml.conference(answer.conference, announcement=answer.announcement,
                             status_callback=answer.status_callback, start_on_enter=False,
                             wait_url=services().config.public_url("/voice/agent/ringing"),
-                            speech=answer.speech, hangup_on_star=answer.hangup_on_star)
+                            speech=answer.speech, hangup_on_star=answer.hangup_on_star,
+                            play_url=answer.play_url)
 
 
 @bp.post("/agent/answer")

@@ -6,6 +6,7 @@ from datetime import timedelta
 from flask import Response, request
 
 from callback.domain import hours as h
+from callback.domain import voicemail as vm
 from callback.domain.estimate import estimate_wait, history_since
 from callback.domain.hold import between_prompts, speech_seconds, until_due
 from callback.domain.numbers import caller_id_number, check_callback_entry, mask
@@ -36,6 +37,7 @@ from callback.web.voice.common import (
 )
 from callback.web.voice.slots import choose_time
 from callback.web.voice.storing import store_and_leave
+from callback.web.voice.voicemail import leave_message, offers_message
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,8 @@ def wait():
     opens = h.spoken_moment(settings.hours, now, when) if when > now else None
     return twiml.hold(_music(between_prompts(track, message=False)), offer_url=offer_url,
                       loop_url=loop(True, minutes), wait=wait, opens=opens,
-                      speech=speech_of(ivr), pick_time=settings.slot_capacity > 0)
+                      speech=speech_of(ivr), pick_time=settings.slot_capacity > 0,
+                      leave_message=offers_message(ivr, param("From")))
 
 
 def _joined_by_request(now):
@@ -209,9 +212,11 @@ def hold_clip():
 @webhook(safe_twiml=_hold_music)
 def offer():
     """The caller pressed a key during the offer: 1 offers their own number (when the IVR
-    says so and it is a valid one) or starts number entry."""
+    says so and it is a valid one) or starts number entry; 3 leaves a message."""
     ivr_name, queue_name = param("ivr"), param("queue")
     ivr = services().directory.ivr(ivr_name)
+    if param("Digits") == vm.KEY and not _turned_away() and offers_message(ivr, param("From")):
+        return leave_message(ivr, queue_name)  # 3: a message instead of holding (`voicemail.py`)
     # 2: a time of their choosing, asked once their number is confirmed (`slots.py`).
     later = "1" if param("Digits") == "2" and ivr and ivr.settings.slot_capacity > 0 else None
     if param("Digits") != "1" and not later:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from callback.domain import hours as h
 from callback.domain import stats
 from callback.domain.estimate import estimate_wait, expected_call, history_since
+from callback.domain.records import RECORDING
 from callback.domain.rules import CALL, CALLBACK
 from callback.domain.settings import speech_of
 from callback.storage import NotFound, StorageError
@@ -22,6 +23,7 @@ from callback.web.voice.common import (
     services,
     webhook,
 )
+from callback.web.voice.voicemail import record_prompt
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,10 @@ def enqueue_done():
         try:
             callback = svc.storage.get_callback(call_sid)
         except NotFound:
-            return twiml.goodbye("Goodbye.")
+            # No callback: a caller who pressed 3 left the queue to record (`voicemail.py`).
+            waiting = svc.storage.get_waiting_call(call_sid) if call_sid else None
+            prompt = record_prompt(waiting) if waiting is not None and waiting.status == RECORDING else None
+            return prompt or twiml.goodbye("Goodbye.")
         ivr = svc.directory.ivr(callback.ivr_name)
         if callback.window_start is not None and ivr is not None:  # a time the caller chose
             when = h.spoken_moment(ivr.settings.hours, svc.clock.now(), callback.window_start)

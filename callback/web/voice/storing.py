@@ -8,6 +8,7 @@ from callback.domain.numbers import mask
 from callback.domain.records import CONNECTING, Callback
 from callback.domain.settings import speech_of
 from callback.domain.texts import CONFIRMATION
+from callback.domain.voicemail import VOICEMAIL
 from callback.storage import CreateResult, NotFound, StorageError
 from callback.web import twiml
 from callback.web.voice.closed import stored_while_closed
@@ -50,7 +51,9 @@ def store_and_leave(ivr, queue, call_sid, e164, slot=None, slot_full=None):
     return twiml.leave_queue()
 
 
-def _store_callback(ivr, queue, call_sid, e164, slot):
+def _store_callback(ivr, queue, call_sid, e164, slot, message=None):
+    """Store the callback (a voicemail when `message`, a voicemail.Message, comes with it)
+    with the caller's place in line; returns the CreateResult."""
     svc = services()
     now = svc.clock.now()
     waiting = svc.storage.get_waiting_call(call_sid)
@@ -69,7 +72,9 @@ def _store_callback(ivr, queue, call_sid, e164, slot):
     callback = Callback(
         callback_id=call_sid, number=e164, ivr_name=ivr.name, queue_name=queue.name,
         requested_at=now, place_in_line=place, priority=settings.priority_for(queue.priority),
-        due_at=due, expires_at=expires, window_start=window[0], window_end=window[1])
+        due_at=due, expires_at=expires, window_start=window[0], window_end=window[1],
+        **(dict(kind=VOICEMAIL, recording_sid=message.recording_sid, recording_url=message.recording_url,
+                recording_seconds=message.duration) if message else {}))
     try:
         result = svc.storage.create_callback(callback, call_sid, slot_capacity=settings.slot_capacity)
     except StorageError:
