@@ -123,3 +123,5 @@ def test_the_greeting_names_the_company_and_the_agent():
     assert detection.greeting("Acme", "Alice") == ("Hello, this is Acme returning your call, connecting you "
                                                    "with Alice.")
     assert detection.greeting("Acme").endswith("connecting you with an agent.")
+    assert detection.greeting("Acme", "Alice", message=True) == (
+        "Hello, this is Acme calling back about your message, connecting you with Alice.")

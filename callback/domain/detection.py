@@ -48,10 +48,12 @@ def conference_end_event(attempt, ending_call_sid, kind=a.CONFERENCE_ENDED):
     return kind
 
 
-def greeting(company, agent_name=None):
-    """What the customer hears on answering, before joining the agent."""
+def greeting(company, agent_name=None, message=False):
+    """What the customer hears on answering, before joining the agent (`message`: they left
+    a voicemail, and are called back about it)."""
     who = f"with {agent_name}" if agent_name else "with an agent"
-    return f"Hello, this is {company} returning your call, connecting you {who}."
+    why = "calling back about your message" if message else "returning your call"
+    return f"Hello, this is {company} {why}, connecting you {who}."
 
 
 MACHINE_NOTICE = ("The customer's line may be an answering machine. Press star to end the call; "

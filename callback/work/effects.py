@@ -300,7 +300,8 @@ class Effects(Ledger, Texter):
         if mode == detection.ASYNC and self.conference_twiml is not None:
             company = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
             document = self.conference_twiml(
-                cb.conference_name, announcement=detection.greeting(company, self._agent_name(cb.agent_id)),
+                cb.conference_name, announcement=detection.greeting(company, self._agent_name(cb.agent_id),
+                                                                    message=cb.kind == "voicemail"),
                 status_callback=self.url("/voice/conference", kind=CALLBACK, key=cb.callback_id,
                                          attempt=attempt_id, agent=cb.agent_id),
                 speech=speech_of(ivr))
