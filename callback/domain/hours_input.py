@@ -117,18 +117,19 @@ def _note(text):
 
 
 def _lines(value):
-    if isinstance(value, str):
-        return [line for line in value.splitlines() if line.strip()]
-    return value
+    """The entries of a holidays or closures field: its non-blank text lines, or a JSON list
+    of at most MAX_DATES."""
+    items = [line for line in value.splitlines() if line.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("must be a list")
+    if len(items) > MAX_DATES:
+        raise ValueError(f"at most {MAX_DATES}")
+    return items
 
 
 def parse_holidays(value):
     """Holidays from text lines ('2026-12-25 Christmas Day') or JSON ({"date", "name"})."""
     items = _lines(value)
-    if not isinstance(items, list):
-        raise ValueError("must be a list")
-    if len(items) > MAX_DATES:
-        raise ValueError(f"at most {MAX_DATES}")
     out = []
     for item in items:
         if isinstance(item, dict) and set(item) <= {"date", "name"} and isinstance(item.get("date"), str):
@@ -145,10 +146,6 @@ def parse_holidays(value):
 def parse_closures(value):
     """Closures from text lines ('2026-08-03 to 2026-08-07 why') or JSON ({"from", "to", "note"})."""
     items = _lines(value)
-    if not isinstance(items, list):
-        raise ValueError("must be a list")
-    if len(items) > MAX_DATES:
-        raise ValueError(f"at most {MAX_DATES}")
     out = []
     for item in items:
         if isinstance(item, dict) and set(item) <= {"from", "to", "note"} and all(
