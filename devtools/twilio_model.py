@@ -1075,9 +1075,13 @@ class Network:
         answer (of a call still going), through the chaotic network like any callback."""
         seconds = self._rng("amd", placed.sid).uniform(2, 4)
         url = getattr(placed, "amd_callback", None)
+        due = call.answered_at + seconds
 
         def send():
-            if url and call.record.ended is None and not self.stopped.is_set():
+            # Judged at the verdict's own simulated moment, not when this thread runs: at a
+            # fast speed a loaded machine runs it late, after a call that was still up then.
+            ended = call.record.ended
+            if url and (ended is None or ended > due) and not self.stopped.is_set():
                 self.count(f"verdicts sent: {answered_by}")
                 self.deliver(url, {**call.params, "CallStatus": "in-progress", "AnsweredBy": answered_by,
                                    "MachineDetectionDuration": str(int(seconds * 1000))}, ("amd", placed.sid))
