@@ -56,6 +56,7 @@ def create_app(overrides=None):
         portal_hours,
         portal_voicemail,
         privacy,
+        public,
         sms,
         voice,
         waiting,
@@ -81,6 +82,8 @@ def create_app(overrides=None):
     app.register_blueprint(portal_voicemail.bp)
     app.register_blueprint(center_clock.bp)
     app.register_blueprint(waiting.bp)
+    # The public callback page: CSRF as the portal, its own limits (webhooks never take them).
+    app.register_blueprint(public.bp)
 
     app.after_request(security_headers)
 

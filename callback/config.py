@@ -89,6 +89,15 @@ class Config:
     # CloudWatch metric lines (callback.metrics) on stdout: "on", "off", or empty for on
     # in AWS Lambda only.
     METRICS: str = ""
+    # The public callback page (callback/web/public.py): the Twilio Verify service that proves a
+    # customer's number (empty: no page sends codes), Verify's base URL (the stand-in's in local
+    # runs and tests), the deployment's limits per client address and per number (codes per
+    # hour), and the challenge's proof-of-work bits (callback.domain.public_page).
+    TWILIO_VERIFY_SERVICE_SID: str = ""
+    TWILIO_VERIFY_BASE_URL: str = "https://verify.twilio.com"
+    PUBLIC_CODES_PER_ADDRESS: int = 5
+    PUBLIC_CODES_PER_NUMBER: int = 3
+    PUBLIC_CHALLENGE_BITS: int = 16
     extra: dict = field(default_factory=dict)
 
     @classmethod

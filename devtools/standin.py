@@ -17,6 +17,8 @@ in (`inbound_text`) makes every later text to that number fail with 21610 until 
 word, as on a long code; `undeliverable` numbers fail later (the model or a test reports
 30006 to the status callback), and `messages` holds every text for tests and `make call`.
 
+Twilio Verify's codes are sent and checked as Verify does it (`devtools.standin_verify`, `verify`).
+
 Call queues are kept as Twilio keeps them: created by the Queues API (list, create, fetch,
 update, with their MaxSize) or on a call's first `<Enqueue>` with Twilio's default size, and
 holding the calls the model puts in them (`queue_join`, which turns a call away when the
@@ -43,6 +45,8 @@ from werkzeug.serving import make_server
 
 from callback.clock import SystemClock
 from callback.domain.texts import OPT_IN_WORDS, OPT_OUT_WORDS
+from devtools.standin_verify import VerifyStandIn
+from devtools.standin_verify import add_routes as add_verify_routes
 
 FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 _FINAL = FINAL  # the name earlier code used
@@ -233,6 +237,7 @@ class TwilioStandIn:
         self.opted_out = set()  # numbers that texted an opt-out word (21610 until they opt in)
         self.recordings = {}  # RecordingSid -> a <Record>'s recording (`add_recording`)
         self.listeners = []
+        self.verify = VerifyStandIn(lambda: self.clock.now())
         self._failures = []
         self._delays = []
         self._refused = {}
@@ -477,6 +482,7 @@ class TwilioStandIn:
             self._ordinals.clear()
             self._updates.clear()
             self.fault_counts.clear()
+            self.verify.reset()
             self.create_delay = None
             self.faults = None
             self.seed = None
@@ -1060,6 +1066,7 @@ class TwilioStandIn:
             with self.lock:
                 return jsonify(self.requests)
 
+        add_verify_routes(app, self.verify, error)
         return app
 
 

@@ -2,6 +2,7 @@
 import re
 from dataclasses import dataclass, field, fields
 
+from callback.domain import public_page as pp
 from callback.domain import voicemail as vm
 from callback.domain.customer_clock import (
     DEFAULT_END,
@@ -75,6 +76,9 @@ class CallbackSettings:
     voicemail_max_seconds: int = vm.DEFAULT_MAX_SECONDS
     voicemail_transcribe: bool = False
     voicemail_retention_days: int = vm.DEFAULT_RETENTION_DAYS
+    # The public callback page (callback.domain.public_page), off by default.
+    public_page_enabled: bool = False
+    public_codes_per_hour: int = pp.DEFAULT_CODES_PER_HOUR
 
     def customer_clock(self, number):
         """The calling window of the customer at `number`, in their local time (the IVR's zone
@@ -188,8 +192,8 @@ _TEXT_PARSERS = {
 }
 TEXT_FIELDS.update({name: spec[:3] for name, spec in SMS_TEXT_FIELDS.items()})
 SMS_FIELDS = ("sms_enabled", "sms_about_to_call", "sms_not_reached", *SMS_TEXT_FIELDS)
-INTEGER_FIELDS.update(vm.INTEGER_FIELDS)
-BOOLEAN_FIELDS.update(vm.BOOLEAN_FIELDS)
+INTEGER_FIELDS.update(**vm.INTEGER_FIELDS, **pp.INTEGER_FIELDS)
+BOOLEAN_FIELDS.update(**vm.BOOLEAN_FIELDS, **pp.BOOLEAN_FIELDS)
 
 
 class GroupedChoices(tuple):
@@ -222,7 +226,7 @@ FIELD_NAMES = tuple(BOOLEAN_FIELDS) + tuple(INTEGER_FIELDS) + tuple(TEXT_FIELDS)
     "call_regions",)
 # Added after the first release: a client that does not send them keeps their value.
 OPTIONAL_FIELDS = {"offer_caller_id", "call_toll_free", "call_personal_numbers", "call_regions",
-                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS, *vm.FIELDS}
+                   *TEXT_FIELDS, *CHOICE_FIELDS, *SMS_FIELDS, *vm.FIELDS, *pp.FIELDS}
 REGION_CHOICES = tuple(NANP_REGION_NAMES.items())
 
 

@@ -6,7 +6,7 @@ dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-num
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
 record, recordings to delete), `counters` (the wallboard's hourly counters) and `signin`
-(login throttles, admin sessions); `tables` defines the tables and models, `client` the one
+(login throttles, admin sessions), `rate_limits` (the public page's counters); `tables` defines the tables and models, `client` the one
 DynamoDB client and the safe ways to write. Every state change is a conditional write;
 failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
 SSM Parameter Store at start-up, on the same botocore session.
@@ -28,6 +28,7 @@ from callback.storage.directory import IvrStorage
 from callback.storage.idempotency import IdempotencyStorage, KeyClaim
 from callback.storage.legs import LegStorage
 from callback.storage.line import DEPARTURES_LIFETIME, ENTRY_LIFETIME, WAITING_CALL_LIFETIME, LineStorage
+from callback.storage.rate_limits import RateLimitStorage
 from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
@@ -41,7 +42,8 @@ __all__ = [
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, StorageBase):
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, RateLimitStorage,
+              StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 

@@ -11,6 +11,7 @@ import time
 
 from pynamodb.exceptions import DoesNotExist
 
+from callback.domain import public_page as pp
 from callback.domain import records as m
 from callback.domain import voicemail as vm
 from callback.domain.customer_clock import DEFAULT_END, DEFAULT_START
@@ -56,6 +57,8 @@ class IvrStorage(StorageBase):
             voicemail_enabled=bool(s.voicemail_enabled), voicemail_transcribe=bool(s.voicemail_transcribe),
             voicemail_max_seconds=int(s.voicemail_max_seconds or vm.DEFAULT_MAX_SECONDS),
             voicemail_retention_days=int(s.voicemail_retention_days or vm.DEFAULT_RETENTION_DAYS),
+            public_page_enabled=bool(s.public_page_enabled),
+            public_codes_per_hour=int(s.public_codes_per_hour or pp.DEFAULT_CODES_PER_HOUR),
         )
         queues = tuple(
             m.Queue(q.name, record.sk, int(q.priority), bool(q.callback_enabled),

@@ -12,7 +12,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs);
   texts to customers (pk "TEXT", and "OUTBOX" while unsent) and numbers that opted out of
   texts (pk "OPTOUT", sk the number), both kept for the retention period at most;
-  voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them.
+  voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them;
+  the public page's rate counters (pk "RATE") and spent challenges (pk "ONCE"), hours-long TTL.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -107,6 +108,9 @@ class SettingsMap(MapAttribute):
     voicemail_max_seconds = NumberAttribute(null=True)
     voicemail_transcribe = BooleanAttribute(null=True)
     voicemail_retention_days = NumberAttribute(null=True)
+    # The public callback page (issue #34); absent on IVRs saved before it: off, the default cap.
+    public_page_enabled = BooleanAttribute(null=True)
+    public_codes_per_hour = NumberAttribute(null=True)
 
 
 class AttemptMap(MapAttribute):

@@ -90,7 +90,7 @@ def create_callback():
         response.headers["Idempotent-Replayed"] = "true"
         return response
     try:
-        status, payload = _create(body, claim.resource_id, now)
+        status, payload = create_checked(body, claim.resource_id, now)
     except ApiError as exc:
         status, payload = exc.status, {"error": exc.message, "fields": exc.fields, **exc.extra}
     except _MaybeStored:
@@ -107,10 +107,11 @@ def create_callback():
     return _answer(status, payload)
 
 
-def _create(body, callback_id, now):
-    """(status, payload) of a checked, stored request; ApiError for anything else."""
+def create_checked(body, callback_id, now, ivrs=None):
+    """(status, payload) of a checked, stored request; ApiError for anything else. `ivrs`: the
+    IVRs whose queues it may name (every IVR; the public page passes its own)."""
     svc = services()
-    asked, errors = check_request(body, svc.storage.list_ivrs(), now)
+    asked, errors = check_request(body, svc.storage.list_ivrs() if ivrs is None else ivrs, now)
     if errors:
         raise ApiError(400, "invalid callback", errors)
     ivr, queue, settings = asked.ivr, asked.queue, asked.ivr.settings
