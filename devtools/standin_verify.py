@@ -76,7 +76,8 @@ class VerifyStandIn:
         with self.lock:
             found = self._live(service_sid, to)
             if found is None:
-                found = {"sid": "VE" + secrets.token_hex(16), "to": to, "code": f"{secrets.randbelow(10**6):06d}",
+                code = f"{secrets.randbelow(10**6):06d}"
+                found = {"sid": "VE" + secrets.token_hex(16), "to": to, "code": code,
                          "created": self.now(), "status": "pending", "sends": [], "checks": 0}
                 self.verifications[(service_sid, to)] = found
             if len(found["sends"]) >= MAX_SENDS:
@@ -106,14 +107,14 @@ class VerifyStandIn:
 def add_routes(app, verify, error):
     """Verify's two routes, and the code for people, on the stand-in's Flask app."""
 
-    def payload(service_sid, found, valid=None):
-        body = {"sid": found["sid"], "service_sid": service_sid, "account_sid": request.authorization.username,
-                "to": found["to"], "channel": found["channel"], "status": found["status"],
-                "valid": found["status"] == "approved" if valid is None else valid, "amount": None,
-                "payee": None, "lookup": {"carrier": None}, "send_code_attempts": found["sends"],
+    def payload(service_sid, found):
+        return {"sid": found["sid"], "service_sid": service_sid,
+                "account_sid": request.authorization.username, "to": found["to"],
+                "channel": found["channel"], "status": found["status"],
+                "valid": found["status"] == "approved", "amount": None, "payee": None,
+                "lookup": {"carrier": None}, "send_code_attempts": found["sends"],
                 "date_created": found["created"].isoformat(), "date_updated": verify.now().isoformat(),
                 "url": f"https://verify.twilio.com/v2/Services/{service_sid}/Verifications/{found['sid']}"}
-        return body
 
     def answer(service_sid, status, found):
         if isinstance(found, tuple):

@@ -120,11 +120,11 @@ def _form(ivr, values=None, errors=None, status=200):
 
 def _code_page(ivr, pending, number, channel, error=None, status=200):
     """The page where the code is typed, and where another can be asked for by a call."""
-    now = services().clock.now()
+    svc = services()
+    challenge = pp.issue_challenge(_secret(), ivr.name, svc.clock.now(), svc.config.PUBLIC_CHALLENGE_BITS)
     return render_template(
-        "public_code.html", ivr=ivr, company=_company(ivr), pending=pending, error=error,
-        sent=pp.SENT[channel].format(number=for_people(number)), honeypot=pp.HONEYPOT_FIELD,
-        challenge=pp.issue_challenge(_secret(), ivr.name, now, services().config.PUBLIC_CHALLENGE_BITS)), status
+        "public_code.html", ivr=ivr, company=_company(ivr), pending=pending, error=error, challenge=challenge,
+        sent=pp.SENT[channel].format(number=for_people(number)), honeypot=pp.HONEYPOT_FIELD), status
 
 
 @bp.get("/<name>")
@@ -140,7 +140,8 @@ def _asked(ivr, form):
     """(body for the create path, values to show again, errors) of the form's fields."""
     queues = _queues(ivr)
     queue = form.get("queue") or (queues[0].name if len(queues) == 1 else "")
-    values = {"queue": queue, "number": (form.get("number") or "")[:40], "name": (form.get("name") or "")[:100]}
+    values = {"queue": queue, "number": (form.get("number") or "")[:40],
+              "name": (form.get("name") or "")[:100]}
     errors = {}
     if queue not in {q.name for q in queues}:
         errors["queue"] = "Please choose who should call you back."
