@@ -204,6 +204,8 @@ callback is running.
                    curl -H "Authorization: Bearer {session['api_token']}" {api}/callbacks
   DynamoDB:        {dynamodb_url}
   Twilio stand-in: {standin_url}  (records the calls the app places)
+  Public page:     {session['app_url']}/public/Main%20Line  (once Public Callback Page is on;
+                   the code sent: {standin_url}/_standin/verify?to=%2B1…)
   Clock speed:     x{speed:g}
 Place a call:      make call            (or: python -m devtools.simulator --help)
 Stop with Ctrl-C.
@@ -241,6 +243,8 @@ def main(argv=None):
     overrides = {
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": session["auth_token"],
         "TWILIO_API_BASE_URL": standin.url, "PUBLIC_BASE_URL": session["app_url"],
+        # The public callback page's codes: the stand-in plays Verify (GET /_standin/verify?to=…).
+        "TWILIO_VERIFY_BASE_URL": standin.url, "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "ADMIN_API_TOKEN": session["api_token"],
         "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": generate_password_hash(password),
         "SECRET_KEY": secrets.token_hex(32), "SESSION_COOKIE_SECURE": False,

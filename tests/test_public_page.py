@@ -20,14 +20,15 @@ ADDRESS = "203.0.113.7"
 @pytest.fixture
 def config_overrides(config_overrides, standin_server):
     """The test app with a Verify service on the stand-in and a quick challenge."""
-    return {**config_overrides, "TWILIO_VERIFY_SERVICE_SID": SERVICE, "TWILIO_VERIFY_BASE_URL": standin_server.url,
-            "PUBLIC_CHALLENGE_BITS": 6}
+    return {**config_overrides, "TWILIO_VERIFY_SERVICE_SID": SERVICE,
+            "TWILIO_VERIFY_BASE_URL": standin_server.url, "PUBLIC_CHALLENGE_BITS": 6}
 
 
 @pytest.fixture
 def public_line(svc, main_line, twilio_standin):
     """Main Line with its public page on."""
-    return svc.storage.save_ivr(main_line.evolve(settings=replace(main_line.settings, public_page_enabled=True)))
+    settings = replace(main_line.settings, public_page_enabled=True)
+    return svc.storage.save_ivr(main_line.evolve(settings=settings))
 
 
 def form_of(client):
@@ -40,12 +41,12 @@ def verify_requests(standin):
     return [r for r in standin.requests if r["path"].startswith("/v2/")]
 
 
-def ask_for_code(client, clock, number=NUMBER, address=ADDRESS, channel="sms", answer=True, wait=5, **fields):
+def ask_for_code(client, clock, number=NUMBER, address=ADDRESS, channel="sms"):
     """Fill the form as a browser with its script does; the code page (or what came instead)."""
     csrf, challenge = form_of(client)
-    clock.advance(seconds=wait)
-    data = {"csrf_token": csrf, "challenge": challenge, "queue": "Sales", "number": number, "channel": channel,
-            "answer": pp.solve(challenge, 6) if answer is True else (answer or ""), **fields}
+    clock.advance(seconds=5)
+    data = {"csrf_token": csrf, "challenge": challenge, "queue": "Sales", "number": number,
+            "channel": channel, "answer": pp.solve(challenge, 6)}
     return client.post(PAGE + "/code", data=data, environ_base={"REMOTE_ADDR": address})
 
 
@@ -186,7 +187,8 @@ def forged(challenge):
     return body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac
 
 
-@pytest.mark.parametrize("case", ["missing", "forged", "expired", "too-soon", "wrong", "bot", "no-script-too-soon"])
+@pytest.mark.parametrize("case", ["missing", "forged", "expired", "too-soon", "wrong", "bot",
+                                  "no-script-too-soon"])
 def test_a_challenge_not_answered_sends_nothing(client, clock, public_line, twilio_standin, case):
     csrf, challenge = form_of(client)
     data = {"csrf_token": csrf, "challenge": challenge, "queue": "Sales", "number": NUMBER,
@@ -252,7 +254,8 @@ def test_many_addresses_meet_the_ivr_hourly_cap(client, svc, clock, public_line,
     assert statuses == [200] * 4 + [429] * 3
 
 
-def test_the_address_is_api_gateways_source_ip_not_x_forwarded_for(client, clock, public_line, twilio_standin):
+def test_the_address_is_api_gateways_source_ip_not_x_forwarded_for(client, clock, public_line,
+                                                                   twilio_standin):
     statuses = []
     for n in range(1, 8):
         csrf, challenge = form_of(client)
@@ -265,7 +268,7 @@ def test_the_address_is_api_gateways_source_ip_not_x_forwarded_for(client, clock
     assert statuses == [200] * 5 + [429] * 2
 
 
-def test_twilio_webhooks_are_exempt_from_the_public_limits(app, client, svc, clock, public_line, twilio_standin,
+def test_twilio_webhooks_are_exempt_from_the_public_limits(client, svc, clock, public_line, twilio_standin,
                                                            twilio):
     svc.storage.save_ivr(public_line.evolve(settings=replace(public_line.settings, public_codes_per_hour=1)))
     assert ask_for_code(client, clock).status_code == 200
@@ -308,3 +311,29 @@ def test_a_solved_challenge_is_taken_once_its_minimum_time_passed(clock):
     assert problem is None and nonce
     assert pp.check_challenge(secret, "Other", token, answer, "", later)[1] == "forged"
     assert pp.check_challenge(pp.page_secret("t"), "Main Line", token, answer, "", later)[1] == "forged"
+
+
+# -- in a browser ----------------------------------------------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 400])
+def test_the_page_in_a_browser_from_form_to_callback(page, svc, clock, public_line, twilio_standin, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(PAGE)
+    assert page.locator(".company").inner_text() == "Main Line"
+    page.get_by_label("Who should call you?").select_option("Support")
+    page.get_by_label("Your phone number").fill("(212) 555-0142")
+    clock.advance(seconds=5)
+    page.get_by_role("button", name="Text me a code").click()
+    page.get_by_role("heading", name="Enter your code").wait_for()
+    assert "We texted a code to (212) 555-0142" in page.content()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.get_by_label("Code", exact=True).fill(twilio_standin.verify.last_code(NUMBER))
+    page.get_by_role("button", name="Confirm my callback").click()
+    page.get_by_role("heading", name="We'll call you back").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    [cb] = svc.storage.callbacks_of_number(NUMBER)
+    assert (cb.queue_name, cb.status) == ("Support", "pending")
+    # The script answered the challenge (the plain fallback would have needed 15 s on the clock).
+    [sent] = [r for r in twilio_standin.requests if r["path"].endswith("/Verifications")]
+    assert sent["params"]["Channel"] == ["sms"]
