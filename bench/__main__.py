@@ -13,7 +13,8 @@ Each part prints a table with ratios against a baseline measured in the same run
 - webhooks with a Twilio that takes 2 s a request and 4 idle agents: dispatch handed to a
   background worker, against dispatch inside the webhook (as before);
 - every caller-facing webhook with DynamoDB not answering, against DynamoDB answering;
-- wallboard reads per refresh as the history grows (bench/wallboard.py).
+- wallboard reads per refresh as the history grows (bench/wallboard.py);
+- an API token's check: HMAC-SHA256 against scrypt (bench/tokens.py).
 """
 import argparse
 import heapq
@@ -48,7 +49,7 @@ from callback.domain.estimate import (  # noqa: E402
 from devtools import dynamodb_local  # noqa: E402
 from devtools.standin import StandInServer  # noqa: E402
 
-from . import cold_start, promise, wallboard  # noqa: E402
+from . import cold_start, promise, tokens, wallboard  # noqa: E402
 from .promise import (  # noqa: E402
     CALLBACK_SHARE,
     DAY_AGENTS,
@@ -660,7 +661,7 @@ def machine():
 
 
 PARTS = ("webhooks", "cold-start", "sweep", "dispatch", "estimate", "promise", "slow-twilio", "dynamodb-hanging",
-         "wallboard")
+         "wallboard", "tokens")
 
 
 def merge_sections(previous, lines):
@@ -731,6 +732,9 @@ def main(argv=None):
             bench_dynamodb_hanging(endpoint, standin, 2 if args.quick else 5)
         if "wallboard" in parts:
             for line in wallboard.section([1_000, 10_000] if args.quick else [1_000, 100_000]):
+                out(line)
+        if "tokens" in parts:
+            for line in tokens.section(args.quick):
                 out(line)
     finally:
         standin.stop()

@@ -54,6 +54,7 @@ def create_app(overrides=None):
         auth,
         center_clock,
         portal_hours,
+        portal_tokens,
         portal_voicemail,
         privacy,
         public,
@@ -80,6 +81,7 @@ def create_app(overrides=None):
     app.register_blueprint(privacy.api_bp)
     app.register_blueprint(portal_hours.bp)
     app.register_blueprint(portal_voicemail.bp)
+    app.register_blueprint(portal_tokens.bp)
     app.register_blueprint(center_clock.bp)
     app.register_blueprint(waiting.bp)
     # The public callback page: CSRF as the portal, its own limits (webhooks never take them).

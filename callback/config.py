@@ -26,7 +26,8 @@ REQUIRED_ON_LAMBDA = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SECRET_KEY")
 WEBHOOK_SECRETS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 # Secrets whose absence turns one feature off, not the line: name -> what is off.
 OPTIONAL_ON_LAMBDA = {"ADMIN_PASSWORD_HASH": "admin sign-in is disabled",
-                      "ADMIN_API_TOKEN": "the JSON API refuses every request"}
+                      "ADMIN_API_TOKEN": "the bootstrap API token is off",
+                      "API_TOKEN_SECRET": "API tokens made in the portal are refused"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,12 @@ class Config:
     # before a due prompt too, when they end at most a few seconds after it.
     HOLD_MUSIC_SECONDS: float = 0.0
     VALIDATE_TWILIO_SIGNATURE: bool = True
+    # The bootstrap admin token of the JSON API (tokens made in the portal need none of it).
     ADMIN_API_TOKEN: str = ""
+    # The key of the HMAC-SHA256 that API tokens are stored under: a secret of its own, so
+    # that a new SECRET_KEY (which ends every session) leaves every integration working.
+    # Changing it invalidates every token made in the portal.
+    API_TOKEN_SECRET: str = ""
     ADMIN_USERNAME: str = "admin"
     ADMIN_PASSWORD_HASH: str = ""
     SECRET_KEY: str = ""

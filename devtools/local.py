@@ -248,6 +248,8 @@ def main(argv=None):
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "ADMIN_API_TOKEN": session["api_token"],
         "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": generate_password_hash(password),
         "SECRET_KEY": secrets.token_hex(32), "SESSION_COOKIE_SECURE": False,
+        # Tokens made on the portal's API tokens page last as long as the run's tables.
+        "API_TOKEN_SECRET": secrets.token_hex(32),
         "LOCAL_CLOCK_SPEED": args.speed, "CONFIG_CACHE_SECONDS": 2, "local_run": True,
         # moto in this process shares the CPU with the app: allow it more than DynamoDB's 2 s.
         "DYNAMODB_TIMEOUT_SECONDS": 10,

@@ -146,6 +146,7 @@ def config_overrides(dynamodb_endpoint, standin_server, clock):
         # A shared 2-core test machine is slower than DynamoDB; production keeps 2 s.
         "DYNAMODB_TIMEOUT_SECONDS": 20,
         "ADMIN_API_TOKEN": API_TOKEN,
+        "API_TOKEN_SECRET": "test-api-token-secret",
         "SECRET_KEY": "test-secret",
         "SESSION_COOKIE_SECURE": False,
         "CONFIG_CACHE_SECONDS": 0,

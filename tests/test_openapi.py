@@ -9,6 +9,7 @@ import pytest
 from conftest import API_TOKEN
 from jsonschema import Draft202012Validator
 
+from callback.domain import api_tokens
 from callback.web.api_docs import document
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -121,6 +122,16 @@ class Checked:
         self.seen.add((template, method, status))
 
 
+def supervisor_token(svc):
+    """A stored token with the supervisor role."""
+    token = api_tokens.new_token()
+    digest = api_tokens.key_hash(svc.config.API_TOKEN_SECRET, token)
+    record = api_tokens.ApiToken(api_tokens.token_id(digest), "Floor", "sam", api_tokens.USER,
+                                 api_tokens.SUPERVISOR, svc.clock.now(), "admin")
+    svc.storage.create_api_token(record, digest)
+    return token
+
+
 @pytest.fixture
 def api(app):
     return Checked(app)
@@ -131,6 +142,9 @@ def test_every_answer_of_a_walk_through_the_api_matches_its_schema(api, svc, mai
     for path in ("/api/agents", "/api/ivrs", "/api/voices", "/api/queues", "/api/callbacks"):
         api.get(path, headers=AUTH)
         api.get(path)  # 401
+    supervisor = {"Authorization": f"Bearer {supervisor_token(svc)}"}
+    api.get("/api/agents", headers=supervisor)
+    api.get("/api/ivrs", headers=supervisor)  # 403
     carol = {"id": "carol", "name": "Carol", "phone": "+14155550101", "queues": ["Sales"]}
     api.post("/api/agents", json=carol, headers=AUTH)
     api.post("/api/agents", json={"id": "carol", "name": "Carol", "phone": "+14155550102"}, headers=AUTH)
@@ -168,7 +182,7 @@ def test_every_answer_of_a_walk_through_the_api_matches_its_schema(api, svc, mai
     api.post("/api/numbers/forget", json={"number": "212"}, headers=AUTH)
     succeeded = {(path, method) for path, method, status in api.seen if status.startswith("2")}
     assert documented() - succeeded == set(), "routes the walk never answered with success"
-    assert {status for _p, _m, status in api.seen} >= {"200", "201", "400", "401", "404", "409", "422"}
+    assert {status for _p, _m, status in api.seen} >= {"200", "201", "400", "401", "403", "404", "409", "422"}
 
 
 def test_the_checks_fail_on_an_answer_off_its_schema_and_on_a_missing_route(app, api, monkeypatch):

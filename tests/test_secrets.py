@@ -99,7 +99,8 @@ def test_the_admin_secrets_only_turn_their_feature_off():
                     TWILIO_AUTH_TOKEN=AUTH_TOKEN, SECRET_KEY=SECRET_KEY)
     assert config.missing_secrets() == []
     assert config.disabled_features() == ["admin sign-in is disabled: ADMIN_PASSWORD_HASH is not set",
-                                          "the JSON API refuses every request: ADMIN_API_TOKEN is not set"]
+                                          "the bootstrap API token is off: ADMIN_API_TOKEN is not set",
+                                          "API tokens made in the portal are refused: API_TOKEN_SECRET is not set"]
 
 
 def test_the_start_up_error_says_what_fails_and_where_to_look():
@@ -202,11 +203,13 @@ def test_health_needs_no_cookie_and_takes_only_get(make_app):
 
 
 def test_health_warns_when_admin_sign_in_or_the_api_is_off(make_app, caplog):
-    response = make_app(ADMIN_PASSWORD_HASH="", ADMIN_API_TOKEN="").test_client().get("/health")
+    app = make_app(ADMIN_PASSWORD_HASH="", ADMIN_API_TOKEN="", API_TOKEN_SECRET="")
+    response = app.test_client().get("/health")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "warnings": [
         "admin sign-in is disabled: ADMIN_PASSWORD_HASH is not set",
-        "the JSON API refuses every request: ADMIN_API_TOKEN is not set"]}
+        "the bootstrap API token is off: ADMIN_API_TOKEN is not set",
+        "API tokens made in the portal are refused: API_TOKEN_SECRET is not set"]}
     assert errors(caplog) == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == response.get_json()["warnings"]

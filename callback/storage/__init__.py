@@ -5,14 +5,16 @@ routing directory), `agents`, `line` (holding callers and their offers, departur
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
-record, recordings to delete), `counters` (the wallboard's hourly counters) and `signin`
-(login throttles, admin sessions), `rate_limits` (the public page's counters); `tables` defines the tables and models, `client` the one
-DynamoDB client and the safe ways to write. Every state change is a conditional write;
-failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
-SSM Parameter Store at start-up, on the same botocore session.
+record, recordings to delete), `counters` (the wallboard's hourly counters), `signin`
+(login throttles, admin sessions), `rate_limits` (the public page's counters) and
+`api_tokens` (the API's tokens, by keyed hash); `tables` defines the tables and models,
+`client` the one DynamoDB client and the safe ways to write. Every state change is a
+conditional write; failed conditions become `Conflict`. Beside them, `parameter_store`
+reads the secrets from SSM Parameter Store at start-up, on the same botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
+from callback.storage.api_tokens import ApiTokenStorage, TokenNameTaken, build_token_model
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult
 from callback.storage.client import (
     CONDITION_FAILED,
@@ -37,12 +39,13 @@ from callback.storage.voicemail import VoicemailStorage
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
     "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "KeyClaim", "NotFound",
-    "PhoneTaken", "Storage", "StorageError", "_client_limits",
+    "PhoneTaken", "Storage", "StorageError", "TokenNameTaken", "_client_limits",
 ]
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, RateLimitStorage,
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage,
+              RateLimitStorage, ApiTokenStorage,
               StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
@@ -55,6 +58,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
             models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
             models.Recording)
+        self.ApiTokenRec = build_token_model(config)
 
     @property
     def models(self):

@@ -14,6 +14,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   texts (pk "OPTOUT", sk the number), both kept for the retention period at most;
   voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them;
   the public page's rate counters (pk "RATE") and spent challenges (pk "ONCE"), hours-long TTL.
+  API tokens (pk "API-TOKEN", sk the token's keyed hash) and their names (pk "API-TOKEN-NAME"):
+  their model is in api_tokens.py.
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what

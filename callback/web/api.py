@@ -1,9 +1,9 @@
-"""JSON API for agent desktops, CRMs and admins: bearer token, JSON errors only."""
+"""JSON API for agent desktops, CRMs and admins: bearer tokens with roles (api_access), JSON
+errors only."""
 import functools
-import hmac
 import json
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -13,6 +13,7 @@ from callback.domain.hours_input import hours_json
 from callback.domain.settings import parse_int, validate_settings
 from callback.domain.validation import check_agent, check_queue, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
+from callback.web import api_access
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -79,15 +80,19 @@ def services():
 
 
 def token_required(view):
-    """Refuse requests without the right `Authorization: Bearer <ADMIN_API_TOKEN>`."""
+    """Refuse a request without a live bearer token (401) or whose token's role may not use
+    this route (403); note who is calling in `g.api_actor` (the audit trail reads it)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        expected = services().config.ADMIN_API_TOKEN
-        header = request.headers.get("Authorization", "")
-        given = header[7:] if header.startswith("Bearer ") else ""
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise ApiError(401, "missing or wrong bearer token")
+        svc = services()
+        given = api_access.bearer(request.headers.get("Authorization", ""))
+        caller = api_access.caller_of(given, svc.config, svc.storage, svc.clock.now()) if given else None
+        if caller is None:
+            raise ApiError(401, "missing, wrong or revoked bearer token")
+        if not api_access.may(caller.role, request.endpoint):
+            raise ApiError(403, f"a token with the {caller.role} role may not use this route")
+        g.api_caller, g.api_actor = caller, caller.actor
         return view(*args, **kwargs)
 
     return wrapper
@@ -178,7 +183,6 @@ def set_agent_status(agent_id):
         raise ApiError(409, f"agent is {current.status}; try again when the call ends",
                        {"status": current.status}) from exc
     return jsonify(agent=agent_json(agent))
-
 
 
 def ivr_json(ivr):

@@ -4,7 +4,7 @@ API's own blueprint (its bearer token and JSON errors).
 The key follows the IETF draft "The Idempotency-Key HTTP Header Field": a repeat with the
 same key and body answers the first answer (status and body); the same key with another
 body answers 422; the same key while the first request still runs answers 409. Keys are
-scoped to the caller's token (by a hash of it) and expire after KEY_LIFETIME.
+scoped to the caller's token (by its id) and expire after KEY_LIFETIME.
 """
 import hashlib
 import json
@@ -12,7 +12,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 
 from callback.domain import records as m
 from callback.domain.callback_requests import check_request, timing
@@ -51,9 +51,8 @@ class _MaybeStored(StorageError):
 
 
 def _scope():
-    """Whose keys: a hash of the bearer token (its own secret never stored)."""
-    token = request.headers.get("Authorization", "")[7:]
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
+    """Whose keys: the caller's token (its id; the bootstrap token's hash, never the token)."""
+    return g.api_caller.scope
 
 
 def _fingerprint(body):
