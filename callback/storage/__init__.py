@@ -5,7 +5,7 @@ routing directory), `agents`, `line` (holding callers and their offers, departur
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
-record, recordings to delete), `counters` (the wallboard's hourly counters) and `signin`
+record, recordings to delete), `worklog` (each agent's work of the day), `counters` (the wallboard's hourly counters) and `signin`
 (login throttles, admin sessions); `tables` defines the tables and models, `client` the one
 DynamoDB client and the safe ways to write. Every state change is a conditional write;
 failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
@@ -32,6 +32,7 @@ from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
 from callback.storage.voicemail import VoicemailStorage
+from callback.storage.worklog import WorkLogStorage, build_work_model
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
@@ -41,7 +42,8 @@ __all__ = [
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, StorageBase):
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, WorkLogStorage,
+              StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 
@@ -53,6 +55,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
             models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
             models.Recording)
+        self.Work = build_work_model(config)
 
     @property
     def models(self):

@@ -12,7 +12,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs);
   texts to customers (pk "TEXT", and "OUTBOX" while unsent) and numbers that opted out of
   texts (pk "OPTOUT", sk the number), both kept for the retention period at most;
-  voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them.
+  voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them;
+  each agent's work of the last few days (pk "WORK#<agent id>", TTL; its model: worklog.py).
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -119,6 +120,7 @@ class AttemptMap(MapAttribute):
     agent_call_sid = UnicodeAttribute(null=True)
     customer_call_sid = UnicodeAttribute(null=True)
     error_code = NumberAttribute(null=True)
+    connected_at = UTCDateTimeAttribute(null=True)
 
 
 def _meta(table_name, config):
@@ -265,6 +267,7 @@ def build_models(config):
         agent_call_sid = UnicodeAttribute(null=True)
         offer_id = UnicodeAttribute(null=True)
         phase = UnicodeAttribute(null=True)
+        offered_at = UTCDateTimeAttribute(null=True)
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
         by_queue = _time_ordered_index("waiting-by-queue", "waiting_queue", "joined_at")
