@@ -259,11 +259,15 @@ def test_an_agent_rung_for_a_holding_caller_sees_the_queue_and_the_wait(signed_i
                     "joined": (clock.now() - timedelta(seconds=200)).astimezone(NEW_YORK).strftime("%H:%M")}
 
 
-def test_the_page_needs_a_login(client, alice):
+def test_the_page_needs_a_login(client, svc, alice):
     for path in ("/agents/alice/today", "/agents/alice/today.json"):
         response = client.get(path)
         assert response.status_code == 302 and "/login" in response.headers["Location"]
-    assert client.post("/agents/alice/today/presence", data={"status": "available"}).status_code in (302, 400)
+    # A valid CSRF token (the login form's) is not a login.
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/agents/alice/today/presence", data={"status": "available", "csrf_token": token})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert svc.storage.get_agent("alice").status == m.OFFLINE
 
 
 # -- presence through the page --------------------------------------------------------------
