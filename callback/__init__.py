@@ -47,6 +47,7 @@ def create_app(overrides=None):
     # api_hours, api_callbacks and api_docs add their routes to the API's blueprint.
     from callback.web import (  # noqa: F401
         admin,
+        agent_page,
         api,
         api_callbacks,
         api_docs,
@@ -77,6 +78,7 @@ def create_app(overrides=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(agent_page.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(privacy.api_bp)
     app.register_blueprint(portal_hours.bp)

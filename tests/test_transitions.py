@@ -61,7 +61,8 @@ def test_the_first_move_to_connected_is_counted_with_its_wait(attempts, waited_m
     cb = dialing(attempts=attempts, requested_minutes_ago=waited_minutes)
     change = t.advance(cb, phase="connected", sweep_at=T0 + timedelta(hours=4), now=T0, connected=True)
     assert change.set["status"] == change.set["sweep_status"] == m.CONNECTED
-    assert change.attempt.fields == {"outcome": "connected"}
+    # The moment they were connected: a completed attempt's talk time counts from it.
+    assert change.attempt.fields == {"outcome": "connected", "connected_at": T0}
     assert change.counts == expected and change.counted_at == T0
     assert not change.releases_guard
 
@@ -159,7 +160,7 @@ def test_an_offer_advancing_sets_its_phase_and_learns_the_agent_call(known, repo
 def test_an_offer_over_before_the_caller_joined_puts_them_back_in_line_with_their_place():
     change = t.back_in_line(holding_in_offer("CA-agent"))
     assert change.set == {"status": m.WAITING, "waiting_queue": "Sales"}
-    assert set(change.remove) == {"agent_id", "agent_call_sid", "offer_id", "phase"}
+    assert set(change.remove) == {"agent_id", "agent_call_sid", "offer_id", "phase", "offered_at"}
     assert "joined_at" not in change.set and not change.leaves_line and not change.counts
 
 

@@ -118,6 +118,8 @@ class WaitingCall:
     # The offer to an agent this caller is in, and where it stands (offers.OFFER_TABLE).
     offer_id: str | None = None
     phase: str | None = None
+    # When the current offer started ringing its agent (the agent's page, their day's log).
+    offered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class Attempt:
     customer_call_sid: str | None = None
     # Twilio's error code when it refused to place a call of this attempt.
     error_code: int | None = None
+    # When agent and customer were first connected: the talk time of a completed attempt.
+    connected_at: datetime | None = None
 
 
 @dataclass(frozen=True)

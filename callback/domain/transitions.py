@@ -15,8 +15,9 @@ always on the condition that the offer is still as read (its id, phase and agent
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from callback.domain import attempts as a
 from callback.domain import records as m
-from callback.domain import stats
+from callback.domain import stats, worklog
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class CallbackChange:
     counted_at: datetime | None = None  # the moment whose hourly bucket the counters move in
     releases_guard: bool = False  # a final status: the number's pending slot is freed
     condition: AsRead | StillPending = AsRead()
+    worked: worklog.WorkDone | None = None  # the agent's work ended: their log's entry, same write
 
     def status(self, before):
         """The callback's status once this change is written (`before`: as read)."""
@@ -70,7 +72,7 @@ def _learned(cb, agent_call_sid, customer_call_sid):
     return learned
 
 
-def _ending(cb, *, status, reason, now, set_=None, remove=(), attempt=None, condition=AsRead()):
+def _ending(cb, *, status, reason, now, set_=None, remove=(), attempt=None, condition=AsRead(), worked=None):
     """A final status: the callback leaves every work index, frees its number's pending slot
     and moves the counter of its ending (if the wallboard counts it)."""
     counter = stats.ending(status, reason)
@@ -78,7 +80,7 @@ def _ending(cb, *, status, reason, now, set_=None, remove=(), attempt=None, cond
         set={**(set_ or {}), "status": status, "ended_reason": reason, "ended_at": now},
         remove=(*remove, "pending_queue", "sweep_status", "sweep_at"),
         attempt=attempt, counts={counter: 1} if counter else {}, counted_at=now,
-        releases_guard=True, condition=condition)
+        releases_guard=True, condition=condition, worked=worked)
 
 
 def advance(cb, *, phase, sweep_at, now=None, agent_call_sid=None, customer_call_sid=None, connected=False):
@@ -89,6 +91,7 @@ def advance(cb, *, phase, sweep_at, now=None, agent_call_sid=None, customer_call
     attempt, counts = dict(learned), {}
     if connected and cb.status != m.CONNECTED:
         attempt["outcome"] = "connected"
+        attempt["connected_at"] = now
         counts = {stats.CONNECTED: 1, stats.wait_bucket((now - cb.requested_at).total_seconds()): 1}
         if cb.attempts == 0:
             counts[stats.FIRST_ATTEMPT_CONNECTED] = 1
@@ -106,20 +109,22 @@ def end_attempt(cb, *, outcome, counted, now, decision, agent_call_sid=None, cus
     if error_code is not None:
         attempt["error_code"] = error_code
     closing = {"attempts": cb.attempts + (1 if counted else 0), **learned}
+    worked = worklog.for_attempt(cb, outcome, now)
     if decision.expire:
         return _ending(cb, status=decision.status, reason=decision.reason, now=now, set_=closing,
-                       attempt=AttemptChange(cb.attempt_id, attempt))
+                       attempt=AttemptChange(cb.attempt_id, attempt), worked=worked)
     due = decision.due_at
     return CallbackChange(
         set={**closing, "status": m.PENDING, "due_at": due, "pending_queue": cb.queue_name,
              "sweep_status": m.PENDING, "sweep_at": min(due, cb.expires_at)},
-        remove=("phase",), attempt=AttemptChange(cb.attempt_id, attempt))
+        remove=("phase",), attempt=AttemptChange(cb.attempt_id, attempt), worked=worked)
 
 
 def complete(cb, now):
     """The conversation ended: the callback is done."""
     return _ending(cb, status=m.COMPLETED, reason="completed", now=now, remove=("phase",),
-                   attempt=AttemptChange(cb.attempt_id, {"outcome": "completed", "ended_at": now}))
+                   attempt=AttemptChange(cb.attempt_id, {"outcome": "completed", "ended_at": now}),
+                   worked=worklog.for_attempt(cb, "completed", now))
 
 
 def postpone_sweep(cb, sweep_at):
@@ -172,6 +177,7 @@ class OfferChange:
     leaves_line: bool = False  # the record is deleted: the caller is out of the line
     counts: dict = field(default_factory=dict)  # stats counter -> increment, with the deletion
     counted_at: datetime | None = None
+    worked: worklog.WorkDone | None = None  # the offer ended: the agent's log entry, same write
 
 
 def advance_offer(call, *, phase, agent_call_sid=None):
@@ -180,15 +186,35 @@ def advance_offer(call, *, phase, agent_call_sid=None):
     return OfferChange(set={"phase": phase, **learned})
 
 
-def back_in_line(call):
+def back_in_line(call, worked=None):
     """The offer is over before the caller reached the agent: waiting again, same place."""
     return OfferChange(set={"status": m.WAITING, "waiting_queue": call.queue_name},
-                       remove=("agent_id", "agent_call_sid", "offer_id", "phase"))
+                       remove=("agent_id", "agent_call_sid", "offer_id", "phase", "offered_at"),
+                       worked=worked)
 
 
-def leave_line(call, answered_at=None):
+def leave_line(call, answered_at=None, worked=None):
     """The caller is out of the line: hung up on the way, or, with `answered_at`, joined the
     agent (counted answered once, with the deletion)."""
     if answered_at is None:
-        return OfferChange(leaves_line=True)
-    return OfferChange(leaves_line=True, counts={stats.ANSWERED: 1}, counted_at=answered_at)
+        return OfferChange(leaves_line=True, worked=worked)
+    return OfferChange(leaves_line=True, counts={stats.ANSWERED: 1}, counted_at=answered_at, worked=worked)
+
+
+# Why the agent let a holding caller go (ReleaseAgent's why), as their log says it.
+_NOT_TAKEN = {a.DECLINED: worklog.DECLINED, a.MISSED: worklog.MISSED}
+
+
+def offer_ending(call, effects, now):
+    """The change a step's effects make when they end an offer (the caller back in line, or
+    out of it: with the agent, or hung up), with the agent's log entry; None when they do not."""
+    for effect in effects:
+        if isinstance(effect, a.BackInLine):
+            why = next((e.why for e in effects if isinstance(e, a.ReleaseAgent)), None)
+            return back_in_line(call, worklog.for_offer(call, _NOT_TAKEN.get(why, worklog.RETURNED), now))
+        if isinstance(effect, a.LeaveLine):
+            served = effect.why == "served"
+            outcome = worklog.TAKEN if served else worklog.CALLER_GONE
+            return leave_line(call, answered_at=now if served else None,
+                              worked=worklog.for_offer(call, outcome, now))
+    return None

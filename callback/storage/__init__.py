@@ -6,11 +6,12 @@ dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-num
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
 record, recordings to delete), `counters` (the wallboard's hourly counters), `signin`
-(login throttles, admin sessions), `rate_limits` (the public page's counters) and
-`api_tokens` (the API's tokens, by keyed hash); `tables` defines the tables and models,
-`client` the one DynamoDB client and the safe ways to write. Every state change is a
-conditional write; failed conditions become `Conflict`. Beside them, `parameter_store`
-reads the secrets from SSM Parameter Store at start-up, on the same botocore session.
+(login throttles, admin sessions), `worklog` (each agent's work of the day), `rate_limits`
+(the public page's counters) and `api_tokens` (the API's tokens, by keyed hash); `tables`
+defines the tables and models, `client` the one DynamoDB client and the safe ways to write.
+Every state change is a conditional write; failed conditions become `Conflict`. Beside them,
+`parameter_store` reads the secrets from SSM Parameter Store at start-up, on the same
+botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
@@ -35,6 +36,7 @@ from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
 from callback.storage.voicemail import VoicemailStorage
+from callback.storage.worklog import WorkLogStorage, build_work_model
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
@@ -45,7 +47,7 @@ __all__ = [
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
               SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage,
-              RateLimitStorage, ApiTokenStorage,
+              RateLimitStorage, ApiTokenStorage, WorkLogStorage,
               StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
@@ -59,6 +61,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
             models.Recording)
         self.ApiTokenRec = build_token_model(config)
+        self.Work = build_work_model(config)
 
     @property
     def models(self):

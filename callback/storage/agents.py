@@ -133,12 +133,14 @@ class AgentStorage(StorageBase):
                     raise _StaleRead() from exc
                 raise
 
-    def set_agent_presence(self, agent_id, status, now):
-        """Agent says available/offline; never while reserved or busy on a call."""
+    def set_agent_presence(self, agent_id, status, now, away_reason=None):
+        """Agent says available/offline (away, with their own `away_reason` when given);
+        never while reserved or busy on a call."""
         A = self.AgentRec
-        # Saying it themselves clears what the app noted when it set them away.
+        # Saying it themselves replaces what the app noted when it set them away.
         self._update(A("AGENT", _valid_key(agent_id)),
-                     [A.status.set(status), A.status_changed_at.set(now), A.away_reason.remove(),
+                     [A.status.set(status), A.status_changed_at.set(now),
+                      A.away_reason.set(away_reason) if away_reason else A.away_reason.remove(),
                       A.misses.set(0)],
                      A.sk.exists() & A.status.is_in(m.OFFLINE, m.AVAILABLE))
         return self.get_agent(agent_id)

@@ -53,7 +53,7 @@ class CallbackStorage(StorageBase):
         history = tuple(
             m.Attempt(a.attempt_id, a.started_at, a.agent_id, a.outcome, a.ended_at, bool(a.counted),
                       a.agent_call_sid, a.customer_call_sid,
-                      None if a.error_code is None else int(a.error_code))
+                      None if a.error_code is None else int(a.error_code), a.connected_at)
             for a in (r.history or []))
         return m.Callback(
             r.callback_id, r.number, r.ivr_name, r.queue_name, r.requested_at, r.place_in_line,
@@ -322,9 +322,10 @@ class CallbackStorage(StorageBase):
             # A final status: the record is kept for the retention period, then goes.
             actions.append(C.expires_ttl.set(change.counted_at + timedelta(days=self.config.RETENTION_DAYS)))
         if change.releases_guard:
-            self._commit_ending(cb, actions, condition, change.counted_at, change.counts)
-        elif change.counts:
-            self._commit_counted(cb, actions, condition, change.counted_at, change.counts)
+            self._commit_ending(cb, actions, condition, change.counted_at, change.counts, change.worked)
+        elif change.counts or change.worked:
+            self._commit_counted(cb, actions, condition, change.counted_at, change.counts,
+                                 worked=change.worked)
         else:
             self._update(C(cb.callback_id), actions, condition)
         return change.status(cb.status)
@@ -336,13 +337,14 @@ class CallbackStorage(StorageBase):
                 return i
         raise Conflict(f"attempt {attempt_id} not on callback {cb.callback_id}")
 
-    def _commit_counted(self, callback, actions, condition, now, counts, ending=False):
-        """A conditional callback update and its counters, in one transaction: the write
-        that loses its condition counts nothing."""
+    def _commit_counted(self, callback, actions, condition, now, counts, ending=False, worked=None):
+        """A conditional callback update, its counters and the agent's log entry (`worked`),
+        in one transaction: the write that loses its condition counts and logs nothing."""
         C = self.CallbackRec
         with _dynamodb():
             def write(tx):
                 tx.update(C(callback.callback_id), actions=actions, condition=condition)
+                self._log_work(tx, worked)
                 if ending:
                     self._release_booking(tx, callback, now)
                 self._count(tx, callback.queue_name, callback.ivr_name, now, counts)
@@ -353,13 +355,14 @@ class CallbackStorage(StorageBase):
                     raise Conflict(f"callback {callback.callback_id} is not in the expected state") from exc
                 raise
 
-    def _commit_ending(self, callback, actions, condition, now, counts):
+    def _commit_ending(self, callback, actions, condition, now, counts, worked=None):
         """A final status: the update, the deletion of the number's pending slot (if this
-        callback still owns it) and the counters, in one transaction."""
+        callback still owns it), the counters and the agent's log entry, in one transaction."""
         C = self.CallbackRec
 
         def write(tx):
             tx.update(C(callback.callback_id), actions=actions, condition=condition)
+            self._log_work(tx, worked)
             tx.delete(self._guard_key(callback.queue_name, callback.number),
                       condition=self.Guard.owner == callback.callback_id)
             self._release_booking(tx, callback, now)
@@ -375,4 +378,4 @@ class CallbackStorage(StorageBase):
                 if not _failed(codes, 0):
                     raise
                 # The guard is gone or belongs to another callback: end this one regardless.
-                self._commit_counted(callback, actions, condition, now, counts, ending=True)
+                self._commit_counted(callback, actions, condition, now, counts, ending=True, worked=worked)

@@ -53,7 +53,7 @@ class LineStorage(StorageBase):
     @staticmethod
     def _waiting_from(r):
         return m.WaitingCall(r.call_sid, r.ivr_name, r.queue_name, r.caller, r.joined_at, r.status,
-                             r.agent_id, r.agent_call_sid, r.offer_id, r.phase)
+                             r.agent_id, r.agent_call_sid, r.offer_id, r.phase, r.offered_at)
 
     def add_waiting_call(self, call_sid, *, ivr_name, queue_name, caller, joined_at,
                          fetch_existing=True):
@@ -119,14 +119,22 @@ class LineStorage(StorageBase):
         if call is not None:
             self._remove_counted(call, self.Waiting.call_sid.exists(), {event: 1}, now)
 
-    def _remove_counted(self, call, condition, counts, now):
-        """Delete a waiting call on `condition` and add `counts` ({counter: n}) at `now` in the
-        same transaction; False when the condition failed (nothing written, nothing counted)."""
+    def _remove_counted(self, call, condition, counts, now, worked=None):
+        """Delete a waiting call on `condition`, add `counts` ({counter: n}) at `now` and the
+        agent's log entry (`worked`) in the same transaction; False when the condition failed
+        (nothing written, counted or logged)."""
         W = self.Waiting
+
+        def write(tx):
+            tx.delete(W(call.call_sid), condition=condition)
+            self._count(tx, call.queue_name, call.ivr_name, now, counts)
+            self._log_work(tx, worked)
+        return self._transact_conditional(write)
+
+    def _transact_conditional(self, write):
+        """Run `write(tx)` as one transaction whose first item carries the condition; False
+        when that condition failed (nothing written)."""
         with _dynamodb():
-            def write(tx):
-                tx.delete(W(call.call_sid), condition=condition)
-                self._count(tx, call.queue_name, call.ivr_name, now, counts)
             try:
                 self._transact(write)
             except TransactWriteError as exc:
@@ -166,16 +174,25 @@ class LineStorage(StorageBase):
     def commit_offer(self, call, change):
         """Write an offer's change the domain computed from `call`
         (callback.domain.transitions): an update, a deletion, or a deletion counted in the
-        same transaction. Conflict when the offer has moved on (nothing written or counted)."""
+        same transaction; an ending adds the agent's log entry to its transaction. Conflict
+        when the offer has moved on (nothing written, counted or logged)."""
         W = self.Waiting
         condition = self._offer_as_read(call)
         moved_on = "the offer has moved on"
-        if not change.leaves_line:
+        if change.worked is not None and not change.leaves_line:
+            # Back in line: the record's update and the agent's log entry, together.
+            def write(tx):
+                tx.update(W(call.call_sid), actions=self._field_actions(W, change.set, change.remove),
+                          condition=condition)
+                self._log_work(tx, change.worked)
+            if not self._transact_conditional(write):
+                raise Conflict(moved_on)
+        elif not change.leaves_line:
             self._update(W(call.call_sid), self._field_actions(W, change.set, change.remove), condition)
-        elif not change.counts:
+        elif not change.counts and change.worked is None:
             with _dynamodb(conflict=moved_on):
                 _retrying(lambda: W(call.call_sid).delete(condition=condition))
-        elif not self._remove_counted(call, condition, change.counts, change.counted_at):
+        elif not self._remove_counted(call, condition, change.counts, change.counted_at, change.worked):
             raise Conflict(moved_on)
 
     def claim_waiting_call(self, agent, call, now, offer_id=None, phase=AGENT_RINGING, legs=()):
@@ -185,7 +202,8 @@ class LineStorage(StorageBase):
         offer_id = offer_id or uuid.uuid4().hex[:16]
         self._claim(agent, now, "call", call.call_sid, offer_id, W(call.call_sid),
                     [W.status.set(m.CONNECTING), W.waiting_queue.remove(), W.agent_id.set(agent.agent_id),
-                     W.offer_id.set(offer_id), W.phase.set(phase), W.agent_call_sid.remove()],
+                     W.offer_id.set(offer_id), W.phase.set(phase), W.agent_call_sid.remove(),
+                     W.offered_at.set(now)],
                     W.status == m.WAITING, legs)
         self._departed(call.queue_name, now)
 

@@ -16,6 +16,7 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   the public page's rate counters (pk "RATE") and spent challenges (pk "ONCE"), hours-long TTL.
   API tokens (pk "API-TOKEN", sk the token's keyed hash) and their names (pk "API-TOKEN-NAME"):
   their model is in api_tokens.py.
+  each agent's work of the last few days (pk "WORK#<agent id>", TTL; its model: worklog.py).
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -125,6 +126,7 @@ class AttemptMap(MapAttribute):
     agent_call_sid = UnicodeAttribute(null=True)
     customer_call_sid = UnicodeAttribute(null=True)
     error_code = NumberAttribute(null=True)
+    connected_at = UTCDateTimeAttribute(null=True)
 
 
 def _meta(table_name, config):
@@ -271,6 +273,7 @@ def build_models(config):
         agent_call_sid = UnicodeAttribute(null=True)
         offer_id = UnicodeAttribute(null=True)
         phase = UnicodeAttribute(null=True)
+        offered_at = UTCDateTimeAttribute(null=True)
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update
         by_queue = _time_ordered_index("waiting-by-queue", "waiting_queue", "joined_at")

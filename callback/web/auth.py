@@ -124,7 +124,7 @@ def _signed_in_admin():
 
 
 # The admin portal's blueprints (each of their pages needs a signed-in admin).
-PORTAL_BLUEPRINTS = ("admin", "hours", "privacy", "tokens")
+PORTAL_BLUEPRINTS = ("admin", "hours", "privacy", "tokens", "agent_page")
 
 
 def refuse_without_secret_key():

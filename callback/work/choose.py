@@ -57,12 +57,14 @@ class Chooser(Effects):
                 skip.add(offer.key)
         return offers
 
-    def set_presence(self, agent_id, status):
-        """An agent says available or offline; an available one is offered work at once.
+    def set_presence(self, agent_id, status, away_reason=None):
+        """An agent says available or offline (with why they are away, from their own page);
+        an available one is offered work at once.
 
         Conflict while they are reserved or on a call, NotFound for no such agent.
         """
-        agent = self.storage.set_agent_presence(agent_id, status, self.clock.now())
+        reason = away_reason if status == m.OFFLINE else None
+        agent = self.storage.set_agent_presence(agent_id, status, self.clock.now(), away_reason=reason)
         if status == m.AVAILABLE:
             try:
                 self.dispatch(agent_id=agent_id)

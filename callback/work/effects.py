@@ -353,13 +353,11 @@ class Effects(Ledger, Texter):
 
     def _carry_out_offer(self, call, view, step, event, agent_id, tell_agent):
         if view.state != a.ENDED:
-            ending = next((e for e in step.effects if isinstance(e, (a.BackInLine, a.LeaveLine))), None)
-            if isinstance(ending, a.BackInLine):
-                self.storage.commit_offer(call, transitions.back_in_line(call))
-            elif ending is not None:
-                # Joined the agent: counted answered once, by the removal that wins.
-                self.storage.commit_offer(call, transitions.leave_line(
-                    call, answered_at=self.clock.now() if ending.why == "served" else None))
+            # Ended: back in line, or out of it (joined the agent: counted answered once, by
+            # the removal that wins), with the agent's log entry.
+            ending = transitions.offer_ending(call, step.effects, self.clock.now())
+            if ending is not None:
+                self.storage.commit_offer(call, ending)
             elif (step.state, step.agent_call_sid) != (view.state, view.agent_call_sid):
                 self.storage.commit_offer(call, transitions.advance_offer(
                     call, phase=step.state, agent_call_sid=step.agent_call_sid))
