@@ -5,14 +5,15 @@ routing directory), `agents`, `line` (holding callers and their offers, departur
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
-record, recordings to delete), `counters` (the wallboard's hourly counters) and `signin`
-(login throttles, admin sessions); `tables` defines the tables and models, `client` the one
+record, recordings to delete), `audit` (the audit trail, only ever added to), `counters`
+(the wallboard's hourly counters) and `signin` (login throttles, admin sessions); `tables` defines the tables and models, `client` the one
 DynamoDB client and the safe ways to write. Every state change is a conditional write;
 failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
 SSM Parameter Store at start-up, on the same botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
+from callback.storage.audit import AuditStorage
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult
 from callback.storage.client import (
     CONDITION_FAILED,
@@ -41,7 +42,8 @@ __all__ = [
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, StorageBase):
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, AuditStorage,
+              StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 
@@ -53,11 +55,12 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
             models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
             models.Recording)
+        self.Audit = models.Audit
 
     @property
     def models(self):
         """Every model class, one per table shape (config shares one table)."""
-        return (self.Ivr, self.Waiting, self.CallbackRec)
+        return (self.Ivr, self.Waiting, self.CallbackRec, self.Audit)
 
     def create_tables(self):
         """Create the tables that do not exist yet (idempotent); return their names."""
@@ -71,7 +74,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
 
     def _enable_ttl(self):
         client = self.Ivr._get_connection().connection.client
-        for model in (self.Ivr, self.Waiting, self.CallbackRec):
+        for model in self.models:
             name = model.Meta.table_name
             current = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
