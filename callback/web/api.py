@@ -7,12 +7,13 @@ from flask import Blueprint, current_app, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from callback.domain import audit, stats, transitions, voice_table
 from callback.domain import records as m
-from callback.domain import stats, transitions, voice_table
 from callback.domain.hours_input import hours_json
 from callback.domain.settings import parse_int, validate_settings
 from callback.domain.validation import check_agent, check_queue, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
+from callback.web.trail import record, record_ivr
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -167,6 +168,7 @@ def set_agent_status(agent_id):
         raise ApiError(400, "invalid status", {"status": "must be 'available' or 'offline'"})
     svc = services()
     try:
+        before = svc.storage.get_agent(agent_id[:64]).status
         agent = svc.dispatcher.set_presence(agent_id[:64], status)
     except NotFound as exc:
         raise ApiError(404, "no such agent") from exc
@@ -177,8 +179,8 @@ def set_agent_status(agent_id):
             raise ApiError(404, "no such agent") from exc
         raise ApiError(409, f"agent is {current.status}; try again when the call ends",
                        {"status": current.status}) from exc
+    record(audit.PRESENCE, "changed", agent.agent_id, {"status": before}, {"status": status})
     return jsonify(agent=agent_json(agent))
-
 
 
 def ivr_json(ivr):
@@ -253,6 +255,7 @@ def put_settings(name):
     except Conflict as exc:
         raise ApiError(409, "the IVR changed meanwhile; read it again") from exc
     svc.directory.invalidate()
+    record(audit.SETTINGS, "changed", ivr.name, ivr.settings.as_dict(), saved.settings.as_dict())
     return jsonify(settings=saved.settings.as_dict())
 
 
@@ -296,10 +299,11 @@ def create_queue():
     if owner:
         raise ApiError(409, "queue exists", {"name": f"queue {queue.name} already exists, in IVR {owner}"})
     try:
-        svc.storage.save_ivr(ivr.evolve(queues=ivr.queues + (queue,)))
+        saved = svc.storage.save_ivr(ivr.evolve(queues=ivr.queues + (queue,)))
     except Conflict as exc:
         raise ApiError(409, "the IVR changed meanwhile; try again") from exc
     svc.directory.invalidate()
+    record_ivr(ivr, saved)
     [sized] = svc.telephony.size_queues([queue])
     return jsonify(queue=queue_json(queue), twilio={"max_size": sized.max_size, "outcome": sized.outcome,
                                                     "error": sized.error or None}), 201
@@ -322,6 +326,7 @@ def create_agent():
                        {"phone": phone_taken(fields["phone"], exc.name, exc.agent_id)}) from exc
     except Conflict as exc:
         raise ApiError(409, "an agent with this id exists", {"id": "taken"}) from exc
+    record(audit.AGENT, "created", agent.agent_id, None, audit.agent_fields(agent))
     return jsonify(agent=agent_json(agent)), 201
 
 
@@ -360,6 +365,7 @@ def cancel_callback(callback_id):
     try:
         cb = svc.storage.get_callback(callback_id[:64])
         svc.storage.commit(cb, transitions.cancel(cb, svc.clock.now()))
+        record(audit.CALLBACK, "canceled", cb.callback_id, *audit.cancellation(cb))
         cb = svc.storage.get_callback(cb.callback_id)
     except NotFound as exc:
         raise ApiError(404, "no such callback") from exc
