@@ -373,3 +373,56 @@ def test_the_portal_page_is_for_signed_in_admins_and_filters(client, admin, svc,
     admin.post("/logout", data={"csrf_token": csrf_of(html)})
     response = client.get("/admin/audit")
     assert response.status_code == 302 and response.location.startswith("/login")
+
+
+@pytest.mark.browser
+def test_an_admin_reads_the_trail_in_a_browser_filters_it_and_it_fits_400_px(page, svc, clock, main_line):
+    from conftest import ADMIN_PASSWORD
+
+    page.goto("/admin/ivrs/Main%20Line/settings")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Max Retries").fill("5")
+    page.get_by_role("button", name="Save settings").click()
+    assert page.get_by_role("status").first.inner_text().startswith("Callback settings of Main Line saved")
+    clock.advance(minutes=1)
+    svc.storage.append_audit(entry(clock, 1, kind=audit.HOURS, actor="api-token", via=audit.API))
+
+    page.get_by_role("link", name="Audit").click()
+    page.wait_for_url("**/admin/audit")
+    rows = page.locator("tr[data-entry]")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.kind)") == ["hours", "settings"]
+    change = page.locator('tr[data-kind="settings"] li[data-field="max_retries"]')
+    assert change.locator(".before").inner_text() == "3" and change.locator(".after").inner_text() == "5"
+    assert "admin" in page.locator('tr[data-kind="settings"] td[data-label="Who"]').inner_text()
+
+    page.get_by_label("Kind").select_option(label="Callback Settings")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/admin/audit?kind=settings*")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.kind)") == ["settings"]
+    page.get_by_label("Kind").select_option(value="")
+    page.get_by_label("Who").fill("api-token")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**actor=api-token*")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.kind)") == ["hours"]
+    day = clock.now().date()
+    page.get_by_label("Who").fill("")
+    page.get_by_label("From").fill((day + timedelta(days=1)).isoformat())
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**since=*")
+    assert page.get_by_text("No entries match.").is_visible()
+
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.goto("/admin/audit")
+    assert rows.count() == 2
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+
+
+def test_a_flask_command_records_as_the_cli(app, svc):
+    from callback.web.trail import record
+
+    with app.app_context():
+        saved = record(audit.USER, "created", "root", None, {"username": "root", "password_hash": "scrypt:1$x$y"})
+    assert only(svc, actor="cli") == saved
+    assert saved.via == "cli" and saved.changes["password_hash"] == {"before": None, "after": audit.HIDDEN}

@@ -25,8 +25,8 @@ KINDS = (IVR, QUEUE, SETTINGS, HOURS, AGENT, PRESENCE, CALLBACK, ERASURE, USER, 
 KIND_LABELS = {IVR: "IVR", QUEUE: "Queues", SETTINGS: "Callback Settings", HOURS: "Open Hours",
                AGENT: "Agent", PRESENCE: "Agent Presence", CALLBACK: "Callback", ERASURE: "Erasure",
                USER: "User", TOKEN: "API Token"}
-# Through what the change came.
-PORTAL, API = "portal", "api"
+# Through what the change came (cli: a `flask` command, such as creating the first admin).
+PORTAL, API, CLI = "portal", "api", "cli"
 # What a secret field shows instead of its value.
 HIDDEN = "(hidden)"
 

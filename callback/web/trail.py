@@ -1,4 +1,5 @@
-"""Recording the audit trail from a handler: one call, after the change was stored.
+"""Recording the audit trail from a handler (or a `flask` command, in the app's context): one
+call, after the change was stored.
 
     trail.record(audit.SETTINGS, "changed", ivr.name, before_fields, after_fields)
 
@@ -17,7 +18,7 @@ gets the answer of the change that did happen.
 """
 import logging
 
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 
 from callback import metrics
 from callback.domain import audit
@@ -29,7 +30,9 @@ API_TOKEN_ACTOR = "api-token"
 
 
 def actor_and_channel():
-    """(who, through what) for the request being served."""
+    """(who, through what) for the request being served; a `flask` command serves none."""
+    if not has_request_context():
+        return "cli", audit.CLI
     if request.path == "/api" or request.path.startswith("/api/"):
         return g.get("api_actor") or API_TOKEN_ACTOR, audit.API
     return current_admin() or "unknown", audit.PORTAL
