@@ -426,3 +426,25 @@ def test_a_flask_command_records_as_the_cli(app, svc):
         saved = record(audit.USER, "created", "root", None, {"username": "root", "password_hash": "scrypt:1$x$y"})
     assert only(svc, actor="cli") == saved
     assert saved.via == "cli" and saved.changes["password_hash"] == {"before": None, "after": audit.HIDDEN}
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_put_whose_answer_was_lost_is_sent_again_and_lands_once(svc, clock, monkeypatch, landed):
+    from botocore.exceptions import ReadTimeoutError
+    from pynamodb.exceptions import PutError
+
+    real, tries = svc.storage.Audit.save, []
+
+    def lost_answer(item, *args, **kwargs):
+        tries.append(item.sk)
+        if len(tries) == 1 and not landed:
+            raise PutError("timed out before DynamoDB had it", cause=ReadTimeoutError(endpoint_url="local"))
+        result = real(item, *args, **kwargs)
+        if len(tries) == 1:
+            raise PutError("timed out after DynamoDB stored it", cause=ReadTimeoutError(endpoint_url="local"))
+        return result
+
+    monkeypatch.setattr(svc.storage.Audit, "save", lost_answer)
+    made = entry(clock)
+    svc.storage.append_audit(made)
+    assert len(tries) == 2 and only(svc) == made
