@@ -44,7 +44,8 @@ def create_app(overrides=None):
     app.extensions["callback"] = build_services(config)
     app.extensions[health.EXTENSION] = health.check_at_startup(config)
 
-    # api_hours, api_callbacks and api_docs add their routes to the API's blueprint.
+    # api_hours, api_callbacks and api_docs add their routes to the API's blueprint;
+    # portal_audit its route to the API's and its page to the admin portal's.
     from callback.web import (  # noqa: F401
         admin,
         agent_page,
@@ -54,6 +55,7 @@ def create_app(overrides=None):
         api_hours,
         auth,
         center_clock,
+        portal_audit,
         portal_hours,
         portal_tokens,
         portal_voicemail,

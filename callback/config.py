@@ -89,6 +89,10 @@ class Config:
     # How long an ended callback (its number and attempts) is kept; DynamoDB's TTL deletes it
     # after that (within about two days), and reads treat it as gone from the moment it is due.
     RETENTION_DAYS: int = 90
+    # How long an audit entry is kept (DynamoDB's TTL deletes it after that): a year and a
+    # month, so "who changed this" is answered through a yearly review, long after the
+    # callbacks it touched are gone. Entries hold numbers only masked, and never a secret.
+    AUDIT_RETENTION_DAYS: int = 400
     # Where Twilio goes when this deployment cannot answer an IVR number's call (a TwiML Bin
     # or a function of its own, never this one): set on the numbers by `flask twilio-setup`.
     VOICE_FALLBACK_URL: str = ""

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow,
 ACCOUNT = "123456789012"
 FUNCTION = "callback-dev"
 INFRA_STACK = f"{FUNCTION}-infra"
-TABLES = {f"{FUNCTION}-config", f"{FUNCTION}-waiting-calls", f"{FUNCTION}-callbacks"}
+TABLES = {f"{FUNCTION}-config", f"{FUNCTION}-waiting-calls", f"{FUNCTION}-callbacks", f"{FUNCTION}-audit"}
 BUCKET = f"{FUNCTION}-deploys-{ACCOUNT}-us-east-1"
 
 
@@ -105,7 +105,8 @@ def lasting_resources_are_in_place():
     """The infra stack's tables, role, bucket and log group, all still there and its own."""
     resources = client("cloudformation").describe_stack_resources(StackName=INFRA_STACK)["StackResources"]
     assert {r.get("LogicalResourceId") for r in resources} >= {
-        "ConfigTable", "WaitingCallsTable", "CallbacksTable", "LambdaRole", "LogGroup", "DeploymentBucket"}
+        "ConfigTable", "WaitingCallsTable", "CallbacksTable", "AuditTable", "LambdaRole", "LogGroup",
+        "DeploymentBucket"}
     assert TABLES <= set(client("dynamodb").list_tables()["TableNames"])
     assert client("iam").get_role(RoleName=f"{FUNCTION}-lambda")["Role"]["Arn"]
     groups = client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{FUNCTION}")["logGroups"]

@@ -55,7 +55,8 @@ def test_tables_are_on_demand_recoverable_and_ttl_on_ephemeral_records(template)
                                                              "RecoveryPeriodInDays": {"Ref": "BackupRecoveryDays"}}
     assert template["Parameters"]["BackupRecoveryDays"]["MaxValue"] == 35
     # Callbacks too: an ended one (its number, its attempts) goes after RETENTION_DAYS.
-    for name in ("config", "waiting-calls", "callbacks"):
+    # The audit trail too: an entry goes after AUDIT_RETENTION_DAYS.
+    for name in ("config", "waiting-calls", "callbacks", "audit"):
         assert declared[name]["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
 
 
@@ -85,6 +86,17 @@ def test_the_lambda_role_grants_only_what_the_app_uses(template):
     assert [s["Action"] for s in invoke] == [["lambda:InvokeFunction"]]
     function = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"
     assert invoke[0]["Resource"] == [{"Fn::Sub": function}, {"Fn::Sub": function + ":*"}]
+
+
+def test_the_app_may_only_add_to_the_audit_trail_and_read_it(template):
+    """Entries are never edited: the role grants no update or delete on the audit table, and
+    nothing else grants anything on it (TTL, not the app, removes old entries)."""
+    statements = [s for p in policies(template) for s in p["PolicyDocument"]["Statement"]]
+    on_audit = [s for s in statements if "AuditTable" in json.dumps(s["Resource"])]
+    assert [sorted(s["Action"]) for s in on_audit] == [["dynamodb:DescribeTable", "dynamodb:PutItem",
+                                                        "dynamodb:Query"]]
+    assert on_audit[0]["Resource"] == [{"Fn::GetAtt": ["AuditTable", "Arn"]},
+                                       {"Fn::Sub": "${AuditTable.Arn}/index/*"}]
 
 
 def test_the_secrets_grant_follows_where_the_stage_keeps_them(template):

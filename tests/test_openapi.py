@@ -180,6 +180,11 @@ def test_every_answer_of_a_walk_through_the_api_matches_its_schema(api, svc, mai
     api.post(f"/api/callbacks/{cb['id']}/cancel", headers=AUTH)  # 409
     api.post("/api/numbers/forget", json={"number": NUMBER}, headers=AUTH)
     api.post("/api/numbers/forget", json={"number": "212"}, headers=AUTH)
+    # The walk's changes are in the audit trail, a page at a time.
+    trail = api.get("/api/audit?limit=2", headers=AUTH).get_json()
+    assert len(trail["entries"]) == 2 and trail["after"]
+    api.get(f"/api/audit?kind=erasure&since=2000-01-01&after={trail['after']}", headers=AUTH)  # 400
+    api.get("/api/audit?kind=presence&actor=api-token", headers=AUTH)
     succeeded = {(path, method) for path, method, status in api.seen if status.startswith("2")}
     assert documented() - succeeded == set(), "routes the walk never answered with success"
     assert {status for _p, _m, status in api.seen} >= {"200", "201", "400", "401", "403", "404", "409", "422"}

@@ -6,16 +6,17 @@ dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-num
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
 record, recordings to delete), `counters` (the wallboard's hourly counters), `signin`
-(login throttles, admin sessions), `worklog` (each agent's work of the day), `rate_limits`
-(the public page's counters) and `api_tokens` (the API's tokens, by keyed hash); `tables`
-defines the tables and models, `client` the one DynamoDB client and the safe ways to write.
-Every state change is a conditional write; failed conditions become `Conflict`. Beside them,
-`parameter_store` reads the secrets from SSM Parameter Store at start-up, on the same
-botocore session.
+(login throttles, admin sessions), `audit` (the audit trail, only ever added to), `worklog`
+(each agent's work of the day), `rate_limits` (the public page's counters) and `api_tokens`
+(the API's tokens, by keyed hash); `tables` defines the tables and models, `client` the one
+DynamoDB client and the safe ways to write. Every state change is a conditional write;
+failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
+SSM Parameter Store at start-up, on the same botocore session.
 """
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
 from callback.storage.api_tokens import ApiTokenStorage, TokenNameTaken, build_token_model
+from callback.storage.audit import AuditStorage
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult
 from callback.storage.client import (
     CONDITION_FAILED,
@@ -47,7 +48,7 @@ __all__ = [
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
               SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage,
-              RateLimitStorage, ApiTokenStorage, WorkLogStorage,
+              RateLimitStorage, ApiTokenStorage, WorkLogStorage, AuditStorage,
               StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
@@ -62,11 +63,12 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Recording)
         self.ApiTokenRec = build_token_model(config)
         self.Work = build_work_model(config)
+        self.Audit = models.Audit
 
     @property
     def models(self):
         """Every model class, one per table shape (config shares one table)."""
-        return (self.Ivr, self.Waiting, self.CallbackRec)
+        return (self.Ivr, self.Waiting, self.CallbackRec, self.Audit)
 
     def create_tables(self):
         """Create the tables that do not exist yet (idempotent); return their names."""
@@ -80,7 +82,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
 
     def _enable_ttl(self):
         client = self.Ivr._get_connection().connection.client
-        for model in (self.Ivr, self.Waiting, self.CallbackRec):
+        for model in self.models:
             name = model.Meta.table_name
             current = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):

@@ -21,6 +21,7 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
   the sweep must look at, by status and time; listing indexes for the admin.
+- `audit`: the audit trail, only ever added to (callback.storage.audit).
 
 Every model talks to DynamoDB through the process's one client (client.SharedConnection).
 """
@@ -130,26 +131,19 @@ class AttemptMap(MapAttribute):
 
 
 def _meta(table_name, config):
-    attrs = {
-        "table_name": table_name,
-        "region": config.AWS_REGION,
-        "billing_mode": "PAY_PER_REQUEST",
-        **_client_limits(config),
-    }
+    attrs = {"table_name": table_name, "region": config.AWS_REGION, "billing_mode": "PAY_PER_REQUEST",
+             **_client_limits(config)}
     if config.AWS_ENDPOINT_URL_DYNAMODB:
         attrs["host"] = config.AWS_ENDPOINT_URL_DYNAMODB
     return type("Meta", (), attrs)
 
 
-def _time_ordered_index(index_name, hash_name, range_name):
-    """A global secondary index keyed by a string and ordered by a UTC time, all attributes
-    projected (every index here answers whole records)."""
+def _time_ordered_index(index_name, hash_name, range_name, range_type=UTCDateTimeAttribute):
+    """A global secondary index keyed by a string and ordered by a UTC time (or a text that
+    starts with one), all attributes projected (every index here answers whole records)."""
     meta = type("Meta", (), {"index_name": index_name, "projection": AllProjection()})
     return type(f"Index_{index_name.replace('-', '_')}", (GlobalSecondaryIndex,), {
-        "Meta": meta,
-        hash_name: UnicodeAttribute(hash_key=True),
-        range_name: UTCDateTimeAttribute(range_key=True),
-    })()
+        "Meta": meta, hash_name: UnicodeAttribute(hash_key=True), range_name: range_type(range_key=True)})()
 
 
 def _number_index():
@@ -161,9 +155,7 @@ def _number_index():
 
 
 def build_models(config):
-    """Model classes bound to this configuration's table names and endpoint, by the names
-    Storage gives them (Ivr, AgentRec, Guard, Waiting, CallbackRec, Entry, Session,
-    DeparturesRec, Stats)."""
+    """Model classes bound to this configuration's table names and endpoint, as Storage names them."""
     prefix = config.CALLBACK_TABLE_PREFIX
     config_table = prefix + "config"
 
@@ -377,6 +369,25 @@ def build_models(config):
         departures = NumberAttribute(default=0)
         expires_ttl = TTLAttribute()
 
+    class AuditRecord(_Record):
+        """An audit entry (callback.domain.audit), put once and never changed (the role grants
+        no update or delete here): newest first in one partition, and by kind of target and by
+        who through two indexes in the same order; TTL removes it after the audit retention."""
+        Meta = _meta(prefix + "audit", config)
+        pk = UnicodeAttribute(hash_key=True, default="AUDIT")
+        sk = UnicodeAttribute(range_key=True)  # "<UTC time>#<entry id>": sorts by time
+        at = UTCDateTimeAttribute()
+        kind = UnicodeAttribute()
+        actor = UnicodeAttribute()
+        via = UnicodeAttribute()
+        action = UnicodeAttribute()
+        target = UnicodeAttribute(null=True)
+        changes = UnicodeAttribute()  # JSON texts
+        detail = UnicodeAttribute()
+        expires_ttl = TTLAttribute()
+        by_kind = _time_ordered_index("audit-by-kind", "kind", "sk", UnicodeAttribute)
+        by_actor = _time_ordered_index("audit-by-actor", "actor", "sk", UnicodeAttribute)
+
     # One queue's counters for one UTC hour: a number attribute per counted transition and
     # per time-to-connected histogram bucket, each changed only by ADD.
     StatsRecord = type("StatsRecord", (_Record,), {
@@ -389,7 +400,7 @@ def build_models(config):
     })
 
     return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Leg=LegRecord,
-                           Text=TextRecord, Recording=RecordingRecord,
-                           Waiting=WaitingCallRecord,
+                           Text=TextRecord, Recording=RecordingRecord, Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
-                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord)
+                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord,
+                           Audit=AuditRecord)

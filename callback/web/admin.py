@@ -13,7 +13,7 @@ from flask import (
 )
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from callback.domain import labels, stats, transitions
+from callback.domain import audit, labels, stats, transitions
 from callback.domain import records as m
 from callback.domain.numbers import for_people, mask_for_list
 from callback.domain.settings import (
@@ -32,6 +32,7 @@ from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
 from callback.web.auth import login_required, storage_unavailable
 from callback.web.headers import CONTENT_SECURITY_POLICY
 from callback.web.queue_sizing import saved_with_queues_sized
+from callback.web.trail import record, record_ivr
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 25
@@ -147,6 +148,7 @@ def _ivr_form(current):
                 errors = {"_": "Someone else changed this IVR meanwhile. Reload and try again."}
             else:
                 svc.directory.invalidate()
+                record_ivr(current, ivr)
                 saved_with_queues_sized(ivr)
                 return redirect(url_for("admin.ivrs"))
         form = {"name": raw["name"], "numbers": raw["numbers"], "greeting": raw["greeting"],
@@ -188,6 +190,7 @@ def ivr_settings(name):
                 errors = {"_": "Someone else changed this IVR meanwhile. Reload and try again."}
             else:
                 svc.directory.invalidate()
+                record(audit.SETTINGS, "changed", ivr.name, ivr.settings.as_dict(), settings.as_dict())
                 flash(f"Callback settings of {ivr.name} saved.", "ok")
                 return redirect(url_for("admin.ivr_settings", name=ivr.name))
         values = {**values, **raw, **{k: bool(request.form.get(k)) for k in BOOLEAN_FIELDS}}
@@ -294,14 +297,16 @@ def _agent_form(agent):
         if not errors:
             agent_id = agent.agent_id if agent else fields["id"]
             try:
-                svc.storage.save_agent_profile(agent_id, name=fields["name"], phone=fields["phone"],
-                                               queues=fields["queues"], now=svc.clock.now(),
-                                               create=agent is None)
+                saved = svc.storage.save_agent_profile(agent_id, name=fields["name"], phone=fields["phone"],
+                                                       queues=fields["queues"], now=svc.clock.now(),
+                                                       create=agent is None)
             except PhoneTaken as exc:
                 errors = {"phone": phone_taken(fields["phone"], exc.name)}
             except Conflict:
                 errors = {"id": "an agent with this id exists"}
             else:
+                record(audit.AGENT, "changed" if agent else "created", agent_id, audit.agent_fields(agent),
+                       audit.agent_fields(saved))
                 flash(f"Agent {fields['name']} saved.", "ok")
                 return redirect(url_for("admin.agents"))
         form, status = raw, 400
@@ -320,7 +325,9 @@ def agent_status(agent_id):
     if status not in (m.AVAILABLE, m.OFFLINE):
         abort(400)
     try:
+        before = services().storage.get_agent(agent_id).status
         services().dispatcher.set_presence(agent_id, status)
+        record(audit.PRESENCE, "changed", agent_id, {"status": before}, {"status": status})
     except Conflict:
         flash("That agent is on a call; their status changes when the call ends.", "error")
     return redirect(url_for("admin.agents"))
@@ -384,6 +391,7 @@ def callback_cancel(callback_id):
         return render_template("callback_cancel.html", cb=callback)
     try:
         svc.storage.commit(callback, transitions.cancel(callback, svc.clock.now()))
+        record(audit.CALLBACK, "canceled", callback_id, *audit.cancellation(callback))
         flash("Callback canceled: the caller will not be called back.", "ok")
     except Conflict:
         flash("Only a pending callback can be canceled; this one has moved on.", "error")

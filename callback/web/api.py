@@ -1,33 +1,28 @@
 """JSON API for agent desktops, CRMs and admins: bearer tokens with roles (api_access), JSON
 errors only."""
 import functools
-import json
 
 from flask import Blueprint, current_app, g, jsonify, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from callback.domain import audit, stats, transitions, voice_table
 from callback.domain import records as m
-from callback.domain import stats, transitions, voice_table
 from callback.domain.hours_input import hours_json
 from callback.domain.settings import parse_int, validate_settings
 from callback.domain.validation import check_agent, check_queue, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
 from callback.web import api_access
+from callback.web.api_body import (  # noqa: F401 (the API's modules import these from here)
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    ApiError,
+    json_body,
+    json_depth,
+)
+from callback.web.trail import record, record_ivr
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-# Every API body is a small flat object: bound what parsing one may cost.
-MAX_BODY_BYTES = 16 * 1024
-MAX_JSON_DEPTH = 8
-
-
-class ApiError(Exception):
-    """An error answered as JSON {"error": …, "fields": {…}} (and, rarely, `extra` members)."""
-
-    def __init__(self, status, message, fields=None, extra=None):
-        super().__init__(message)
-        self.status, self.message, self.fields, self.extra = status, message, fields or {}, extra or {}
 
 
 @bp.errorhandler(ApiError)
@@ -104,48 +99,6 @@ def _limit_body():
     request.max_content_length = MAX_BODY_BYTES
 
 
-def json_depth(text):
-    """How deeply arrays and objects nest in a JSON text, found in one pass without parsing
-    (a hostile body must not reach the parser's recursion)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def json_body():
-    """The request's JSON object, or a JSON 400 (413 when over MAX_BODY_BYTES)."""
-    if not request.is_json:
-        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
-    try:
-        text = request.get_data().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "the body must be UTF-8 JSON") from exc
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ApiError(400, "the body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
-
-
 def agent_json(agent):
     """An agent as the API shows it."""
     return {
@@ -172,6 +125,7 @@ def set_agent_status(agent_id):
         raise ApiError(400, "invalid status", {"status": "must be 'available' or 'offline'"})
     svc = services()
     try:
+        before = svc.storage.get_agent(agent_id[:64]).status
         agent = svc.dispatcher.set_presence(agent_id[:64], status)
     except NotFound as exc:
         raise ApiError(404, "no such agent") from exc
@@ -182,6 +136,7 @@ def set_agent_status(agent_id):
             raise ApiError(404, "no such agent") from exc
         raise ApiError(409, f"agent is {current.status}; try again when the call ends",
                        {"status": current.status}) from exc
+    record(audit.PRESENCE, "changed", agent.agent_id, {"status": before}, {"status": status})
     return jsonify(agent=agent_json(agent))
 
 
@@ -257,6 +212,7 @@ def put_settings(name):
     except Conflict as exc:
         raise ApiError(409, "the IVR changed meanwhile; read it again") from exc
     svc.directory.invalidate()
+    record(audit.SETTINGS, "changed", ivr.name, ivr.settings.as_dict(), saved.settings.as_dict())
     return jsonify(settings=saved.settings.as_dict())
 
 
@@ -300,10 +256,11 @@ def create_queue():
     if owner:
         raise ApiError(409, "queue exists", {"name": f"queue {queue.name} already exists, in IVR {owner}"})
     try:
-        svc.storage.save_ivr(ivr.evolve(queues=ivr.queues + (queue,)))
+        saved = svc.storage.save_ivr(ivr.evolve(queues=ivr.queues + (queue,)))
     except Conflict as exc:
         raise ApiError(409, "the IVR changed meanwhile; try again") from exc
     svc.directory.invalidate()
+    record_ivr(ivr, saved)
     [sized] = svc.telephony.size_queues([queue])
     return jsonify(queue=queue_json(queue), twilio={"max_size": sized.max_size, "outcome": sized.outcome,
                                                     "error": sized.error or None}), 201
@@ -326,6 +283,7 @@ def create_agent():
                        {"phone": phone_taken(fields["phone"], exc.name, exc.agent_id)}) from exc
     except Conflict as exc:
         raise ApiError(409, "an agent with this id exists", {"id": "taken"}) from exc
+    record(audit.AGENT, "created", agent.agent_id, None, audit.agent_fields(agent))
     return jsonify(agent=agent_json(agent)), 201
 
 
@@ -364,6 +322,7 @@ def cancel_callback(callback_id):
     try:
         cb = svc.storage.get_callback(callback_id[:64])
         svc.storage.commit(cb, transitions.cancel(cb, svc.clock.now()))
+        record(audit.CALLBACK, "canceled", cb.callback_id, *audit.cancellation(cb))
         cb = svc.storage.get_callback(cb.callback_id)
     except NotFound as exc:
         raise ApiError(404, "no such callback") from exc

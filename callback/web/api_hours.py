@@ -4,9 +4,11 @@ from dataclasses import replace
 
 from flask import jsonify
 
+from callback.domain import audit
 from callback.domain.hours_input import hours_json, validate_hours
 from callback.storage import Conflict
 from callback.web.api import ApiError, _ivr, bp, json_body, services, token_required
+from callback.web.trail import record
 
 
 @bp.get("/ivrs/<name>/hours")
@@ -30,4 +32,5 @@ def put_hours(name):
     except Conflict as exc:
         raise ApiError(409, "the IVR changed meanwhile; read it again") from exc
     svc.directory.invalidate()
+    record(audit.HOURS, "changed", ivr.name, hours_json(ivr.settings.hours), hours_json(saved.settings.hours))
     return jsonify(hours=hours_json(saved.settings.hours))

@@ -4,16 +4,19 @@ from dataclasses import replace
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
+from callback.domain import audit
 from callback.domain import hours as h
 from callback.domain.hours_input import (
     LABELS,
     closure_lines,
     format_periods,
     holiday_lines,
+    hours_json,
     validate_hours,
 )
 from callback.storage import Conflict, NotFound, StorageError
 from callback.web.auth import login_required, storage_unavailable
+from callback.web.trail import record
 
 bp = Blueprint("hours", __name__, url_prefix="/admin")
 bp.register_error_handler(StorageError, storage_unavailable)
@@ -54,6 +57,7 @@ def ivr_hours(name):
                 errors = {"_": "Someone else changed this IVR meanwhile. Reload and try again."}
             else:
                 svc.directory.invalidate()
+                record(audit.HOURS, "changed", ivr.name, hours_json(ivr.settings.hours), hours_json(hours))
                 flash(f"Open hours of {ivr.name} saved.", "ok")
                 return redirect(url_for("hours.ivr_hours", name=ivr.name))
         values = {**{k: form.get(k, "") for k in values},

@@ -2,10 +2,12 @@
 attempts and Twilio's records of their calls go (`callback.work.erasure`)."""
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
+from callback.domain import audit
 from callback.domain.numbers import is_e164
 from callback.storage import Conflict
 from callback.web.api import ApiError, _api_error, json_body, services, token_required
 from callback.web.auth import login_required
+from callback.web.trail import record
 
 bp = Blueprint("privacy", __name__)
 # The API route, on a blueprint of its own: bearer-token requests carry no CSRF token.
@@ -16,8 +18,11 @@ INVALID = "a number in E.164 form, like +14155550100"
 
 def _forget(number):
     # Erasure is work (it cancels, deletes and calls Twilio): the dispatcher carries it out;
-    # a call in progress is its Conflict (NumberBusy), said as is.
-    return services().dispatcher.forget_number(number)
+    # a call in progress is its Conflict (NumberBusy), said as is. The trail records that a
+    # number was forgotten, and what went, never which number.
+    erased = services().dispatcher.forget_number(number)
+    record(audit.ERASURE, "erased", "a number", detail=audit.erasure_detail(erased))
+    return erased
 
 
 @api_bp.post("/api/numbers/forget")
