@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import API_TOKEN, csrf_of, log_in, with_admin_account
-from flask import g
 
 from callback import metrics
+from callback.domain import api_tokens as t
 from callback.domain import audit
 from callback.domain.records import Callback
 from callback.storage import Conflict, StorageError
@@ -290,7 +290,7 @@ def test_api_changes_are_recorded_as_the_api_token_and_invalid_ones_not_at_all(c
     assert client.post("/api/numbers/forget", json={"number": CUSTOMER}, headers=AUTH).status_code == 200
 
     found = entries(svc)
-    assert {(e.actor, e.via) for e in found} == {("api-token", "api")}
+    assert {(e.actor, e.via) for e in found} == {("token:ADMIN_API_TOKEN", "api")}
     assert [e.kind for e in found] == ["erasure", "callback", "presence", "agent", "queue", "hours", "settings"]
     by_kind = {e.kind: e for e in found}
     assert by_kind["settings"].changes == {"max_retries": {"before": 3, "after": 6}}
@@ -306,12 +306,13 @@ def test_api_changes_are_recorded_as_the_api_token_and_invalid_ones_not_at_all(c
     assert len(entries(svc)) == len(found)
 
 
-def test_the_api_actor_is_who_the_apis_authentication_names(app, client, svc, main_line):
-    @app.before_request
-    def named_token():
-        g.api_actor = "token:crm"
-
-    assert client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 7}, headers=AUTH).status_code == 200
+def test_the_api_actor_is_who_the_apis_authentication_names(client, svc, main_line):
+    token = t.new_token()
+    digest = t.key_hash(svc.config.API_TOKEN_SECRET, token)
+    svc.storage.create_api_token(t.ApiToken(t.token_id(digest), "crm", "crm", t.SYSTEM, t.ADMIN,
+                                            svc.clock.now(), "admin"), digest)
+    assert client.put("/api/ivrs/Main%20Line/settings", json={"max_retries": 7},
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert only(svc, actor="token:crm").via == "api"
 
 

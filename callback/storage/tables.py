@@ -1,23 +1,17 @@
 """The DynamoDB tables and the PynamoDB models over them, bound to one configuration.
 
 Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
-- `config`: IVRs (pk "IVR", with their queues and settings inside), agents (pk "AGENT"),
-  one-agent-per-phone guards (pk "AGENT-PHONE", sk the phone, owner the agent id),
-  one-pending-callback-per-number guards (pk "PENDING"), login throttles (pk "LOGIN"),
-  numbers a caller keyed in and has not confirmed yet (pk "ENTRY", minutes-long TTL),
-  departures from each queue's line per five-minute bucket (pk "STATS#<queue>", hours-long
-  TTL), which the wait estimate reads, admin sessions (pk "SESSION") and pending
-  asynchronous dispatches per queue (pk "DISPATCH"); throttles and sessions expire by TTL;
-  the wallboard's hourly counters (pk "HOURLY#<queue>", sk the UTC hour, days-long TTL);
-  the call ledger (pk "LEG", sk a phone number the app holds: callback.domain.legs);
-  texts to customers (pk "TEXT", and "OUTBOX" while unsent) and numbers that opted out of
-  texts (pk "OPTOUT", sk the number), both kept for the retention period at most;
-  voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them;
-  the public page's rate counters (pk "RATE") and spent challenges (pk "ONCE"), hours-long TTL.
-  API tokens (pk "API-TOKEN", sk the token's keyed hash) and their names (pk "API-TOKEN-NAME"):
-  their model is in api_tokens.py.
-  each agent's work of the last few days (pk "WORK#<agent id>", TTL; its model: worklog.py).
-  All IVRs share one partition so the whole routing directory loads with one Query.
+- `config`, by pk: IVRs ("IVR", queues and settings inside; one partition, so the routing
+  directory loads with one Query), agents ("AGENT"), one-agent-per-phone and
+  one-pending-callback-per-number guards ("AGENT-PHONE", "PENDING"), login throttles
+  ("LOGIN") and admin sessions ("SESSION"), numbers keyed in and not confirmed ("ENTRY"),
+  departures per queue and five minutes ("STATS#<queue>"), pending dispatches ("DISPATCH"),
+  the wallboard's hourly counters ("HOURLY#<queue>"), the call ledger ("LEG", sk a number the
+  app holds), texts and opt-outs ("TEXT", "OUTBOX", "OPTOUT"), recordings still at Twilio
+  ("RECORDING"), the public page's counters and spent challenges ("RATE", "ONCE"), API tokens
+  ("API-TOKEN", "API-TOKEN-NAME"; model in api_tokens.py) and agents' work of the last days
+  ("WORK#<agent id>"; model in worklog.py). Short-lived kinds expire by TTL; texts and
+  opt-outs live for the retention period at most.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
   the sweep must look at, by status and time; listing indexes for the admin.

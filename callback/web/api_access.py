@@ -40,6 +40,7 @@ ENDPOINT_ROLES = {
     "api.list_queues": ADMIN_ONLY,
     "api.create_queue": ADMIN_ONLY,
     "privacy_api.api_forget": ADMIN_ONLY,
+    "api.api_audit": ADMIN_ONLY,
 }
 # Routes that take no token at all.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
