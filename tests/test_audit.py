@@ -4,6 +4,7 @@ through the API, none for an invalid form; a lost entry leaves the change and sa
 page and `GET /api/audit`."""
 import json
 import logging
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -317,6 +318,23 @@ def test_the_api_actor_is_who_the_apis_authentication_names(client, svc, main_li
 
 
 # -- an entry that cannot be written --------------------------------------------------------------
+
+def test_portal_tokens_record_creation_and_revocation_and_never_the_token(admin, svc, clock):
+    page = "/admin/tokens"
+    made = post_form(admin, page, page, {"name": "CRM", "role": "integration",
+                                         "owner_kind": "integration", "owner": "crm"})
+    assert made.status_code == 201
+    token = re.search(r'id="new-token-value"[^>]*value="([^"]+)"', made.get_data(as_text=True)).group(1)
+    [stored] = svc.storage.list_api_tokens()
+    clock.advance(minutes=1)
+    revoked = post_form(admin, page, f"/admin/tokens/{stored.token_id}/revoke", {})
+    assert revoked.status_code == 302
+    assert post_form(admin, page, f"/admin/tokens/{stored.token_id}/revoke", {}).status_code == 302
+    found = entries(svc, kind=audit.TOKEN)
+    assert [(e.action, e.target, e.actor) for e in found] == [("revoked", "CRM", "admin"), ("created", "CRM", "admin")]
+    assert found[1].changes["role"] == {"before": None, "after": "integration"}
+    assert token not in raw_items(svc)
+
 
 def test_a_lost_entry_keeps_the_change_logs_loudly_and_counts_a_metric(admin, svc, monkeypatch, caplog):
     lines = []

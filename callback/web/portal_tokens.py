@@ -4,8 +4,10 @@ in the session cookie); revoking one, which holds from the API's next request.""
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from callback.domain import api_tokens as t
+from callback.domain import audit
 from callback.storage import Conflict, NotFound, StorageError, TokenNameTaken
 from callback.web.auth import current_admin, login_required, storage_unavailable
+from callback.web.trail import record
 
 bp = Blueprint("tokens", __name__, url_prefix="/admin")
 bp.register_error_handler(StorageError, storage_unavailable)
@@ -44,6 +46,9 @@ def api_tokens():
             except TokenNameTaken:
                 errors = {"name": "another token, live or revoked, has this name"}
             else:
+                stored = created[0]
+                record(audit.TOKEN, "created", stored.name, None,
+                       {"owner": stored.owner, "owner_kind": stored.owner_kind, "role": stored.role})
                 values = {**values, "name": ""}
         status = 400 if errors else 201
     response = current_app.make_response((render_template(
@@ -66,5 +71,6 @@ def revoke_token(token_id):
     except Conflict:
         flash("That token was revoked already.", "error")
     else:
+        record(audit.TOKEN, "revoked", token.name, {"revoked": False}, {"revoked": True})
         flash(f"Token {token.name} revoked: the API refuses it from now on.", "ok")
     return redirect(url_for("tokens.api_tokens"))
