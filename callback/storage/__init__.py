@@ -5,8 +5,8 @@ routing directory), `agents`, `line` (holding callers and their offers, departur
 dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-number
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
-record, recordings to delete), `counters` (the wallboard's hourly counters) and `signin`
-(login throttles, admin sessions); `tables` defines the tables and models, `client` the one
+record, recordings to delete), `counters` (the wallboard's hourly counters), `signin`
+(login throttles, portal sessions) and `users` (the portal's named users); `tables` defines the tables and models, `client` the one
 DynamoDB client and the safe ways to write. Every state change is a conditional write;
 failed conditions become `Conflict`. Beside them, `parameter_store` reads the secrets from
 SSM Parameter Store at start-up, on the same botocore session.
@@ -31,17 +31,19 @@ from callback.storage.line import DEPARTURES_LIFETIME, ENTRY_LIFETIME, WAITING_C
 from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
+from callback.storage.users import LastAdmin, UnknownAgent, UserStorage, UserTaken
 from callback.storage.voicemail import VoicemailStorage
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
-    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "KeyClaim", "NotFound",
-    "PhoneTaken", "Storage", "StorageError", "_client_limits",
+    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "KeyClaim", "LastAdmin", "NotFound",
+    "PhoneTaken", "UnknownAgent", "UserTaken", "Storage", "StorageError", "_client_limits",
 ]
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
-              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, StorageBase):
+              SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage, UserStorage,
+              StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
 
@@ -53,6 +55,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
             models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
             models.Recording)
+        self.UserRec = models.UserRec
 
     @property
     def models(self):
