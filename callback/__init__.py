@@ -53,10 +53,12 @@ def create_app(overrides=None):
         api_hours,
         auth,
         center_clock,
+        me,
         portal_hours,
         portal_voicemail,
         privacy,
         sms,
+        users,
         voice,
         waiting,
     )
@@ -64,6 +66,8 @@ def create_app(overrides=None):
     # Before CSRF, which cannot check a token without the key.
     app.before_request(auth.refuse_without_secret_key)
     csrf.init_app(app)
+    # After CSRF: every portal page checked for its role (callback/web/roles.py).
+    app.before_request(auth.require_role)
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
     csrf.exempt(voice.bp)
     csrf.exempt(sms.bp)
@@ -81,6 +85,8 @@ def create_app(overrides=None):
     app.register_blueprint(portal_voicemail.bp)
     app.register_blueprint(center_clock.bp)
     app.register_blueprint(waiting.bp)
+    app.register_blueprint(users.bp)
+    app.register_blueprint(me.bp)
 
     app.after_request(security_headers)
 
