@@ -6,6 +6,7 @@ carries in its tag (auth.user_tag): those sessions end at their next request. A 
 applies at the next request too, since each request reads the user's record.
 """
 import secrets
+import sys
 
 import click
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -199,7 +200,7 @@ def password(username):
 def create_user_command(username, role, display_name, agent_id, password_stdin):
     """Create a portal user (the first admin, say); the password is asked for, never echoed."""
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user, errors = new_user({"username": username, "role": role, "display_name": display_name,
