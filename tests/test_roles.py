@@ -34,7 +34,8 @@ def portal_routes(app):
     for rule in app.url_map.iter_rules():
         if blueprint_of(rule.endpoint) not in PORTAL_BLUEPRINTS:
             continue
-        url = rule.build({k: v for k, v in URL_VALUES.items() if k in rule.arguments}, append_unknown=False)[1]
+        values = {k: v for k, v in URL_VALUES.items() if k in rule.arguments}
+        url = rule.build(values, append_unknown=False)[1]
         found += [(rule.endpoint, method, url) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
     return found
 
@@ -107,7 +108,8 @@ def test_the_nav_shows_only_what_the_role_may_open(app, people):
         client = app.test_client()
         assert log_in(client, password=PASSWORD, username=username).status_code == 302
         html = client.get("/me").get_data(as_text=True)
-        nav = html[html.index('<span class="links">'):html.index("</span>", html.index('<span class="links">'))]
+        start = html.index('<span class="links">')
+        nav = html[start:html.index("</span>", start)]
         shown = {name for name in links | {"My page"} if f">{name}</a>" in nav}
         assert shown == expected[role], role
         assert f">{username} · {u.ROLE_LABELS[role]}<" in html

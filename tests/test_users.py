@@ -172,7 +172,8 @@ def test_a_role_change_applies_on_the_next_request_for_two_reads(app, svc, clock
     reads = []
     for name in ("get_session", "get_user"):
         real = getattr(svc.storage, name)
-        monkeypatch.setattr(svc.storage, name, lambda key, real=real, name=name: reads.append(name) or real(key))
+        monkeypatch.setattr(svc.storage, name,
+                            lambda key, real=real, name=name: reads.append(name) or real(key))
     assert sue.get("/admin/ivrs").status_code == 200
     assert reads == ["get_session", "get_user"], "one read of the session and one of the user, per request"
     assert post(admin, "/admin/users/sue/edit", {"role": u.AGENT, "agent_id": "alice"}).status_code == 302

@@ -232,7 +232,8 @@ def portal_context():
 
 def home_for(role):
     """Where a role's portal starts."""
-    return url_for({ADMIN: "admin.ivrs", SUPERVISOR: "admin.dashboard", AGENT: "me.page"}.get(role, "me.page"))
+    first_pages = {ADMIN: "admin.ivrs", SUPERVISOR: "admin.dashboard", AGENT: "me.page"}
+    return url_for(first_pages.get(role, "me.page"))
 
 
 def login_required(view):

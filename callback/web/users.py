@@ -42,7 +42,8 @@ def new_user(raw, password):
         username = u.check_username(raw.get("username"), reserved=[svc.config.ADMIN_USERNAME])
     except ValueError as exc:
         username, errors["username"] = None, str(exc)
-    fields, profile_errors = u.check_profile(raw, known_agents={a.agent_id for a in svc.storage.list_agents()})
+    known = {a.agent_id for a in svc.storage.list_agents()}
+    fields, profile_errors = u.check_profile(raw, known_agents=known)
     errors.update(profile_errors)
     try:
         u.check_password(password)
@@ -178,7 +179,8 @@ def password(username):
         except ValueError as exc:
             errors = {"password": str(exc)}
         else:
-            changed = user.evolve(password_hash=generate_password_hash(chosen), generation=user.generation + 1)
+            changed = user.evolve(password_hash=generate_password_hash(chosen),
+                                  generation=user.generation + 1)
             try:
                 svc.storage.save_user(user, changed, svc.clock.now())
             except Conflict:
