@@ -279,3 +279,42 @@ def test_create_user_refuses_what_the_page_refuses(app, svc, args, stdin, says):
     result = app.test_cli_runner().invoke(args=["create-user", *args, "--password-stdin"], input=stdin)
     assert result.exit_code == 1 and says in result.output
     assert svc.storage.list_users() == []
+
+
+# -- the rules, without DynamoDB --------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, name", [(" Ann ", "ann"), ("ＡＮＮ", "ann"), ("ann.lee+cc@example.com",
+                                                                            "ann.lee+cc@example.com")])
+def test_usernames_are_normalised(raw, name):
+    assert u.check_username(raw) == name
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "a b", "a/b", "an\tn", "x" * 65, "Admin"])
+def test_usernames_refused(raw):
+    with pytest.raises(ValueError):
+        u.check_username(raw, reserved=["admin"])
+
+
+@pytest.mark.parametrize("raw", ["short", "x" * 257, "twelve chars\nand a break", None])
+def test_passwords_refused(raw):
+    with pytest.raises(ValueError):
+        u.check_password(raw)
+
+
+@pytest.mark.parametrize("role, minimum, allowed", [
+    (u.AGENT, u.AGENT, True), (u.AGENT, u.SUPERVISOR, False), (u.SUPERVISOR, u.SUPERVISOR, True),
+    (u.SUPERVISOR, u.ADMIN, False), (u.ADMIN, u.AGENT, True), ("owner", u.AGENT, False), (u.ADMIN, "x", False)])
+def test_the_role_hierarchy(role, minimum, allowed):
+    assert u.at_least(role, minimum) is allowed
+
+
+@pytest.mark.parametrize("raw, errors", [
+    ({"role": u.AGENT, "agent_id": "alice"}, set()),
+    ({"role": u.SUPERVISOR}, set()),
+    ({"role": u.AGENT}, {"agent_id"}),
+    ({"role": u.ADMIN, "agent_id": "ghost"}, {"agent_id"}),
+    ({"role": "root"}, {"role"}),
+    ({"role": u.ADMIN, "display_name": "x" * 101}, {"display_name"}),
+])
+def test_profiles(raw, errors):
+    assert set(u.check_profile(raw, known_agents={"alice"})[1]) == errors

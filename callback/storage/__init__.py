@@ -31,7 +31,7 @@ from callback.storage.line import DEPARTURES_LIFETIME, ENTRY_LIFETIME, WAITING_C
 from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
-from callback.storage.users import LastAdmin, UnknownAgent, UserStorage, UserTaken
+from callback.storage.users import LastAdmin, UnknownAgent, UserStorage, UserTaken, user_model
 from callback.storage.voicemail import VoicemailStorage
 
 __all__ = [
@@ -55,7 +55,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Ivr, models.AgentRec, models.Guard, models.Leg, models.Waiting, models.CallbackRec,
             models.Entry, models.Session, models.DeparturesRec, models.Stats, models.Text, models.Idem,
             models.Recording)
-        self.UserRec = models.UserRec
+        self.UserRec = user_model(config)
 
     @property
     def models(self):

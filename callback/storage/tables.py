@@ -13,7 +13,8 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   texts to customers (pk "TEXT", and "OUTBOX" while unsent) and numbers that opted out of
   texts (pk "OPTOUT", sk the number), both kept for the retention period at most;
   voicemail recordings still at Twilio (pk "RECORDING"), until the sweep deletes them;
-  the portal's named users (pk "USER", sk the normalised username: callback.storage.users).
+  the portal's named users (pk "USER", sk the normalised username; the model is
+  callback.storage.users.user_model, beside the code that writes it).
   All IVRs share one partition so the whole routing directory loads with one Query.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
@@ -156,7 +157,7 @@ def _number_index():
 def build_models(config):
     """Model classes bound to this configuration's table names and endpoint, by the names
     Storage gives them (Ivr, AgentRec, Guard, Waiting, CallbackRec, Entry, Session,
-    DeparturesRec, Stats, UserRec…)."""
+    DeparturesRec, Stats…)."""
     prefix = config.CALLBACK_TABLE_PREFIX
     config_table = prefix + "config"
 
@@ -361,23 +362,6 @@ def build_models(config):
         last_seen = UTCDateTimeAttribute()
         expires_ttl = TTLAttribute()
 
-    class UserRecord(_Record):
-        """A named user of the portal (callback.domain.users.User); `revision` is the
-        condition of every change, `generation` is in their sessions' tag (sessions of an
-        older generation are over)."""
-        Meta = _meta(config_table, config)
-        pk = UnicodeAttribute(hash_key=True, default="USER")
-        sk = UnicodeAttribute(range_key=True)
-        display_name = UnicodeAttribute(null=True)
-        role = UnicodeAttribute()
-        agent_id = UnicodeAttribute(null=True)
-        password_hash = UnicodeAttribute()
-        disabled = BooleanAttribute(default=False)
-        generation = NumberAttribute(default=0)
-        created_at = UTCDateTimeAttribute()
-        updated_at = UTCDateTimeAttribute()
-        revision = NumberAttribute(default=0)
-
     class DeparturesRecord(_Record):
         """How many pieces of work agents took from a queue's line in one bucket: counted by
         atomic ADDs, read by one Query of a few items."""
@@ -403,5 +387,4 @@ def build_models(config):
                            Text=TextRecord, Recording=RecordingRecord,
                            Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
-                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord,
-                           UserRec=UserRecord)
+                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord)

@@ -6,6 +6,7 @@ admin is refused in the same transaction by a condition check on another enabled
 two admins demoting each other at once cannot both win. An agent's linked agent record is
 checked to exist in that transaction too.
 """
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from callback.domain import users as u
@@ -18,11 +19,35 @@ from callback.storage.client import (
     _dynamodb,
     _valid_key,
 )
+from callback.storage.tables import _meta, _Record
 
 USER = "USER"
 # Another admin checked as "still an enabled admin" may be demoted meanwhile while a third
 # one is not: the change reads the users again, this many times in all.
 LAST_ADMIN_TRIES = 3
+
+
+def user_model(config):
+    """The model of a user in the config table, bound to this configuration."""
+
+    class UserRecord(_Record):
+        """A named user of the portal (callback.domain.users.User); `revision` is the
+        condition of every change, `generation` is in their sessions' tag (sessions of an
+        older generation are over)."""
+        Meta = _meta(config.CALLBACK_TABLE_PREFIX + "config", config)
+        pk = UnicodeAttribute(hash_key=True, default=USER)
+        sk = UnicodeAttribute(range_key=True)
+        display_name = UnicodeAttribute(null=True)
+        role = UnicodeAttribute()
+        agent_id = UnicodeAttribute(null=True)
+        password_hash = UnicodeAttribute()
+        disabled = BooleanAttribute(default=False)
+        generation = NumberAttribute(default=0)
+        created_at = UTCDateTimeAttribute()
+        updated_at = UTCDateTimeAttribute()
+        revision = NumberAttribute(default=0)
+
+    return UserRecord
 
 
 class LastAdmin(Conflict):

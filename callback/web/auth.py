@@ -17,6 +17,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -194,6 +195,7 @@ def current_user():
     user's record once per request (a GetItem each; webhooks and the API never ask), so a
     role change or a disable applies from the next request."""
     if "user" not in g:
+        g.user = None  # until the reads succeed: a page rendered for their failure shows no one
         g.user = _signed_in_user()
     return g.user
 
@@ -223,9 +225,13 @@ def require_role():
 
 @bp.app_context_processor
 def portal_context():
-    """The signed-in user as this request checked it (never a read of its own: an error page
-    must render while DynamoDB fails), and whether they may open an endpoint (the nav)."""
-    user = g.get("user")
+    """The signed-in user (read once, if no check read it yet: the login page shows the header
+    too) and whether they may open an endpoint (the nav). A page renders while DynamoDB fails:
+    the user is then no one."""
+    try:
+        user = current_user() if has_request_context() else None
+    except StorageError:
+        user = None
     return {"portal_user": user,
             "may_open": lambda endpoint: user is not None and roles.may_open(user.role, endpoint)}
 
