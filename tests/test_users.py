@@ -303,7 +303,8 @@ def test_passwords_refused(raw):
 
 @pytest.mark.parametrize("role, minimum, allowed", [
     (u.AGENT, u.AGENT, True), (u.AGENT, u.SUPERVISOR, False), (u.SUPERVISOR, u.SUPERVISOR, True),
-    (u.SUPERVISOR, u.ADMIN, False), (u.ADMIN, u.AGENT, True), ("owner", u.AGENT, False), (u.ADMIN, "x", False)])
+    (u.SUPERVISOR, u.ADMIN, False), (u.ADMIN, u.AGENT, True), ("owner", u.AGENT, False),
+    (u.ADMIN, "x", False)])
 def test_the_role_hierarchy(role, minimum, allowed):
     assert u.at_least(role, minimum) is allowed
 
