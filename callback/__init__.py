@@ -55,6 +55,7 @@ def create_app(overrides=None):
         api_hours,
         auth,
         center_clock,
+        me,
         portal_audit,
         portal_hours,
         portal_tokens,
@@ -62,6 +63,7 @@ def create_app(overrides=None):
         privacy,
         public,
         sms,
+        users,
         voice,
         waiting,
     )
@@ -69,6 +71,8 @@ def create_app(overrides=None):
     # Before CSRF, which cannot check a token without the key.
     app.before_request(auth.refuse_without_secret_key)
     csrf.init_app(app)
+    # After CSRF: every portal page checked for its role (callback/web/roles.py).
+    app.before_request(auth.require_role)
     # Twilio signs its webhooks and the API takes a bearer token: no cookie, no CSRF.
     csrf.exempt(voice.bp)
     csrf.exempt(sms.bp)
@@ -90,6 +94,8 @@ def create_app(overrides=None):
     app.register_blueprint(waiting.bp)
     # The public callback page: CSRF as the portal, its own limits (webhooks never take them).
     app.register_blueprint(public.bp)
+    app.register_blueprint(users.bp)
+    app.register_blueprint(me.bp)
 
     app.after_request(security_headers)
 

@@ -10,6 +10,7 @@ from conftest import API_TOKEN, log_in, with_admin_account
 from flask import g
 
 from callback.domain import api_tokens as t
+from callback.domain import users as u
 from callback.storage import Conflict, NotFound, TokenNameTaken
 from callback.web import api_access
 
@@ -18,7 +19,11 @@ NUMBER = "+12125551234"
 
 
 def make_token(svc, name, role, owner="crm", owner_kind=t.SYSTEM):
-    """A stored token of `role`; returns (the token, its record)."""
+    """A stored token of `role`; returns (the token, its record). A person's token needs the
+    person: a named user of that name is made when there is none."""
+    if owner_kind == t.USER and owner != "admin" and svc.storage.get_user(owner) is None:
+        svc.storage.create_user(u.User(owner, owner.title(), role if role in u.ROLES else u.SUPERVISOR,
+                                       "scrypt:x"), svc.clock.now())
     token = t.new_token()
     digest = t.key_hash(svc.config.API_TOKEN_SECRET, token)
     record = t.ApiToken(t.token_id(digest), name, owner, owner_kind, role, svc.clock.now(), "admin")
@@ -328,3 +333,15 @@ def test_the_page_makes_no_token_without_the_secret(config_overrides):
     response = client.post("/admin/tokens", data={"name": "CRM", "role": "admin", "owner_kind": "user",
                                                   "owner": "admin", "csrf_token": csrf})
     assert response.status_code == 400 and app.extensions["callback"].storage.list_api_tokens() == []
+
+
+def test_a_named_users_token_ends_with_their_access_and_the_environment_accounts_does_not(app, svc, clock):
+    svc.storage.create_user(u.User("sue", "Sue", u.SUPERVISOR, "scrypt:x"), clock.now())
+    sue_token, _ = make_token(svc, "Sue's desk", t.SUPERVISOR, owner="sue", owner_kind=t.USER)
+    admin_token, _ = make_token(svc, "Admin's script", t.ADMIN, owner="admin", owner_kind=t.USER)
+    client = app.test_client()
+    assert client.get("/api/stats", headers=bearer(sue_token)).status_code == 200
+    sue = svc.storage.get_user("sue")
+    svc.storage.save_user(sue, sue.evolve(disabled=True, generation=sue.generation + 1), clock.now())
+    assert client.get("/api/stats", headers=bearer(sue_token)).status_code == 401
+    assert client.get("/api/stats", headers=bearer(admin_token)).status_code == 200

@@ -336,6 +336,28 @@ def test_portal_tokens_record_creation_and_revocation_and_never_the_token(admin,
     assert token not in raw_items(svc)
 
 
+def test_portal_users_record_each_change_and_never_a_password(admin, svc, clock):
+    page = "/admin/users/new"
+    made = post_form(admin, page, page, {"username": "sue", "display_name": "Sue", "role": "supervisor",
+                                         "agent_id": "", "password": "a long enough secret"})
+    assert made.status_code == 302
+    clock.advance(minutes=1)
+    edit = "/admin/users/sue/edit"
+    assert post_form(admin, edit, edit, {"display_name": "Sue B", "role": "supervisor", "agent_id": ""}).status_code == 302
+    clock.advance(minutes=1)
+    assert post_form(admin, "/admin/users", "/admin/users/sue/disable", {}).status_code == 302
+    clock.advance(minutes=1)
+    reset = "/admin/users/sue/password"
+    assert post_form(admin, reset, reset, {"password": "another long secret"}).status_code == 302
+    found = entries(svc, kind=audit.USER)
+    assert [e.action for e in found] == ["password set", "disabled", "changed", "created"]
+    assert {e.target for e in found} == {"sue"} and {e.actor for e in found} == {"admin"}
+    assert found[2].changes == {"display_name": {"before": "Sue", "after": "Sue B"}}
+    assert found[1].changes["disabled"] == {"before": False, "after": True}
+    assert found[0].changes["password_hash"] == {"before": audit.HIDDEN, "after": audit.HIDDEN}
+    assert "scrypt:" not in raw_items(svc) and "secret" not in raw_items(svc)
+
+
 def test_a_lost_entry_keeps_the_change_logs_loudly_and_counts_a_metric(admin, svc, monkeypatch, caplog):
     lines = []
     metrics.configure(True, "callback-test", sink=lines.append)

@@ -196,14 +196,16 @@ class Callback:
 
 @dataclass(frozen=True)
 class AdminSession:
-    """A signed-in admin, stored server-side so logout and a new password revoke it."""
+    """A signed-in portal user, stored server-side so logout, a disable and a new password
+    revoke it."""
 
     key: str  # SHA-256 of the session id the cookie carries
     username: str
-    password_tag: str  # which ADMIN_PASSWORD_HASH it was opened with
+    password_tag: str  # which password (and, for a named user, generation) it was opened with
     created_at: datetime
     last_seen: datetime
     expires_at: datetime  # idle deadline
+    role: str | None = None  # at sign-in, for the record; requests read the user's role afresh
 
 
 # Legs of the call ledger (callback.domain.legs): a number the app holds.

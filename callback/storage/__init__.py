@@ -6,7 +6,7 @@ dispatch marks, keyed-in numbers), `callbacks` (callbacks, attempts, pending-num
 slots), `idempotency` (the API's Idempotency-Keys), `legs` (the call ledger: the numbers
 the app holds), `texts` (texts to customers and opt-outs), `voicemail` (callers leaving to
 record, recordings to delete), `counters` (the wallboard's hourly counters), `signin`
-(login throttles, admin sessions), `audit` (the audit trail, only ever added to), `worklog`
+(login throttles, portal sessions), `users` (the portal's named users), `audit` (the audit trail, only ever added to), `worklog`
 (each agent's work of the day), `rate_limits` (the public page's counters) and `api_tokens`
 (the API's tokens, by keyed hash); `tables` defines the tables and models, `client` the one
 DynamoDB client and the safe ways to write. Every state change is a conditional write;
@@ -36,19 +36,21 @@ from callback.storage.rate_limits import RateLimitStorage
 from callback.storage.signin import SigninStorage
 from callback.storage.tables import build_models
 from callback.storage.texts import TextStorage
+from callback.storage.users import LastAdmin, UnknownAgent, UserStorage, UserTaken, user_model
 from callback.storage.voicemail import VoicemailStorage
 from callback.storage.worklog import WorkLogStorage, build_work_model
 
 __all__ = [
     "CONDITION_FAILED", "CONFLICT_ATTEMPTS", "DEPARTURES_LIFETIME", "ENTRY_LIFETIME", "MAX_GUARD_TRIES",
-    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "KeyClaim", "NotFound",
-    "PhoneTaken", "Storage", "StorageError", "TokenNameTaken", "_client_limits",
+    "STATS_LIFETIME", "WAITING_CALL_LIFETIME", "Conflict", "CreateResult", "KeyClaim", "LastAdmin",
+    "NotFound", "PhoneTaken", "Storage", "StorageError", "TokenNameTaken", "UnknownAgent", "UserTaken",
+    "_client_limits",
 ]
 
 
 class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage, CounterStorage,
               SigninStorage, AlertStorage, TextStorage, IdempotencyStorage, VoicemailStorage,
-              RateLimitStorage, ApiTokenStorage, WorkLogStorage, AuditStorage,
+              RateLimitStorage, ApiTokenStorage, WorkLogStorage, AuditStorage, UserStorage,
               StorageBase):
     """Records in DynamoDB, read and changed only through keyed reads, index queries and
     conditional writes; each aggregate's methods live in its module."""
@@ -64,6 +66,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
         self.ApiTokenRec = build_token_model(config)
         self.Work = build_work_model(config)
         self.Audit = models.Audit
+        self.UserRec = user_model(config)
 
     @property
     def models(self):

@@ -1,4 +1,4 @@
-"""Sign-in: login throttles (pk "LOGIN") and admin sessions (pk "SESSION"), both expiring
+"""Sign-in: login throttles (pk "LOGIN") and portal sessions (pk "SESSION"), both expiring
 by TTL and checked against the clock, since TTL deletion lags."""
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
@@ -45,7 +45,7 @@ class SigninStorage(StorageBase):
         S = self.Session
         with _dynamodb(conflict="session id taken"):
             S("SESSION", session.key, username=session.username, password_tag=session.password_tag,
-              created_at=session.created_at, last_seen=session.last_seen,
+              role=session.role, created_at=session.created_at, last_seen=session.last_seen,
               expires_ttl=session.expires_at).save(condition=S.sk.does_not_exist())
 
     def get_session(self, key):
@@ -56,7 +56,8 @@ class SigninStorage(StorageBase):
                 r = self.Session.get("SESSION", _valid_key(key), consistent_read=True)
             except (DoesNotExist, NotFound):
                 return None
-        return m.AdminSession(r.sk, r.username, r.password_tag, r.created_at, r.last_seen, r.expires_ttl)
+        return m.AdminSession(r.sk, r.username, r.password_tag, r.created_at, r.last_seen, r.expires_ttl,
+                              r.role)
 
     def touch_session(self, key, now, expires_at):
         """Move a live session's idle deadline; Conflict if it was ended meanwhile (a touch

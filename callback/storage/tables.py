@@ -2,20 +2,18 @@
 
 Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
 - `config`, by pk: IVRs ("IVR", queues and settings inside; one partition, so the routing
-  directory loads with one Query), agents ("AGENT"), one-agent-per-phone and
-  one-pending-callback-per-number guards ("AGENT-PHONE", "PENDING"), login throttles
-  ("LOGIN") and admin sessions ("SESSION"), numbers keyed in and not confirmed ("ENTRY"),
-  departures per queue and five minutes ("STATS#<queue>"), pending dispatches ("DISPATCH"),
-  the wallboard's hourly counters ("HOURLY#<queue>"), the call ledger ("LEG", sk a number the
-  app holds), texts and opt-outs ("TEXT", "OUTBOX", "OPTOUT"), recordings still at Twilio
-  ("RECORDING"), the public page's counters and spent challenges ("RATE", "ONCE"), API tokens
-  ("API-TOKEN", "API-TOKEN-NAME"; model in api_tokens.py) and agents' work of the last days
-  ("WORK#<agent id>"; model in worklog.py). Short-lived kinds expire by TTL; texts and
-  opt-outs live for the retention period at most.
+  directory loads with one Query), agents ("AGENT"), guards: one agent per phone, one pending
+  callback per number ("AGENT-PHONE", "PENDING"), login throttles ("LOGIN"), portal sessions
+  ("SESSION"), named users ("USER"; model in users.py), numbers keyed in ("ENTRY"), departures
+  per queue and five minutes ("STATS#<queue>"), pending dispatches ("DISPATCH"), the
+  wallboard's counters ("HOURLY#<queue>"), the call ledger ("LEG", sk a number the app
+  holds), texts and opt-outs ("TEXT", "OUTBOX", "OPTOUT"), recordings at Twilio ("RECORDING"),
+  the public page's counters and challenges ("RATE", "ONCE"), API tokens ("API-TOKEN",
+  "API-TOKEN-NAME"; model in api_tokens.py), agents' recent work ("WORK#<agent id>"; model in
+  worklog.py). Short-lived kinds expire by TTL; texts and opt-outs within the retention period.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
-- `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what
-  the sweep must look at, by status and time; listing indexes for the admin.
-- `audit`: the audit trail, only ever added to (callback.storage.audit).
+- `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what the
+  sweep must look at, by status and time; listing indexes. `audit`: the trail (audit.py).
 
 Every model talks to DynamoDB through the process's one client (client.SharedConnection).
 """
@@ -349,6 +347,8 @@ def build_models(config):
         sk = UnicodeAttribute(range_key=True)
         username = UnicodeAttribute()
         password_tag = UnicodeAttribute()
+        # The role at sign-in, for the record: each request reads the user's role afresh.
+        role = UnicodeAttribute(null=True)
         created_at = UTCDateTimeAttribute()
         last_seen = UTCDateTimeAttribute()
         expires_ttl = TTLAttribute()

@@ -29,7 +29,7 @@ from callback.domain.settings import (
 )
 from callback.domain.validation import check_agent, check_ivr, phone_taken
 from callback.storage import Conflict, NotFound, PhoneTaken, StorageError
-from callback.web.auth import login_required, storage_unavailable
+from callback.web.auth import current_user, home_for, login_required, storage_unavailable
 from callback.web.headers import CONTENT_SECURITY_POLICY
 from callback.web.queue_sizing import saved_with_queues_sized
 from callback.web.trail import record, record_ivr
@@ -87,8 +87,8 @@ def _ivr_or_404(name):
 
 @bp.get("/", strict_slashes=False)
 def home():
-    """The portal's front door, /admin or /admin/: the IVR list (or the login on the way)."""
-    return redirect(url_for("admin.ivrs"))
+    """The portal's front door, /admin or /admin/: the role's first page (or the login on the way)."""
+    return redirect(home_for(current_user().role))
 
 
 # -- IVRs --------------------------------------------------------------------------------

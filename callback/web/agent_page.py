@@ -2,8 +2,8 @@
 being offered to them now, and their day. It refreshes itself from its JSON twin, as the
 dashboard does.
 
-Whose page a request may see is decided in one place, `whose_page`: for now any signed-in
-portal user may open any agent's page; with named users it becomes the signed-in agent's own.
+Whose page a request may see is decided in one place, `whose_page`: an agent sees only
+their own (`/me` brings them there); supervisors and admins may open any agent's.
 """
 from datetime import timezone
 
@@ -20,12 +20,14 @@ from flask import (
     url_for,
 )
 
-from callback.domain import agent_day
+from callback.domain import agent_day, audit
 from callback.domain import hours as h
 from callback.domain import records as m
+from callback.domain.users import SUPERVISOR, at_least
 from callback.storage import Conflict, NotFound, StorageError
-from callback.web.auth import login_required, storage_unavailable
+from callback.web.auth import current_user, login_required, storage_unavailable
 from callback.web.headers import CONTENT_SECURITY_POLICY
+from callback.web.trail import record
 
 bp = Blueprint("agent_page", __name__, url_prefix="/agents")
 bp.register_error_handler(StorageError, storage_unavailable)
@@ -41,8 +43,11 @@ def services():
 
 
 def whose_page(agent_id):
-    """The agent whose page this request may see, or 404. Any signed-in portal user may see
-    any agent's page for now (named users will make it the signed-in agent's own only)."""
+    """The agent whose page this request may see, or 404: an agent's own only; any agent's
+    for a supervisor or an admin (404, not 403: an agent learns no other agent's id)."""
+    user = current_user()
+    if user is None or (not at_least(user.role, SUPERVISOR) and user.agent_id != agent_id):
+        abort(404)
     try:
         return services().storage.get_agent(agent_id)
     except NotFound:
@@ -135,6 +140,11 @@ def presence(agent_id):
     except Conflict:
         flash("You are on a call: your status changes when it ends.", "error")
     else:
+        if current_user().agent_id != agent.agent_id:
+            # Presence set by someone else (a supervisor) is audited; an agent's own is not.
+            record(audit.PRESENCE, "changed", agent.agent_id,
+                   {"status": agent.status, "away_reason": agent.away_reason},
+                   {"status": status, "away_reason": reason})
         flash("You are available: calls can come now." if status == m.AVAILABLE
               else f"You are away ({reason}).", "ok")
     return redirect(url_for("agent_page.today", agent_id=agent.agent_id), 303)

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from callback.domain import api_tokens as t
+from callback.domain.users import normalise_username
 from callback.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,12 @@ def caller_of(given, config, storage, now):
     token = storage.api_token_by_hash(digest)
     if token is None or token.revoked_at is not None:
         return None
+    if token.owner_kind == t.USER and token.owner != normalise_username(config.ADMIN_USERNAME):
+        # A named user's token is theirs only while they may sign in: one more read, for these
+        # only (the environment's account is in no table, and ends only with its configuration).
+        owner = storage.get_user(token.owner)
+        if owner is None or owner.disabled:
+            return None
     if token.due_for_use_mark(now):
         try:
             storage.mark_api_token_used(digest, now)

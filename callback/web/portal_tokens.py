@@ -5,6 +5,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 from callback.domain import api_tokens as t
 from callback.domain import audit
+from callback.domain.users import normalise_username
 from callback.storage import Conflict, NotFound, StorageError, TokenNameTaken
 from callback.web.auth import current_admin, login_required, storage_unavailable
 from callback.web.trail import record
@@ -28,6 +29,14 @@ def _create(svc, fields):
     return svc.storage.create_api_token(record, digest), token
 
 
+def _owner_exists(svc, fields):
+    """A person's token names a user who may sign in: a named user, or the environment's account."""
+    if fields["owner_kind"] != t.USER:
+        return True
+    owner = normalise_username(fields["owner"])
+    return owner == normalise_username(svc.config.ADMIN_USERNAME) or svc.storage.get_user(owner) is not None
+
+
 @bp.route("/tokens", methods=["GET", "POST"])
 @login_required
 def api_tokens():
@@ -40,6 +49,8 @@ def api_tokens():
         values = {**values, **{k: v for k, v in fields.items() if isinstance(v, str)}}
         if not svc.config.API_TOKEN_SECRET:
             errors = {**errors, "_": NO_SECRET}
+        elif not errors and not _owner_exists(svc, fields):
+            errors = {"owner": "no user has that name"}
         if not errors:
             try:
                 created = _create(svc, fields)
