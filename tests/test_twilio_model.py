@@ -10,7 +10,7 @@ from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
-from callback.clock import ScaledClock
+from callback.clock import ScaledClock, fixed_start
 from callback.config import Config
 from callback.domain.records import Ivr, Queue
 from callback.domain.settings import CallbackSettings
@@ -268,8 +268,12 @@ JOURNEY_SPEED = 60  # the offer (60 s of holding) comes after a second
 
 @pytest.fixture
 def clock():
-    """The app's clock runs with the model's time here: the hold loop times the offer by it."""
-    return ScaledClock(JOURNEY_SPEED)
+    """The app's clock runs with the model's time here: the hold loop times the offer by it.
+    It starts at the fixed clock's moment (a Monday, 10:00 in New York), not the real time: a
+    callback to a New York number must not wait for the customer's hours when CI runs at night."""
+    clock = ScaledClock(JOURNEY_SPEED)
+    clock.jump_to(fixed_start())
+    return clock
 
 
 def test_the_caller_journey_through_the_real_app_asks_for_a_callback(app, main_line, model, clock):
