@@ -13,6 +13,7 @@ from test_dispatch import ALICE, CUSTOMER, agent_accepts, conference_event, ring
 from callback.domain.records import Ivr, Queue
 from callback.domain.settings import CallbackSettings
 from callback.work.sweep import sweep_once
+from devtools.twilio_model import RemoteBackend
 
 
 @pytest.fixture
@@ -239,13 +240,14 @@ def test_a_persons_verdict_after_the_join_is_noted_and_the_end_completes_without
 
 
 def test_twilios_record_names_an_asynchronous_verdict_once_the_call_is_over(twilio, svc, clock,
-                                                                          twilio_standin, acme):
+                                                                          twilio_standin, standin_server, acme):
     """As the stand-in plays Twilio (warning 21262: AMD results are on the /Calls resource
-    once the call is complete), whether the verdict's callback was delivered or not."""
+    once the call is complete), whether the verdict's callback was delivered or not; the
+    model tells it over HTTP when it runs in another process (`make run`)."""
     acme()
     _, _, customer_leg, _ = dialed(twilio, twilio_standin)
     twilio_standin.set_status(customer_leg.sid, "in-progress")
-    twilio_standin.detected(customer_leg.sid, "machine_start")
+    RemoteBackend(standin_server.url).detected(customer_leg.sid, "machine_start")
     assert svc.telephony.call_record(customer_leg.sid).answered_by is None
     twilio_standin.set_status(customer_leg.sid, "completed")
     record = svc.telephony.call_record(customer_leg.sid)
