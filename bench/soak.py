@@ -60,6 +60,7 @@ from bench.soak_checks import (  # noqa: E402
     owner_named,
     rung_outside_hours,
     rung_while_live,
+    warned_callbacks,
 )
 from callback.clock import fixed_start  # noqa: E402
 
@@ -765,7 +766,8 @@ def check(run):
         hours.examples.append(f"customer {record.number[-4:]} at {local:%H:%M} their time: "
                               f"{call_summary(record)}")
     findings = [two_agent, two_customer, rung, hours, unowned, available]
-    findings += check_callbacks(callbacks, run.requested, run.plan.max_retries, dict(network.talks))
+    findings += check_callbacks(callbacks, run.requested, run.plan.max_retries, dict(network.talks),
+                                warned_callbacks(list(run.standin.requests)))
     findings.append(check_agents(retrying(svc.storage.list_agents)))
     errors = Finding("webhook answers that were not TwiML")
     errors.examples = [f"{url.split('?')[0].replace(PUBLIC, '')} ({status})"

@@ -206,8 +206,21 @@ class Watch:
         self.samples += 1
 
 
-def check_callbacks(callbacks, requested, max_retries, talks):
-    """Findings over the stored callbacks: attempts, histories, open ones, lost ones."""
+def warned_callbacks(requests):
+    """Callback ids whose agent was told, in the conference, that the line may be a machine
+    (from the REST requests the stand-in saw: a participant's AnnounceUrl of the notice)."""
+    warned = set()
+    for request in requests:
+        for url in request.get("params", {}).get("AnnounceUrl", []):
+            if "/voice/agent/machine-notice" in url:
+                warned.update(parse_qs(urlsplit(url).query).get("callback", []))
+    return warned
+
+
+def check_callbacks(callbacks, requested, max_retries, talks, warned=frozenset()):
+    """Findings over the stored callbacks: attempts, histories, open ones, lost ones. A lost
+    one whose agent was warned of a machine (`warned`) is told apart: the app completes a
+    warned call whose line hangs up before the agent's star, by design."""
     over = Finding("attempts over Max Retries")
     miscounted = Finding("attempts different from the counted history")
     unsettled = Finding("callbacks neither finished nor pending with a closed history")
@@ -230,7 +243,10 @@ def check_callbacks(callbacks, requested, max_retries, talks):
                 unsettled.examples.append(f"{callback_id} ({cb.status}"
                                           f"{'' if closed else ', an attempt left open'})")
         if cb.status == "completed" and talks.get(number, 0) <= 0:
-            lost.examples.append(f"{callback_id} (completed, but the customer never talked with an agent)")
+            how = ("the agent warned of a machine, the line hung up before their star"
+                   if callback_id in warned else "never warned of a machine")
+            lost.examples.append(f"{callback_id} (completed, but the customer never talked with an agent; "
+                                 f"{how})")
     return [over, miscounted, unsettled, lost]
 
 

@@ -351,6 +351,14 @@ class TwilioStandIn:
                 if call.status not in FINAL:
                     call.status, call.ended_at = "completed", self.clock.now()
 
+    def detected(self, sid, answered_by):
+        """Asynchronous detection decided (`answered_by`): Twilio keeps it on the call, whether
+        its callback was delivered or not, and shows it once the call is complete."""
+        with self.lock:
+            call = self.calls.get(sid)
+            if call is not None and not call.answered_by:
+                call.answered_by = answered_by
+
     def set_status(self, sid, status, answered_by=None):
         """Move a call along Twilio's lifecycle; False when that step is not allowed
         (a final status is never left)."""
@@ -558,7 +566,10 @@ class TwilioStandIn:
             return {
                 "sid": call.sid, "account_sid": account_sid, "to": call.to, "from": call.from_,
                 "to_formatted": call.to, "from_formatted": call.from_, "status": call.status,
-                "direction": call.direction, "answered_by": call.answered_by,
+                "direction": call.direction,
+                # Under asynchronous detection Twilio promises AnsweredBy on the call once the
+                # call is complete (its warning 21262), not before: shown no earlier here.
+                "answered_by": call.answered_by if not call.async_amd or call.status in FINAL else None,
                 "date_created": _rfc2822(call.created_at), "date_updated": _rfc2822(self.clock.now()),
                 "start_time": _rfc2822(call.started_at), "end_time": _rfc2822(call.ended_at),
                 "duration": duration, "parent_call_sid": None, "price": None, "price_unit": "USD",
@@ -1020,6 +1031,12 @@ class TwilioStandIn:
                 with self.lock:
                     self.ended.add(call_sid)
             return jsonify(ok=changed)
+
+        @app.post("/_standin/calls/<call_sid>/detected")
+        def standin_detected(call_sid):
+            """Asynchronous detection decided on a call (for the simulator): its AnsweredBy."""
+            self.detected(call_sid, request.form.get("answered_by"))
+            return jsonify(ok=True)
 
         @app.post("/_standin/conferences/<path:name>/<action>")
         def standin_conference(name, action):

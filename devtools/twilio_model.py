@@ -453,6 +453,10 @@ class LocalBackend:
         """A lifecycle step of a call."""
         self.standin.set_status(sid, status, answered_by)
 
+    def detected(self, sid, answered_by):
+        """Asynchronous detection decided on a call."""
+        self.standin.detected(sid, answered_by)
+
     def conference_joined(self, name, call_sid, start, end):
         """Returns the conference SID."""
         return self.standin.conference_joined(name, call_sid, start, end).sid
@@ -558,6 +562,11 @@ class RemoteBackend:
             with self.lock:
                 self.seen[sid] = (self.seen.get(sid, (0, False))[0], True)
         self.http.post(f"{self.url}/_standin/calls/{sid}/status", data=data, timeout=5)
+
+    def detected(self, sid, answered_by):
+        """Asynchronous detection decided on a call."""
+        self.http.post(f"{self.url}/_standin/calls/{sid}/detected", data={"answered_by": answered_by},
+                       timeout=5)
 
     def conference_joined(self, name, call_sid, start, end):
         """Returns the conference SID."""
@@ -1081,7 +1090,13 @@ class Network:
             # Judged at the verdict's own simulated moment, not when this thread runs: at a
             # fast speed a loaded machine runs it late, after a call that was still up then.
             ended = call.record.ended
-            if url and (ended is None or ended > due) and not self.stopped.is_set():
+            if (ended is not None and ended <= due) or self.stopped.is_set():
+                return
+            try:  # Twilio keeps the verdict on the call, delivered or not (shown once it is over)
+                self.backend.detected(placed.sid, answered_by)
+            except requests.RequestException:
+                pass
+            if url:
                 self.count(f"verdicts sent: {answered_by}")
                 self.deliver(url, {**call.params, "CallStatus": "in-progress", "AnsweredBy": answered_by,
                                    "MachineDetectionDuration": str(int(seconds * 1000))}, ("amd", placed.sid))

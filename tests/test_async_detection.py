@@ -12,6 +12,8 @@ from test_dispatch import ALICE, CUSTOMER, agent_accepts, conference_event, ring
 
 from callback.domain.records import Ivr, Queue
 from callback.domain.settings import CallbackSettings
+from callback.work.sweep import sweep_once
+from devtools.twilio_model import RemoteBackend
 
 
 @pytest.fixture
@@ -161,13 +163,137 @@ def test_a_warned_call_the_customer_ends_is_completed(twilio, svc, clock, twilio
     assert cb.status == "completed" and cb.attempts == 0
 
 
-def test_a_lost_verdict_leaves_the_call_to_its_conference(twilio, svc, clock, twilio_standin, acme):
+def reads_of(standin, call):
+    """GETs of one call's record the app made (Twilio's record of who answered)."""
+    return [r for r in standin.requests if r["method"] == "GET" and r["path"].endswith(f"/Calls/{call.sid}.json")]
+
+
+def talked_without_a_verdict(twilio, svc, standin, acme, decided=None):
+    """The customer joined, no verdict reached the app (Twilio decided `decided`, kept on its
+    record of the call), and the agent ended the conversation. Returns the legs and the id."""
+    cb_id = acme()
+    agent_leg, agent_twiml, customer_leg, _ = dialed(twilio, standin)
+    joins(twilio, standin, agent_twiml, agent_leg, customer_leg)
+    if decided:
+        standin.detected(customer_leg.sid, decided)  # its callback lost on the way
+    conference_ended_by(twilio, agent_twiml, agent_leg.sid)
+    cb = svc.storage.get_callback(cb_id)
+    # Not completed on the end of the talk: the verdict is awaited, the customer's call ended.
+    assert (cb.status, cb.phase) == ("connected", "verdict-awaited")
+    assert standin.placed(to=CUSTOMER)[-1].status == "completed"
+    return cb_id, agent_leg, customer_leg
+
+
+@pytest.mark.parametrize("decided", ["machine_start", "machine_end_beep", "fax"])
+def test_a_lost_verdict_of_a_machine_is_read_from_twilio_and_counts_as_machine(twilio, svc, clock,
+                                                                              twilio_standin, acme, decided):
+    cb_id, agent_leg, customer_leg = talked_without_a_verdict(twilio, svc, twilio_standin, acme, decided)
+    status(twilio, agent_leg, "completed")
+    assert svc.storage.get_agent("alice").status == "available"  # freed without waiting for it
+    assert reads_of(twilio_standin, customer_leg) == []  # nothing read before the call is over
+    status(twilio, customer_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "pending" and cb.attempts == 1 and cb.history[-1].outcome == "machine"
+    assert len(reads_of(twilio_standin, customer_leg)) == 1
+    for request in twilio_standin.requests:
+        assert_in_spec(request)
+    # The verdict, arriving after the read settled it, changes nothing.
+    verdict(twilio, customer_leg, "human")
+    verdict(twilio, customer_leg, decided)
+    assert svc.storage.get_callback(cb_id) == cb
+
+
+@pytest.mark.parametrize("decided", ["human", "unknown"])
+def test_a_lost_verdict_of_a_person_is_read_from_twilio_and_completes(twilio, svc, clock, twilio_standin, acme,
+                                                                     decided):
+    cb_id, agent_leg, customer_leg = talked_without_a_verdict(twilio, svc, twilio_standin, acme, decided)
+    status(twilio, customer_leg, "completed")
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "completed" and cb.attempts == 0
+    verdict(twilio, customer_leg, "machine_start")  # late: changes nothing, warns nobody
+    assert svc.storage.get_callback(cb_id) == cb
+    assert twilio_standin.placed(to=ALICE)[-1].announcements == []
+
+
+def test_a_verdict_that_comes_while_awaited_settles_it_without_a_read(twilio, svc, clock, twilio_standin, acme):
+    cb_id, agent_leg, customer_leg = talked_without_a_verdict(twilio, svc, twilio_standin, acme)
+    verdict(twilio, customer_leg, "machine_start")
+    verdict(twilio, customer_leg, "machine_start")  # repeated
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "pending" and cb.attempts == 1 and cb.history[-1].outcome == "machine"
+    status(twilio, customer_leg, "completed")
+    assert svc.storage.get_callback(cb_id) == cb and reads_of(twilio_standin, customer_leg) == []
+
+
+def test_a_persons_verdict_after_the_join_is_noted_and_the_end_completes_without_a_read(
+        twilio, svc, clock, twilio_standin, acme):
     cb_id = acme()
     agent_leg, agent_twiml, customer_leg, _ = dialed(twilio, twilio_standin)
     joins(twilio, twilio_standin, agent_twiml, agent_leg, customer_leg)
-    assert svc.storage.get_callback(cb_id).status == "connected"
-    conference_ended_by(twilio, agent_twiml, agent_leg.sid)  # not warned: the agent's end completes
+    verdict(twilio, customer_leg, "human")
+    verdict(twilio, customer_leg, "human")  # repeated: nothing more
+    assert svc.storage.get_callback(cb_id).answered_by == "human"
+    conference_ended_by(twilio, agent_twiml, agent_leg.sid)
+    status(twilio, customer_leg, "completed")
     assert svc.storage.get_callback(cb_id).status == "completed"
+    assert reads_of(twilio_standin, customer_leg) == []
+
+
+def test_twilios_record_names_an_asynchronous_verdict_once_the_call_is_over(twilio, svc, clock,
+                                                                          twilio_standin, standin_server, acme):
+    """As the stand-in plays Twilio (warning 21262: AMD results are on the /Calls resource
+    once the call is complete), whether the verdict's callback was delivered or not; the
+    model tells it over HTTP when it runs in another process (`make run`)."""
+    acme()
+    _, _, customer_leg, _ = dialed(twilio, twilio_standin)
+    twilio_standin.set_status(customer_leg.sid, "in-progress")
+    RemoteBackend(standin_server.url).detected(customer_leg.sid, "machine_start")
+    assert svc.telephony.call_record(customer_leg.sid).answered_by is None
+    twilio_standin.set_status(customer_leg.sid, "completed")
+    record = svc.telephony.call_record(customer_leg.sid)
+    assert (record.status, record.answered_by) == ("completed", "machine_start")
+    for request in twilio_standin.requests:
+        assert_in_spec(request)
+
+
+def test_a_lost_verdict_whose_read_fails_is_repaired_by_the_sweep(twilio, svc, clock, twilio_standin, acme):
+    cb_id, agent_leg, customer_leg = talked_without_a_verdict(twilio, svc, twilio_standin, acme)
+    status(twilio, agent_leg, "completed")
+    twilio_standin.fail_next(503, 20503, message="Service Unavailable")  # the read, in the webhook
+    status(twilio, customer_leg, "completed")
+    assert len(reads_of(twilio_standin, customer_leg)) == 1
+    assert svc.storage.get_callback(cb_id).phase == "verdict-awaited"
+    clock.advance(seconds=31)
+    sweep_once(svc)  # Twilio's record names no verdict yet: read again later
+    cb = svc.storage.get_callback(cb_id)
+    assert (cb.phase, cb.verdict_reads) == ("verdict-awaited", 1)
+    twilio_standin.detected(customer_leg.sid, "machine_start")
+    clock.advance(seconds=30)
+    sweep_once(svc)  # its pause (a minute) has not passed: not read
+    assert len(reads_of(twilio_standin, customer_leg)) == 2
+    clock.advance(seconds=31)
+    sweep_once(svc)
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "pending" and cb.attempts == 1 and cb.history[-1].outcome == "machine"
+    assert len(reads_of(twilio_standin, customer_leg)) == 3
+
+
+def test_a_verdict_twilio_never_names_ends_as_a_person_after_a_bounded_number_of_reads(
+        twilio, svc, clock, twilio_standin, acme):
+    cb_id, agent_leg, customer_leg = talked_without_a_verdict(twilio, svc, twilio_standin, acme)
+    status(twilio, agent_leg, "completed")
+    status(twilio, customer_leg, "completed")  # read: no AnsweredBy on the record
+    pauses = [31, 61, 121, 241]  # past each pause, each twice the last
+    for i, seconds in enumerate(pauses):
+        assert svc.storage.get_callback(cb_id).phase == "verdict-awaited"
+        clock.advance(seconds=seconds)
+        sweep_once(svc)
+        assert len(reads_of(twilio_standin, customer_leg)) == i + 2
+    cb = svc.storage.get_callback(cb_id)
+    assert cb.status == "completed" and cb.attempts == 0
+    clock.advance(minutes=30)
+    sweep_once(svc)
+    assert len(reads_of(twilio_standin, customer_leg)) == len(pauses) + 1  # over: never read again
 
 
 def test_late_and_stray_verdicts_change_nothing(twilio, svc, clock, twilio_standin, acme):
@@ -180,6 +306,7 @@ def test_late_and_stray_verdicts_change_nothing(twilio, svc, clock, twilio_stand
     verdict(twilio, customer_leg, "machine_start", url=stray)
     assert svc.storage.get_callback(cb_id) == before
     joins(twilio, twilio_standin, agent_twiml, agent_leg, customer_leg)
+    verdict(twilio, customer_leg, "human")
     conference_ended_by(twilio, agent_twiml, customer_leg.sid)
     done = svc.storage.get_callback(cb_id)
     assert done.status == "completed"

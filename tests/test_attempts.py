@@ -56,6 +56,8 @@ EXPECTED = {
     # A late machine verdict warns the agent; after it only the conference's end (who ended
     # it) or a leg's final status closes the attempt, never a participant's leave.
     (a.CONNECTED, a.CUSTOMER_MACHINE): a.MACHINE_HEARD,
+    # A person's verdict after the join is noted: the end of the talk need not wait for it.
+    (a.CONNECTED, a.CUSTOMER_HUMAN): a.CONNECTED,
     **{(a.MACHINE_HEARD, e): a.ENDED for e in (a.CONFERENCE_ENDED, a.CUSTOMER_HUNG_UP, a.CUSTOMER_UNANSWERED,
                                                a.AGENT_HUNG_UP, a.AGENT_MISSED, a.AGENT_ENDED_MACHINE)},
     (a.ENDED, a.AGENT_HUNG_UP): a.ENDED,
@@ -313,6 +315,7 @@ def test_the_readme_prints_the_table_as_it_is():
     with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
         readme = f.read()
     assert labels.table_markdown() in readme and labels.table_markdown(offers.OFFER_TABLE) in readme
+    assert labels.table_markdown(detection.UNHEARD_TABLE) in readme
 
 
 @pytest.mark.parametrize("table", [a.TABLE, offers.OFFER_TABLE], ids=["callback", "offer"])

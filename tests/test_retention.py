@@ -102,3 +102,44 @@ def test_the_portal_forgets_a_number_after_a_confirmation(app, svc, clock, main_
     done = post_form(client, url, url, {"number": CUSTOMER, "confirm": "yes"})
     assert done.status_code == 302 and svc.storage.callbacks_of_number(CUSTOMER) == []
     assert "Forgotten: 1 callbacks" in client.get(url).get_data(as_text=True)
+
+
+def _ttl_of_each_kind(svc, clock):
+    """Every kind of record the app writes that is not configuration (IVRs, agents), written
+    through storage as the app writes it; (kind, its raw record's TTL) for each."""
+    from callback.domain import texts as t
+
+    s, now = svc.storage, clock.now()
+    store_callback(svc, clock, call_sid="CA" + "4" * 32)  # its waiting call, then the callback
+    cb = s.get_callback("CA" + "4" * 32)
+    s.commit(cb, transitions.cancel(cb, now))
+    s.add_waiting_call("CA" + "5" * 32, ivr_name="Main Line", queue_name="Sales", caller=OTHER, joined_at=now)
+    entry = "CA" + "6" * 32
+    s.hold_entry(entry, OTHER, now)
+    s.count_departure("Sales", now)
+    s.claim_key("scope", "key-1", "fingerprint", now, lifetime=timedelta(hours=24),
+                lease=timedelta(minutes=1), resource_id="API1")
+    s.queue_text(t.Text("CA" + "4" * 32, t.ABOUT_TO_CALL, OTHER, "Main Line", "Sales", now))
+    s.note_alert("test-alert", "detail", now)
+    s.request_dispatch("Sales", now, now + timedelta(seconds=30))
+    svc.dispatcher.caller_holding("CA" + "9" * 32, CUSTOMER)  # the call ledger
+    return {
+        "callback (ended), with its attempts": s.CallbackRec.get("CA" + "4" * 32).expires_ttl,
+        "waiting call": s.Waiting.get("CA" + "5" * 32).expires_ttl,
+        "number awaiting confirmation": s.Entry.get("ENTRY", entry).expires_ttl,
+        "departure bucket": next(iter(s.DeparturesRec.query("STATS#Sales"))).expires_ttl,
+        "Idempotency-Key": next(iter(s.Idem.query("IDEM"))).expires_ttl,
+        "text and its outbox item": min(r.expires_ttl for pk in ("TEXT", "OUTBOX") for r in s.Text.query(pk)),
+        "alert": next(iter(s.Guard.query("ALERT"))).expires_ttl,
+        "pending dispatch mark": next(iter(s.Guard.query("DISPATCH"))).expires_ttl,
+        "call ledger leg": s.Leg.get("LEG", CUSTOMER).expires_ttl,
+    }
+
+
+def test_every_kind_of_record_written_carries_a_ttl(svc, clock, main_line):
+    """Retention: nothing the app writes about callers or calls outlives its time (IVRs and
+    agents are configuration, kept until changed; sessions and wallboard counters are
+    checked in test_security and test_stats)."""
+    now = clock.now()
+    for kind, ttl in _ttl_of_each_kind(svc, clock).items():
+        assert ttl is not None and now < ttl <= now + timedelta(days=400), kind

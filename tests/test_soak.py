@@ -21,6 +21,7 @@ from bench.soak_checks import (
     owner_named,
     rung_outside_hours,
     rung_while_live,
+    warned_callbacks,
 )
 from callback.domain.records import Agent, Attempt, Callback
 from devtools.twilio_model import CallRecord
@@ -162,7 +163,7 @@ def test_the_books_of_a_run_name_each_finding_with_the_calls_it_saw():
     run = SimpleNamespace(svc=SimpleNamespace(storage=storage), network=network, watch=watch,
                           plan=SimpleNamespace(max_retries=3, unowned_grace=30), live_at_drain={},
                           requested={}, refused={}, worker_logs=[],
-                          standin=SimpleNamespace(fault_counts=Counter()))
+                          standin=SimpleNamespace(fault_counts=Counter(), requests=[]))
     findings = {f.name: f.examples for f in check(run)["findings"]}
     # One number, a callback in each queue: each call names its own.
     assert findings["two live calls to one customer"] == [
@@ -202,6 +203,13 @@ def test_each_callback_violation_is_counted_with_its_id():
     requested["told-already-pending"] = "+7"  # a second call from a number that has one
     talks = {"+1": 42.0}
     over, miscounted, unsettled, lost = check_callbacks(callbacks, requested, 3, talks)
+    assert lost.examples[-1].endswith("never warned of a machine)")
+    warned = warned_callbacks([{"params": {"AnnounceUrl": [
+        "https://x.example/voice/agent/machine-notice?callback=voicemail&attempt=A1"]}}, {"params": {}},
+        {"params": {"AnnounceUrl": ["https://x.example/voice/other?callback=pending"]}}])
+    assert warned == {"voicemail"}
+    *_, lost_warned = check_callbacks(callbacks, requested, 3, talks, warned)
+    assert lost_warned.examples[-1].endswith("the line hung up before their star)")
     assert [e.split()[0] for e in over.examples] == ["over"]
     assert [e.split()[0] for e in miscounted.examples] == ["miscounted"]
     assert [e.split()[0] for e in unsettled.examples] == ["open", "dialing"]

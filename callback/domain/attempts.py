@@ -22,9 +22,10 @@ CUSTOMER_RINGING = "customer-ringing"    # accepted: the customer rings, the age
 CUSTOMER_ANSWERED = "customer-answered"  # a person answered and is on the way in
 CONNECTED = "connected"                  # both are in the conference
 MACHINE_HEARD = "connected-machine"      # both in, and a late verdict says machine (detection.py)
+AWAITING_VERDICT = "verdict-awaited"     # talked without a verdict: Twilio's record says (detection.py)
 ENDED = "ended"                          # closed; only the agent's own call may still end
 STATES = (AGENT_RINGING, AGENT_DECIDING, AGENT_JOINING, CUSTOMER_RINGING, CUSTOMER_ANSWERED, CONNECTED,
-          MACHINE_HEARD, ENDED)
+          MACHINE_HEARD, AWAITING_VERDICT, ENDED)
 OPEN_STATES = STATES[:-1]
 
 # -- legs -------------------------------------------------------------------------------
@@ -103,6 +104,16 @@ class TellAgent:
 @dataclass(frozen=True)
 class WarnAgent:
     """Tell the agent in the conference that the customer's line may be a machine."""
+
+
+@dataclass(frozen=True)
+class NoteVerdict:
+    """Record the verdict (AnsweredBy) on the attempt: a person's, so it is not read again."""
+
+
+@dataclass(frozen=True)
+class ReadVerdict:
+    """Read who answered from Twilio's record of the customer's call (the verdict never came)."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +252,7 @@ TABLE = {
     **{(CUSTOMER_RINGING, e): t for e, t in _CUSTOMER_NOT_REACHED.items()},
     (CUSTOMER_RINGING, AGENT_PLACED): (CUSTOMER_RINGING, ()),
     (CUSTOMER_RINGING, CUSTOMER_PLACED): (CUSTOMER_RINGING, ()),
-    (CUSTOMER_RINGING, CUSTOMER_HUMAN): (CUSTOMER_ANSWERED, ()),
+    (CUSTOMER_RINGING, CUSTOMER_HUMAN): (CUSTOMER_ANSWERED, (NoteVerdict(),)),
     # The answer webhook's write may have failed: joining proves they answered.
     (CUSTOMER_RINGING, CUSTOMER_JOINED): (CONNECTED, (Connect(),)),
     (CUSTOMER_RINGING, DIAL_REFUSED): (ENDED, (RefuseNumber(), TellAgent("refused"))),
@@ -272,6 +283,7 @@ TABLE = {
     (CONNECTED, AGENT_HUNG_UP): (ENDED, (Complete(), ReleaseAgent(AVAILABLE))),
     (CONNECTED, AGENT_MISSED): (ENDED, (Complete(), ReleaseAgent(AVAILABLE))),
     (CONNECTED, CUSTOMER_MACHINE): (MACHINE_HEARD, (WarnAgent(),)),
+    (CONNECTED, CUSTOMER_HUMAN): (CONNECTED, (NoteVerdict(),)),
 
     # After the attempt closed, the agent's own call still has to end to free them.
     (ENDED, AGENT_HUNG_UP): (ENDED, (ReleaseAgent(AVAILABLE),)),
@@ -307,6 +319,8 @@ class Attempt:
     state: str
     agent_call_sid: str | None = None
     customer_call_sid: str | None = None
+    # Asynchronous detection, and no verdict recorded yet (detection.table_for).
+    verdict_awaited: bool = False
 
 
 @dataclass(frozen=True)
@@ -319,6 +333,7 @@ class Event:
     call_sid: str | None = None
     call_status: str | None = None
     error_code: int | None = None
+    answered_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +345,7 @@ class Step:
     ignored: str | None = None
     agent_call_sid: str | None = None
     customer_call_sid: str | None = None
+    answered_by: str | None = None
 
     @property
     def changed(self):
@@ -368,4 +384,5 @@ def apply(attempt, event, table=TABLE):
         agent_sid = agent_sid or event.call_sid
     if leg == CUSTOMER and event.call_sid:
         customer_sid = customer_sid or event.call_sid
-    return Step(state, effects, agent_call_sid=agent_sid, customer_call_sid=customer_sid)
+    return Step(state, effects, agent_call_sid=agent_sid, customer_call_sid=customer_sid,
+                answered_by=event.answered_by)

@@ -10,6 +10,13 @@ never cuts the call: a person who answers with a long hello is often judged a ma
 The agent hears a notice and may end the conference with star; only a conference the
 agent ended after such a verdict counts as `machine` (`attempts.MACHINE_HEARD`).
 
+A verdict Twilio never delivers (a lost callback) would leave a voicemail talking to the
+agent as a person. So a conversation whose verdict never came does not complete when it
+ends: it waits (`attempts.AWAITING_VERDICT`) for Twilio's record of the customer's call,
+which keeps `answered_by` once the call is complete (`UNHEARD_TABLE`). A machine or fax
+there counts the try as `machine`; a person or `unknown` completes it; a verdict that
+arrives meanwhile settles it the same way, and one after it changes nothing.
+
 Synchronous: the callee hears silence until Twilio decides, then the answer webhook runs
 (today's behaviour). Off: no detection; every answer is a person.
 
@@ -46,6 +53,44 @@ def conference_end_event(attempt, ending_call_sid, kind=a.CONFERENCE_ENDED):
             and ending_call_sid == attempt.agent_call_sid and kind in ENDINGS):
         return a.AGENT_ENDED_MACHINE
     return kind
+
+
+def recorded_verdict(call_status, answered_by):
+    """The verdict event Twilio's record of the customer's call stands for (`call_status`,
+    `answered_by` as a GET of the call says), or None while it cannot say: Twilio promises
+    AnsweredBy on the call once it is complete, not before."""
+    if call_status not in a.FINAL_CALL_STATUSES or not (answered_by or "").strip():
+        return None
+    return answered_by_event(answered_by)
+
+
+# The sweep reads Twilio's record of a call whose verdict is awaited this many times, each
+# pause twice the last; then the customer counts as a person (completed: nobody who talked
+# with an agent is called again on a guess).
+VERDICT_READS = 4
+
+# Asynchronous detection, no verdict recorded: the conversation's end waits for the verdict.
+# The customer's call is hung up first (Twilio keeps AnsweredBy once it is complete); its
+# final status is the moment to read it. The agent is freed as ever.
+_TALK_OVER = (a.CONFERENCE_ENDED, a.CUSTOMER_LEFT, a.AGENT_LEFT, a.AGENT_HUNG_UP, a.AGENT_MISSED)
+_CUSTOMER_GONE = (a.CUSTOMER_HUNG_UP, a.CUSTOMER_UNANSWERED)
+UNHEARD_TABLE = {
+    **{(a.CONNECTED, e): (a.AWAITING_VERDICT, (a.HangUp(a.CUSTOMER),)) for e in _TALK_OVER},
+    **{(s, e): (a.AWAITING_VERDICT, (a.ReadVerdict(),)) for s in (a.CONNECTED, a.AWAITING_VERDICT)
+       for e in _CUSTOMER_GONE},
+    (a.AWAITING_VERDICT, a.AGENT_HUNG_UP): (a.AWAITING_VERDICT, ()),
+    (a.AWAITING_VERDICT, a.AGENT_MISSED): (a.AWAITING_VERDICT, ()),
+    (a.AWAITING_VERDICT, a.CUSTOMER_MACHINE): (a.ENDED, (a.EndAttempt("machine", True),)),
+    (a.AWAITING_VERDICT, a.CUSTOMER_HUMAN): (a.ENDED, (a.Complete(),)),
+}
+a.agent_end_frees_them(UNHEARD_TABLE)
+VERDICT_TABLE = {**a.TABLE, **UNHEARD_TABLE}
+
+
+def table_for(attempt):
+    """The table an attempt's events go through: with a verdict awaited (asynchronous
+    detection, none recorded) the end of the conversation waits for it."""
+    return VERDICT_TABLE if attempt.verdict_awaited or attempt.state == a.AWAITING_VERDICT else a.TABLE
 
 
 def greeting(company, agent_name=None, message=False):

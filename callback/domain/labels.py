@@ -131,7 +131,8 @@ def _effect_text(effect):
     return {"DialCustomer": "dial customer", "RefuseNumber": "end callback: number refused",
             "Connect": "connected", "Complete": "completed", "MoveCaller": "move caller to agent",
             "BackInLine": "caller back in line, same place",
-            "WarnAgent": "warn agent: maybe a machine, star ends it"}[name]
+            "WarnAgent": "warn agent: maybe a machine, star ends it", "NoteVerdict": "note the verdict",
+            "ReadVerdict": "read who answered from Twilio's record of the call"}[name]
 
 
 def table_markdown(table=a.TABLE):

@@ -178,6 +178,12 @@ class Callback:
     recording_seconds: int | None = None
     recording_status: str | None = None
     transcription: str | None = None
+    # The current attempt's answering-machine detection, as its customer's call was placed
+    # (callback.domain.detection), the verdict heard (AnsweredBy), and how many times the
+    # sweep read Twilio's record of the call for a verdict that never came.
+    detection: str | None = None
+    answered_by: str | None = None
+    verdict_reads: int = 0
 
     @property
     def from_api(self):

@@ -22,8 +22,8 @@ from callback.domain import stats, worklog
 
 @dataclass(frozen=True)
 class AsRead:
-    """Condition: the callback's attempt, status, phase and both CallSids are still what the
-    read said."""
+    """Condition: the callback's attempt, status, phase, both CallSids and the verdict heard
+    are still what the read said."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,14 @@ def _ending(cb, *, status, reason, now, set_=None, remove=(), attempt=None, cond
         releases_guard=True, condition=condition, worked=worked)
 
 
-def advance(cb, *, phase, sweep_at, now=None, agent_call_sid=None, customer_call_sid=None, connected=False):
-    """The current attempt moves to another open phase (and learns its CallSids); the first
-    move to connected, at `now`, is counted for the wallboard (and how long it took)."""
+def advance(cb, *, phase, sweep_at, now=None, agent_call_sid=None, customer_call_sid=None, connected=False,
+            detection=None, answered_by=None):
+    """The current attempt moves to another open phase (and learns its CallSids, the detection
+    its customer's call is placed with, the verdict heard); the first move to connected, at
+    `now`, is counted for the wallboard (and how long it took)."""
     status = m.CONNECTED if connected else cb.status
     learned = _learned(cb, agent_call_sid, customer_call_sid)
+    noted = {name: value for name, value in (("detection", detection), ("answered_by", answered_by)) if value}
     attempt, counts = dict(learned), {}
     if connected and cb.status != m.CONNECTED:
         attempt["outcome"] = "connected"
@@ -96,7 +99,8 @@ def advance(cb, *, phase, sweep_at, now=None, agent_call_sid=None, customer_call
         if cb.attempts == 0:
             counts[stats.FIRST_ATTEMPT_CONNECTED] = 1
     return CallbackChange(
-        set={"phase": phase, "status": status, "sweep_status": status, "sweep_at": sweep_at, **learned},
+        set={"phase": phase, "status": status, "sweep_status": status, "sweep_at": sweep_at, **learned,
+             **noted},
         attempt=AttemptChange(cb.attempt_id, attempt), counts=counts, counted_at=now if counts else None)
 
 
@@ -130,6 +134,11 @@ def complete(cb, now):
 def postpone_sweep(cb, sweep_at):
     """The sweep looks at this attempt again later (nothing about it has changed)."""
     return CallbackChange(set={"sweep_at": sweep_at})
+
+
+def verdict_unread(cb, sweep_at):
+    """Twilio's record of the customer's call did not say who answered: read once more, later."""
+    return CallbackChange(set={"verdict_reads": cb.verdict_reads + 1, "sweep_at": sweep_at})
 
 
 def wait_for_hours(cb, opens_at):

@@ -5,6 +5,7 @@ of the conference a holding caller meets their agent in.
 Plain Python: no Flask, Twilio or DynamoDB here.
 """
 from callback.domain import attempts as a
+from callback.domain import detection
 from callback.domain import records as m
 
 # Phases written before the attempt table existed, as its states.
@@ -17,9 +18,10 @@ def attempt_view(cb, attempt_id):
     if attempt is None:
         return None
     if cb.attempt_id == attempt_id and cb.status in (m.DIALING, m.CONNECTED):
-        connected = a.MACHINE_HEARD if cb.phase == a.MACHINE_HEARD else a.CONNECTED
+        connected = cb.phase if cb.phase in (a.MACHINE_HEARD, a.AWAITING_VERDICT) else a.CONNECTED
         state = connected if cb.status == m.CONNECTED else _OLD_PHASES.get(cb.phase, cb.phase)
-        return a.Attempt(cb.callback_id, attempt_id, state, cb.agent_call_sid, cb.customer_call_sid)
+        return a.Attempt(cb.callback_id, attempt_id, state, cb.agent_call_sid, cb.customer_call_sid,
+                         verdict_awaited=cb.detection == detection.ASYNC and not cb.answered_by)
     return a.Attempt(cb.callback_id, attempt_id, a.ENDED, attempt.agent_call_sid,
                      attempt.customer_call_sid)
 

@@ -61,7 +61,7 @@ class CallbackStorage(StorageBase):
             r.phase, r.agent_id, r.agent_call_sid, r.customer_call_sid, history, r.ended_reason,
             r.ended_at, r.sweep_at, r.window_start, r.window_end, r.name, r.reason, r.kind, r.recording_sid,
             r.recording_url, None if r.recording_seconds is None else int(r.recording_seconds),
-            r.recording_status, r.transcription)
+            r.recording_status, r.transcription, r.detection, r.answered_by, int(r.verdict_reads or 0))
 
     def _guard_key(self, queue_name, number):
         return self.Guard(f"PENDING#{queue_name}", number)
@@ -266,7 +266,8 @@ class CallbackStorage(StorageBase):
         self._claim(agent, now, "callback", callback.callback_id, attempt_id, C(callback.callback_id),
                     [C.status.set(m.DIALING), C.phase.set(phase), C.attempt_id.set(attempt_id),
                      C.agent_id.set(agent.agent_id), C.agent_call_sid.remove(),
-                     C.customer_call_sid.remove(), C.pending_queue.remove(),
+                     C.customer_call_sid.remove(), C.pending_queue.remove(), C.detection.remove(),
+                     C.answered_by.remove(), C.verdict_reads.remove(),
                      C.sweep_status.set(m.DIALING), C.sweep_at.set(dial_deadline),
                      C.history.set(C.history.append([attempt]))],
                     (C.status == m.PENDING) & (C.due_at <= now) & (C.expires_at > now), legs)
@@ -288,12 +289,12 @@ class CallbackStorage(StorageBase):
     # -- committing a change the domain computed -----------------------------------------
 
     def _as_read(self, cb):
-        """Condition: the callback's attempt, status, phase and both CallSids are still
-        what `cb` says, so a write computed from a stale read loses instead of landing."""
+        """Condition: the callback's attempt, status, phase, both CallSids and the verdict are
+        still what `cb` says, so a write computed from a stale read loses instead of landing."""
         C = self.CallbackRec
         condition = (C.attempt_id == cb.attempt_id) & (C.status == cb.status)
         for attr, value in ((C.phase, cb.phase), (C.agent_call_sid, cb.agent_call_sid),
-                            (C.customer_call_sid, cb.customer_call_sid)):
+                            (C.customer_call_sid, cb.customer_call_sid), (C.answered_by, cb.answered_by)):
             condition &= (attr == value) if value else attr.does_not_exist()
         return condition
 

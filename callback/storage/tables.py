@@ -300,6 +300,10 @@ def build_models(config):
         recording_seconds = NumberAttribute(null=True)
         recording_status = UnicodeAttribute(null=True)
         transcription = UnicodeAttribute(null=True)
+        # The current attempt's detection, its verdict, the sweep's reads of a lost one.
+        detection = UnicodeAttribute(null=True)
+        answered_by = UnicodeAttribute(null=True)
+        verdict_reads = NumberAttribute(null=True)
         # Set when the callback ends: the record (number, history) goes after the retention.
         expires_ttl = TTLAttribute(null=True)
         last_write = UnicodeAttribute(null=True)  # see StorageBase._update

@@ -98,6 +98,9 @@ class CallRecord:
     sid: str
     status: str
     created_at: datetime | None = None
+    # Answering-machine detection's verdict (human, machine_*, fax, unknown); under
+    # asynchronous detection Twilio keeps it on the call once the call is complete.
+    answered_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,15 @@ class Telephony:
                 sized = QueueSize(None, queue.name, queue.max_size, "failed", str(exc) or type(exc).__name__)
             done.append(sized)
         return done
+
+    def call_record(self, call_sid):
+        """Twilio's record of one call (its status and AnsweredBy), or None when Twilio holds
+        no such call. One GET, never retried here: a caller that needs it retries later."""
+        try:
+            call = self._wrap(lambda: self._calls()(call_sid).fetch(), call_sid)
+        except CallGone:
+            return None
+        return CallRecord(call.sid, call.status, call.date_created, call.answered_by or None)
 
     def call_status(self, call_sid):
         """The current status of a call ('in-progress', 'completed', ...)."""

@@ -18,7 +18,6 @@ from callback.domain.answers import Outcome
 from callback.domain.hours import is_open, next_opening
 from callback.domain.numbers import mask
 from callback.domain.rules import (
-    CALLBACK,
     agent_after,
     decide_after_failed_attempt,
     decide_after_uncounted_attempt,
@@ -26,23 +25,19 @@ from callback.domain.rules import (
     settle_attempt,
     within_hours,
 )
-from callback.domain.settings import speech_of
 from callback.domain.texts import ABOUT_TO_CALL, NOT_REACHED
 from callback.domain.views import attempt_view, caller_conference, offer_view
-from callback.storage import Conflict, NotFound, StorageError
+from callback.storage import Conflict, NotFound
 from callback.telephony.rest import AccountRefused, CallGone, NumberRefused, TelephonyError, maybe_placed
 from callback.work.ledger import AGENT_LEG, CUSTOMER_LEG, Ledger, leg_id
 from callback.work.texts import Texter
+from callback.work.verdicts import Verdicts
 
 log = logging.getLogger(__name__)
 
 
-class Effects(Ledger, Texter):
+class Effects(Ledger, Texter, Verdicts):
     """Applies events to attempts and offers, and carries out what each step says."""
-
-    # twiml.conference, handed over by the package that wires web and work together
-    # (callback/__init__.py): the customer's first TwiML goes inline on the create.
-    conference_twiml = None
 
     def handle(self, event, tell_agent=True):
         """Apply one event to its callback attempt: write the new state (conditional on the
@@ -63,7 +58,7 @@ class Effects(Ledger, Texter):
                 return Outcome(a.ENDED, False)
             if view.state == a.MACHINE_HEARD and event.kind in detection.ENDINGS:
                 event = self._who_ended(cb, view, event)
-            step = a.apply(view, event)
+            step = a.apply(view, event, detection.table_for(view))
             if step.ignored:
                 log.info("callback %s attempt %s: %s ignored (%s)", cb.callback_id, event.attempt_id,
                          event.kind, step.ignored)
@@ -76,20 +71,6 @@ class Effects(Ledger, Texter):
                     event.callback_id, event.kind)
         return Outcome(a.ENDED, False)
 
-    def _who_ended(self, cb, view, event):
-        """A warned conversation ends: whichever of the conference's end and the legs' final
-        statuses comes first, Twilio's record of who ended the conference decides (the agent,
-        with star: `machine`). When Twilio cannot say, it is the conversation's end."""
-        try:
-            ending = self._twilio(self.telephony.conference_ended_by, cb.conference_name)
-        except TelephonyError as exc:
-            log.info("callback %s: who ended the conference is unknown (%s)", cb.callback_id, exc)
-            return event
-        kind = detection.conference_end_event(view, ending, event.kind)
-        if kind == event.kind:
-            return event
-        return a.Event(kind, event.callback_id, event.attempt_id, ending)
-
     def _carry_out(self, cb, view, step, event, tell_agent):
         now = self.clock.now()
         ivr = self.directory.ivr(cb.ivr_name)
@@ -97,6 +78,8 @@ class Effects(Ledger, Texter):
         status = cb.status
         ending = next((e for e in effects if isinstance(e, (a.EndAttempt, a.RefuseNumber, a.Complete))),
                       None)
+        # The verdict a step notes (a person's), or the one already on the attempt.
+        noted = (step.answered_by if a.NoteVerdict() in effects else None) or cb.answered_by
         if view.state != a.ENDED:
             sids = dict(agent_call_sid=step.agent_call_sid, customer_call_sid=step.customer_call_sid)
             if isinstance(ending, a.Complete):
@@ -109,12 +92,14 @@ class Effects(Ledger, Texter):
             elif isinstance(ending, a.EndAttempt):
                 status = self._end_attempt(cb, ending, now, event.error_code, sids)
             elif step.state != view.state or (step.agent_call_sid, step.customer_call_sid) != (
-                    view.agent_call_sid, view.customer_call_sid):
+                    view.agent_call_sid, view.customer_call_sid) or noted != cb.answered_by:
                 # An agent joining after a voicemail hears it first: their join comes that much later.
                 later = vm.joining_time(cb) if step.state == a.AGENT_JOINING else timedelta(0)
+                dialing = step.state == a.CUSTOMER_RINGING and view.state != step.state
                 self.storage.commit(cb, transitions.advance(
                     cb, phase=step.state, sweep_at=self._deadline(step.state, ivr, now) + later,
-                    connected=step.state == a.CONNECTED, now=now, **sids))
+                    connected=step.state == a.CONNECTED, now=now, answered_by=noted,
+                    detection=self.leg_detection(ivr) if dialing else None, **sids))
                 status = m.CONNECTED if step.state == a.CONNECTED else status
             log.info("callback %s attempt %s: %s -> %s on %s", cb.callback_id, view.attempt_id,
                      view.state, step.state, event.kind)
@@ -137,6 +122,10 @@ class Effects(Ledger, Texter):
                                       effect.call_over)
             elif isinstance(effect, a.WarnAgent):
                 self._warn_agent(cb, view.attempt_id, step.agent_call_sid)
+            elif isinstance(effect, a.ReadVerdict):
+                read = self._read_verdict(cb.callback_id, view.attempt_id, step.customer_call_sid, tell_agent)
+                if read is not None:
+                    return read
             elif isinstance(effect, a.DialCustomer):
                 dialed = self._dial_customer(cb, view.attempt_id, ivr, tell_agent)
                 if not dialed.applied or dialed.state == a.ENDED:
@@ -290,44 +279,6 @@ class Effects(Ledger, Texter):
         self.handle(a.Event(a.CUSTOMER_PLACED, call_sid=sid, **event))
         self.text_about(cb, ABOUT_TO_CALL)  # the first attempt's call only: one text of a kind
         return Outcome(a.CUSTOMER_RINGING, True)
-
-    def _customer_leg(self, cb, attempt_id, ivr):
-        """How the customer's call starts, by the IVR's detection setting: asynchronous, the
-        greeting and the join inline (an answer waits for no webhook) and the verdict posted
-        apart; synchronous or off, the answer webhook (with the verdict, or without)."""
-        query = dict(callback=cb.callback_id, attempt=attempt_id)
-        mode = ivr.settings.machine_detection if ivr else detection.DEFAULT_MODE
-        if mode == detection.ASYNC and self.conference_twiml is not None:
-            company = ivr.settings.announced_name(cb.ivr_name) if ivr else cb.ivr_name
-            document = self.conference_twiml(
-                cb.conference_name, announcement=detection.greeting(company, self._agent_name(cb.agent_id),
-                                                                    message=cb.kind == "voicemail"),
-                status_callback=self.url("/voice/conference", kind=CALLBACK, key=cb.callback_id,
-                                         attempt=attempt_id, agent=cb.agent_id),
-                speech=speech_of(ivr))
-            return dict(twiml=document, machine_detection=detection.ASYNC,
-                        amd_callback=self.url("/voice/customer/amd", **query))
-        return dict(url=self.url("/voice/customer/answer", **query),
-                    fallback_url=self.url("/voice/call-fallback", leg="customer"),
-                    machine_detection=mode != detection.OFF)
-
-    def _agent_name(self, agent_id):
-        """The agent's name, for the customer's greeting (None when it cannot be read)."""
-        try:
-            return self.storage.get_agent(agent_id).name if agent_id else None
-        except (NotFound, StorageError):  # a greeting without the name beats no call
-            log.info("no name of agent %s for the greeting", agent_id)
-            return None
-
-    def _warn_agent(self, cb, attempt_id, agent_call_sid):
-        """A late machine verdict: the agent alone hears it, in the conference, with how to
-        end the call (star). A failure is logged: the conversation goes on as it was."""
-        url = self.url("/voice/agent/machine-notice", callback=cb.callback_id, attempt=attempt_id)
-        try:
-            if not self._twilio(self.telephony.announce_to, cb.conference_name, agent_call_sid, url):
-                log.info("callback %s: no conference to warn agent %s in", cb.callback_id, cb.agent_id)
-        except TelephonyError as exc:
-            log.info("could not warn agent %s of a machine: %s", cb.agent_id, exc)
 
     # -- a holding caller's offer, carried out ------------------------------------------
 

@@ -162,7 +162,8 @@ class Events(Effects):
     def customer_answered(self, callback_id, attempt_id, call_sid, answered_by):
         """The customer's phone picked up: a person joins the agent, a machine fails the try."""
         event = detection.answered_by_event(answered_by)
-        outcome = self.handle(a.Event(event, callback_id, attempt_id, call_sid))
+        outcome = self.handle(a.Event(event, callback_id, attempt_id, call_sid,
+                                      answered_by=answered_by or None))
         try:
             cb = self.storage.get_callback(callback_id)
         except NotFound:
@@ -188,9 +189,11 @@ class Events(Effects):
     def customer_verdict(self, callback_id, attempt_id, call_sid, answered_by):
         """Twilio's asynchronous verdict on the customer's leg: a machine before the join
         ends the leg, after it the agent is warned; a person changes nothing but the state.
-        A verdict for another call or an attempt that is over changes nothing."""
+        A verdict for another call or an attempt that is over changes nothing; one after the
+        conversation, whose verdict was awaited, settles the attempt (if Twilio's record of the
+        call has not already)."""
         return self.handle(a.Event(detection.answered_by_event(answered_by), callback_id, attempt_id,
-                                   call_sid))
+                                   call_sid, answered_by=answered_by or None))
 
     def machine_notice(self, callback_id):
         """What the agent hears of a late machine verdict, in the IVR's voice."""

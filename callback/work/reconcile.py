@@ -77,6 +77,13 @@ class Reconciler(Effects):
             # It moved on meanwhile (this pass's event, or another process's): a customer
             # dialed this instant is not in Twilio's list yet, so its state is not judged now.
             return changed
+        if view.state == a.AWAITING_VERDICT:
+            # The conversation is over, its verdict never came: Twilio's record of the
+            # customer's call says who answered, or the sweep reads again later (bounded).
+            read = self._read_verdict(callback_id, attempt_id, view.customer_call_sid)
+            if read is not None:
+                return changed or read.applied
+            return self.verdict_not_read(callback_id, attempt_id) or changed
         if view.state in (a.CUSTOMER_RINGING, a.CUSTOMER_ANSWERED, a.CONNECTED, a.MACHINE_HEARD):
             sid, status = self._twilio_leg(view.customer_call_sid, cb.number, attempt.started_at)
             customer_leg = leg_id(CUSTOMER_LEG, attempt_id)
