@@ -126,7 +126,7 @@ def supervisor_token(svc):
     """A stored token with the supervisor role."""
     token = api_tokens.new_token()
     digest = api_tokens.key_hash(svc.config.API_TOKEN_SECRET, token)
-    record = api_tokens.ApiToken(api_tokens.token_id(digest), "Floor", "sam", api_tokens.USER,
+    record = api_tokens.ApiToken(api_tokens.token_id(digest), "Floor", "floor-display", api_tokens.SYSTEM,
                                  api_tokens.SUPERVISOR, svc.clock.now(), "admin")
     svc.storage.create_api_token(record, digest)
     return token

@@ -16,7 +16,7 @@ SSM Parameter Store at start-up, on the same botocore session.
 from callback.storage.agents import AgentStorage, PhoneTaken
 from callback.storage.alerts import AlertStorage
 from callback.storage.api_tokens import ApiTokenStorage, TokenNameTaken, build_token_model
-from callback.storage.audit import AuditStorage
+from callback.storage.audit import AuditStorage, build_audit_model
 from callback.storage.callbacks import MAX_GUARD_TRIES, CallbackStorage, CreateResult
 from callback.storage.client import (
     CONDITION_FAILED,
@@ -65,7 +65,7 @@ class Storage(IvrStorage, AgentStorage, LineStorage, CallbackStorage, LegStorage
             models.Recording)
         self.ApiTokenRec = build_token_model(config)
         self.Work = build_work_model(config)
-        self.Audit = models.Audit
+        self.Audit = build_audit_model(config)
         self.UserRec = user_model(config)
 
     @property

@@ -12,11 +12,39 @@ import json
 import logging
 from datetime import timedelta, timezone
 
+from pynamodb.attributes import TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
+
 from callback.domain.audit import AuditEntry, dumps
 from callback.storage.client import Conflict, StorageBase, StorageError, _dynamodb, _outcome_unknown
+from callback.storage.tables import _meta, _Record, _time_ordered_index
 
 log = logging.getLogger(__name__)
 PARTITION = "AUDIT"
+
+
+def build_audit_model(config):
+    """The audit table's model, bound to this configuration (beside the code that writes it)."""
+
+    class AuditRecord(_Record):
+        """An audit entry (callback.domain.audit), put once and never changed (the role grants
+        no update or delete here): newest first in one partition, and by kind of target and by
+        who through two indexes in the same order; TTL removes it after the audit retention."""
+        Meta = _meta(config.CALLBACK_TABLE_PREFIX + "audit", config)
+        pk = UnicodeAttribute(hash_key=True, default="AUDIT")
+        sk = UnicodeAttribute(range_key=True)  # "<UTC time>#<entry id>": sorts by time
+        at = UTCDateTimeAttribute()
+        kind = UnicodeAttribute()
+        actor = UnicodeAttribute()
+        via = UnicodeAttribute()
+        action = UnicodeAttribute()
+        target = UnicodeAttribute(null=True)
+        changes = UnicodeAttribute()  # JSON texts
+        detail = UnicodeAttribute()
+        expires_ttl = TTLAttribute()
+        by_kind = _time_ordered_index("audit-by-kind", "kind", "sk", UnicodeAttribute)
+        by_actor = _time_ordered_index("audit-by-actor", "actor", "sk", UnicodeAttribute)
+
+    return AuditRecord
 
 
 def time_key(moment):

@@ -13,7 +13,7 @@ Tables (each name prefixed by CALLBACK_TABLE_PREFIX):
   worklog.py). Short-lived kinds expire by TTL; texts and opt-outs within the retention period.
 - `waiting-calls`: callers holding, by CallSid; sparse index of who waits in each queue.
 - `callbacks`: callbacks, by id; sparse indexes of pending work per queue and of what the
-  sweep must look at, by status and time; listing indexes. `audit`: the trail (audit.py).
+  sweep must look at, by status and time; listing indexes. `audit`: the trail (model in audit.py).
 
 Every model talks to DynamoDB through the process's one client (client.SharedConnection).
 """
@@ -367,25 +367,6 @@ def build_models(config):
         departures = NumberAttribute(default=0)
         expires_ttl = TTLAttribute()
 
-    class AuditRecord(_Record):
-        """An audit entry (callback.domain.audit), put once and never changed (the role grants
-        no update or delete here): newest first in one partition, and by kind of target and by
-        who through two indexes in the same order; TTL removes it after the audit retention."""
-        Meta = _meta(prefix + "audit", config)
-        pk = UnicodeAttribute(hash_key=True, default="AUDIT")
-        sk = UnicodeAttribute(range_key=True)  # "<UTC time>#<entry id>": sorts by time
-        at = UTCDateTimeAttribute()
-        kind = UnicodeAttribute()
-        actor = UnicodeAttribute()
-        via = UnicodeAttribute()
-        action = UnicodeAttribute()
-        target = UnicodeAttribute(null=True)
-        changes = UnicodeAttribute()  # JSON texts
-        detail = UnicodeAttribute()
-        expires_ttl = TTLAttribute()
-        by_kind = _time_ordered_index("audit-by-kind", "kind", "sk", UnicodeAttribute)
-        by_actor = _time_ordered_index("audit-by-actor", "actor", "sk", UnicodeAttribute)
-
     # One queue's counters for one UTC hour: a number attribute per counted transition and
     # per time-to-connected histogram bucket, each changed only by ADD.
     StatsRecord = type("StatsRecord", (_Record,), {
@@ -400,5 +381,4 @@ def build_models(config):
     return SimpleNamespace(Ivr=IvrRecord, AgentRec=AgentRecord, Guard=GuardRecord, Leg=LegRecord,
                            Text=TextRecord, Recording=RecordingRecord, Waiting=WaitingCallRecord,
                            CallbackRec=CallbackRecord, Entry=EntryRecord, Session=SessionRecord,
-                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord,
-                           Audit=AuditRecord)
+                           DeparturesRec=DeparturesRecord, Stats=StatsRecord, Idem=IdempotencyRecord)
