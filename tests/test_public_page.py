@@ -133,6 +133,7 @@ def test_a_proven_number_is_stored_as_the_api_stores_it(client, svc, clock, publ
     [cb] = svc.storage.callbacks_of_number(NUMBER)
     assert (cb.queue_name, cb.number, cb.status) == ("Sales", NUMBER, "pending")
     assert cb.place_in_line == asked_at + timedelta(seconds=30)  # the time of the (proven) request
+    assert cb.from_api and cb.asked_through == "asked on the public page"
     # Proven again, the number is told it is in line, and nothing more is stored.
     again = ask_for_code(client, clock, address="198.51.100.9")
     already = confirm(client, again, twilio_standin.verify.last_code(NUMBER))

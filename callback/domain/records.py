@@ -26,6 +26,8 @@ AGENT_STATUSES = (OFFLINE, AVAILABLE, RESERVED, BUSY)
 
 # A callback asked for through the API has an id of its own, never a CallSid ("CA…").
 API_ID_PREFIX = "API"
+# The public callback page stores through the API's create path, under ids of its own.
+PUBLIC_PAGE_ID_PREFIX = API_ID_PREFIX + "WEB"
 
 # Waiting calls.
 WAITING = "waiting"
@@ -189,6 +191,13 @@ class Callback:
     def from_api(self):
         """True for a callback asked for through the API (a caller's id is their CallSid)."""
         return self.callback_id.startswith(API_ID_PREFIX)
+
+    @property
+    def asked_through(self):
+        """How the callback was asked for, as the portal says it."""
+        if self.callback_id.startswith(PUBLIC_PAGE_ID_PREFIX):
+            return "asked on the public page"
+        return "asked through the API" if self.from_api else "joined the queue"
 
     @property
     def conference_name(self):

@@ -262,7 +262,7 @@ def check_code(name):
 def _store(ivr, body, now):
     """Store the proven request through the API's own create path, and say what comes next."""
     try:
-        _status, payload = create_checked(body, m.API_ID_PREFIX + "WEB" + uuid.uuid4().hex, now, ivrs=[ivr])
+        _status, payload = create_checked(body, m.PUBLIC_PAGE_ID_PREFIX + uuid.uuid4().hex, now, ivrs=[ivr])
     except ApiError as exc:
         if "number" in exc.fields and exc.status == 409:
             return render_template("public_done.html", ivr=ivr, company=_company(ivr), already=True,

@@ -97,7 +97,7 @@ class Chooser(Effects):
         if cb.window_start is not None and now < cb.window_start:
             start = f"{cb.window_start.astimezone(ivr.settings.hours.tz):%H:%M}"
             if cb.from_api:
-                return f"window from {start} (asked through the API)"
+                return f"window from {start} ({cb.asked_through})"
             return f"slot at {start} (the caller's choice)"
         return waiting_reason(ivr.settings.customer_clock(cb.number), now)
 
