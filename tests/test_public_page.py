@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from conftest import IVR_NUMBER, csrf_of, twiml
+from conftest import IVR_NUMBER, csrf_of, log_in, twiml
 
 from callback.domain import public_page as pp
 from callback.domain.public_limits import Limit, retry_after, window_of
@@ -338,3 +338,17 @@ def test_the_page_in_a_browser_from_form_to_callback(page, svc, clock, public_li
     # The script answered the challenge (the plain fallback would have needed 15 s on the clock).
     [sent] = [r for r in twilio_standin.requests if r["path"].endswith("/Verifications")]
     assert sent["params"]["Channel"] == ["sms"]
+
+
+def test_the_ivrs_page_links_to_a_public_page_only_when_it_is_on(client, svc, clock, main_line):
+    from werkzeug.security import generate_password_hash
+
+    from callback.domain import users
+    password = "a long enough password"
+    svc.storage.create_user(users.User("ada", "Ada", users.ADMIN, generate_password_hash(password)), clock.now())
+    assert log_in(client, password=password, username="ada").status_code == 302
+    link = 'aria-label="Public callback page of Main Line"'
+    assert link not in client.get("/admin/ivrs").get_data(as_text=True)
+    svc.storage.save_ivr(main_line.evolve(settings=replace(main_line.settings, public_page_enabled=True)))
+    html = client.get("/admin/ivrs").get_data(as_text=True)
+    assert f'href="/public/Main%20Line" {link}' in html
