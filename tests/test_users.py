@@ -320,3 +320,42 @@ def test_the_role_hierarchy(role, minimum, allowed):
 ])
 def test_profiles(raw, errors):
     assert set(u.check_profile(raw, known_agents={"alice"})[1]) == errors
+
+
+# -- a user's own password --------------------------------------------------------------------
+
+def test_a_user_changes_their_own_password_and_every_session_of_theirs_ends(app, svc, clock):
+    add_user(svc, clock, "sue", u.SUPERVISOR)
+    here, elsewhere = signed_in(app, "sue"), signed_in(app, "sue")
+    new = "a brand new long password"
+    assert "Current password" in here.get("/me/password").get_data(as_text=True)
+    wrong = post(here, "/me/password", {"current": "not it", "new": new, "again": new})
+    assert wrong.status_code == 400 and "not your current password" in wrong.get_data(as_text=True)
+    differ = post(here, "/me/password", {"current": PASSWORD, "new": new, "again": new + "!"})
+    assert differ.status_code == 400 and "differ" in differ.get_data(as_text=True)
+    short = post(here, "/me/password", {"current": PASSWORD, "new": "short", "again": "short"})
+    assert short.status_code == 400
+    assert check_password_hash(svc.storage.get_user("sue").password_hash, PASSWORD)
+    done = post(here, "/me/password", {"current": PASSWORD, "new": new, "again": new})
+    assert done.status_code == 302 and done.location == "/login"
+    assert check_password_hash(svc.storage.get_user("sue").password_hash, new)
+    for client in (here, elsewhere):
+        assert client.get("/admin/dashboard").location.startswith("/login")
+    assert log_in(app.test_client(), password=PASSWORD, username="sue").status_code == 401
+    signed_in(app, "sue", new)
+
+
+def test_guessing_the_current_password_is_throttled_as_a_login_is(app, svc, clock):
+    add_user(svc, clock, "sue", u.SUPERVISOR)
+    sue = signed_in(app, "sue")
+    guess = {"current": "guess", "new": "x" * 12, "again": "x" * 12}
+    statuses = [post(sue, "/me/password", guess).status_code for _ in range(6)]
+    assert statuses[-1] == 429 and statuses[:5].count(400) >= 4
+
+
+def test_the_environment_account_is_told_where_its_password_lives(app):
+    admin = signed_in(app, "admin", ADMIN_PASSWORD)
+    page = admin.get("/me/password")
+    assert page.status_code == 200 and "ADMIN_PASSWORD_HASH" in page.get_data(as_text=True)
+    tried = {"current": ADMIN_PASSWORD, "new": "y" * 12, "again": "y" * 12}
+    assert post(admin, "/me/password", tried).status_code == 200

@@ -17,6 +17,7 @@ PORTAL = {
     # Every signed-in user: their own page, and the portal's front door (it sends each
     # role to its own first page).
     "me.page": AGENT,
+    "me.password": AGENT,
     # An agent's own page (agent_page.whose_page refuses an agent any other agent's);
     # supervisors and admins may open every agent's.
     "agent_page.today": AGENT,
