@@ -245,8 +245,10 @@ class Usage:
         for what, total in self.rows():
             lines.append(f"| {what} | {total} | {cell(self.per(total, self.completed))} | "
                          f"{cell(self.per(total, self.holding_minutes))} |")
+        by_source = {source: sum(ops.values()) for source, ops in self.dynamodb.items()}
         lines += ["",
-                  f"DynamoDB by operation: {listed(self.operations)}; the sweep's per run: "
+                  f"DynamoDB by operation: {listed(self.operations)}; by what made them: "
+                  f"{listed(by_source)}; the sweep's per run: "
                   f"{cell(self.per(self.dynamodb_of(sweep=True), self.sweeps))} "
                   f"({self.sweeps} runs: every app process sweeps each minute).",
                   f"Webhooks by family: {listed(self.served)}; the hold loop's per holding caller-minute: "
