@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import botocore.session
 import pytest
-from botocore.stub import Stubber
+from botocore.awsrequest import AWSResponse
 
 from bench.meter import HANDOFF, SWEEP, Meter, rest_kind, route_family, run_usage
 
@@ -52,25 +52,33 @@ def test_each_twilio_rest_request_is_named_for_what_it_did(method, path, params,
     assert rest_kind(method, path, params) == kind
 
 
+class _Answer:
+    """An HTTP body botocore reads (`stream()`), for a fake DynamoDB answer."""
+
+    def stream(self, **_):
+        yield b"{}"
+
+
 def test_dynamodb_requests_are_counted_on_the_session_and_put_down_to_what_the_thread_did():
     meter = Meter()
     session = botocore.session.get_session()
     meter.watch_dynamodb(session)  # before the client, as the soak's app processes do
     client = session.create_client("dynamodb", "us-east-1", aws_access_key_id="x",
                                    aws_secret_access_key="y")
-    with Stubber(client) as stub:
-        stub.add_response("get_item", {})
-        stub.add_response("query", {"Items": [], "Count": 0, "ScannedCount": 0})
-        stub.add_response("query", {"Items": [], "Count": 0, "ScannedCount": 0})
-        client.get_item(TableName="t", Key={"pk": {"S": "1"}})
-        with meter.source(SWEEP):
-            client.query(TableName="t", KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": "1"}})
-        with meter.source(HANDOFF):
-            client.query(TableName="t", KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": "1"}})
+    # Every request answered "{}" where it would go on the wire: nothing leaves the process.
+    client.meta.events.register("before-send.dynamodb", lambda request, **_: AWSResponse(
+        request.url, 200, {}, _Answer()))
+    key = {"pk": {"S": "1"}}
+    query = {"TableName": "t", "KeyConditionExpression": "pk = :p",
+             "ExpressionAttributeValues": {":p": key["pk"]}}
+    client.get_item(TableName="t", Key=key)
+    with meter.source(SWEEP):
+        client.query(**query)
+    with meter.source(HANDOFF):
+        client.query(**query)
+        client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": key}}])
     assert meter.snapshot()["dynamodb"] == {"other": {"GetItem": 1}, SWEEP: {"Query": 1},
-                                            HANDOFF: {"Query": 1}}
+                                            HANDOFF: {"Query": 1, "TransactWriteItems": 1}}
 
 
 def test_requests_served_are_counted_by_family_and_their_dynamodb_requests_put_down_to_it():
