@@ -25,7 +25,9 @@ agent the app calls available while on a call (sampled as the run goes); attempt
 Max Retries or different from the counted history, callbacks neither finished nor pending
 with a closed history, agents left busy or reserved, callbacks lost. Randomness is seeded
 and the seed printed, so a run can be replayed (thread timing still varies). It ends by
-itself: every loop is bounded in simulated and real time.
+itself: every loop is bounded in simulated and real time. Beside the counts it reports what
+the run cost: Twilio's dollars (bench/cost.py) and the requests made of DynamoDB, Lambda
+and Twilio per completed callback and per holding caller-minute (bench/meter.py).
 """
 import argparse
 import json
@@ -48,6 +50,7 @@ for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from bench.cost import run_cost  # noqa: E402
+from bench.meter import HANDOFF, SWEEP, Meter, run_usage  # noqa: E402
 from bench.soak_checks import (  # noqa: E402
     OPEN,
     Finding,
@@ -185,11 +188,12 @@ class StormyHandoff:
     each request runs late (up to `late` simulated seconds), some twice, a few never, several
     at once. The app takes it through configuration (`dispatch_runner`), as any runner."""
 
-    def __init__(self, seed, index, speed, late, twice, lost):
+    def __init__(self, seed, index, speed, late, twice, lost, meter=None):
         from devtools.twilio_model import Scheduler
 
         self.seed, self.index, self.speed = seed, index, speed
         self.late, self.twice, self.lost = late, twice, lost
+        self.meter = meter or Meter()  # each run is a Lambda invocation, a repeat too
         self.svc = None  # the app's services, once built
         self.scheduler = Scheduler(workers=3)
         self.lock = threading.Lock()
@@ -200,6 +204,7 @@ class StormyHandoff:
         with self.lock:
             self.requests += 1
             rng = random.Random(f"{self.seed}|handoff|{self.index}|{self.requests}")
+        self.meter.handoff("dispatch requested")
         if rng.random() < self.lost:
             return
         for _ in range(2 if rng.random() < self.twice else 1):
@@ -211,6 +216,7 @@ class StormyHandoff:
         with self.lock:
             self.requests += 1
             rng = random.Random(f"{self.seed}|settle|{self.index}|{self.requests}")
+        self.meter.handoff("settle requested")
         if rng.random() < self.lost:
             return
         for _ in range(2 if rng.random() < self.twice else 1):
@@ -220,38 +226,57 @@ class StormyHandoff:
     def _settle(self, numbers):
         from callback.work.handoff import settle_now
 
-        settle_now(self.svc, numbers)
+        self.meter.handoff("settle run")
+        with self.meter.source(HANDOFF):
+            settle_now(self.svc, numbers)
 
     def _dispatch(self, queue_names):
         from callback.work.handoff import dispatch_now
 
-        dispatch_now(self.svc, queue_names)
+        self.meter.handoff("dispatch run")
+        with self.meter.source(HANDOFF):
+            dispatch_now(self.svc, queue_names)
 
 
 def run_worker(spec):
-    """Child process: the app's webhooks and API over HTTP, and the sweep every minute."""
+    """Child process: the app's webhooks and API over HTTP, and the sweep every minute; its
+    requests to DynamoDB, the ones it served and its hand-offs and sweeps are counted
+    (bench/meter.py) and written to `spec["meter"]` when it stops."""
     import logging
 
     from werkzeug.serving import make_server
 
     from callback import create_app
+    from callback.storage.client import botocore_session
     from callback.work.sweep import EVERY, sweep_forever
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    handoff = StormyHandoff(spec["seed"], spec["index"], spec["speed"], *spec["handoff"])
-    app = create_app({**app_config(spec), "dispatch_runner": handoff})
+    meter = Meter()
+    # Before the app makes its DynamoDB client: the session's handlers are copied into it.
+    meter.watch_dynamodb(botocore_session())
+    handoff = StormyHandoff(spec["seed"], spec["index"], spec["speed"], *spec["handoff"], meter=meter)
+    # The metric lines go to the meter, never to stdout (nobody reads this pipe after the port).
+    app = create_app({**app_config(spec), "dispatch_runner": handoff, "METRICS": "on",
+                      "metrics_sink": meter.metric_line})
     svc = handoff.svc = app.extensions["callback"]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, meter.wsgi(app), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stop = threading.Event()
     # Workers sweep out of step, as CloudWatch's Lambdas would, sometimes at once.
     first_after = EVERY * (1 + spec["index"] / max(spec["workers"], 1))
-    threading.Thread(target=sweep_forever, args=(svc, stop), kwargs={"first_after": first_after},
-                     daemon=True).start()
+
+    def sweep():
+        with meter.source(SWEEP):
+            sweep_forever(svc, stop, first_after=first_after)
+
+    threading.Thread(target=sweep, daemon=True).start()
     print(server.server_port, flush=True)
     sys.stdin.read()
     stop.set()
     server.shutdown()
+    if spec.get("meter"):
+        with open(spec["meter"], "w") as f:
+            json.dump(meter.snapshot(), f)
 
 
 def start_child(args, log_path):
@@ -391,6 +416,7 @@ class Run:
     agent_numbers: set = field(default_factory=set)
     eager_agents: dict = field(default_factory=dict)  # phone -> agent id: back at once after declining
     worker_logs: list = field(default_factory=list)
+    meter_paths: list = field(default_factory=list)  # each app process's counts (bench/meter.py)
     live_at_drain: dict = field(default_factory=dict)  # CallSid -> record, when the soak drained
     engine: str = ""
     callers: Counter = field(default_factory=Counter)
@@ -517,10 +543,13 @@ def main_run(plan, out=print):
         urls = []
         for index in range(plan.workers):
             log_path = os.path.join(workdir, f"app-{index}.log")
-            worker, port = start_child(["worker", json.dumps({**spec, "index": index})], log_path)
+            meter_path = os.path.join(workdir, f"meter-{index}.json")
+            worker, port = start_child(["worker", json.dumps({**spec, "index": index, "meter": meter_path})],
+                                       log_path)
             children.append(worker)
             urls.append(f"http://127.0.0.1:{port}")
             run.worker_logs.append(log_path)
+            run.meter_paths.append(meter_path)
 
         chaos = Chaos(duplicate=plan.duplicate, lose=plan.lose, max_delay=plan.max_delay)
         pacing = Pacing(plan.cps, plan.burst_every, plan.burst_size)
@@ -581,11 +610,10 @@ def main_run(plan, out=print):
         desk_thread.start()
         watch = run.watch = Watch(run)
         threading.Thread(target=watch.loop, daemon=True).start()
+        # Through the app's API, as the desk does: every request the app makes is then an
+        # app process's, where it is counted (a refusal: the desk tries on its next round).
         for agent in retrying(svc.storage.list_agents):
-            try:
-                svc.dispatcher.set_presence(agent.agent_id, m.AVAILABLE)
-            except Exception:  # the desk sets them available on its next round
-                pass
+            desk.set_status(agent.agent_id, m.AVAILABLE)
 
         deadline_sim = plan.minutes * 60
         deadline_real = started + plan.real_limit * 0.8
@@ -793,7 +821,22 @@ def check(run):
             "longest_queued": network.longest_queued, "samples": run.watch.samples if run.watch else 0,
             "waited_for_hours": len(waited), "waited_then_dialed": sum(1 for cb in waited if cb.history),
             "cost": run_cost(records, statuses.get("completed", 0),
-                             detection=getattr(run.plan, "detection", "async") != "off")}
+                             detection=getattr(run.plan, "detection", "async") != "off"),
+            "usage": run_usage(_meter_snapshots(getattr(run, "meter_paths", ())), list(run.standin.requests),
+                               records, statuses.get("completed", 0),
+                               expected=len(getattr(run, "meter_paths", ())))}
+
+
+def _meter_snapshots(paths):
+    """The counts each app process wrote when it stopped (a process killed wrote none)."""
+    snapshots = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                snapshots.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    return snapshots
 
 
 def report_lines(run, report):
@@ -845,7 +888,8 @@ def report_lines(run, report):
               f"customer's window waited for it, {report.get('waited_then_dialed', 0)} of them dialed "
               "once it opened.",
               report["cost"].line(),
-              detection_line(run.plan.detection, detection_figures(run.network))]
+              detection_line(run.plan.detection, detection_figures(run.network)),
+              *report["usage"].lines()]
     return lines
 
 
@@ -955,7 +999,10 @@ def main(argv=None):
             json.dump({"seed": plan.seed, "requested": report["requested"], "violations": total, "lines": lines,
                        "findings": {f.name: f.count for f in report["findings"]},
                        "statuses": dict(report["statuses"]),
-                       "detection": detection_figures(run.network)}, f, indent=2)
+                       "detection": detection_figures(run.network),
+                       "cost": {"dollars_per_completed_callback": report["cost"].per_completed,
+                                "dollars": round(report["cost"].total, 2), **report["usage"].figures()}},
+                      f, indent=2)
     return 1 if total else 0
 
 

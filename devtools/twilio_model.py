@@ -638,6 +638,7 @@ class CallRecord:
     url: str | None = None  # a placed call's Url and StatusCallback, as the app created it
     status_callback: str | None = None
     placed_at: datetime | None = None  # the simulated wall clock when Twilio took the call
+    held: float = 0.0  # simulated seconds an inbound call spent in queues (the soak's caller-minutes)
 
 
 class Room:
@@ -1330,6 +1331,7 @@ class CallRun:
         self.queue = None  # (name, waitUrl, action, joined at elapsed)
         self.queue_time = 0
         self.enqueued_at = None  # elapsed when the call last entered a queue
+        self.held_since = None  # the network's simulated time then, until the call leaves it
         self.heard = []  # (elapsed, what): every Say and Play this party heard, when it began
         self.documents = 0
         self.ending = None
@@ -1431,6 +1433,7 @@ class CallRun:
                 # Ended while queued without a webhook for it (a REST hang-up): out all the same.
                 self.network.backend.queue_left(self.queue[0], self.call.sid)
                 self.queue = None
+                self._held_until_now()
 
     def _redirected(self, url):
         self.network.out(self.who, "is moved by the app")
@@ -1450,9 +1453,16 @@ class CallRun:
             raise HungUp("caller")
         return doc
 
+    def _held_until_now(self):
+        """Add the time since the call entered its queue to its record's `held`."""
+        if self.held_since is not None:
+            self.call.record.held += max(self.network.sim_elapsed() - self.held_since, 0)
+            self.held_since = None
+
     def _leave_queue(self, result):
         name, _, action, _ = self.queue
         self.queue = None
+        self._held_until_now()
         self.network.backend.queue_left(name, self.call.sid)
         if action:
             answer = self.network.webhooks.post(action, {**self.call.params, "CallStatus": "in-progress",
@@ -1481,6 +1491,7 @@ class CallRun:
         self.queue = (name, verb.get("waitUrl"), verb.get("action"), self.elapsed)
         self.queue_time = 0
         self.enqueued_at = self.elapsed
+        self.held_since = self.network.sim_elapsed()
         self.network.out(self.who, f"waits in queue {name}")
         return None
 

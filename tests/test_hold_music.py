@@ -135,3 +135,12 @@ def test_the_app_serves_its_clip_at_the_length_the_timetable_counts(client):
     with wave.open(io.BytesIO(answer.data)) as clip:
         assert clip.getnframes() / clip.getframerate() == FILLER_SECONDS
     assert "public" in answer.headers["Cache-Control"]
+
+
+def test_the_model_counts_the_time_a_caller_held_in_the_queue(model, hold_app):  # noqa: F811
+    """The soak's holding caller-minutes come from each caller's record (`held`)."""
+    app = hold_app(HOLD_MUSIC_URL="")
+    network = model(app, clock=app.extensions["callback"].clock, stepped=True, tracks={})
+    run = network.dial_in("+12125550161", IVR_NUMBER, Keys(responder=lambda prompt: ""), patience=200)
+    assert run.ending == "hung-up-by-caller"
+    assert run.call.record.held == pytest.approx(200 - run.enqueued_at, abs=2)
